@@ -1,0 +1,51 @@
+//! Command-line interface: one module per command.
+
+mod bench;
+mod demo;
+mod eval;
+mod params;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+/// mentor: training strategies that reuse what a network already knows.
+#[derive(Debug, Parser)]
+#[command(name = "mentor", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a network (supervised) and write a run directory.
+    #[command(after_help = "Examples:\n  \
+        mentor train --dataset digits --model mlp --epochs 20 --out runs/mlp\n  \
+        mentor train --dataset mnist --data-dir ../shared/datasets --model cnn --epochs 1 --set optim.type=sgd --set lr=0.05 --out runs/cnn\n  \
+        mentor train --config examples/digits-mlp.toml --out runs/a\n  \
+        mentor train --config examples/digits-mlp.toml --out runs/a --resume")]
+    Train(train::TrainArgs),
+    /// Evaluate a checkpoint on its run's test (and validation) data.
+    #[command(after_help = "Example:\n  mentor eval --checkpoint runs/mlp/checkpoints/best.ckpt")]
+    Eval(eval::EvalArgs),
+    /// Train and evaluate each strategy on the embedded digits set; print a table.
+    #[command(after_help = "Example:\n  mentor demo")]
+    Demo(demo::DemoArgs),
+    /// Measure training throughput of standard workloads (median samples/s, peak memory).
+    #[command(after_help = "Examples:\n  mentor bench\n  mentor bench cnn-step --json")]
+    Bench(bench::BenchArgs),
+    /// List a network's parameters by name, for group patterns.
+    #[command(after_help = "Example:\n  mentor params --model cnn --dataset digits")]
+    Params(params::ParamsArgs),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Demo(a) => demo::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Params(a) => params::run(a),
+    }
+}

@@ -1,0 +1,126 @@
+//! `mentor train`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use mentor::config::RunConfig;
+use mentor::engine::{CrossEntropy, LogFormat, TrainOptions, prepare_data, train};
+
+/// The run-config flags shared by commands that build a run: a config file, common keys
+/// as flags, and `--set key=value` for any key (applied last, in order).
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// A TOML run config (see examples/); flags and --set override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Dataset: digits (embedded), mnist, fashion-mnist, cifar10, cifar100, image-folder.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Folder with the dataset files (default $MENTOR_DATA, else ./data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Network: mlp, cnn, resnet.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Base learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Batch size.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Set any config key, e.g. --set optim.type=sgd --set model.hidden=[512,512].
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+impl ConfigArgs {
+    /// The resolved, validated config.
+    pub fn resolve(&self) -> anyhow::Result<RunConfig> {
+        let base = match &self.config {
+            Some(path) => RunConfig::from_file(path)?,
+            None => RunConfig::default(),
+        };
+        let mut sets = Vec::new();
+        if let Some(d) = &self.dataset {
+            sets.push(format!("data.dataset={d:?}"));
+        }
+        if let Some(d) = &self.data_dir {
+            sets.push(format!("data.data_dir={:?}", d.display().to_string()));
+        }
+        if let Some(m) = &self.model {
+            sets.push(format!("model.type={m:?}"));
+        }
+        if let Some(e) = self.epochs {
+            sets.push(format!("epochs={e}"));
+        }
+        if let Some(lr) = self.lr {
+            sets.push(format!("lr={lr:e}"));
+        }
+        if let Some(b) = self.batch_size {
+            sets.push(format!("batch_size={b}"));
+        }
+        if let Some(s) = self.seed {
+            sets.push(format!("seed={s}"));
+        }
+        sets.extend(self.sets.iter().cloned());
+        let config = base.with_overrides(&sets)?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Arguments of `mentor train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The run directory (config.toml, metrics, checkpoints, summary.json, plots).
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Stop after this many epochs (resume later with --resume).
+    #[arg(long)]
+    stop_after: Option<usize>,
+    /// Progress format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+}
+
+/// Runs `mentor train`.
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let config = args.config.resolve()?;
+    let data = prepare_data(&config.data, config.seed).context("loading data")?;
+    let options = TrainOptions {
+        out: args.out.clone(),
+        resume: args.resume,
+        log: args.log_format,
+        stop_after: args.stop_after,
+        ..TrainOptions::new(&args.out)
+    };
+    let (summary, _) = train(&config, &data, &mut CrossEntropy, &options)?;
+    match args.log_format {
+        LogFormat::Jsonl => println!(
+            "{}",
+            serde_json::json!({"event": "summary", "summary": summary})
+        ),
+        LogFormat::Human => eprintln!(
+            "test accuracy {:.4} (best val {:.4} at epoch {}), {:.0} samples/s; run in {}",
+            summary.test_accuracy,
+            summary.best_val_accuracy,
+            summary.best_epoch,
+            summary.train_samples_per_second,
+            args.out.display()
+        ),
+        LogFormat::Quiet => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,390 @@
+//! The run config: one TOML file that reproduces a run. It is parsed and validated once,
+//! at this boundary, and the resolved version is written into the run directory before
+//! training starts. Every key can also be set on the command line as `--set key=value`
+//! (dotted keys for nested tables, e.g. `--set model.hidden=[512,512]`).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::DataSource;
+use crate::engine::optim::OptimizerConfig;
+use crate::engine::schedule::ScheduleConfig;
+use crate::models::ModelConfig;
+
+/// A config that could not be read or breaks a rule; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The TOML text is not valid TOML.
+    #[error("{origin}: {message}")]
+    Syntax {
+        /// File name or `--set`.
+        origin: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key is unknown or has a value of the wrong type.
+    #[error("config key `{key}`: {message}")]
+    Key {
+        /// Dotted path of the key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A `--set` argument is not of the form `key=value`.
+    #[error("--set {0:?}: expected key=value")]
+    SetSyntax(String),
+    /// A value breaks a rule (the rule is in the message).
+    #[error("config key `{key}`: {rule}")]
+    Invalid {
+        /// Dotted path of the key.
+        key: String,
+        /// The rule and the offending value.
+        rule: String,
+    },
+}
+
+fn invalid(key: &str, rule: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        rule: rule.into(),
+    }
+}
+
+/// Where the data comes from and how it is cut (`[data]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// Which dataset.
+    pub dataset: DataSource,
+    /// Folder holding the dataset files; `None` means `$MENTOR_DATA` or `./data`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Fraction of each training class held out for validation (0 for none).
+    pub val_fraction: f64,
+    /// Keep only these classes, relabelled `0..n` in this order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<usize>>,
+    /// Keep at most this many training examples per class (few-shot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_class: Option<usize>,
+    /// Permute every image's pixels with the fixed permutation of this seed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permutation_seed: Option<u64>,
+    /// Normalise each channel to zero mean, unit variance (statistics of the train split).
+    pub normalize: bool,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            dataset: DataSource::Digits,
+            data_dir: None,
+            val_fraction: 0.1,
+            classes: None,
+            per_class: None,
+            permutation_seed: None,
+            normalize: true,
+        }
+    }
+}
+
+impl DataConfig {
+    /// The data folder: the config's, else `$MENTOR_DATA`, else `./data`.
+    pub fn resolved_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .or_else(|| std::env::var_os("MENTOR_DATA").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("data"))
+    }
+}
+
+/// One parameter-group rule (`[[groups]]`): the parameters whose names match `pattern`
+/// are frozen, or trained at `lr_mult` times the base rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRule {
+    /// Glob over parameter names (`*` any run of characters, `?` one); a pattern also
+    /// matches everything below a module it names (`head` matches `head.weight`).
+    pub pattern: String,
+    /// Multiplier of the base learning rate.
+    #[serde(default = "one")]
+    pub lr_mult: f64,
+    /// Keep these parameters fixed.
+    #[serde(default)]
+    pub frozen: bool,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Everything that defines a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Seed of every random choice: initial weights, shuffles, dropout, splits.
+    pub seed: u64,
+    /// Number of passes over the training set.
+    pub epochs: usize,
+    /// Examples per training step.
+    pub batch_size: usize,
+    /// Base learning rate (groups multiply it).
+    pub lr: f64,
+    /// Data source and cuts.
+    pub data: DataConfig,
+    /// Network.
+    pub model: ModelConfig,
+    /// Optimiser.
+    pub optim: OptimizerConfig,
+    /// Learning-rate schedule.
+    pub schedule: ScheduleConfig,
+    /// Parameter groups, by name pattern.
+    pub groups: Vec<GroupRule>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            epochs: 10,
+            batch_size: 64,
+            lr: 1e-3,
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+            optim: OptimizerConfig::default(),
+            schedule: ScheduleConfig::default(),
+            groups: Vec::new(),
+        }
+    }
+}
+
+impl RunConfig {
+    /// Parses TOML text, naming the offending key on error.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            origin: origin.into(),
+            message: e.message().to_string(),
+        })?;
+        Self::from_value(value)
+    }
+
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.into(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    fn from_value(value: toml::Value) -> Result<Self, ConfigError> {
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let key = e.path().to_string();
+            let message = e.inner().message().trim().to_string();
+            ConfigError::Key {
+                key: if key == "." {
+                    "(top level)".into()
+                } else {
+                    key
+                },
+                message,
+            }
+        })
+    }
+
+    /// This config as a TOML table.
+    pub fn to_value(&self) -> toml::Value {
+        toml::Value::try_from(self).expect("a RunConfig always serialises to TOML")
+    }
+
+    /// This config as TOML text.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a RunConfig always serialises to TOML")
+    }
+
+    /// Applies `key=value` overrides in order; the value is parsed as TOML (a number,
+    /// boolean, array or quoted string), and as a bare string if that fails.
+    pub fn with_overrides(&self, sets: &[String]) -> Result<Self, ConfigError> {
+        let mut root = self.to_value();
+        for set in sets {
+            let (key, raw) = set
+                .split_once('=')
+                .ok_or_else(|| ConfigError::SetSyntax(set.clone()))?;
+            let key = key.trim();
+            if key.is_empty() {
+                return Err(ConfigError::SetSyntax(set.clone()));
+            }
+            let value = parse_value(raw.trim());
+            set_dotted(&mut root, key, value)?;
+        }
+        Self::from_value(root)
+    }
+
+    /// Checks every rule; the error names the first key that breaks one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.epochs == 0 {
+            return Err(invalid("epochs", "must be >= 1, got 0"));
+        }
+        if self.batch_size == 0 {
+            return Err(invalid("batch_size", "must be >= 1, got 0"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(invalid("lr", format!("must be > 0, got {}", self.lr)));
+        }
+        let d = &self.data;
+        if !(0.0..1.0).contains(&d.val_fraction) {
+            return Err(invalid(
+                "data.val_fraction",
+                format!("must be in [0, 1), got {}", d.val_fraction),
+            ));
+        }
+        if d.per_class == Some(0) {
+            return Err(invalid("data.per_class", "must be >= 1, got 0"));
+        }
+        if d.classes.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err(invalid("data.classes", "must not be empty"));
+        }
+        self.model.validate().map_err(|(k, r)| invalid(&k, r))?;
+        self.optim.validate().map_err(|(k, r)| invalid(&k, r))?;
+        self.schedule
+            .validate(self.epochs)
+            .map_err(|(k, r)| invalid(&k, r))?;
+        for (i, g) in self.groups.iter().enumerate() {
+            if g.pattern.is_empty() {
+                return Err(invalid(
+                    &format!("groups[{i}].pattern"),
+                    "must not be empty",
+                ));
+            }
+            if !(g.lr_mult.is_finite() && g.lr_mult >= 0.0) {
+                return Err(invalid(
+                    &format!("groups[{i}].lr_mult"),
+                    format!("must be >= 0, got {}", g.lr_mult),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_value(raw: &str) -> toml::Value {
+    // Parse `v = <raw>` so that any TOML value (including arrays and inline tables) works.
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+fn set_dotted(root: &mut toml::Value, key: &str, value: toml::Value) -> Result<(), ConfigError> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut node = root;
+    for (i, part) in parts.iter().enumerate() {
+        let table = node.as_table_mut().ok_or_else(|| ConfigError::Key {
+            key: parts[..i].join("."),
+            message: "is not a table, so it has no sub-keys".into(),
+        })?;
+        if i + 1 == parts.len() {
+            // Changing a tagged enum's `type` resets its other fields to that type's
+            // defaults, since they may not exist in the new type.
+            if *part == "type" {
+                table.retain(|k, _| k == "type");
+            }
+            table.insert((*part).to_string(), value);
+            return Ok(());
+        }
+        node = table
+            .entry((*part).to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_through_toml() {
+        let c = RunConfig::default();
+        let back = RunConfig::from_toml(&c.to_toml(), "t").unwrap();
+        assert_eq!(c, back);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = RunConfig::from_toml("epochz = 3", "run.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("epochz"), "{e}");
+        let e = RunConfig::from_toml("[model]\ntype = \"mlp\"\nwidth = 3", "run.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("width"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let e = RunConfig::default()
+            .with_overrides(&["epochs=\"many\"".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("epochs"), "{e}");
+    }
+
+    #[test]
+    fn overrides_set_nested_keys_and_switch_types() {
+        let c = RunConfig::default()
+            .with_overrides(&[
+                "lr=0.5".into(),
+                "model.type=cnn".into(),
+                "model.hidden=64".into(),
+                "data.dataset=mnist".into(),
+                "optim.type=sgd".into(),
+                "optim.momentum=0.8".into(),
+            ])
+            .unwrap();
+        assert_eq!(c.lr, 0.5);
+        assert_eq!(c.data.dataset, DataSource::Mnist);
+        match c.model {
+            ModelConfig::Cnn(m) => assert_eq!(m.hidden, 64),
+            other => panic!("{other:?}"),
+        }
+        match c.optim {
+            OptimizerConfig::Sgd(s) => assert_eq!(s.momentum, 0.8),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rules_name_key_and_value() {
+        let c = RunConfig::default()
+            .with_overrides(&["lr=-1".into()])
+            .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert_eq!(e, "config key `lr`: must be > 0, got -1");
+        let c = RunConfig::default()
+            .with_overrides(&["data.val_fraction=1.5".into()])
+            .unwrap();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("data.val_fraction")
+        );
+        assert!(
+            RunConfig::default()
+                .with_overrides(&["novalue".into()])
+                .is_err()
+        );
+    }
+}

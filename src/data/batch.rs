@@ -1,0 +1,115 @@
+//! Seeded shuffling and batching of an in-memory [`Dataset`] into Burn tensors.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::seq::SliceRandom;
+
+use super::{Dataset, split::rng};
+
+/// A batch on a device: images `[B, C, H, W]` and class indices `[B]`.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Images, NCHW.
+    pub images: Tensor<4>,
+    /// Class index of each image.
+    pub labels: Tensor<1, Int>,
+}
+
+impl Batch {
+    /// Gathers the images at `indices` into a batch on `device`.
+    pub fn gather(data: &Dataset, indices: &[usize], device: &Device) -> Self {
+        let n = data.image_len();
+        let mut pixels = Vec::with_capacity(indices.len() * n);
+        let mut labels = Vec::with_capacity(indices.len());
+        for &i in indices {
+            pixels.extend_from_slice(data.image(i));
+            labels.push(data.labels[i] as i64);
+        }
+        let [c, h, w] = data.shape;
+        let images = Tensor::from_data(TensorData::new(pixels, [indices.len(), c, h, w]), device);
+        let labels = Tensor::from_data(TensorData::new(labels, [indices.len()]), device);
+        Self { images, labels }
+    }
+
+    /// Number of examples in the batch.
+    pub fn len(&self) -> usize {
+        self.labels.dims()[0]
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The order in which one epoch visits a dataset: a permutation drawn from ChaCha8 seeded
+/// by `(seed, epoch)` alone, so epoch `k` has the same batches whether or not the run was
+/// interrupted and resumed before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOrder {
+    indices: Vec<usize>,
+    batch_size: usize,
+}
+
+impl BatchOrder {
+    /// A shuffled order for `epoch` of a run with `seed`.
+    pub fn shuffled(len: usize, batch_size: usize, seed: u64, epoch: usize) -> Self {
+        let mut indices: Vec<usize> = (0..len).collect();
+        let stream = seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        indices.shuffle(&mut rng(stream));
+        Self {
+            indices,
+            batch_size: batch_size.max(1),
+        }
+    }
+
+    /// The dataset in its stored order (for evaluation).
+    pub fn sequential(len: usize, batch_size: usize) -> Self {
+        Self {
+            indices: (0..len).collect(),
+            batch_size: batch_size.max(1),
+        }
+    }
+
+    /// The index slices of consecutive batches; the last one may be smaller.
+    pub fn batches(&self) -> impl Iterator<Item = &[usize]> {
+        self.indices.chunks(self.batch_size)
+    }
+
+    /// Number of batches.
+    pub fn num_batches(&self) -> usize {
+        self.indices.len().div_ceil(self.batch_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_depends_on_seed_and_epoch_only() {
+        let a = BatchOrder::shuffled(100, 32, 5, 3);
+        assert_eq!(a, BatchOrder::shuffled(100, 32, 5, 3));
+        assert_ne!(a, BatchOrder::shuffled(100, 32, 5, 4));
+        assert_ne!(a, BatchOrder::shuffled(100, 32, 6, 3));
+        assert_eq!(a.num_batches(), 4);
+        let mut all: Vec<usize> = a.batches().flatten().copied().collect();
+        all.sort();
+        assert_eq!(all, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn gather_builds_tensors_of_the_right_shape() {
+        let d = Dataset::new((0..8).map(|v| v as f32).collect(), vec![0, 1], [1, 2, 2], 2).unwrap();
+        let b = Batch::gather(&d, &[1, 0], &Device::flex());
+        assert_eq!(b.images.dims(), [2, 1, 2, 2]);
+        let px: Vec<f32> = b.images.into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(px[0], 4.0);
+        let lb: Vec<i64> = b
+            .labels
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .unwrap();
+        assert_eq!(lb, vec![1, 0]);
+    }
+}

@@ -1,0 +1,184 @@
+//! Checkpoints: the network's weights (a Burn `.bpk` record, parameter ids included so
+//! the optimiser state maps back onto them), the optimiser state (another `.bpk` record)
+//! and the run's progress (JSON), in one file written atomically: a temporary file in the
+//! same folder, flushed and synced, then renamed over the old one. A crash at any moment
+//! leaves either the old checkpoint or the new one, never a torn file.
+//!
+//! Layout: `MENTORCK` magic, a `u32` format version, then three length-prefixed (`u64`,
+//! little-endian) sections: state JSON, model record, optimiser record.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::metrics::MetricRow;
+use crate::models::Network;
+
+const MAGIC: &[u8; 8] = b"MENTORCK";
+const VERSION: u32 = 1;
+
+/// A checkpoint that could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// File system error.
+    #[error("checkpoint {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not a mentor checkpoint or is damaged.
+    #[error("checkpoint {path}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Where a run stands: everything besides weights and optimiser state that resuming needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingState {
+    /// Epochs completed.
+    pub epochs_done: usize,
+    /// Optimiser steps taken.
+    pub steps_done: u64,
+    /// Best validation accuracy so far (test accuracy when there is no validation split).
+    pub best_val_accuracy: f64,
+    /// The epoch (1-based) that reached it.
+    pub best_epoch: usize,
+    /// Seconds spent in training steps so far.
+    pub train_seconds: f64,
+    /// Training examples processed so far.
+    pub train_samples: u64,
+    /// Every metric row written so far.
+    pub history: Vec<MetricRow>,
+    /// The resolved run config, as TOML.
+    pub config_toml: String,
+    /// mentor's version that wrote it.
+    pub mentor_version: String,
+}
+
+/// A checkpoint read back from disk.
+pub struct Checkpoint {
+    /// Progress and config.
+    pub state: TrainingState,
+    /// Weights.
+    pub model: ModuleRecord,
+    /// Optimiser state.
+    pub optimizer: Bytes,
+}
+
+impl Checkpoint {
+    /// Applies the weights to a freshly built network of the same architecture.
+    pub fn load_into(&self, network: Network, path: &Path) -> Result<Network, CheckpointError> {
+        network
+            .try_load_record(self.model.clone())
+            .map_err(|e| CheckpointError::Corrupt {
+                path: path.into(),
+                reason: format!("weights do not fit the network: {e}"),
+            })
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io {
+        path: path.into(),
+        source,
+    }
+}
+
+/// Writes a checkpoint atomically to `path`.
+pub fn save(
+    path: &Path,
+    network: &Network,
+    optimizer: &ModuleOptimizer,
+    state: &TrainingState,
+) -> Result<(), CheckpointError> {
+    let corrupt = |reason: String| CheckpointError::Corrupt {
+        path: path.into(),
+        reason,
+    };
+    let state_json = serde_json::to_vec(state).map_err(|e| corrupt(e.to_string()))?;
+    let model = network
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| corrupt(format!("cannot encode weights: {e}")))?;
+    let optim = optimizer
+        .into_bytes()
+        .map_err(|e| corrupt(format!("cannot encode optimiser state: {e}")))?;
+    let mut buf = Vec::with_capacity(32 + state_json.len() + model.len() + optim.len());
+    buf.extend_from_slice(MAGIC);
+    buf.extend_from_slice(&VERSION.to_le_bytes());
+    for section in [&state_json[..], &model[..], &optim[..]] {
+        buf.extend_from_slice(&(section.len() as u64).to_le_bytes());
+        buf.extend_from_slice(section);
+    }
+    write_atomic(path, &buf)
+}
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let name = path
+        .file_name()
+        .map_or("file".into(), |n| n.to_string_lossy());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    Ok(())
+}
+
+/// Reads a checkpoint, checking its magic, version and section lengths.
+pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    let corrupt = |reason: &str| CheckpointError::Corrupt {
+        path: path.into(),
+        reason: reason.into(),
+    };
+    if bytes.len() < 12 || &bytes[..8] != MAGIC {
+        return Err(corrupt("not a mentor checkpoint (bad magic)"));
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
+    if version != VERSION {
+        return Err(corrupt(&format!(
+            "format version {version}, this mentor reads {VERSION}"
+        )));
+    }
+    let mut at = 12;
+    let mut sections = Vec::new();
+    for _ in 0..3 {
+        let len_bytes: [u8; 8] = bytes
+            .get(at..at + 8)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| corrupt("truncated"))?;
+        let len = u64::from_le_bytes(len_bytes) as usize;
+        at += 8;
+        let section = bytes
+            .get(at..at.saturating_add(len))
+            .ok_or_else(|| corrupt("truncated"))?;
+        sections.push(section);
+        at += len;
+    }
+    let state: TrainingState = serde_json::from_slice(sections[0])
+        .map_err(|e| corrupt(&format!("bad state section: {e}")))?;
+    let model = ModuleRecord::from_bytes(Bytes::from_bytes_vec(sections[1].to_vec()))
+        .map_err(|e| corrupt(&format!("bad weights section: {e}")))?;
+    Ok(Checkpoint {
+        state,
+        model,
+        optimizer: Bytes::from_bytes_vec(sections[2].to_vec()),
+    })
+}

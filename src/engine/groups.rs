@@ -1,0 +1,207 @@
+//! Parameter groups by name pattern: which parameters are frozen and which learning-rate
+//! multiplier each trainable one gets. Every trainable parameter lands in exactly one
+//! group: the one rule that matches it, or the default group (multiplier 1) when none
+//! does. A parameter matched by two rules, or a rule that matches nothing, is an error.
+
+use burn::module::ParamId;
+
+use crate::config::GroupRule;
+use crate::models::ParamInfo;
+
+/// A rule that cannot be applied to the network.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum GroupError {
+    /// A rule matches no parameter.
+    #[error("group pattern `{pattern}` matches no parameter (names look like `{example}`)")]
+    NoMatch {
+        /// The pattern.
+        pattern: String,
+        /// One real parameter name, as a hint.
+        example: String,
+    },
+    /// Two rules claim the same parameter.
+    #[error("parameter `{param}` is matched by two group patterns, `{first}` and `{second}`")]
+    Overlap {
+        /// The parameter.
+        param: String,
+        /// The first rule's pattern.
+        first: String,
+        /// The second rule's pattern.
+        second: String,
+    },
+}
+
+/// Glob match with `*` (any run, possibly empty) and `?` (one character).
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Whether a rule's pattern selects a parameter: the glob matches its full name, or a
+/// module above it (`backbone.conv1` selects `backbone.conv1.weight`).
+pub fn pattern_selects(pattern: &str, name: &str) -> bool {
+    glob_match(pattern, name) || glob_match(&format!("{pattern}.*"), name)
+}
+
+/// One resolved group.
+#[derive(Debug, Clone)]
+pub struct ParamGroupSpec {
+    /// The rule's pattern, or `(default)`.
+    pub label: String,
+    /// Multiplier of the scheduled learning rate.
+    pub lr_mult: f64,
+    /// Whether the group is held fixed.
+    pub frozen: bool,
+    /// Names of its parameters.
+    pub names: Vec<String>,
+    /// Ids of its parameters.
+    pub ids: Vec<ParamId>,
+}
+
+/// All groups of a network; the default group comes last.
+#[derive(Debug, Clone)]
+pub struct ParamGroups {
+    /// The groups, rule order, then the default group if it has members.
+    pub groups: Vec<ParamGroupSpec>,
+}
+
+impl ParamGroups {
+    /// Assigns each trainable parameter of `params` to a group.
+    pub fn resolve(rules: &[GroupRule], params: &[ParamInfo]) -> Result<Self, GroupError> {
+        let trainable: Vec<&ParamInfo> = params.iter().filter(|p| p.trainable).collect();
+        let mut owner: Vec<Option<usize>> = vec![None; trainable.len()];
+        let mut groups = Vec::new();
+        for (r, rule) in rules.iter().enumerate() {
+            let mut spec = ParamGroupSpec {
+                label: rule.pattern.clone(),
+                lr_mult: rule.lr_mult,
+                frozen: rule.frozen,
+                names: Vec::new(),
+                ids: Vec::new(),
+            };
+            for (i, p) in trainable.iter().enumerate() {
+                if pattern_selects(&rule.pattern, &p.name) {
+                    if let Some(prev) = owner[i] {
+                        return Err(GroupError::Overlap {
+                            param: p.name.clone(),
+                            first: rules[prev].pattern.clone(),
+                            second: rule.pattern.clone(),
+                        });
+                    }
+                    owner[i] = Some(r);
+                    spec.names.push(p.name.clone());
+                    spec.ids.push(p.id);
+                }
+            }
+            if spec.ids.is_empty() {
+                return Err(GroupError::NoMatch {
+                    pattern: rule.pattern.clone(),
+                    example: trainable
+                        .first()
+                        .map(|p| p.name.clone())
+                        .unwrap_or_default(),
+                });
+            }
+            groups.push(spec);
+        }
+        let rest: Vec<&&ParamInfo> = trainable
+            .iter()
+            .zip(&owner)
+            .filter(|(_, o)| o.is_none())
+            .map(|(p, _)| p)
+            .collect();
+        if !rest.is_empty() {
+            groups.push(ParamGroupSpec {
+                label: "(default)".into(),
+                lr_mult: 1.0,
+                frozen: false,
+                names: rest.iter().map(|p| p.name.clone()).collect(),
+                ids: rest.iter().map(|p| p.id).collect(),
+            });
+        }
+        Ok(Self { groups })
+    }
+
+    /// The groups an optimiser steps (not frozen, multiplier above 0).
+    pub fn trained(&self) -> impl Iterator<Item = &ParamGroupSpec> {
+        self.groups.iter().filter(|g| !g.frozen && g.lr_mult > 0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(name: &str, trainable: bool) -> ParamInfo {
+        ParamInfo {
+            name: name.into(),
+            id: ParamId::new(),
+            shape: vec![1],
+            trainable,
+        }
+    }
+
+    #[test]
+    fn glob_semantics() {
+        assert!(glob_match("backbone.conv*", "backbone.conv1.weight"));
+        assert!(glob_match("*.bias", "head.bias"));
+        assert!(!glob_match("*.bias", "head.weight"));
+        assert!(glob_match("backbone.fc.?.weight", "backbone.fc.0.weight"));
+        assert!(pattern_selects("head", "head.weight"));
+        assert!(!pattern_selects("head", "header.weight"));
+    }
+
+    #[test]
+    fn every_trainable_param_lands_in_exactly_one_group() {
+        let params = vec![
+            info("backbone.conv1.weight", true),
+            info("backbone.conv1.bias", true),
+            info("backbone.bn.running_mean", false),
+            info("head.weight", true),
+        ];
+        let rules = vec![GroupRule {
+            pattern: "backbone.*".into(),
+            lr_mult: 0.1,
+            frozen: false,
+        }];
+        let g = ParamGroups::resolve(&rules, &params).unwrap();
+        assert_eq!(g.groups.len(), 2);
+        assert_eq!(g.groups[0].names.len(), 2);
+        assert_eq!(g.groups[1].names, vec!["head.weight"]);
+        let total: usize = g.groups.iter().map(|s| s.ids.len()).sum();
+        assert_eq!(total, 3);
+    }
+
+    #[test]
+    fn overlap_and_no_match_are_errors_naming_the_pattern() {
+        let params = vec![info("head.weight", true)];
+        let rule = |p: &str| GroupRule {
+            pattern: p.into(),
+            lr_mult: 1.0,
+            frozen: true,
+        };
+        let e = ParamGroups::resolve(&[rule("head"), rule("*.weight")], &params).unwrap_err();
+        assert!(e.to_string().contains("`head` and `*.weight`"), "{e}");
+        let e = ParamGroups::resolve(&[rule("tail")], &params).unwrap_err();
+        assert!(e.to_string().contains("`tail`"), "{e}");
+    }
+}

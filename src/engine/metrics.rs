@@ -1,0 +1,68 @@
+//! Per-epoch metrics: loss and top-1 accuracy per split, written as CSV and JSONL.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{CheckpointError, write_atomic};
+
+/// One epoch's numbers on one split (`train`, `val` or `test`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricRow {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// `train`, `val` or `test`.
+    pub split: String,
+    /// Mean cross-entropy (train: the running mean over the epoch's steps).
+    pub loss: f64,
+    /// Top-1 accuracy in `[0, 1]`.
+    pub accuracy: f64,
+    /// Learning rate at the epoch's last step (base group).
+    pub lr: f64,
+    /// Seconds since the run started (training time, excluding evaluation).
+    pub train_seconds: f64,
+}
+
+/// Rewrites `metrics.csv` and `metrics.jsonl` in `dir` from the whole history, so a
+/// resumed run's files equal an uninterrupted run's.
+pub fn write_history(dir: &Path, rows: &[MetricRow]) -> Result<(), CheckpointError> {
+    let mut csv = String::from("epoch,split,loss,accuracy,lr,train_seconds\n");
+    let mut jsonl = String::new();
+    for r in rows {
+        csv.push_str(&format!(
+            "{},{},{:.6},{:.6},{:.6e},{:.3}\n",
+            r.epoch, r.split, r.loss, r.accuracy, r.lr, r.train_seconds
+        ));
+        jsonl.push_str(&serde_json::to_string(r).unwrap_or_default());
+        jsonl.push('\n');
+    }
+    write_atomic(&dir.join("metrics.csv"), csv.as_bytes())?;
+    write_atomic(&dir.join("metrics.jsonl"), jsonl.as_bytes())
+}
+
+/// Top-1 accuracy and mean loss accumulated over batches.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Running {
+    loss_sum: f64,
+    correct: u64,
+    count: u64,
+}
+
+impl Running {
+    /// Adds a batch of `n` examples with mean loss `loss` and `correct` right answers.
+    pub fn add(&mut self, loss: f64, correct: u64, n: usize) {
+        self.loss_sum += loss * n as f64;
+        self.correct += correct;
+        self.count += n as u64;
+    }
+
+    /// Mean loss.
+    pub fn loss(&self) -> f64 {
+        self.loss_sum / self.count.max(1) as f64
+    }
+
+    /// Accuracy.
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.count.max(1) as f64
+    }
+}

@@ -1,0 +1,24 @@
+//! The one training engine that every strategy reuses: epochs over seeded batches, an
+//! [`Objective`] that says what each step minimises, parameter groups by name (frozen or
+//! with their own learning-rate multiplier), schedules, metrics per epoch and split,
+//! atomic checkpoints (last and best) and exact resume.
+//!
+//! mentor runs its own loop rather than Burn's `Learner`: exact resume needs the batch
+//! order and dropout stream to be functions of `(seed, epoch)`, per-group rates and
+//! freezing must be addressed by parameter name, and later strategies (continual
+//! learning's outer loop over tasks, cached teacher logits) need the step in their hands.
+
+pub mod checkpoint;
+pub mod groups;
+pub mod metrics;
+pub mod objective;
+pub mod optim;
+pub mod prepare;
+pub mod progress;
+pub mod schedule;
+pub mod trainer;
+
+pub use objective::{CrossEntropy, Objective, StepOutput};
+pub use prepare::{PreparedData, prepare_data};
+pub use progress::LogFormat;
+pub use trainer::{EngineError, RunSummary, TrainOptions, evaluate, train, train_step};

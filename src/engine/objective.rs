@@ -1,0 +1,38 @@
+//! What a training step minimises. Each strategy supplies its own [`Objective`]; the
+//! engine owns everything else (batching, groups, optimiser, metrics, checkpoints).
+
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::Tensor;
+
+use crate::data::Batch;
+use crate::models::Network;
+
+/// The result of one step's forward pass.
+pub struct StepOutput {
+    /// The scalar loss to minimise (`[1]`).
+    pub loss: Tensor<1>,
+    /// Class logits `[B, classes]`, for the training accuracy.
+    pub logits: Tensor<2>,
+}
+
+/// A training objective: the loss of `network` on `batch`. `indices` are the batch's
+/// positions in the training set, for objectives that look up per-example data (cached
+/// teacher logits, recorded old-head outputs).
+pub trait Objective {
+    /// Forward pass and loss.
+    fn step(&mut self, network: &Network, batch: &Batch, indices: &[usize]) -> StepOutput;
+}
+
+/// Plain supervised training: mean cross-entropy of the logits against the labels.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CrossEntropy;
+
+impl Objective for CrossEntropy {
+    fn step(&mut self, network: &Network, batch: &Batch, _indices: &[usize]) -> StepOutput {
+        let logits = network.forward(batch.images.clone());
+        let loss = CrossEntropyLossConfig::new()
+            .init(&logits.device())
+            .forward(logits.clone(), batch.labels.clone());
+        StepOutput { loss, logits }
+    }
+}

@@ -1,0 +1,143 @@
+//! Optimisers (`[optim]`): SGD with momentum and Nesterov, Adam (Kingma & Ba 2015) and
+//! AdamW (Loshchilov & Hutter 2019), built on Burn's implementations. The learning rate
+//! is not here: it is the run's `lr`, shaped by the schedule and each group's multiplier.
+
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
+use serde::{Deserialize, Serialize};
+
+/// SGD hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SgdParams {
+    /// Momentum factor (0 for plain SGD). Dampening is 0, as in PyTorch.
+    pub momentum: f64,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+    /// L2 penalty added to the gradient.
+    pub weight_decay: f64,
+}
+
+impl Default for SgdParams {
+    fn default() -> Self {
+        Self {
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// Adam / AdamW hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdamParams {
+    /// First-moment decay.
+    pub beta1: f64,
+    /// Second-moment decay.
+    pub beta2: f64,
+    /// Denominator stabiliser.
+    pub epsilon: f64,
+    /// Adam: L2 penalty added to the gradient. AdamW: decoupled decay rate.
+    pub weight_decay: f64,
+}
+
+impl Default for AdamParams {
+    fn default() -> Self {
+        Self {
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// Which optimiser, with its hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum OptimizerConfig {
+    /// Stochastic gradient descent.
+    Sgd(SgdParams),
+    /// Adam.
+    Adam(AdamParams),
+    /// Adam with decoupled weight decay.
+    Adamw(AdamParams),
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig::Adam(AdamParams::default())
+    }
+}
+
+impl OptimizerConfig {
+    /// Checks the hyperparameters; on error returns (key, rule).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |k: &str, r: String| Err((format!("optim.{k}"), r));
+        match self {
+            OptimizerConfig::Sgd(p) => {
+                if !(0.0..1.0).contains(&p.momentum) {
+                    return bad("momentum", format!("must be in [0, 1), got {}", p.momentum));
+                }
+                if p.nesterov && p.momentum == 0.0 {
+                    return bad("nesterov", "needs momentum > 0".into());
+                }
+                if p.weight_decay < 0.0 {
+                    return bad(
+                        "weight_decay",
+                        format!("must be >= 0, got {}", p.weight_decay),
+                    );
+                }
+            }
+            OptimizerConfig::Adam(p) | OptimizerConfig::Adamw(p) => {
+                for (k, v) in [("beta1", p.beta1), ("beta2", p.beta2)] {
+                    if !(0.0..1.0).contains(&v) {
+                        return bad(k, format!("must be in [0, 1), got {v}"));
+                    }
+                }
+                if p.epsilon <= 0.0 {
+                    return bad("epsilon", format!("must be > 0, got {}", p.epsilon));
+                }
+                if p.weight_decay < 0.0 {
+                    return bad(
+                        "weight_decay",
+                        format!("must be >= 0, got {}", p.weight_decay),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds Burn's optimiser.
+    pub fn init(&self) -> ModuleOptimizer {
+        match self {
+            OptimizerConfig::Sgd(p) => SgdConfig::new()
+                .with_momentum((p.momentum > 0.0).then_some(MomentumConfig {
+                    momentum: p.momentum,
+                    dampening: 0.0,
+                    nesterov: p.nesterov,
+                }))
+                .with_weight_decay(
+                    (p.weight_decay > 0.0).then(|| WeightDecayConfig::new(p.weight_decay as f32)),
+                )
+                .init(),
+            OptimizerConfig::Adam(p) => AdamConfig::new()
+                .with_beta_1(p.beta1 as f32)
+                .with_beta_2(p.beta2 as f32)
+                .with_epsilon(p.epsilon as f32)
+                .with_weight_decay(
+                    (p.weight_decay > 0.0).then(|| WeightDecayConfig::new(p.weight_decay as f32)),
+                )
+                .init(),
+            OptimizerConfig::Adamw(p) => AdamWConfig::new()
+                .with_beta_1(p.beta1 as f32)
+                .with_beta_2(p.beta2 as f32)
+                .with_epsilon(p.epsilon as f32)
+                .with_weight_decay(p.weight_decay as f32)
+                .init(),
+        }
+    }
+}

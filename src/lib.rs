@@ -1,0 +1,23 @@
+//! # mentor
+//!
+//! Training strategies that reuse what one network already knows, on one engine:
+//!
+//! | strategy | status |
+//! | --- | --- |
+//! | supervised training (the base of all) | [`engine`] |
+//! | transfer learning | planned |
+//! | knowledge distillation | planned |
+//! | continual learning | planned |
+//! | multitask learning | planned |
+//! | self-supervised learning | planned |
+//!
+//! Every strategy is three choices over the same [`engine`]: which networks
+//! ([`models`]), what each step minimises ([`engine::Objective`]) and which parameters
+//! move how fast ([`engine::groups`]). Data come from [`data`]; a run is described by one
+//! [`config::RunConfig`].
+
+pub mod config;
+pub mod data;
+pub mod engine;
+pub mod models;
+pub mod report;

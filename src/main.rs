@@ -1,0 +1,25 @@
+//! The `mentor` command: parses the command line, calls the library, maps errors to
+//! exit code 1 with a one-line message (the cause chain joined by ": ").
+
+mod cli;
+
+use clap::Parser;
+
+fn main() {
+    let args = cli::Cli::parse();
+    if let Err(err) = cli::run(args) {
+        // One line: the cause chain, skipping causes that a message already quotes.
+        let mut line = String::new();
+        for cause in err.chain() {
+            let text = cause.to_string();
+            if !line.contains(&text) {
+                if !line.is_empty() {
+                    line.push_str(": ");
+                }
+                line.push_str(&text);
+            }
+        }
+        eprintln!("error: {}", line.replace('\n', " "));
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,110 @@
+//! The standard small CNN of the benchmarks: `conv3x3(32) -> ReLU -> maxpool2 ->
+//! conv3x3(64) -> ReLU -> maxpool2 -> fc(128) -> ReLU -> dropout`, then a linear head.
+//! Convolutions are padded, so a 28x28 input gives 64x7x7 = 3136 features before `fc`.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// CNN hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CnnConfig {
+    /// Output channels of the two convolutions.
+    pub channels: [usize; 2],
+    /// Width of the fully connected layer before the head.
+    pub hidden: usize,
+    /// Dropout probability after the fully connected layer.
+    pub dropout: f64,
+}
+
+impl Default for CnnConfig {
+    fn default() -> Self {
+        Self {
+            channels: [32, 64],
+            hidden: 128,
+            dropout: 0.0,
+        }
+    }
+}
+
+impl CnnConfig {
+    /// Checks the hyperparameters.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.channels.contains(&0) || self.hidden == 0 {
+            return Err((
+                "model.channels".into(),
+                format!(
+                    "channels and hidden must be >= 1, got {:?} and {}",
+                    self.channels, self.hidden
+                ),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err((
+                "model.dropout".into(),
+                format!("must be in [0, 1), got {}", self.dropout),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the CNN for `[C, H, W]` inputs.
+    pub fn init(&self, input: [usize; 3], num_classes: usize, device: &Device) -> Cnn {
+        let [c, h, w] = input;
+        let conv = |i, o| {
+            Conv2dConfig::new([i, o], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device)
+        };
+        let flat = self.channels[1] * (h / 4) * (w / 4);
+        Cnn {
+            backbone: CnnBackbone {
+                conv1: conv(c, self.channels[0]),
+                conv2: conv(self.channels[0], self.channels[1]),
+                pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+                fc: LinearConfig::new(flat, self.hidden).init(device),
+                dropout: DropoutConfig::new(self.dropout).init(),
+            },
+            head: LinearConfig::new(self.hidden, num_classes).init(device),
+        }
+    }
+}
+
+/// The CNN's feature extractor (`backbone.conv1`, `backbone.conv2`, `backbone.fc`).
+#[derive(Module, Debug)]
+pub struct CnnBackbone {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    pool: MaxPool2d,
+    fc: Linear,
+    dropout: Dropout,
+}
+
+/// The standard small CNN classifier.
+#[derive(Module, Debug)]
+pub struct Cnn {
+    /// Convolutions and the fully connected layer.
+    pub backbone: CnnBackbone,
+    /// Final linear classifier.
+    pub head: Linear,
+}
+
+impl Cnn {
+    /// The `hidden`-wide features.
+    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
+        let b = &self.backbone;
+        let x = b.pool.forward(relu(b.conv1.forward(images)));
+        let x = b.pool.forward(relu(b.conv2.forward(x)));
+        b.dropout.forward(relu(b.fc.forward(x.flatten(1, 3))))
+    }
+
+    /// Class logits.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.head.forward(self.features(images))
+    }
+}

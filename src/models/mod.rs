@@ -1,0 +1,99 @@
+//! The networks mentor trains. Every network is a *backbone* (the feature extractor that
+//! strategies reuse, freeze or distil) followed by a *head* (a linear classifier), and its
+//! parameters carry stable names such as `backbone.conv1.weight` and `head.weight`, which
+//! parameter groups, transfer policies and checkpoints address.
+
+pub mod cnn;
+pub mod mlp;
+pub mod params;
+pub mod resnet;
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+pub use cnn::{Cnn, CnnConfig};
+pub use mlp::{Mlp, MlpConfig};
+pub use params::{ParamInfo, param_infos};
+pub use resnet::{ResNet, ResNetConfig};
+
+/// Which network to build, with its hyperparameters (`[model]` in a run config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ModelConfig {
+    /// A multilayer perceptron on the flattened image.
+    Mlp(MlpConfig),
+    /// The standard small CNN: conv32-conv64-fc128.
+    Cnn(CnnConfig),
+    /// A small ResNet for 28x28 / 32x32 inputs.
+    Resnet(ResNetConfig),
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig::Mlp(MlpConfig::default())
+    }
+}
+
+impl ModelConfig {
+    /// The model's short name (`mlp`, `cnn`, `resnet`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelConfig::Mlp(_) => "mlp",
+            ModelConfig::Cnn(_) => "cnn",
+            ModelConfig::Resnet(_) => "resnet",
+        }
+    }
+
+    /// Checks the hyperparameters, naming the first one that breaks a rule.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        match self {
+            ModelConfig::Mlp(c) => c.validate(),
+            ModelConfig::Cnn(c) => c.validate(),
+            ModelConfig::Resnet(c) => c.validate(),
+        }
+    }
+
+    /// Builds the network for images of `input` = `[C, H, W]` and `num_classes` classes.
+    /// Initial weights come from the device's RNG: seed it first for reproducible runs.
+    pub fn init(&self, input: [usize; 3], num_classes: usize, device: &Device) -> Network {
+        match self {
+            ModelConfig::Mlp(c) => Network::Mlp(c.init(input, num_classes, device)),
+            ModelConfig::Cnn(c) => Network::Cnn(c.init(input, num_classes, device)),
+            ModelConfig::Resnet(c) => Network::Resnet(c.init(input, num_classes, device)),
+        }
+    }
+}
+
+/// Any of mentor's networks, behind one type so that engines, checkpoints and strategies
+/// handle them alike.
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Network {
+    /// See [`Mlp`].
+    Mlp(Mlp),
+    /// See [`Cnn`].
+    Cnn(Cnn),
+    /// See [`ResNet`].
+    Resnet(ResNet),
+}
+
+impl Network {
+    /// Class logits `[B, classes]` for images `[B, C, H, W]`.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        match self {
+            Network::Mlp(m) => m.forward(images),
+            Network::Cnn(m) => m.forward(images),
+            Network::Resnet(m) => m.forward(images),
+        }
+    }
+
+    /// The backbone's features `[B, F]`, the input of the head.
+    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
+        match self {
+            Network::Mlp(m) => m.features(images),
+            Network::Cnn(m) => m.features(images),
+            Network::Resnet(m) => m.features(images),
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Listing a network's parameters by their stable names.
+
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::tensor::Tensor;
+
+use super::Network;
+
+/// One parameter tensor of a network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamInfo {
+    /// Stable name, e.g. `backbone.conv1.weight` (without the network kind).
+    pub name: String,
+    /// Burn's id of the parameter (restored from checkpoints).
+    pub id: ParamId,
+    /// Tensor shape.
+    pub shape: Vec<usize>,
+    /// Whether an optimiser trains it (batch-norm running statistics are buffers, not
+    /// trainable parameters).
+    pub trainable: bool,
+}
+
+impl ParamInfo {
+    /// Number of scalars in the tensor.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+#[derive(Default)]
+struct Collector {
+    path: Vec<String>,
+    out: Vec<ParamInfo>,
+}
+
+impl ModuleVisitor for Collector {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        // The first path segment is the `Network` variant (`Mlp`, `Cnn`, ...): drop it so
+        // names read `backbone.conv1.weight` whatever the network kind.
+        let name = self
+            .path
+            .iter()
+            .skip(1)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(".");
+        let trainable = !name.contains("running_");
+        self.out.push(ParamInfo {
+            name,
+            id: param.id,
+            shape: param.val().dims().to_vec(),
+            trainable,
+        });
+    }
+}
+
+/// Every float parameter (and buffer) of `network`, in module order.
+pub fn param_infos(network: &Network) -> Vec<ParamInfo> {
+    let mut c = Collector::default();
+    network.visit(&mut c);
+    c.out
+}

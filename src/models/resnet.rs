@@ -1,0 +1,157 @@
+//! A small ResNet (He et al. 2016, "Deep Residual Learning for Image Recognition") for
+//! 28x28 and 32x32 inputs: a 3x3 stem, three stages of basic blocks at widths `w`, `2w`,
+//! `4w` (the second and third halve the resolution), global average pooling, linear head.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// ResNet hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResNetConfig {
+    /// Channels of the first stage (then doubled twice).
+    pub width: usize,
+    /// Basic blocks in each of the three stages.
+    pub blocks: [usize; 3],
+}
+
+impl Default for ResNetConfig {
+    fn default() -> Self {
+        Self {
+            width: 16,
+            blocks: [1, 1, 1],
+        }
+    }
+}
+
+fn conv3x3(i: usize, o: usize, stride: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([i, o], [3, 3])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .with_bias(false)
+        .init(device)
+}
+
+impl ResNetConfig {
+    /// Checks the hyperparameters.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.width == 0 || self.blocks.contains(&0) {
+            return Err((
+                "model.width".into(),
+                format!(
+                    "width and every blocks entry must be >= 1, got width {} blocks {:?}",
+                    self.width, self.blocks
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the ResNet for `[C, H, W]` inputs.
+    pub fn init(&self, input: [usize; 3], num_classes: usize, device: &Device) -> ResNet {
+        let w = self.width;
+        let mut blocks = Vec::new();
+        let mut channels = w;
+        for (stage, &n) in self.blocks.iter().enumerate() {
+            let out = w << stage;
+            for k in 0..n {
+                let stride = if stage > 0 && k == 0 { 2 } else { 1 };
+                blocks.push(BasicBlock::new(channels, out, stride, device));
+                channels = out;
+            }
+        }
+        ResNet {
+            backbone: ResNetBackbone {
+                stem: conv3x3(input[0], w, 1, device),
+                stem_bn: BatchNormConfig::new(w).init(device),
+                blocks,
+            },
+            head: LinearConfig::new(channels, num_classes).init(device),
+        }
+    }
+}
+
+/// Two 3x3 convolutions with batch norm and an identity (or 1x1 projection) shortcut.
+#[derive(Module, Debug)]
+pub struct BasicBlock {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    conv2: Conv2d,
+    bn2: BatchNorm,
+    shortcut: Option<Shortcut>,
+}
+
+/// The 1x1 projection used when a block changes width or resolution.
+#[derive(Module, Debug)]
+pub struct Shortcut {
+    conv: Conv2d,
+    bn: BatchNorm,
+}
+
+impl BasicBlock {
+    fn new(i: usize, o: usize, stride: usize, device: &Device) -> Self {
+        let shortcut = (stride != 1 || i != o).then(|| Shortcut {
+            conv: Conv2dConfig::new([i, o], [1, 1])
+                .with_stride([stride, stride])
+                .with_bias(false)
+                .init(device),
+            bn: BatchNormConfig::new(o).init(device),
+        });
+        Self {
+            conv1: conv3x3(i, o, stride, device),
+            bn1: BatchNormConfig::new(o).init(device),
+            conv2: conv3x3(o, o, 1, device),
+            bn2: BatchNormConfig::new(o).init(device),
+            shortcut,
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let y = relu(self.bn1.forward(self.conv1.forward(x.clone())));
+        let y = self.bn2.forward(self.conv2.forward(y));
+        let s = match &self.shortcut {
+            Some(sc) => sc.bn.forward(sc.conv.forward(x)),
+            None => x,
+        };
+        relu(y + s)
+    }
+}
+
+/// The ResNet's feature extractor (`backbone.stem`, `backbone.blocks.<i>`).
+#[derive(Module, Debug)]
+pub struct ResNetBackbone {
+    stem: Conv2d,
+    stem_bn: BatchNorm,
+    blocks: Vec<BasicBlock>,
+}
+
+/// A small ResNet classifier.
+#[derive(Module, Debug)]
+pub struct ResNet {
+    /// Stem and residual stages.
+    pub backbone: ResNetBackbone,
+    /// Final linear classifier.
+    pub head: Linear,
+}
+
+impl ResNet {
+    /// Globally average-pooled features (`4 * width` of them).
+    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
+        let b = &self.backbone;
+        let mut x = relu(b.stem_bn.forward(b.stem.forward(images)));
+        for block in &b.blocks {
+            x = block.forward(x);
+        }
+        let [n, c, _, _] = x.dims();
+        x.mean_dim(3).mean_dim(2).reshape([n, c])
+    }
+
+    /// Class logits.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.head.forward(self.features(images))
+    }
+}

@@ -1,0 +1,138 @@
+//! The `mentor` binary: bad input gives a one-line error and exit code 1, never a panic;
+//! the main commands run on the embedded data.
+
+use std::process::Command;
+
+fn mentor(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mentor"))
+        .args(args)
+        .env_remove("MENTOR_DATA")
+        .output()
+        .expect("the mentor binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_one_line_error(stderr: &str, needle: &str) {
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got {stderr:?}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(lines[0].contains(needle), "{stderr:?} lacks {needle:?}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn negative_lr_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let (code, _, err) = mentor(&["train", "--set", "lr=-1", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "`lr`");
+    assert!(!out.exists(), "nothing is written for an invalid config");
+}
+
+#[test]
+fn unknown_config_key_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("run.toml");
+    std::fs::write(&cfg, "epochs = 2\nlearning_rate = 0.1\n").unwrap();
+    let out = dir.path().join("r");
+    let (code, _, err) = mentor(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "learning_rate");
+}
+
+#[test]
+fn truncated_idx_file_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut images = vec![0u8, 0, 8, 3, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0, 2];
+    images.extend([7u8; 10]); // 4 images of 2x2 need 16 bytes
+    std::fs::write(dir.path().join("train-images-idx3-ubyte"), images).unwrap();
+    std::fs::write(
+        dir.path().join("train-labels-idx1-ubyte"),
+        [0u8, 0, 8, 1, 0, 0, 0, 4, 1, 2, 3, 4],
+    )
+    .unwrap();
+    let out = dir.path().join("r");
+    let (code, _, err) = mentor(&[
+        "train",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "train-images-idx3-ubyte");
+    assert!(err.contains("truncated"), "{err}");
+}
+
+#[test]
+fn train_then_eval_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let (code, _, err) = mentor(&[
+        "train",
+        "--dataset",
+        "digits",
+        "--model",
+        "mlp",
+        "--epochs",
+        "3",
+        "--log-format",
+        "quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let ckpt = out.join("checkpoints/last.ckpt");
+    let (code, stdout, err) = mentor(&["eval", "--checkpoint", ckpt.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(v["test_accuracy"], summary["test_accuracy"]);
+    // A file that is not a checkpoint is an error naming it.
+    let (code, _, err) = mentor(&[
+        "eval",
+        "--checkpoint",
+        out.join("summary.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "summary.json");
+}
+
+#[test]
+fn jsonl_progress_is_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let (code, stdout, err) = mentor(&[
+        "train",
+        "--epochs",
+        "2",
+        "--log-format",
+        "jsonl",
+        "--set",
+        "data.per_class=20",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[0]["event"], "epoch");
+    assert_eq!(events[2]["event"], "summary");
+}

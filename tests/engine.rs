@@ -1,0 +1,222 @@
+//! End-to-end engine properties on the embedded digits set: exact resume, frozen groups,
+//! per-group rates, NaN handling and the run directory.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::Tensor;
+use mentor::config::RunConfig;
+use mentor::engine::checkpoint;
+use mentor::engine::{CrossEntropy, EngineError, LogFormat, TrainOptions, prepare_data, train};
+use mentor::models::{Network, param_infos};
+
+/// Every float parameter's values, in module order, as raw bits.
+fn weights(n: &Network) -> Vec<Vec<u32>> {
+    struct Bits(Vec<Vec<u32>>);
+    impl ModuleVisitor for Bits {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let v: Vec<f32> = p
+                .val()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap();
+            self.0.push(v.iter().map(|x| x.to_bits()).collect());
+        }
+    }
+    let mut b = Bits(Vec::new());
+    n.visit(&mut b);
+    b.0
+}
+
+/// Asserts bit equality, reporting how many tensors and values differ instead of
+/// printing them.
+fn assert_same_weights(a: &[Vec<u32>], b: &[Vec<u32>], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: parameter counts differ");
+    let differing: Vec<(usize, usize)> = a
+        .iter()
+        .zip(b)
+        .enumerate()
+        .map(|(i, (x, y))| (i, x.iter().zip(y).filter(|(p, q)| p != q).count()))
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "{what}: weights differ in (tensor, values) {differing:?}"
+    );
+}
+
+fn config(sets: &[&str]) -> RunConfig {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let c = RunConfig::default().with_overrides(&sets).unwrap();
+    c.validate().unwrap();
+    c
+}
+
+fn quiet(out: &std::path::Path) -> TrainOptions {
+    TrainOptions {
+        log: LogFormat::Quiet,
+        ..TrainOptions::new(out)
+    }
+}
+
+fn run_resume_case(sets: &[&str]) {
+    let cfg = config(sets);
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    let straight = dir.path().join("straight");
+    let (_, a) = train(&cfg, &data, &mut CrossEntropy, &quiet(&straight)).unwrap();
+
+    let split = dir.path().join("split");
+    let first = TrainOptions {
+        stop_after: Some(2),
+        ..quiet(&split)
+    };
+    let (s, _) = train(&cfg, &data, &mut CrossEntropy, &first).unwrap();
+    assert_eq!(s.epochs, 2);
+    let second = TrainOptions {
+        resume: true,
+        ..quiet(&split)
+    };
+    let (s, b) = train(&cfg, &data, &mut CrossEntropy, &second).unwrap();
+    assert_eq!(s.epochs, 4);
+    assert_same_weights(&weights(&a), &weights(&b), &format!("{sets:?}"));
+
+    // The final checkpoints hold the same weights too.
+    let load = |p: &std::path::Path| {
+        let ck = checkpoint::load(&p.join("checkpoints/last.ckpt")).unwrap();
+        let fresh = cfg
+            .model
+            .init(data.train.shape, 10, &burn::tensor::Device::flex());
+        weights(&ck.load_into(fresh, p).unwrap())
+    };
+    assert_same_weights(&load(&straight), &load(&split), "final checkpoints");
+    // And the metric files agree apart from timings.
+    let strip = |p: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(p.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect()
+    };
+    assert_eq!(strip(&straight), strip(&split));
+}
+
+#[test]
+fn resumed_mlp_with_dropout_and_adam_is_bit_identical() {
+    run_resume_case(&[
+        "epochs=4",
+        "model.type=\"mlp\"",
+        "model.dropout=0.3",
+        "schedule.type=\"cosine\"",
+    ]);
+}
+
+#[test]
+fn resumed_cnn_with_sgd_momentum_is_bit_identical() {
+    run_resume_case(&[
+        "epochs=4",
+        "model.type=\"cnn\"",
+        "model.dropout=0.2",
+        "optim.type=\"sgd\"",
+        "optim.nesterov=true",
+        "lr=0.05",
+        "data.per_class=40",
+    ]);
+}
+
+#[test]
+fn frozen_groups_stay_bit_identical_and_others_move() {
+    let cfg = config(&[
+        "epochs=2",
+        "model.type=\"cnn\"",
+        "data.per_class=30",
+        "groups=[{pattern=\"backbone.conv*\", frozen=true}, {pattern=\"backbone.fc\", lr_mult=0.1}]",
+    ]);
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    // The engine seeds initialisation from the config's seed alone, so a run stopped
+    // before its first epoch returns the starting weights of the trained run.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, trained) = train(&cfg, &data, &mut CrossEntropy, &quiet(dir.path())).unwrap();
+    let before_opts = TrainOptions {
+        stop_after: Some(0),
+        ..quiet(&dir.path().join("untrained"))
+    };
+    let (_, initial) = train(&cfg, &data, &mut CrossEntropy, &before_opts).unwrap();
+    let names: Vec<String> = param_infos(&trained).into_iter().map(|p| p.name).collect();
+    let (w0, w1) = (weights(&initial), weights(&trained));
+    for ((name, a), b) in names.iter().zip(&w0).zip(&w1) {
+        if name.starts_with("backbone.conv") {
+            assert_eq!(a, b, "{name} is frozen but changed");
+        } else {
+            assert_ne!(a, b, "{name} should have trained");
+        }
+    }
+}
+
+#[test]
+fn nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint() {
+    let cfg = config(&[
+        "epochs=3",
+        "lr=1e30",
+        "optim.type=\"sgd\"",
+        "optim.momentum=0.0",
+    ]);
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = train(&cfg, &data, &mut CrossEntropy, &quiet(dir.path())).unwrap_err();
+    match &err {
+        EngineError::NonFinite { .. } => {}
+        other => panic!("expected NonFinite, got {other}"),
+    }
+    assert!(err.to_string().contains("training stopped"), "{err}");
+}
+
+#[test]
+fn run_directory_has_every_file() {
+    let cfg = config(&["epochs=2", "data.per_class=20"]);
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (summary, _) = train(&cfg, &data, &mut CrossEntropy, &quiet(dir.path())).unwrap();
+    for f in [
+        "config.toml",
+        "metrics.csv",
+        "metrics.jsonl",
+        "summary.json",
+        "checkpoints/last.ckpt",
+        "checkpoints/best.ckpt",
+        "plots/curves.png",
+        "plots/curves.svg",
+    ] {
+        assert!(dir.path().join(f).is_file(), "{f} missing");
+    }
+    let saved = RunConfig::from_file(&dir.path().join("config.toml")).unwrap();
+    assert_eq!(saved, cfg);
+    let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 3); // header + 2 epochs x train/val/test
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap())
+            .unwrap();
+    for key in [
+        "test_accuracy",
+        "best_val_accuracy",
+        "epochs",
+        "wall_seconds",
+        "train_samples_per_second",
+        "seed",
+        "mentor_version",
+    ] {
+        assert!(json.get(key).is_some(), "summary.json lacks {key}");
+    }
+    assert_eq!(
+        json["test_accuracy"].as_f64().unwrap(),
+        summary.test_accuracy
+    );
+    // Resuming with another config is refused.
+    let other = config(&["epochs=3", "data.per_class=20"]);
+    let opts = TrainOptions {
+        resume: true,
+        ..quiet(dir.path())
+    };
+    let err = train(&other, &data, &mut CrossEntropy, &opts).unwrap_err();
+    assert!(err.to_string().contains("config differs"), "{err}");
+}

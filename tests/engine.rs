@@ -5,7 +5,9 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use mentor::config::RunConfig;
 use mentor::engine::checkpoint;
-use mentor::engine::{CrossEntropy, EngineError, LogFormat, TrainOptions, prepare_data, train};
+use mentor::engine::{
+    CrossEntropy, EngineError, LogFormat, TrainOptions, prepare_data, seeded_init, train,
+};
 use mentor::models::{Network, param_infos};
 
 /// Every float parameter's values, in module order, as raw bits.
@@ -84,9 +86,13 @@ fn run_resume_case(sets: &[&str]) {
     // The final checkpoints hold the same weights too.
     let load = |p: &std::path::Path| {
         let ck = checkpoint::load(&p.join("checkpoints/last.ckpt")).unwrap();
-        let fresh = cfg
-            .model
-            .init(data.train.shape, 10, &burn::tensor::Device::flex());
+        let fresh = seeded_init(
+            &cfg.model,
+            data.train.shape,
+            10,
+            &burn::tensor::Device::flex(),
+            0,
+        );
         weights(&ck.load_into(fresh, p).unwrap())
     };
     assert_same_weights(&load(&straight), &load(&split), "final checkpoints");
@@ -133,15 +139,11 @@ fn frozen_groups_stay_bit_identical_and_others_move() {
         "groups=[{pattern=\"backbone.conv*\", frozen=true}, {pattern=\"backbone.fc\", lr_mult=0.1}]",
     ]);
     let data = prepare_data(&cfg.data, cfg.seed).unwrap();
-    // The engine seeds initialisation from the config's seed alone, so a run stopped
-    // before its first epoch returns the starting weights of the trained run.
     let dir = tempfile::tempdir().unwrap();
     let (_, trained) = train(&cfg, &data, &mut CrossEntropy, &quiet(dir.path())).unwrap();
-    let before_opts = TrainOptions {
-        stop_after: Some(0),
-        ..quiet(&dir.path().join("untrained"))
-    };
-    let (_, initial) = train(&cfg, &data, &mut CrossEntropy, &before_opts).unwrap();
+    // The engine initialises from the config's seed alone: these are the starting weights.
+    let device = burn::tensor::Device::flex().autodiff();
+    let initial = seeded_init(&cfg.model, data.train.shape, 10, &device, cfg.seed);
     let names: Vec<String> = param_infos(&trained).into_iter().map(|p| p.name).collect();
     let (w0, w1) = (weights(&initial), weights(&trained));
     for ((name, a), b) in names.iter().zip(&w0).zip(&w1) {
@@ -219,4 +221,65 @@ fn run_directory_has_every_file() {
     };
     let err = train(&other, &data, &mut CrossEntropy, &opts).unwrap_err();
     assert!(err.to_string().contains("config differs"), "{err}");
+}
+
+#[test]
+fn group_lr_multiplier_scales_the_sgd_update() {
+    use mentor::config::GroupRule;
+    use mentor::data::Batch;
+    use mentor::engine::groups::ParamGroups;
+    use mentor::engine::train_step;
+
+    let cfg = config(&["optim.type=\"sgd\"", "optim.momentum=0.0", "lr=0.1"]);
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let device = burn::tensor::Device::flex().autodiff();
+    let idx: Vec<usize> = (0..32).collect();
+    let batch = Batch::gather(&data.train, &idx, &device);
+    // Update of every parameter after one step with the head at `mult` x the rate.
+    let update = |mult: f64| -> Vec<Vec<f32>> {
+        let net = seeded_init(&cfg.model, data.train.shape, 10, &device, 3);
+        let before = weights(&net);
+        let rules = [GroupRule {
+            pattern: "head".into(),
+            lr_mult: mult,
+            frozen: false,
+        }];
+        let groups = ParamGroups::resolve(&rules, &param_infos(&net)).unwrap();
+        let mut optim = cfg.optim.init();
+        let (after, _, _) = train_step(
+            net,
+            &mut optim,
+            &groups,
+            &mut CrossEntropy,
+            &batch,
+            &idx,
+            cfg.lr,
+        )
+        .unwrap();
+        weights(&after)
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| {
+                a.iter()
+                    .zip(b)
+                    .map(|(x, y)| f32::from_bits(*x) - f32::from_bits(*y))
+                    .collect()
+            })
+            .collect()
+    };
+    let full = update(1.0);
+    let tenth = update(0.1);
+    let names: Vec<String> = {
+        let net = seeded_init(&cfg.model, data.train.shape, 10, &device, 3);
+        param_infos(&net).into_iter().map(|p| p.name).collect()
+    };
+    for ((name, f), t) in names.iter().zip(&full).zip(&tenth) {
+        let norm = |v: &Vec<f32>| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let ratio = norm(t) / norm(f);
+        let expected = if name.starts_with("head") { 0.1 } else { 1.0 };
+        assert!(
+            (ratio - expected).abs() < 1e-3,
+            "{name}: update ratio {ratio}, expected {expected}"
+        );
+    }
 }

@@ -11,7 +11,7 @@ use clap::Args;
 use mentor::config::RunConfig;
 use mentor::data::Batch;
 use mentor::engine::groups::ParamGroups;
-use mentor::engine::{CrossEntropy, train_step};
+use mentor::engine::{CrossEntropy, seeded_init, train_step};
 use mentor::models::param_infos;
 use serde::Serialize;
 
@@ -85,8 +85,7 @@ fn peak_memory_mib() -> f64 {
 fn run_worker(name: &str, steps: usize, warmup: usize) -> anyhow::Result<BenchResult> {
     let (config, shape, batch_size) = workload(name)?;
     let device = Device::flex().autodiff();
-    device.seed(1);
-    let mut network = config.model.init(shape, 10, &device);
+    let mut network = seeded_init(&config.model, shape, 10, &device, 1);
     let mut optimizer = config.optim.init();
     let groups = ParamGroups::resolve(&[], &param_infos(&network))?;
     let [c, h, w] = shape;

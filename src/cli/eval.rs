@@ -7,7 +7,7 @@ use burn::tensor::Device;
 use clap::Args;
 use mentor::config::RunConfig;
 use mentor::engine::checkpoint;
-use mentor::engine::{evaluate, prepare_data};
+use mentor::engine::{evaluate, prepare_data, seeded_init};
 
 /// Arguments of `mentor eval`.
 #[derive(Debug, Args)]
@@ -29,9 +29,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     }
     let data = prepare_data(&config.data, config.seed).context("loading data")?;
     let device = Device::flex();
-    let network = config
-        .model
-        .init(data.train.shape, data.train.num_classes, &device);
+    let network = seeded_init(
+        &config.model,
+        data.train.shape,
+        data.train.num_classes,
+        &device,
+        config.seed,
+    );
     let network = ckpt.load_into(network, &args.checkpoint)?;
     let (test_loss, test_accuracy) = evaluate(&network, &data.test, 1000);
     let mut out = serde_json::json!({

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use mentor::config::RunConfig;
-use mentor::engine::{CrossEntropy, LogFormat, TrainOptions, prepare_data, train};
+use mentor::engine::{CrossEntropy, LogFormat, TrainOptions, parse_device, prepare_data, train};
 
 /// The run-config flags shared by commands that build a run: a config file, common keys
 /// as flags, and `--set key=value` for any key (applied last, in order).
@@ -93,6 +93,9 @@ pub struct TrainArgs {
     /// Progress format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+    /// Device: cpu, or cuda[:N] / wgpu in a build with that feature.
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 /// Runs `mentor train`.
@@ -104,7 +107,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         resume: args.resume,
         log: args.log_format,
         stop_after: args.stop_after,
-        ..TrainOptions::new(&args.out)
+        device: parse_device(&args.device)?,
     };
     let (summary, _) = train(&config, &data, &mut CrossEntropy, &options)?;
     match args.log_format {

@@ -9,6 +9,7 @@
 //! learning's outer loop over tasks, cached teacher logits) need the step in their hands.
 
 pub mod checkpoint;
+pub mod device;
 pub mod groups;
 pub mod metrics;
 pub mod objective;
@@ -18,7 +19,10 @@ pub mod progress;
 pub mod schedule;
 pub mod trainer;
 
+pub use device::parse_device;
 pub use objective::{CrossEntropy, Objective, StepOutput};
 pub use prepare::{PreparedData, prepare_data};
 pub use progress::LogFormat;
-pub use trainer::{EngineError, RunSummary, TrainOptions, evaluate, train, train_step};
+pub use trainer::{
+    EngineError, RunSummary, TrainOptions, evaluate, seeded_init, train, train_step,
+};

@@ -18,7 +18,7 @@ use super::prepare::PreparedData;
 use super::progress::{LogFormat, Progress};
 use crate::config::RunConfig;
 use crate::data::{Batch, BatchOrder, Dataset};
-use crate::models::{Network, param_infos};
+use crate::models::{ModelConfig, Network, param_infos};
 
 /// Why a run stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +194,35 @@ fn write_file(path: &Path, text: &str) -> Result<(), EngineError> {
 /// (each already uses every core).
 static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+fn lock_backend_rng() -> std::sync::MutexGuard<'static, ()> {
+    BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Builds `model` with initial weights drawn from the backend RNG seeded with `seed`,
+/// holding the RNG lock so that no concurrent run disturbs the draw. The same `seed`
+/// gives the same weights as the engine's initialisation for a run with that seed.
+pub fn seeded_init(
+    model: &ModelConfig,
+    input: [usize; 3],
+    num_classes: usize,
+    device: &Device,
+    seed: u64,
+) -> Network {
+    let _guard = lock_backend_rng();
+    init_unlocked(model, input, num_classes, device, seed)
+}
+
+fn init_unlocked(
+    model: &ModelConfig,
+    input: [usize; 3],
+    num_classes: usize,
+    device: &Device,
+    seed: u64,
+) -> Network {
+    device.seed(epoch_seed(seed, usize::MAX));
+    model.init(input, num_classes, device)
+}
+
 /// Trains a network as `config` says, on `data`, minimising `objective`, writing the run
 /// directory `options.out`. Returns the summary (also written as `summary.json`).
 pub fn train(
@@ -202,7 +231,7 @@ pub fn train(
     objective: &mut dyn Objective,
     options: &TrainOptions,
 ) -> Result<(RunSummary, Network), EngineError> {
-    let _rng_guard = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _rng_guard = lock_backend_rng();
     let wall = Instant::now();
     let out = &options.out;
     let ckpt_dir = out.join("checkpoints");
@@ -210,10 +239,13 @@ pub fn train(
     let config_toml = config.to_toml();
     let device = options.device.clone().autodiff();
 
-    device.seed(epoch_seed(config.seed, usize::MAX));
-    let mut network = config
-        .model
-        .init(data.train.shape, data.train.num_classes, &device);
+    let mut network = init_unlocked(
+        &config.model,
+        data.train.shape,
+        data.train.num_classes,
+        &device,
+        config.seed,
+    );
     let mut optimizer: ModuleOptimizer = config.optim.init();
     let mut state = TrainingState {
         epochs_done: 0,

@@ -55,13 +55,22 @@ impl ModelConfig {
     }
 
     /// Builds the network for images of `input` = `[C, H, W]` and `num_classes` classes.
-    /// Initial weights come from the device's RNG: seed it first for reproducible runs.
+    /// Initial weights come from Burn's backend RNG, which is one per process: to get the
+    /// same weights for the same seed while other runs may train in the same process, use
+    /// [`crate::engine::seeded_init`], which seeds and draws under the engine's RNG lock.
+    ///
+    /// Burn initialises parameters lazily, on first use; this forces every one at once so
+    /// that the weights depend only on the RNG state at this call, not on whatever drew
+    /// from the RNG before the first forward pass.
     pub fn init(&self, input: [usize; 3], num_classes: usize, device: &Device) -> Network {
-        match self {
+        let network = match self {
             ModelConfig::Mlp(c) => Network::Mlp(c.init(input, num_classes, device)),
             ModelConfig::Cnn(c) => Network::Cnn(c.init(input, num_classes, device)),
             ModelConfig::Resnet(c) => Network::Resnet(c.init(input, num_classes, device)),
-        }
+        };
+        // Listing the parameters reads each one, which initialises it.
+        let _ = param_infos(&network);
+        network
     }
 }
 
@@ -95,5 +104,52 @@ impl Network {
             Network::Cnn(m) => m.features(images),
             Network::Resnet(m) => m.features(images),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_model_maps_images_to_logits_and_features() {
+        let device = Device::flex();
+        for (kind, input) in [
+            ("mlp", [1, 8, 8]),
+            ("cnn", [1, 28, 28]),
+            ("cnn", [3, 32, 32]),
+            ("resnet", [1, 8, 8]),
+            ("resnet", [3, 32, 32]),
+        ] {
+            let cfg: ModelConfig = toml::from_str(&format!("type = \"{kind}\"")).unwrap();
+            let net = cfg.init(input, 7, &device);
+            let x = Tensor::<4>::zeros([2, input[0], input[1], input[2]], &device);
+            assert_eq!(net.forward(x.clone()).dims(), [2, 7], "{kind} {input:?}");
+            assert_eq!(net.features(x).dims()[0], 2);
+        }
+    }
+
+    #[test]
+    fn parameter_names_are_stable() {
+        let device = Device::flex();
+        let net = ModelConfig::Cnn(CnnConfig::default()).init([1, 28, 28], 10, &device);
+        let names: Vec<String> = param_infos(&net).into_iter().map(|p| p.name).collect();
+        assert_eq!(
+            names,
+            [
+                "backbone.conv1.weight",
+                "backbone.conv1.bias",
+                "backbone.conv2.weight",
+                "backbone.conv2.bias",
+                "backbone.fc.weight",
+                "backbone.fc.bias",
+                "head.weight",
+                "head.bias"
+            ]
+        );
+        let net = ModelConfig::Mlp(MlpConfig::default()).init([1, 8, 8], 10, &device);
+        let names: Vec<String> = param_infos(&net).into_iter().map(|p| p.name).collect();
+        assert_eq!(names[0], "backbone.fc.0.weight");
+        assert_eq!(names.last().unwrap(), "head.bias");
     }
 }

@@ -214,3 +214,31 @@ fn mnist_cnn_one_epoch_reaches_98_percent() {
     let acc = summary["test_accuracy"].as_f64().unwrap();
     assert!(acc >= 0.98, "test accuracy {acc} < 0.98");
 }
+
+#[test]
+fn resume_from_the_command_line_uses_the_saved_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let out_s = out.to_str().unwrap();
+    let (code, _, err) = mentor(&[
+        "train",
+        "--epochs",
+        "3",
+        "--stop-after",
+        "1",
+        "--log-format",
+        "quiet",
+        "--out",
+        out_s,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = mentor(&["train", "--resume", "--log-format", "quiet", "--out", out_s]);
+    assert_eq!(code, 0, "{err}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["epochs"], 3);
+    // Changing the config on resume is refused with one line.
+    let (code, _, err) = mentor(&["train", "--resume", "--epochs", "5", "--out", out_s]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "config differs");
+}

@@ -47,6 +47,11 @@ impl ConfigArgs {
             Some(path) => RunConfig::from_file(path)?,
             None => RunConfig::default(),
         };
+        self.apply(base)
+    }
+
+    /// Applies the flags and `--set`s to `base`, then validates.
+    pub fn apply(&self, base: RunConfig) -> anyhow::Result<RunConfig> {
         let mut sets = Vec::new();
         if let Some(d) = &self.dataset {
             sets.push(format!("data.dataset={d:?}"));
@@ -84,7 +89,8 @@ pub struct TrainArgs {
     /// The run directory (config.toml, metrics, checkpoints, summary.json, plots).
     #[arg(long)]
     out: PathBuf,
-    /// Continue the run in --out from its last checkpoint.
+    /// Continue the run in --out from its last checkpoint. Without --config, the run's
+    /// own config.toml is the base; the resolved config must equal the saved one.
     #[arg(long)]
     resume: bool,
     /// Stop after this many epochs (resume later with --resume).
@@ -100,7 +106,12 @@ pub struct TrainArgs {
 
 /// Runs `mentor train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let config = args.config.resolve()?;
+    let config = if args.resume && args.config.config.is_none() {
+        args.config
+            .apply(RunConfig::from_file(&args.out.join("config.toml"))?)?
+    } else {
+        args.config.resolve()?
+    };
     let data = prepare_data(&config.data, config.seed).context("loading data")?;
     let options = TrainOptions {
         out: args.out.clone(),

@@ -23,3 +23,9 @@ fn main() {
         std::process::exit(1);
     }
 }
+
+/// mimalloc keeps freed large buffers for reuse instead of returning them to the kernel
+/// after every tensor op, which glibc's malloc does (31-44% system time in the CNN step,
+/// shared/PERF-NOTES.md); measured in README's bench table.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -11,6 +11,7 @@ use crate::data::DataSource;
 use crate::engine::optim::OptimizerConfig;
 use crate::engine::schedule::ScheduleConfig;
 use crate::models::ModelConfig;
+use crate::strategy::StrategyConfig;
 
 /// A config that could not be read or breaks a rule; the message names the key.
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +150,8 @@ pub struct RunConfig {
     pub schedule: ScheduleConfig,
     /// Parameter groups, by name pattern.
     pub groups: Vec<GroupRule>,
+    /// What the run minimises: plain supervised training, distillation, ...
+    pub strategy: StrategyConfig,
 }
 
 impl Default for RunConfig {
@@ -163,6 +166,7 @@ impl Default for RunConfig {
             optim: OptimizerConfig::default(),
             schedule: ScheduleConfig::default(),
             groups: Vec::new(),
+            strategy: StrategyConfig::default(),
         }
     }
 }
@@ -258,6 +262,7 @@ impl RunConfig {
         self.schedule
             .validate(self.epochs)
             .map_err(|(k, r)| invalid(&k, r))?;
+        self.strategy.validate().map_err(|(k, r)| invalid(&k, r))?;
         for (i, g) in self.groups.iter().enumerate() {
             if g.pattern.is_empty() {
                 return Err(invalid(

@@ -6,7 +6,7 @@
 //! | --- | --- |
 //! | supervised training (the base of all) | [`engine`] |
 //! | transfer learning | planned |
-//! | knowledge distillation | planned |
+//! | knowledge distillation | [`distill`] |
 //! | continual learning | planned |
 //! | multitask learning | planned |
 //! | self-supervised learning | planned |
@@ -18,6 +18,8 @@
 
 pub mod config;
 pub mod data;
+pub mod distill;
 pub mod engine;
 pub mod models;
 pub mod report;
+pub mod strategy;

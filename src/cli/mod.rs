@@ -2,8 +2,10 @@
 
 mod bench;
 mod demo;
+mod distill;
 mod eval;
 mod params;
+mod summarize;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +27,11 @@ enum Command {
         mentor train --config examples/digits-mlp.toml --out runs/a\n  \
         mentor train --config examples/digits-mlp.toml --out runs/a --resume")]
     Train(train::TrainArgs),
+    /// Distil a trained teacher into a (smaller) student network.
+    #[command(after_help = "Examples:\n  \
+        mentor train --dataset digits --model cnn --epochs 15 --out runs/teacher\n  \
+        mentor distill --teacher runs/teacher/checkpoints/best.ckpt --model mlp --set model.hidden=[32] --temperature 4 --lambda 0.9 --out runs/student")]
+    Distill(distill::DistillArgs),
     /// Evaluate a checkpoint on its run's test (and validation) data.
     #[command(after_help = "Example:\n  mentor eval --checkpoint runs/mlp/checkpoints/best.ckpt")]
     Eval(eval::EvalArgs),
@@ -34,6 +41,9 @@ enum Command {
     /// Measure training throughput of standard workloads (median samples/s, peak memory).
     #[command(after_help = "Examples:\n  mentor bench\n  mentor bench cnn-step --json")]
     Bench(bench::BenchArgs),
+    /// Summarise run directories: test accuracy per group of seeds (mean ± std).
+    #[command(after_help = "Example:\n  mentor summarize runs/kd/mnist/*")]
+    Summarize(summarize::SummarizeArgs),
     /// List a network's parameters by name, for group patterns.
     #[command(after_help = "Example:\n  mentor params --model cnn --dataset digits")]
     Params(params::ParamsArgs),
@@ -43,9 +53,11 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(a) => train::run(a),
+        Command::Distill(a) => distill::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Params(a) => params::run(a),
+        Command::Summarize(a) => summarize::run(a),
     }
 }

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use mentor::config::RunConfig;
-use mentor::engine::{CrossEntropy, LogFormat, TrainOptions, parse_device, prepare_data, train};
+use mentor::engine::{LogFormat, TrainOptions, parse_device, prepare_data, train};
+use mentor::strategy::build_objective;
 
 /// The run-config flags shared by commands that build a run: a config file, common keys
 /// as flags, and `--set key=value` for any key (applied last, in order).
@@ -85,33 +86,45 @@ impl ConfigArgs {
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     #[command(flatten)]
-    config: ConfigArgs,
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// How to run: the run directory, resuming, progress and device.
+#[derive(Debug, Args)]
+pub struct RunArgs {
     /// The run directory (config.toml, metrics, checkpoints, summary.json, plots).
     #[arg(long)]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Continue the run in --out from its last checkpoint. Without --config, the run's
     /// own config.toml is the base; the resolved config must equal the saved one.
     #[arg(long)]
-    resume: bool,
+    pub resume: bool,
     /// Stop after this many epochs (resume later with --resume).
     #[arg(long)]
-    stop_after: Option<usize>,
+    pub stop_after: Option<usize>,
     /// Progress format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
-    log_format: LogFormat,
+    pub log_format: LogFormat,
     /// Device: cpu, or cuda[:N] / wgpu in a build with that feature.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    pub device: String,
 }
 
 /// Runs `mentor train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let config = if args.resume && args.config.config.is_none() {
+    let config = if args.run.resume && args.config.config.is_none() {
         args.config
-            .apply(RunConfig::from_file(&args.out.join("config.toml"))?)?
+            .apply(RunConfig::from_file(&args.run.out.join("config.toml"))?)?
     } else {
         args.config.resolve()?
     };
+    run_config(config, args.run)
+}
+
+/// Trains `config` as `args` say and reports the summary.
+pub fn run_config(config: RunConfig, args: RunArgs) -> anyhow::Result<()> {
     let data = prepare_data(&config.data, config.seed).context("loading data")?;
     let options = TrainOptions {
         out: args.out.clone(),
@@ -120,7 +133,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         stop_after: args.stop_after,
         device: parse_device(&args.device)?,
     };
-    let (summary, _) = train(&config, &data, &mut CrossEntropy, &options)?;
+    let mut objective = build_objective(&config.strategy, &data, &options.device)?;
+    let (summary, _) = train(&config, &data, objective.as_mut(), &options)?;
     match args.log_format {
         LogFormat::Jsonl => println!(
             "{}",

@@ -62,6 +62,10 @@ pub struct TrainingState {
     pub history: Vec<MetricRow>,
     /// The resolved run config, as TOML.
     pub config_toml: String,
+    /// Input shape `[C, H, W]` the network was built for.
+    pub input_shape: [usize; 3],
+    /// Number of classes its head predicts.
+    pub num_classes: usize,
     /// mentor's version that wrote it.
     pub mentor_version: String,
 }

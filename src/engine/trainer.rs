@@ -256,6 +256,8 @@ pub fn train(
         train_samples: 0,
         history: Vec::new(),
         config_toml: config_toml.clone(),
+        input_shape: data.train.shape,
+        num_classes: data.train.num_classes,
         mentor_version: env!("CARGO_PKG_VERSION").into(),
     };
     if options.resume {

@@ -1,0 +1,61 @@
+//! `mentor distill`: `mentor train` with `[strategy] type = "distill"`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use mentor::config::RunConfig;
+use mentor::strategy::StrategyConfig;
+
+use super::train::{ConfigArgs, RunArgs, run_config};
+
+/// Arguments of `mentor distill`.
+#[derive(Debug, Args)]
+pub struct DistillArgs {
+    /// The teacher's checkpoint (from `mentor train`).
+    #[arg(long)]
+    teacher: Option<PathBuf>,
+    /// Softmax temperature T > 0 of the soft targets.
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// Weight of the soft (teacher) term in [0, 1] (torchdistill's alpha is 1 - lambda).
+    #[arg(long)]
+    lambda: Option<f64>,
+    /// Run the teacher on every batch instead of caching its logits once.
+    #[arg(long)]
+    no_cache: bool,
+    /// The student's run config (its model is the student).
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// Runs `mentor distill`.
+pub fn run(mut args: DistillArgs) -> anyhow::Result<()> {
+    let base = match &args.config.config {
+        Some(path) => RunConfig::from_file(path)?,
+        None => RunConfig::default(),
+    };
+    // The flags become `--set`s placed before the user's own, so `--set` still wins.
+    // Setting the type resets the table, so only do it when the base is not distilling.
+    let mut sets = Vec::new();
+    if !matches!(base.strategy, StrategyConfig::Distill(_)) {
+        sets.push("strategy.type=\"distill\"".to_string());
+    }
+    if let Some(t) = &args.teacher {
+        sets.push(format!("strategy.teacher={:?}", t.display().to_string()));
+    }
+    if let Some(t) = args.temperature {
+        sets.push(format!("strategy.temperature={t:e}"));
+    }
+    if let Some(l) = args.lambda {
+        sets.push(format!("strategy.lambda={l:e}"));
+    }
+    if args.no_cache {
+        sets.push("strategy.cache_teacher=false".into());
+    }
+    sets.append(&mut args.config.sets);
+    args.config.sets = sets;
+    let config = args.config.apply(base)?;
+    run_config(config, args.run)
+}

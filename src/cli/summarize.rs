@@ -1,0 +1,97 @@
+//! `mentor summarize`: test accuracy of run directories, grouped by name with the seed
+//! suffix (`-s<N>`) removed, as mean ± sample standard deviation.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use mentor::engine::RunSummary;
+
+/// Arguments of `mentor summarize`.
+#[derive(Debug, Args)]
+pub struct SummarizeArgs {
+    /// Run directories (each with a summary.json).
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+}
+
+/// `name-s3` -> `name`.
+fn group_name(dir: &std::path::Path) -> String {
+    let name = dir.file_name().map_or_else(
+        || dir.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    match name.rsplit_once("-s") {
+        Some((head, seed)) if !seed.is_empty() && seed.chars().all(|c| c.is_ascii_digit()) => {
+            head.to_string()
+        }
+        _ => name,
+    }
+}
+
+/// Mean and sample standard deviation (0 for one value).
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 {
+        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+/// Runs `mentor summarize`: one Markdown row per group.
+pub fn run(args: SummarizeArgs) -> anyhow::Result<()> {
+    let mut groups: BTreeMap<String, Vec<RunSummary>> = BTreeMap::new();
+    for dir in &args.runs {
+        let path = dir.join("summary.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let s: RunSummary =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        groups.entry(group_name(dir)).or_default().push(s);
+    }
+    println!(
+        "| run | seeds | test accuracy (mean ± std) | test errors of 10,000 | train s (mean) | parameters |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (name, runs) in &groups {
+        let acc: Vec<f64> = runs.iter().map(|r| r.test_accuracy).collect();
+        let (m, s) = mean_std(&acc);
+        let secs = runs.iter().map(|r| r.train_seconds).sum::<f64>() / runs.len() as f64;
+        println!(
+            "| {name} | {} | {:.4} ± {:.4} | {:.0} | {:.0} | {} |",
+            runs.len(),
+            m,
+            s,
+            (1.0 - m) * 10_000.0,
+            secs,
+            runs[0].parameters
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_strip_the_seed_suffix() {
+        assert_eq!(group_name(std::path::Path::new("runs/alone-s12")), "alone");
+        assert_eq!(
+            group_name(std::path::Path::new("runs/distilled-T20-l0.9-s1")),
+            "distilled-T20-l0.9"
+        );
+        assert_eq!(group_name(std::path::Path::new("runs/teacher")), "teacher");
+    }
+
+    #[test]
+    fn mean_and_sample_std() {
+        let (m, s) = mean_std(&[1.0, 2.0, 3.0]);
+        assert!((m - 2.0).abs() < 1e-12 && (s - 1.0).abs() < 1e-12);
+        assert_eq!(mean_std(&[0.5]), (0.5, 0.0));
+    }
+}

@@ -1,0 +1,261 @@
+//! Knowledge distillation (Hinton, Vinyals & Dean 2015): a frozen, heavier *teacher*
+//! network's temperature-softened outputs train a lighter *student*. The teacher runs in
+//! inference mode and never receives gradients; without input augmentation its logits
+//! are computed once for the whole training set and reused every epoch
+//! ([`TeacherLogits`]), otherwise once per batch.
+
+pub mod loss;
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::config::RunConfig;
+use crate::data::{Batch, BatchOrder, Dataset};
+use crate::engine::checkpoint::{self, CheckpointError};
+use crate::engine::{Objective, StepOutput, seeded_init};
+use crate::models::Network;
+
+pub use loss::{distillation_loss, soft_targets};
+
+/// `[strategy] type = "distill"`: where the teacher is and how to distil.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillConfig {
+    /// The teacher's checkpoint (written by `mentor train`).
+    pub teacher: PathBuf,
+    /// Softmax temperature `T > 0` of both networks' soft outputs.
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    /// Weight of the soft (teacher) term, in `[0, 1]`; `1 - lambda` weights the labels.
+    #[serde(default = "default_lambda")]
+    pub lambda: f64,
+    /// Compute the teacher's logits once for the training set (valid while inputs are
+    /// not augmented) instead of once per batch.
+    #[serde(default = "yes")]
+    pub cache_teacher: bool,
+}
+
+fn default_temperature() -> f64 {
+    4.0
+}
+fn default_lambda() -> f64 {
+    0.9
+}
+fn yes() -> bool {
+    true
+}
+
+impl DistillConfig {
+    /// Checks the rules; on error returns (key, rule).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err((
+                "strategy.temperature".into(),
+                format!("must be > 0, got {}", self.temperature),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.lambda) {
+            return Err((
+                "strategy.lambda".into(),
+                format!("must be in [0, 1], got {}", self.lambda),
+            ));
+        }
+        if self.teacher.as_os_str().is_empty() {
+            return Err(("strategy.teacher".into(), "must name a checkpoint".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A teacher that cannot serve this run.
+#[derive(Debug, thiserror::Error)]
+pub enum DistillError {
+    /// The checkpoint could not be read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The checkpoint's config is unreadable.
+    #[error("teacher {path}: {message}")]
+    Config {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The teacher was trained for other inputs or classes than the student's data.
+    #[error(
+        "teacher {path} takes {teacher_shape:?} images and predicts {teacher_classes} classes, but the student's data has {data_shape:?} images and {data_classes} classes"
+    )]
+    Mismatch {
+        /// The checkpoint.
+        path: PathBuf,
+        /// Teacher input shape.
+        teacher_shape: [usize; 3],
+        /// Teacher classes.
+        teacher_classes: usize,
+        /// Data input shape.
+        data_shape: [usize; 3],
+        /// Data classes.
+        data_classes: usize,
+    },
+}
+
+/// A trained network read back from a checkpoint, with the config it was trained with.
+pub struct LoadedNetwork {
+    /// The network, on the device it was loaded to.
+    pub network: Network,
+    /// Its run config.
+    pub config: RunConfig,
+    /// Input shape `[C, H, W]`.
+    pub input_shape: [usize; 3],
+    /// Number of classes.
+    pub num_classes: usize,
+}
+
+/// Loads any mentor checkpoint as a network on `device`.
+pub fn load_network(path: &Path, device: &Device) -> Result<LoadedNetwork, DistillError> {
+    let ckpt = checkpoint::load(path)?;
+    let config = RunConfig::from_toml(&ckpt.state.config_toml, "checkpoint").map_err(|e| {
+        DistillError::Config {
+            path: path.into(),
+            message: e.to_string(),
+        }
+    })?;
+    let (input_shape, num_classes) = (ckpt.state.input_shape, ckpt.state.num_classes);
+    let fresh = seeded_init(&config.model, input_shape, num_classes, device, config.seed);
+    let network = ckpt.load_into(fresh, path)?;
+    Ok(LoadedNetwork {
+        network,
+        config,
+        input_shape,
+        num_classes,
+    })
+}
+
+/// The teacher's logits for every training example, in the dataset's order
+/// (`N x classes` floats).
+#[derive(Debug, Clone)]
+pub struct TeacherLogits {
+    logits: Vec<f32>,
+    classes: usize,
+}
+
+impl TeacherLogits {
+    /// Runs the teacher (in inference mode) over `data` once.
+    pub fn compute(teacher: &Network, data: &Dataset, device: &Device) -> Self {
+        let model = teacher.valid();
+        let mut logits = Vec::with_capacity(data.len() * data.num_classes);
+        let mut classes = data.num_classes;
+        for idx in BatchOrder::sequential(data.len(), 1000).batches() {
+            let out = model.forward(Batch::gather(data, idx, device).images);
+            classes = out.dims()[1];
+            let v: Vec<f32> = out
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec()
+                .unwrap_or_default();
+            logits.extend(v);
+        }
+        Self { logits, classes }
+    }
+
+    /// The rows at `indices` as a `[B, classes]` tensor on `device`.
+    pub fn rows(&self, indices: &[usize], device: &Device) -> Tensor<2> {
+        let c = self.classes;
+        let mut out = Vec::with_capacity(indices.len() * c);
+        for &i in indices {
+            out.extend_from_slice(&self.logits[i * c..(i + 1) * c]);
+        }
+        Tensor::from_data(TensorData::new(out, [indices.len(), c]), device)
+    }
+
+    /// Bytes held.
+    pub fn memory_bytes(&self) -> usize {
+        self.logits.len() * std::mem::size_of::<f32>()
+    }
+}
+
+/// The distillation objective: the KD loss of the student's logits against the
+/// teacher's (cached or computed per batch) and the labels.
+pub struct KnowledgeDistillation {
+    teacher: Network,
+    cache: Option<TeacherLogits>,
+    temperature: f64,
+    lambda: f64,
+}
+
+impl KnowledgeDistillation {
+    /// Prepares distillation from `teacher` on the training set `train`; with
+    /// `config.cache_teacher` the teacher's logits are computed here, once.
+    pub fn new(teacher: Network, config: &DistillConfig, train: &Dataset) -> Self {
+        let teacher = teacher.valid();
+        let device = teacher
+            .devices()
+            .first()
+            .cloned()
+            .unwrap_or_else(Device::flex);
+        let cache = config
+            .cache_teacher
+            .then(|| TeacherLogits::compute(&teacher, train, &device));
+        Self {
+            teacher,
+            cache,
+            temperature: config.temperature,
+            lambda: config.lambda,
+        }
+    }
+
+    /// Loads the teacher named in `config` onto `device` (the training device without
+    /// autodiff) and checks it fits `train`.
+    pub fn from_checkpoint(
+        config: &DistillConfig,
+        train: &Dataset,
+        device: &Device,
+    ) -> Result<Self, DistillError> {
+        let loaded = load_network(&config.teacher, device)?;
+        if loaded.input_shape != train.shape || loaded.num_classes != train.num_classes {
+            return Err(DistillError::Mismatch {
+                path: config.teacher.clone(),
+                teacher_shape: loaded.input_shape,
+                teacher_classes: loaded.num_classes,
+                data_shape: train.shape,
+                data_classes: train.num_classes,
+            });
+        }
+        Ok(Self::new(loaded.network, config, train))
+    }
+
+    /// The teacher's logits for a batch: from the cache, or by running the teacher.
+    fn teacher_logits(&self, batch: &Batch, indices: &[usize]) -> Tensor<2> {
+        let device = batch.images.device();
+        match &self.cache {
+            Some(cache) => cache.rows(indices, &device),
+            None => self
+                .teacher
+                .forward(batch.images.clone().inner())
+                .autodiff(),
+        }
+    }
+
+    /// Whether the teacher's logits are cached.
+    pub fn is_cached(&self) -> bool {
+        self.cache.is_some()
+    }
+}
+
+impl Objective for KnowledgeDistillation {
+    fn step(&mut self, network: &Network, batch: &Batch, indices: &[usize]) -> StepOutput {
+        let logits = network.forward(batch.images.clone());
+        let teacher = self.teacher_logits(batch, indices);
+        let loss = distillation_loss(
+            logits.clone(),
+            teacher,
+            batch.labels.clone(),
+            self.temperature,
+            self.lambda,
+        );
+        StepOutput { loss, logits }
+    }
+}

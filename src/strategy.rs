@@ -1,0 +1,62 @@
+//! The strategy of a run (`[strategy]`): what each training step minimises. One tagged
+//! enum, so one TOML file reproduces any run and the dispatch lives here alone.
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::distill::{DistillConfig, DistillError, KnowledgeDistillation};
+use crate::engine::{CrossEntropy, Objective, PreparedData};
+
+/// Which strategy a run uses.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum StrategyConfig {
+    /// Cross-entropy against the labels.
+    #[default]
+    Supervised,
+    /// Knowledge distillation from a teacher checkpoint (Hinton et al. 2015).
+    Distill(DistillConfig),
+}
+
+impl StrategyConfig {
+    /// Checks the strategy's own rules; on error returns (key, rule).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        match self {
+            StrategyConfig::Supervised => Ok(()),
+            StrategyConfig::Distill(c) => c.validate(),
+        }
+    }
+
+    /// The short name (`supervised`, `distill`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StrategyConfig::Supervised => "supervised",
+            StrategyConfig::Distill(_) => "distill",
+        }
+    }
+}
+
+/// A strategy that could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum StrategyError {
+    /// Distillation's teacher could not be loaded or does not fit.
+    #[error(transparent)]
+    Distill(#[from] DistillError),
+}
+
+/// Builds the objective of `strategy` for a run on `data`; `device` is the training
+/// device (networks that do not train, such as a teacher, live on it without autodiff).
+pub fn build_objective(
+    strategy: &StrategyConfig,
+    data: &PreparedData,
+    device: &Device,
+) -> Result<Box<dyn Objective>, StrategyError> {
+    Ok(match strategy {
+        StrategyConfig::Supervised => Box::new(CrossEntropy),
+        StrategyConfig::Distill(c) => Box::new(KnowledgeDistillation::from_checkpoint(
+            c,
+            &data.train,
+            device,
+        )?),
+    })
+}

@@ -1,0 +1,152 @@
+//! Distillation end to end on the embedded digits set: cached and per-batch teacher
+//! logits train the same student, bad teachers and hyperparameters are clear errors.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor};
+use mentor::config::RunConfig;
+use mentor::data::Batch;
+use mentor::distill::{DistillConfig, KnowledgeDistillation, load_network};
+use mentor::engine::{LogFormat, Objective, TrainOptions, prepare_data, seeded_init, train};
+use mentor::strategy::build_objective;
+
+fn config(sets: &[String]) -> RunConfig {
+    let c = RunConfig::default().with_overrides(sets).unwrap();
+    c.validate().unwrap();
+    c
+}
+
+fn quiet(out: &std::path::Path) -> TrainOptions {
+    TrainOptions {
+        log: LogFormat::Quiet,
+        ..TrainOptions::new(out)
+    }
+}
+
+fn weights(n: &mentor::models::Network) -> Vec<u32> {
+    struct Bits(Vec<u32>);
+    impl ModuleVisitor for Bits {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let v: Vec<f32> = p.val().into_data().convert::<f32>().try_to_vec().unwrap();
+            self.0.extend(v.iter().map(|x| x.to_bits()));
+        }
+    }
+    let mut b = Bits(Vec::new());
+    n.visit(&mut b);
+    b.0
+}
+
+/// Trains a small CNN teacher on digits and returns its checkpoint path.
+fn teacher(dir: &std::path::Path, extra: &[&str]) -> std::path::PathBuf {
+    let mut sets: Vec<String> = vec![
+        "model.type=\"cnn\"".into(),
+        "epochs=2".into(),
+        "data.per_class=40".into(),
+    ];
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    let cfg = config(&sets);
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let out = dir.join("teacher");
+    train(&cfg, &data, &mut mentor::engine::CrossEntropy, &quiet(&out)).unwrap();
+    out.join("checkpoints/last.ckpt")
+}
+
+fn student_sets(teacher: &std::path::Path, cache: bool) -> Vec<String> {
+    vec![
+        "model.hidden=[32]".into(),
+        "epochs=2".into(),
+        "data.per_class=40".into(),
+        "strategy.type=\"distill\"".into(),
+        format!("strategy.teacher={:?}", teacher.display().to_string()),
+        "strategy.temperature=4.0".into(),
+        "strategy.lambda=0.7".into(),
+        format!("strategy.cache_teacher={cache}"),
+    ]
+}
+
+#[test]
+fn cached_and_per_batch_teacher_train_the_same_student() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = teacher(dir.path(), &[]);
+    let mut students = Vec::new();
+    for cache in [true, false] {
+        let cfg = config(&student_sets(&ckpt, cache));
+        let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+        let mut objective = build_objective(&cfg.strategy, &data, &Device::flex()).unwrap();
+        let out = dir.path().join(format!("student-{cache}"));
+        let (_, net) = train(&cfg, &data, objective.as_mut(), &quiet(&out)).unwrap();
+        students.push(weights(&net));
+    }
+    assert_eq!(students[0], students[1]);
+}
+
+#[test]
+fn cached_and_per_batch_losses_agree_on_a_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = teacher(dir.path(), &[]);
+    let cfg = config(&student_sets(&ckpt, true));
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let teacher_net = load_network(&ckpt, &Device::flex()).unwrap().network;
+    let device = Device::flex().autodiff();
+    let student = seeded_init(&cfg.model, data.train.shape, 10, &device, 5);
+    let idx: Vec<usize> = vec![3, 1, 4, 15, 9, 2, 6];
+    let batch = Batch::gather(&data.train, &idx, &device);
+    let mut losses = Vec::new();
+    for cache in [true, false] {
+        let kd = DistillConfig {
+            teacher: ckpt.clone(),
+            temperature: 3.0,
+            lambda: 0.6,
+            cache_teacher: cache,
+        };
+        let mut objective = KnowledgeDistillation::new(teacher_net.clone(), &kd, &data.train);
+        assert_eq!(objective.is_cached(), cache);
+        losses.push(
+            objective
+                .step(&student, &batch, &idx)
+                .loss
+                .into_scalar::<f32>(),
+        );
+    }
+    assert!((losses[0] - losses[1]).abs() < 1e-5, "{losses:?}");
+}
+
+#[test]
+fn a_teacher_for_other_classes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = teacher(dir.path(), &["data.classes=[0,1,2,3,4]"]);
+    let cfg = config(&student_sets(&ckpt, true));
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let err = build_objective(&cfg.strategy, &data, &Device::flex())
+        .err()
+        .expect("a 5-class teacher cannot teach 10 classes")
+        .to_string();
+    assert!(
+        err.contains("5 classes") && err.contains("10 classes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn temperature_and_lambda_are_validated() {
+    let bad = |k: &str, v: &str| {
+        let sets = vec![
+            "strategy.type=\"distill\"".to_string(),
+            "strategy.teacher=\"t.ckpt\"".to_string(),
+            format!("strategy.{k}={v}"),
+        ];
+        RunConfig::default()
+            .with_overrides(&sets)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        bad("temperature", "0.0"),
+        "config key `strategy.temperature`: must be > 0, got 0"
+    );
+    assert_eq!(
+        bad("lambda", "1.5"),
+        "config key `strategy.lambda`: must be in [0, 1], got 1.5"
+    );
+}

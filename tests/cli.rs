@@ -168,7 +168,10 @@ fn demo_runs_on_the_embedded_data_and_prints_its_table() {
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("| supervised   | mlp"), "{stdout}");
     assert!(stdout.contains("| supervised   | cnn"), "{stdout}");
-    assert!(stdout.contains("| distillation | cnn -> mlp-32"), "{stdout}");
+    assert!(
+        stdout.contains("| distillation | cnn -> mlp-32"),
+        "{stdout}"
+    );
     // Every row's accuracy is a real number well above chance (0.1).
     let rows = stdout
         .lines()

@@ -5,8 +5,10 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
 use mentor::config::RunConfig;
 use mentor::data::Batch;
-use mentor::distill::{DistillConfig, KnowledgeDistillation, load_network};
-use mentor::engine::{LogFormat, Objective, TrainOptions, prepare_data, seeded_init, train};
+use mentor::distill::{DistillConfig, KnowledgeDistillation};
+use mentor::engine::{
+    LogFormat, Objective, TrainOptions, load_network, prepare_data, seeded_init, train,
+};
 use mentor::strategy::build_objective;
 
 fn config(sets: &[String]) -> RunConfig {

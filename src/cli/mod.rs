@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod distill;
 mod eval;
+mod footprint;
 mod params;
 mod summarize;
 mod train;
@@ -41,6 +42,11 @@ enum Command {
     /// Measure training throughput of standard workloads (median samples/s, peak memory).
     #[command(after_help = "Examples:\n  mentor bench\n  mentor bench cnn-step --json")]
     Bench(bench::BenchArgs),
+    /// Deployment cost of trained networks: parameters, size, MFLOPs, CPU latency.
+    #[command(
+        after_help = "Example:\n  mentor footprint runs/teacher/checkpoints/best.ckpt runs/student/checkpoints/best.ckpt"
+    )]
+    Footprint(footprint::FootprintArgs),
     /// Summarise run directories: test accuracy per group of seeds (mean ± std).
     #[command(after_help = "Example:\n  mentor summarize runs/kd/mnist/*")]
     Summarize(summarize::SummarizeArgs),
@@ -57,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Footprint(a) => footprint::run(a),
         Command::Params(a) => params::run(a),
         Command::Summarize(a) => summarize::run(a),
     }

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use mentor::config::RunConfig;
+use mentor::distill::KnowledgeDistillation;
+use mentor::engine::Objective;
 use mentor::engine::{LogFormat, TrainOptions, parse_device, prepare_data, train};
-use mentor::strategy::build_objective;
+use mentor::strategy::{StrategyConfig, build_objective};
 
 /// The run-config flags shared by commands that build a run: a config file, common keys
 /// as flags, and `--set key=value` for any key (applied last, in order).
@@ -133,7 +135,16 @@ pub fn run_config(config: RunConfig, args: RunArgs) -> anyhow::Result<()> {
         stop_after: args.stop_after,
         device: parse_device(&args.device)?,
     };
-    let mut objective = build_objective(&config.strategy, &data, &options.device)?;
+    let mut objective: Box<dyn Objective> = match &config.strategy {
+        StrategyConfig::Distill(c) => {
+            let kd = KnowledgeDistillation::from_checkpoint(c, &data.train, &options.device)?;
+            if let Err(e) = kd.plot_soft_targets(&data.test, &args.out.join("plots")) {
+                eprintln!("warning: soft-target plot not written: {e}");
+            }
+            Box::new(kd)
+        }
+        other => build_objective(other, &data, &options.device)?,
+    };
     let (summary, _) = train(&config, &data, objective.as_mut(), &options)?;
     match args.log_format {
         LogFormat::Jsonl => println!(

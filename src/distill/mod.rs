@@ -6,16 +6,15 @@
 
 pub mod loss;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::config::RunConfig;
 use crate::data::{Batch, BatchOrder, Dataset};
-use crate::engine::checkpoint::{self, CheckpointError};
-use crate::engine::{Objective, StepOutput, seeded_init};
+use crate::engine::restore::{RestoreError, load_network};
+use crate::engine::{Objective, StepOutput};
 use crate::models::Network;
 
 pub use loss::{distillation_loss, soft_targets};
@@ -73,17 +72,9 @@ impl DistillConfig {
 /// A teacher that cannot serve this run.
 #[derive(Debug, thiserror::Error)]
 pub enum DistillError {
-    /// The checkpoint could not be read.
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
-    /// The checkpoint's config is unreadable.
-    #[error("teacher {path}: {message}")]
-    Config {
-        /// The checkpoint.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
+    /// The checkpoint could not be turned into a network.
+    #[error("teacher: {0}")]
+    Restore(#[from] RestoreError),
     /// The teacher was trained for other inputs or classes than the student's data.
     #[error(
         "teacher {path} takes {teacher_shape:?} images and predicts {teacher_classes} classes, but the student's data has {data_shape:?} images and {data_classes} classes"
@@ -100,38 +91,6 @@ pub enum DistillError {
         /// Data classes.
         data_classes: usize,
     },
-}
-
-/// A trained network read back from a checkpoint, with the config it was trained with.
-pub struct LoadedNetwork {
-    /// The network, on the device it was loaded to.
-    pub network: Network,
-    /// Its run config.
-    pub config: RunConfig,
-    /// Input shape `[C, H, W]`.
-    pub input_shape: [usize; 3],
-    /// Number of classes.
-    pub num_classes: usize,
-}
-
-/// Loads any mentor checkpoint as a network on `device`.
-pub fn load_network(path: &Path, device: &Device) -> Result<LoadedNetwork, DistillError> {
-    let ckpt = checkpoint::load(path)?;
-    let config = RunConfig::from_toml(&ckpt.state.config_toml, "checkpoint").map_err(|e| {
-        DistillError::Config {
-            path: path.into(),
-            message: e.to_string(),
-        }
-    })?;
-    let (input_shape, num_classes) = (ckpt.state.input_shape, ckpt.state.num_classes);
-    let fresh = seeded_init(&config.model, input_shape, num_classes, device, config.seed);
-    let network = ckpt.load_into(fresh, path)?;
-    Ok(LoadedNetwork {
-        network,
-        config,
-        input_shape,
-        num_classes,
-    })
 }
 
 /// The teacher's logits for every training example, in the dataset's order
@@ -237,6 +196,51 @@ impl KnowledgeDistillation {
                 .forward(batch.images.clone().inner())
                 .autodiff(),
         }
+    }
+
+    /// The teacher's softened class distribution for one `[C, H, W]` image at each
+    /// temperature, for the soft-target plot.
+    pub fn soft_targets_of(
+        &self,
+        image: &[f32],
+        shape: [usize; 3],
+        temperatures: &[f64],
+    ) -> Vec<Vec<f32>> {
+        let device = self
+            .teacher
+            .devices()
+            .first()
+            .cloned()
+            .unwrap_or_else(Device::flex);
+        let [c, h, w] = shape;
+        let x = Tensor::<4>::from_data(TensorData::new(image.to_vec(), [1, c, h, w]), &device);
+        let logits = self.teacher.forward(x);
+        temperatures
+            .iter()
+            .map(|&t| {
+                soft_targets(logits.clone(), t)
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec()
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    /// Writes the survey's figure into `dir`: the teacher's softmax on the first image of
+    /// `data` at T = 1 and T = 40 (`teacher-soft-targets.png` / `.svg`).
+    pub fn plot_soft_targets(
+        &self,
+        data: &Dataset,
+        dir: &std::path::Path,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let temps = [1.0, 40.0];
+        let probs = self.soft_targets_of(data.image(0), data.shape, &temps);
+        let panels: Vec<(f64, Vec<f32>)> = temps.into_iter().zip(probs).collect();
+        crate::report::plot_soft_targets(&panels, dir)
     }
 
     /// Whether the teacher's logits are cached.

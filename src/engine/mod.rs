@@ -16,6 +16,7 @@ pub mod objective;
 pub mod optim;
 pub mod prepare;
 pub mod progress;
+pub mod restore;
 pub mod schedule;
 pub mod trainer;
 
@@ -23,6 +24,7 @@ pub use device::parse_device;
 pub use objective::{CrossEntropy, Objective, StepOutput};
 pub use prepare::{PreparedData, prepare_data};
 pub use progress::LogFormat;
+pub use restore::{LoadedNetwork, load_network};
 pub use trainer::{
     EngineError, RunSummary, TrainOptions, evaluate, seeded_init, train, train_step,
 };

@@ -54,6 +54,55 @@ impl ModelConfig {
         }
     }
 
+    /// Multiply-adds of one forward pass for one `[C, H, W]` image, counted as 2 FLOPs
+    /// each, for the layers that dominate (convolutions and linear layers; activations,
+    /// pooling and normalisation are left out).
+    pub fn forward_flops(&self, input: [usize; 3], num_classes: usize) -> u64 {
+        let linear = |i: usize, o: usize| 2 * (i * o) as u64;
+        let conv = |ci: usize, co: usize, k: usize, h: usize, w: usize| {
+            2 * (ci * co * k * k * h * w) as u64
+        };
+        match self {
+            ModelConfig::Mlp(c) => {
+                let mut width = input.iter().product::<usize>();
+                let mut flops = 0;
+                for &h in &c.hidden {
+                    flops += linear(width, h);
+                    width = h;
+                }
+                flops + linear(width, num_classes)
+            }
+            ModelConfig::Cnn(c) => {
+                let [ch, h, w] = input;
+                let [c1, c2] = c.channels;
+                conv(ch, c1, 3, h, w)
+                    + conv(c1, c2, 3, h / 2, w / 2)
+                    + linear(c2 * (h / 4) * (w / 4), c.hidden)
+                    + linear(c.hidden, num_classes)
+            }
+            ModelConfig::Resnet(c) => {
+                let [ch, mut h, mut w] = input;
+                let mut flops = conv(ch, c.width, 3, h, w);
+                let mut channels = c.width;
+                for (stage, &n) in c.blocks.iter().enumerate() {
+                    let out = c.width << stage;
+                    for k in 0..n {
+                        if stage > 0 && k == 0 {
+                            h = h.div_ceil(2);
+                            w = w.div_ceil(2);
+                        }
+                        flops += conv(channels, out, 3, h, w) + conv(out, out, 3, h, w);
+                        if channels != out || (stage > 0 && k == 0) {
+                            flops += conv(channels, out, 1, h, w);
+                        }
+                        channels = out;
+                    }
+                }
+                flops + linear(channels, num_classes)
+            }
+        }
+    }
+
     /// Builds the network for images of `input` = `[C, H, W]` and `num_classes` classes.
     /// Initial weights come from Burn's backend RNG, which is one per process: to get the
     /// same weights for the same seed while other runs may train in the same process, use
@@ -127,6 +176,21 @@ mod tests {
             assert_eq!(net.forward(x.clone()).dims(), [2, 7], "{kind} {input:?}");
             assert_eq!(net.features(x).dims()[0], 2);
         }
+    }
+
+    #[test]
+    fn forward_flops_match_hand_counts() {
+        // MLP 64-256-128-10: 2 * (64*256 + 256*128 + 128*10).
+        let mlp = ModelConfig::Mlp(MlpConfig::default());
+        assert_eq!(
+            mlp.forward_flops([1, 8, 8], 10),
+            2 * (16_384 + 32_768 + 1_280)
+        );
+        // The benchmark CNN on 1x28x28: the PyTorch peer's count (shared/bench).
+        let cnn = ModelConfig::Cnn(CnnConfig::default());
+        let expected =
+            2 * 28 * 28 * 32 * 9 + 2 * 14 * 14 * 64 * 32 * 9 + 2 * 3136 * 128 + 2 * 128 * 10;
+        assert_eq!(cnn.forward_flops([1, 28, 28], 10), expected as u64);
     }
 
     #[test]

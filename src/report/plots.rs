@@ -97,6 +97,59 @@ where
     Ok(())
 }
 
+/// Writes `teacher-soft-targets.png` and `.svg` into `dir`: a teacher's class
+/// probabilities for one example at each temperature in `panels` (`(T, probs)`), as bar
+/// charts — the survey's near one-hot output at T=1 beside its softened version.
+pub fn plot_soft_targets(panels: &[(f64, Vec<f32>)], dir: &Path) -> PlotResult {
+    register_font();
+    std::fs::create_dir_all(dir)?;
+    let png = dir.join("teacher-soft-targets.png");
+    let svg = dir.join("teacher-soft-targets.svg");
+    let width = 450 * panels.len().max(1) as u32;
+    draw_bars(
+        BitMapBackend::new(&png, (width, 350)).into_drawing_area(),
+        panels,
+    )?;
+    draw_bars(
+        SVGBackend::new(&svg, (width, 350)).into_drawing_area(),
+        panels,
+    )?;
+    Ok(())
+}
+
+fn draw_bars<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    panels: &[(f64, Vec<f32>)],
+) -> PlotResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let areas = root.split_evenly((1, panels.len().max(1)));
+    for (area, (t, probs)) in areas.iter().zip(panels) {
+        let n = probs.len();
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("teacher softmax, T = {t}"), ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(45)
+            .build_cartesian_2d((0..n.saturating_sub(1)).into_segmented(), 0f32..1f32)?;
+        chart
+            .configure_mesh()
+            .x_desc("class")
+            .label_style(("sans-serif", 13))
+            .draw()?;
+        chart.draw_series(
+            Histogram::vertical(&chart)
+                .style(BLUE.mix(0.7).filled())
+                .margin(4)
+                .data(probs.iter().enumerate().map(|(i, &p)| (i, p))),
+        )?;
+    }
+    root.present()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +174,15 @@ mod tests {
         assert_eq!(&png[1..4], b"PNG");
         let svg = std::fs::read_to_string(dir.path().join("curves.svg")).unwrap();
         assert!(svg.contains("<svg") && svg.contains("accuracy"));
+    }
+
+    #[test]
+    fn soft_target_bars_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let panels = vec![(1.0, vec![0.9, 0.05, 0.05]), (40.0, vec![0.34, 0.33, 0.33])];
+        plot_soft_targets(&panels, dir.path()).unwrap();
+        let svg = std::fs::read_to_string(dir.path().join("teacher-soft-targets.svg")).unwrap();
+        assert!(svg.contains("T = 40"));
+        assert!(dir.path().join("teacher-soft-targets.png").is_file());
     }
 }

@@ -12,6 +12,7 @@ use crate::engine::optim::OptimizerConfig;
 use crate::engine::schedule::ScheduleConfig;
 use crate::models::ModelConfig;
 use crate::strategy::StrategyConfig;
+use crate::transfer::InitConfig;
 
 /// A config that could not be read or breaks a rule; the message names the key.
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +151,8 @@ pub struct RunConfig {
     pub schedule: ScheduleConfig,
     /// Parameter groups, by name pattern.
     pub groups: Vec<GroupRule>,
+    /// Starting weights: random, or a pretrained checkpoint (transfer learning).
+    pub init: InitConfig,
     /// What the run minimises: plain supervised training, distillation, ...
     pub strategy: StrategyConfig,
 }
@@ -166,6 +169,7 @@ impl Default for RunConfig {
             optim: OptimizerConfig::default(),
             schedule: ScheduleConfig::default(),
             groups: Vec::new(),
+            init: InitConfig::default(),
             strategy: StrategyConfig::default(),
         }
     }
@@ -262,6 +266,7 @@ impl RunConfig {
         self.schedule
             .validate(self.epochs)
             .map_err(|(k, r)| invalid(&k, r))?;
+        self.init.validate().map_err(|(k, r)| invalid(&k, r))?;
         self.strategy.validate().map_err(|(k, r)| invalid(&k, r))?;
         for (i, g) in self.groups.iter().enumerate() {
             if g.pattern.is_empty() {

@@ -5,7 +5,7 @@
 //! | strategy | status |
 //! | --- | --- |
 //! | supervised training (the base of all) | [`engine`] |
-//! | transfer learning | planned |
+//! | transfer learning | [`transfer`] |
 //! | knowledge distillation | [`distill`] |
 //! | continual learning | planned |
 //! | multitask learning | planned |
@@ -23,3 +23,4 @@ pub mod engine;
 pub mod models;
 pub mod report;
 pub mod strategy;
+pub mod transfer;

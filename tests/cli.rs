@@ -173,9 +173,11 @@ fn demo_runs_on_the_embedded_data_and_prints_its_table() {
         "{stdout}"
     );
     // Every row's accuracy is a real number well above chance (0.1).
-    let rows = stdout
-        .lines()
-        .filter(|l| l.starts_with("| supervised") || l.starts_with("| distillation"));
+    let rows = stdout.lines().filter(|l| {
+        ["| supervised", "| distillation", "| transfer"]
+            .iter()
+            .any(|p| l.starts_with(p))
+    });
     for line in rows {
         let acc: f64 = line.split('|').nth(3).unwrap().trim().parse().unwrap();
         assert!((0.0..=1.0).contains(&acc) && acc > 0.5, "{line}");

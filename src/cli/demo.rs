@@ -1,6 +1,7 @@
 //! `mentor demo`: the tour of the toolkit on the embedded digits set. Each strategy adds
-//! its row; today: supervised MLP and CNN, and distillation of the CNN into a small MLP
-//! beside the same MLP trained alone.
+//! its rows; today: supervised MLP and CNN; distillation of the CNN into a small MLP
+//! beside the same MLP trained alone; transfer of a CNN trained on digits 0-4 to digits
+//! 5-9 with 20 examples a class, beside the same CNN trained from scratch.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -29,24 +30,63 @@ struct Row {
 }
 
 fn supervised(model: &str, epochs: usize, lr: f64, extra: &[&str]) -> anyhow::Result<RunConfig> {
+    let owned: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    supervised_owned(model, epochs, lr, &owned)
+}
+
+fn supervised_owned(
+    model: &str,
+    epochs: usize,
+    lr: f64,
+    extra: &[String],
+) -> anyhow::Result<RunConfig> {
     let mut sets = vec![
         format!("model.type={model:?}"),
         format!("epochs={epochs}"),
         format!("lr={lr}"),
         "data.dataset=\"digits\"".to_string(),
     ];
-    sets.extend(extra.iter().map(|s| s.to_string()));
+    sets.extend(extra.iter().cloned());
     let c = RunConfig::default().with_overrides(&sets)?;
     c.validate()?;
     Ok(c)
 }
 
+/// `transfer`, `cnn 0-4 -> 5-9, frozen backbone` -> `transfer-cnn-0-4-to-5-9-frozen-backbone`.
+fn dir_name(strategy: &str, name: &str) -> String {
+    let slug: String = name
+        .replace(" -> ", " to ")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let parts: Vec<&str> = slug.split('-').filter(|p| !p.is_empty()).collect();
+    format!("{strategy}-{}", parts.join("-"))
+}
+
 /// Runs the demo and prints its table.
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let teacher = args.out.join("supervised-cnn/checkpoints/best.ckpt");
+    let teacher = args
+        .out
+        .join(dir_name("supervised", "cnn"))
+        .join("checkpoints/best.ckpt");
     let teacher_set = format!("strategy.teacher={:?}", teacher.display().to_string());
     let small = "model.hidden=[32]";
     // Later rows may use earlier rows' checkpoints (the CNN teaches the small MLP).
+    let source = args
+        .out
+        .join(dir_name("supervised", "cnn 0-4"))
+        .join("checkpoints/best.ckpt");
+    let source_set = format!("init.pretrained={:?}", source.display().to_string());
+    let few = [
+        "data.classes=[5,6,7,8,9]",
+        "data.per_class=20",
+        "batch_size=16",
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        few.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    // Later rows use earlier rows' checkpoints: the CNN teaches the small MLP, and the
+    // CNN trained on digits 0-4 is transferred to 5-9 with 20 examples a class.
     let runs = [
         ("supervised", "mlp", supervised("mlp", 20, 1e-3, &[])?),
         ("supervised", "cnn", supervised("cnn", 15, 1e-3, &[])?),
@@ -71,6 +111,31 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 ],
             )?,
         ),
+        (
+            "supervised",
+            "cnn 0-4",
+            supervised("cnn", 15, 1e-3, &["data.classes=[0,1,2,3,4]"])?,
+        ),
+        (
+            "supervised",
+            "cnn 5-9 (20/class)",
+            supervised_owned("cnn", 20, 1e-3, &with(&[]))?,
+        ),
+        (
+            "transfer",
+            "cnn 0-4 -> 5-9, frozen backbone, lr 1e-2",
+            supervised_owned(
+                "cnn",
+                20,
+                1e-2,
+                &with(&[&source_set, "groups=[{pattern=\"backbone\", frozen=true}]"]),
+            )?,
+        ),
+        (
+            "transfer",
+            "cnn 0-4 -> 5-9, fine-tune all",
+            supervised_owned("cnn", 20, 1e-3, &with(&[&source_set]))?,
+        ),
     ];
     let mut rows = Vec::new();
     let mut sizes = String::new();
@@ -79,18 +144,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         eprintln!("demo: {strategy} {name} on digits ...");
         let started = Instant::now();
         let data = prepare_data(&config.data, config.seed)?;
-        sizes = format!(
-            "{} train / {} validation / {} test images",
-            data.train.len(),
-            data.val.as_ref().map_or(0, |v| v.len()),
-            data.test.len()
-        );
+        if sizes.is_empty() {
+            sizes = format!(
+                "{} train / {} validation / {} test images",
+                data.train.len(),
+                data.val.as_ref().map_or(0, |v| v.len()),
+                data.test.len()
+            );
+        }
         let options = TrainOptions {
             log: args.log_format,
-            ..TrainOptions::new(
-                args.out
-                    .join(format!("{strategy}-{}", name.replace(" -> ", "-to-"))),
-            )
+            ..TrainOptions::new(args.out.join(dir_name(strategy, name)))
         };
         let mut objective = build_objective(&config.strategy, &data, &options.device)?;
         let (summary, _) = train(&config, &data, objective.as_mut(), &options)?;
@@ -109,7 +173,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         });
     }
     println!();
-    println!("mentor demo: embedded UCI digits (8x8 pixels, {sizes})");
+    println!("mentor demo: embedded UCI digits (8x8 pixels; all classes: {sizes})");
     println!(
         "| strategy     | run                                                      | test accuracy | seconds |"
     );

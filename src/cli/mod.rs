@@ -8,6 +8,7 @@ mod footprint;
 mod params;
 mod summarize;
 mod train;
+mod transfer;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +29,12 @@ enum Command {
         mentor train --config examples/digits-mlp.toml --out runs/a\n  \
         mentor train --config examples/digits-mlp.toml --out runs/a --resume")]
     Train(train::TrainArgs),
+    /// Transfer a pretrained network to a new task: freeze, fine-tune or retrain by layer.
+    #[command(after_help = "Examples:\n  \
+        mentor train --dataset digits --model cnn --set data.classes=[0,1,2,3,4] --out runs/source\n  \
+        mentor transfer --pretrained runs/source/checkpoints/best.ckpt --dataset digits --model cnn \\\n    \
+        --set data.classes=[5,6,7,8,9] --freeze 'backbone.conv*' --finetune 'backbone.fc=0.1' --out runs/target")]
+    Transfer(transfer::TransferArgs),
     /// Distil a trained teacher into a (smaller) student network.
     #[command(after_help = "Examples:\n  \
         mentor train --dataset digits --model cnn --epochs 15 --out runs/teacher\n  \
@@ -60,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(a) => train::run(a),
         Command::Distill(a) => distill::run(a),
+        Command::Transfer(a) => transfer::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 
 use super::checkpoint::{self, CheckpointError};
-use super::trainer::seeded_init;
+use super::trainer::{init_unlocked, seeded_init};
 use crate::config::RunConfig;
-use crate::models::Network;
+use crate::models::{ModelConfig, Network};
 
 /// A checkpoint that cannot be turned back into a network.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,26 @@ pub struct LoadedNetwork {
 
 /// Loads any mentor checkpoint as a network on `device`.
 pub fn load_network(path: &Path, device: &Device) -> Result<LoadedNetwork, RestoreError> {
+    load_with(path, |model, shape, classes, seed| {
+        seeded_init(model, shape, classes, device, seed)
+    })
+}
+
+/// [`load_network`] for a caller that already holds the engine's RNG lock (a run that
+/// imports pretrained weights): taking the lock again would deadlock.
+pub(crate) fn load_network_in_run(
+    path: &Path,
+    device: &Device,
+) -> Result<LoadedNetwork, RestoreError> {
+    load_with(path, |model, shape, classes, seed| {
+        init_unlocked(model, shape, classes, device, seed)
+    })
+}
+
+fn load_with(
+    path: &Path,
+    init: impl FnOnce(&ModelConfig, [usize; 3], usize, u64) -> Network,
+) -> Result<LoadedNetwork, RestoreError> {
     let ckpt = checkpoint::load(path)?;
     let config = RunConfig::from_toml(&ckpt.state.config_toml, "checkpoint").map_err(|e| {
         RestoreError::Config {
@@ -50,7 +70,7 @@ pub fn load_network(path: &Path, device: &Device) -> Result<LoadedNetwork, Resto
         }
     })?;
     let (input_shape, num_classes) = (ckpt.state.input_shape, ckpt.state.num_classes);
-    let fresh = seeded_init(&config.model, input_shape, num_classes, device, config.seed);
+    let fresh = init(&config.model, input_shape, num_classes, config.seed);
     let network = ckpt.load_into(fresh, path)?;
     Ok(LoadedNetwork {
         network,

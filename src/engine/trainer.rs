@@ -53,6 +53,9 @@ pub enum EngineError {
         "cannot resume: the config differs from the one saved in {0}; resume with the same config (or start a new --out)"
     )]
     ConfigMismatch(PathBuf),
+    /// Pretrained weights could not be imported.
+    #[error(transparent)]
+    Transfer(#[from] crate::transfer::TransferError),
     /// A run directory file could not be written.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -212,7 +215,7 @@ pub fn seeded_init(
     init_unlocked(model, input, num_classes, device, seed)
 }
 
-fn init_unlocked(
+pub(crate) fn init_unlocked(
     model: &ModelConfig,
     input: [usize; 3],
     num_classes: usize,
@@ -282,6 +285,30 @@ pub fn train(
             source,
         })?;
         write_file(&out.join("config.toml"), &config_toml)?;
+        if let Some(path) = &config.init.pretrained {
+            let source = crate::engine::restore::load_network_in_run(path, &options.device)
+                .map_err(crate::transfer::TransferError::from)?;
+            let (imported, report) = crate::transfer::import_weights(
+                network,
+                &source.network,
+                &config.init.fresh_patterns(),
+            )?;
+            network = imported;
+            let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+            write_file(&out.join(crate::transfer::REPORT_FILE), &json)?;
+            let fresh: Vec<&str> = report
+                .reinitialized
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect();
+            Progress::new(options.log, "transfer:").note(&format!(
+                "pretrained {}: copied {} parameters, re-initialised {} ({})",
+                path.display(),
+                report.copied.len(),
+                fresh.len(),
+                fresh.join(", ")
+            ));
+        }
     }
     let groups = ParamGroups::resolve(&config.groups, &param_infos(&network))?;
 

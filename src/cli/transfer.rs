@@ -1,0 +1,67 @@
+//! `mentor transfer`: train on a target task starting from a pretrained checkpoint, with
+//! a policy per layer: freeze, fine-tune at a reduced rate, or retrain.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use mentor::config::GroupRule;
+
+use super::train::{ConfigArgs, RunArgs, run_config};
+
+/// Arguments of `mentor transfer`.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// The pretrained checkpoint (from `mentor train`); weights are copied by name where
+    /// shapes fit, and a head for another class count is re-initialised.
+    #[arg(long)]
+    pretrained: PathBuf,
+    /// Keep parameters matching this pattern fixed (repeatable), e.g. 'backbone.conv*'.
+    #[arg(long, value_name = "PATTERN")]
+    freeze: Vec<String>,
+    /// Fine-tune parameters matching PATTERN at MULT times the base rate (repeatable),
+    /// e.g. 'backbone.fc=0.1'.
+    #[arg(long, value_name = "PATTERN=MULT")]
+    finetune: Vec<String>,
+    /// Re-initialise parameters matching this pattern and train them at the full rate.
+    #[arg(long, value_name = "PATTERN")]
+    retrain: Vec<String>,
+    /// Copy the pretrained head as well (same classes on both tasks).
+    #[arg(long)]
+    keep_head: bool,
+    /// The target run's config (data, model, optimiser...).
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// Runs `mentor transfer`.
+pub fn run(args: TransferArgs) -> anyhow::Result<()> {
+    let mut config = args.config.resolve()?;
+    config.init.pretrained = Some(args.pretrained);
+    config.init.retrain.extend(args.retrain);
+    config.init.keep_head = args.keep_head;
+    for pattern in args.freeze {
+        config.groups.push(GroupRule {
+            pattern,
+            lr_mult: 1.0,
+            frozen: true,
+        });
+    }
+    for spec in args.finetune {
+        let (pattern, mult) = spec
+            .rsplit_once('=')
+            .with_context(|| format!("--finetune {spec:?}: expected PATTERN=MULT"))?;
+        let lr_mult: f64 = mult
+            .parse()
+            .with_context(|| format!("--finetune {spec:?}: {mult:?} is not a number"))?;
+        config.groups.push(GroupRule {
+            pattern: pattern.to_string(),
+            lr_mult,
+            frozen: false,
+        });
+    }
+    config.validate()?;
+    run_config(config, args.run)
+}

@@ -1,0 +1,213 @@
+//! Copying a pretrained network's weights into a new network by parameter name.
+
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::{Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::groups::pattern_selects;
+use crate::engine::restore::RestoreError;
+use crate::models::{Network, ParamInfo, param_infos};
+
+/// Why pretrained weights cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The pretrained checkpoint could not be loaded.
+    #[error("pretrained: {0}")]
+    Restore(#[from] RestoreError),
+    /// A retrain pattern names no parameter.
+    #[error("init.retrain pattern `{0}` matches no parameter")]
+    NoMatch(String),
+    /// Nothing could be copied (another architecture, say).
+    #[error(
+        "no parameter of the pretrained network fits this network by name and shape (pretrained names look like `{source_example}`, this network's like `{target_example}`)"
+    )]
+    NothingFits {
+        /// A source parameter name.
+        source_example: String,
+        /// A target parameter name.
+        target_example: String,
+    },
+}
+
+/// What an import did, parameter by parameter (written as `transfer.json`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImportReport {
+    /// Parameters copied from the pretrained network.
+    pub copied: Vec<String>,
+    /// Parameters left at their fresh initialisation, with the reason.
+    pub reinitialized: Vec<(String, String)>,
+}
+
+struct Copier<'a> {
+    path: Vec<String>,
+    source: &'a HashMap<String, TensorData>,
+    keep_fresh: &'a dyn Fn(&str) -> bool,
+}
+
+impl ModuleMapper for Copier<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        // Skip the `Network` variant, as `param_infos` does.
+        let name = self.path[1..].join(".");
+        match self.source.get(&name) {
+            Some(data) if !(self.keep_fresh)(&name) && *data.shape() == param.lazy_shape() => {
+                let id = param.id;
+                let device = param.lazy_device();
+                let tensor = Tensor::<D>::from_data(data.clone(), &device);
+                param.transform_for_load(tensor, id)
+            }
+            _ => param,
+        }
+    }
+}
+
+fn reason(
+    target: &ParamInfo,
+    source: &HashMap<String, TensorData>,
+    retrain: &[String],
+) -> Option<String> {
+    if let Some(p) = retrain.iter().find(|p| pattern_selects(p, &target.name)) {
+        return Some(format!("retrain pattern `{p}`"));
+    }
+    match source.get(&target.name) {
+        None => Some("not in the pretrained network".into()),
+        Some(d) if d.shape().as_slice() != target.shape.as_slice() => Some(format!(
+            "shape {:?} here, {:?} pretrained",
+            target.shape,
+            d.shape().as_slice()
+        )),
+        Some(_) => None,
+    }
+}
+
+/// Copies every parameter of `source` into `target` whose name and shape match, except
+/// those selected by a `retrain` pattern, which keep `target`'s fresh initialisation.
+/// Parameter ids stay `target`'s.
+pub fn import_weights(
+    target: Network,
+    source: &Network,
+    retrain: &[String],
+) -> Result<(Network, ImportReport), TransferError> {
+    let source_infos = param_infos(source);
+    let target_infos = param_infos(&target);
+    for p in retrain {
+        if !target_infos.iter().any(|t| pattern_selects(p, &t.name)) {
+            return Err(TransferError::NoMatch(p.clone()));
+        }
+    }
+    let mut data: HashMap<String, TensorData> = HashMap::new();
+    {
+        let names: Vec<String> = source_infos.iter().map(|p| p.name.clone()).collect();
+        struct Grab<'a> {
+            names: &'a [String],
+            at: usize,
+            out: &'a mut HashMap<String, TensorData>,
+        }
+        impl burn::module::ModuleVisitor for Grab<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                self.out
+                    .insert(self.names[self.at].clone(), param.val().into_data());
+                self.at += 1;
+            }
+        }
+        source.visit(&mut Grab {
+            names: &names,
+            at: 0,
+            out: &mut data,
+        });
+    }
+    let mut report = ImportReport::default();
+    for t in &target_infos {
+        match reason(t, &data, retrain) {
+            Some(why) => report.reinitialized.push((t.name.clone(), why)),
+            None => report.copied.push(t.name.clone()),
+        }
+    }
+    if report.copied.is_empty() {
+        return Err(TransferError::NothingFits {
+            source_example: source_infos
+                .first()
+                .map(|p| p.name.clone())
+                .unwrap_or_default(),
+            target_example: target_infos
+                .first()
+                .map(|p| p.name.clone())
+                .unwrap_or_default(),
+        });
+    }
+    let keep_fresh = |name: &str| retrain.iter().any(|p| pattern_selects(p, name));
+    let mut copier = Copier {
+        path: Vec::new(),
+        source: &data,
+        keep_fresh: &keep_fresh,
+    };
+    Ok((target.map(&mut copier), report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{CnnConfig, ModelConfig};
+    use burn::tensor::Device;
+
+    fn values(n: &Network, name: &str) -> Vec<f32> {
+        let infos = param_infos(n);
+        let at = infos.iter().position(|p| p.name == name).unwrap();
+        struct Nth(usize, usize, Vec<f32>);
+        impl burn::module::ModuleVisitor for Nth {
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                if self.0 == self.1 {
+                    self.2 = p.val().into_data().convert::<f32>().try_to_vec().unwrap();
+                }
+                self.1 += 1;
+            }
+        }
+        let mut v = Nth(at, 0, Vec::new());
+        n.visit(&mut v);
+        v.2
+    }
+
+    #[test]
+    fn copies_matching_weights_and_reinitialises_the_rest() {
+        let device = Device::flex();
+        let cnn = ModelConfig::Cnn(CnnConfig::default());
+        let source = cnn.init([1, 8, 8], 5, &device);
+        let target = cnn.init([1, 8, 8], 10, &device);
+        let fresh_conv2 = values(&target, "backbone.conv2.weight");
+        let (out, report) =
+            import_weights(target, &source, &["backbone.conv2".to_string()]).unwrap();
+        assert_eq!(
+            values(&out, "backbone.conv1.weight"),
+            values(&source, "backbone.conv1.weight")
+        );
+        assert_eq!(values(&out, "backbone.conv2.weight"), fresh_conv2);
+        let why: HashMap<_, _> = report.reinitialized.iter().cloned().collect();
+        assert!(why["head.weight"].contains("shape"), "{why:?}");
+        assert!(why["backbone.conv2.weight"].contains("retrain"), "{why:?}");
+        assert!(report.copied.contains(&"backbone.fc.weight".to_string()));
+        assert_eq!(report.copied.len() + report.reinitialized.len(), 8);
+    }
+
+    #[test]
+    fn unknown_patterns_and_foreign_networks_are_errors() {
+        let device = Device::flex();
+        let cnn = ModelConfig::Cnn(CnnConfig::default()).init([1, 8, 8], 10, &device);
+        let mlp = ModelConfig::default().init([1, 8, 8], 10, &device);
+        let other = ModelConfig::Cnn(CnnConfig::default()).init([1, 8, 8], 10, &device);
+        assert!(matches!(
+            import_weights(other, &cnn, &["tail".into()]),
+            Err(TransferError::NoMatch(_))
+        ));
+        let err = import_weights(mlp, &cnn, &["head".into()]).err().unwrap().to_string();
+        assert!(err.contains("no parameter"), "{err}");
+    }
+}

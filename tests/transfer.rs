@@ -1,0 +1,194 @@
+//! Transfer learning end to end on the embedded digits set: pretrain on digits 0-4,
+//! transfer to 5-9 with frozen, fine-tuned and retrained layers.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor};
+use mentor::config::{GroupRule, RunConfig};
+use mentor::engine::{CrossEntropy, LogFormat, TrainOptions, load_network, prepare_data, train};
+use mentor::models::{Network, param_infos};
+use mentor::transfer::ImportReport;
+
+fn config(sets: &[&str]) -> RunConfig {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let c = RunConfig::default().with_overrides(&sets).unwrap();
+    c.validate().unwrap();
+    c
+}
+
+fn quiet(out: &std::path::Path) -> TrainOptions {
+    TrainOptions {
+        log: LogFormat::Quiet,
+        ..TrainOptions::new(out)
+    }
+}
+
+fn by_name(n: &Network) -> Vec<(String, Vec<u32>)> {
+    struct Bits(Vec<Vec<u32>>);
+    impl ModuleVisitor for Bits {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let v: Vec<f32> = p.val().into_data().convert::<f32>().try_to_vec().unwrap();
+            self.0.push(v.iter().map(|x| x.to_bits()).collect());
+        }
+    }
+    let mut b = Bits(Vec::new());
+    n.visit(&mut b);
+    param_infos(n)
+        .into_iter()
+        .map(|p| p.name)
+        .zip(b.0)
+        .collect()
+}
+
+fn pretrain(dir: &std::path::Path) -> std::path::PathBuf {
+    let cfg = config(&["model.type=\"cnn\"", "epochs=3", "data.classes=[0,1,2,3,4]"]);
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let out = dir.join("source");
+    train(&cfg, &data, &mut CrossEntropy, &quiet(&out)).unwrap();
+    out.join("checkpoints/last.ckpt")
+}
+
+#[test]
+fn frozen_pretrained_backbone_is_kept_exactly_and_the_head_is_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = pretrain(dir.path());
+    let source = by_name(&load_network(&ckpt, &Device::flex()).unwrap().network);
+
+    let mut cfg = config(&[
+        "model.type=\"cnn\"",
+        "epochs=2",
+        "data.classes=[5,6,7,8,9]",
+        "data.per_class=20",
+        "groups=[{pattern=\"backbone\", frozen=true}]",
+    ]);
+    cfg.init.pretrained = Some(ckpt.clone());
+    cfg.validate().unwrap();
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let out = dir.path().join("target");
+    let (_, net) = train(&cfg, &data, &mut CrossEntropy, &quiet(&out)).unwrap();
+    for ((name, after), (_, before)) in by_name(&net).iter().zip(&source) {
+        if name.starts_with("backbone") {
+            assert_eq!(
+                after, before,
+                "{name} should be the pretrained weights, untouched"
+            );
+        } else {
+            assert_ne!(after, before, "{name} should be new");
+        }
+    }
+    let report: ImportReport =
+        serde_json::from_str(&std::fs::read_to_string(out.join("transfer.json")).unwrap()).unwrap();
+    assert_eq!(report.copied.len(), 6);
+    let fresh: Vec<&str> = report
+        .reinitialized
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(fresh, ["head.weight", "head.bias"]);
+}
+
+#[test]
+fn fine_tuned_layers_move_less_than_retrained_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = pretrain(dir.path());
+    let source = by_name(&load_network(&ckpt, &Device::flex()).unwrap().network);
+    let mut cfg = config(&[
+        "model.type=\"cnn\"",
+        "epochs=2",
+        "optim.type=\"sgd\"",
+        "optim.momentum=0.0",
+        "lr=0.05",
+        "data.classes=[5,6,7,8,9]",
+        "data.per_class=20",
+    ]);
+    cfg.init.pretrained = Some(ckpt);
+    cfg.init.retrain = vec!["backbone.conv2".into()];
+    cfg.groups = vec![GroupRule {
+        pattern: "backbone.conv1".into(),
+        lr_mult: 0.01,
+        frozen: false,
+    }];
+    cfg.validate().unwrap();
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let (_, net) = train(
+        &cfg,
+        &data,
+        &mut CrossEntropy,
+        &quiet(&dir.path().join("t")),
+    )
+    .unwrap();
+    let dist = |name: &str| -> f32 {
+        let a = &by_name(&net)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .unwrap()
+            .1;
+        let b = &source.iter().find(|(n, _)| n == name).unwrap().1;
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (f32::from_bits(*x) - f32::from_bits(*y)).powi(2))
+            .sum::<f32>()
+            .sqrt()
+    };
+    let conv1 = dist("backbone.conv1.weight");
+    let conv2 = dist("backbone.conv2.weight");
+    assert!(conv1 > 0.0, "fine-tuned conv1 must move");
+    // conv2 was re-initialised, so it is far from the pretrained weights.
+    assert!(conv2 > 10.0 * conv1, "conv1 moved {conv1}, conv2 {conv2}");
+}
+
+#[test]
+fn transfer_cli_reports_bad_patterns_and_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = pretrain(dir.path());
+    let run = |extra: &[&str]| {
+        let out = dir.path().join(format!("cli-{}", extra.len()));
+        let mut args = vec![
+            "transfer",
+            "--pretrained",
+            ckpt.to_str().unwrap(),
+            "--model",
+            "cnn",
+            "--set",
+            "data.classes=[5,6,7,8,9]",
+            "--epochs",
+            "1",
+            "--log-format",
+            "quiet",
+            "--out",
+        ];
+        let out_s = out.to_str().unwrap().to_string();
+        args.push(&out_s);
+        args.extend_from_slice(extra);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_mentor"))
+            .args(&args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&[
+        "--freeze",
+        "backbone.conv*",
+        "--finetune",
+        "backbone.fc=0.1",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = run(&[
+        "--retrain",
+        "backbone.nope",
+        "--freeze",
+        "x",
+        "--finetune",
+        "y=1",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("backbone.nope") || err.contains("`x`"),
+        "{err}"
+    );
+    let (code, err) = run(&["--finetune", "backbone.fc"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("PATTERN=MULT"), "{err}");
+}

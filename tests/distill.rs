@@ -1,41 +1,15 @@
 //! Distillation end to end on the embedded digits set: cached and per-batch teacher
 //! logits train the same student, bad teachers and hyperparameters are clear errors.
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Device, Tensor};
+mod common;
+use common::*;
+
+use burn::tensor::Device;
 use mentor::config::RunConfig;
 use mentor::data::Batch;
 use mentor::distill::{DistillConfig, KnowledgeDistillation};
-use mentor::engine::{
-    LogFormat, Objective, TrainOptions, load_network, prepare_data, seeded_init, train,
-};
+use mentor::engine::{Objective, load_network, prepare_data, seeded_init, train};
 use mentor::strategy::build_objective;
-
-fn config(sets: &[String]) -> RunConfig {
-    let c = RunConfig::default().with_overrides(sets).unwrap();
-    c.validate().unwrap();
-    c
-}
-
-fn quiet(out: &std::path::Path) -> TrainOptions {
-    TrainOptions {
-        log: LogFormat::Quiet,
-        ..TrainOptions::new(out)
-    }
-}
-
-fn weights(n: &mentor::models::Network) -> Vec<u32> {
-    struct Bits(Vec<u32>);
-    impl ModuleVisitor for Bits {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            let v: Vec<f32> = p.val().into_data().convert::<f32>().try_to_vec().unwrap();
-            self.0.extend(v.iter().map(|x| x.to_bits()));
-        }
-    }
-    let mut b = Bits(Vec::new());
-    n.visit(&mut b);
-    b.0
-}
 
 /// Trains a small CNN teacher on digits and returns its checkpoint path.
 fn teacher(dir: &std::path::Path, extra: &[&str]) -> std::path::PathBuf {
@@ -76,7 +50,7 @@ fn cached_and_per_batch_teacher_train_the_same_student() {
         let mut objective = build_objective(&cfg.strategy, &data, &Device::flex()).unwrap();
         let out = dir.path().join(format!("student-{cache}"));
         let (_, net) = train(&cfg, &data, objective.as_mut(), &quiet(&out)).unwrap();
-        students.push(weights(&net));
+        students.push(weights(&net).concat());
     }
     assert_eq!(students[0], students[1]);
 }

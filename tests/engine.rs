@@ -1,33 +1,13 @@
 //! End-to-end engine properties on the embedded digits set: exact resume, frozen groups,
 //! per-group rates, NaN handling and the run directory.
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::Tensor;
+mod common;
+use common::*;
+
 use mentor::config::RunConfig;
 use mentor::engine::checkpoint;
-use mentor::engine::{
-    CrossEntropy, EngineError, LogFormat, TrainOptions, prepare_data, seeded_init, train,
-};
-use mentor::models::{Network, param_infos};
-
-/// Every float parameter's values, in module order, as raw bits.
-fn weights(n: &Network) -> Vec<Vec<u32>> {
-    struct Bits(Vec<Vec<u32>>);
-    impl ModuleVisitor for Bits {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            let v: Vec<f32> = p
-                .val()
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .unwrap();
-            self.0.push(v.iter().map(|x| x.to_bits()).collect());
-        }
-    }
-    let mut b = Bits(Vec::new());
-    n.visit(&mut b);
-    b.0
-}
+use mentor::engine::{CrossEntropy, EngineError, TrainOptions, prepare_data, seeded_init, train};
+use mentor::models::param_infos;
 
 /// Asserts bit equality, reporting how many tensors and values differ instead of
 /// printing them.
@@ -44,20 +24,6 @@ fn assert_same_weights(a: &[Vec<u32>], b: &[Vec<u32>], what: &str) {
         differing.is_empty(),
         "{what}: weights differ in (tensor, values) {differing:?}"
     );
-}
-
-fn config(sets: &[&str]) -> RunConfig {
-    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-    let c = RunConfig::default().with_overrides(&sets).unwrap();
-    c.validate().unwrap();
-    c
-}
-
-fn quiet(out: &std::path::Path) -> TrainOptions {
-    TrainOptions {
-        log: LogFormat::Quiet,
-        ..TrainOptions::new(out)
-    }
 }
 
 fn run_resume_case(sets: &[&str]) {

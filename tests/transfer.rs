@@ -1,43 +1,13 @@
 //! Transfer learning end to end on the embedded digits set: pretrain on digits 0-4,
 //! transfer to 5-9 with frozen, fine-tuned and retrained layers.
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Device, Tensor};
-use mentor::config::{GroupRule, RunConfig};
-use mentor::engine::{CrossEntropy, LogFormat, TrainOptions, load_network, prepare_data, train};
-use mentor::models::{Network, param_infos};
+mod common;
+use common::*;
+
+use burn::tensor::Device;
+use mentor::config::GroupRule;
+use mentor::engine::{CrossEntropy, load_network, prepare_data, train};
 use mentor::transfer::ImportReport;
-
-fn config(sets: &[&str]) -> RunConfig {
-    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-    let c = RunConfig::default().with_overrides(&sets).unwrap();
-    c.validate().unwrap();
-    c
-}
-
-fn quiet(out: &std::path::Path) -> TrainOptions {
-    TrainOptions {
-        log: LogFormat::Quiet,
-        ..TrainOptions::new(out)
-    }
-}
-
-fn by_name(n: &Network) -> Vec<(String, Vec<u32>)> {
-    struct Bits(Vec<Vec<u32>>);
-    impl ModuleVisitor for Bits {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            let v: Vec<f32> = p.val().into_data().convert::<f32>().try_to_vec().unwrap();
-            self.0.push(v.iter().map(|x| x.to_bits()).collect());
-        }
-    }
-    let mut b = Bits(Vec::new());
-    n.visit(&mut b);
-    param_infos(n)
-        .into_iter()
-        .map(|p| p.name)
-        .zip(b.0)
-        .collect()
-}
 
 fn pretrain(dir: &std::path::Path) -> std::path::PathBuf {
     let cfg = config(&["model.type=\"cnn\"", "epochs=3", "data.classes=[0,1,2,3,4]"]);
@@ -51,7 +21,7 @@ fn pretrain(dir: &std::path::Path) -> std::path::PathBuf {
 fn frozen_pretrained_backbone_is_kept_exactly_and_the_head_is_new() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = pretrain(dir.path());
-    let source = by_name(&load_network(&ckpt, &Device::flex()).unwrap().network);
+    let source = weights_by_name(&load_network(&ckpt, &Device::flex()).unwrap().network);
 
     let mut cfg = config(&[
         "model.type=\"cnn\"",
@@ -65,7 +35,7 @@ fn frozen_pretrained_backbone_is_kept_exactly_and_the_head_is_new() {
     let data = prepare_data(&cfg.data, cfg.seed).unwrap();
     let out = dir.path().join("target");
     let (_, net) = train(&cfg, &data, &mut CrossEntropy, &quiet(&out)).unwrap();
-    for ((name, after), (_, before)) in by_name(&net).iter().zip(&source) {
+    for ((name, after), (_, before)) in weights_by_name(&net).iter().zip(&source) {
         if name.starts_with("backbone") {
             assert_eq!(
                 after, before,
@@ -90,7 +60,7 @@ fn frozen_pretrained_backbone_is_kept_exactly_and_the_head_is_new() {
 fn fine_tuned_layers_move_less_than_retrained_ones() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = pretrain(dir.path());
-    let source = by_name(&load_network(&ckpt, &Device::flex()).unwrap().network);
+    let source = weights_by_name(&load_network(&ckpt, &Device::flex()).unwrap().network);
     let mut cfg = config(&[
         "model.type=\"cnn\"",
         "epochs=2",
@@ -117,7 +87,7 @@ fn fine_tuned_layers_move_less_than_retrained_ones() {
     )
     .unwrap();
     let dist = |name: &str| -> f32 {
-        let a = &by_name(&net)
+        let a = &weights_by_name(&net)
             .into_iter()
             .find(|(n, _)| n == name)
             .unwrap()

@@ -207,7 +207,10 @@ mod tests {
             import_weights(other, &cnn, &["tail".into()]),
             Err(TransferError::NoMatch(_))
         ));
-        let err = import_weights(mlp, &cnn, &["head".into()]).err().unwrap().to_string();
+        let err = import_weights(mlp, &cnn, &["head".into()])
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("no parameter"), "{err}");
     }
 }

@@ -1,0 +1,52 @@
+//! Helpers shared by the end-to-end tests.
+#![allow(dead_code)]
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::Tensor;
+use mentor::config::RunConfig;
+use mentor::engine::{LogFormat, TrainOptions};
+use mentor::models::{Network, param_infos};
+
+/// The default run config with `key=value` overrides, validated.
+pub fn config<S: AsRef<str>>(sets: &[S]) -> RunConfig {
+    let sets: Vec<String> = sets.iter().map(|s| s.as_ref().to_string()).collect();
+    let c = RunConfig::default().with_overrides(&sets).unwrap();
+    c.validate().unwrap();
+    c
+}
+
+/// Options for a run in `out` without progress output.
+pub fn quiet(out: &std::path::Path) -> TrainOptions {
+    TrainOptions {
+        log: LogFormat::Quiet,
+        ..TrainOptions::new(out)
+    }
+}
+
+/// Every float parameter's values as raw bits, in module order.
+pub fn weights(n: &Network) -> Vec<Vec<u32>> {
+    struct Bits(Vec<Vec<u32>>);
+    impl ModuleVisitor for Bits {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let v: Vec<f32> = p.val().into_data().convert::<f32>().try_to_vec().unwrap();
+            self.0.push(v.iter().map(|x| x.to_bits()).collect());
+        }
+    }
+    let mut b = Bits(Vec::new());
+    n.visit(&mut b);
+    b.0
+}
+
+/// [`weights`] paired with the parameter names.
+pub fn weights_by_name(n: &Network) -> Vec<(String, Vec<u32>)> {
+    param_infos(n)
+        .into_iter()
+        .map(|p| p.name)
+        .zip(weights(n))
+        .collect()
+}
+
+/// A run directory's summary.json.
+pub fn summary(out: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+}

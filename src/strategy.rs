@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::distill::{DistillConfig, DistillError, KnowledgeDistillation};
 use crate::engine::{CrossEntropy, Objective, PreparedData};
+use crate::transfer::{LinearProbe, LinearProbeConfig};
 
 /// Which strategy a run uses.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -16,6 +17,8 @@ pub enum StrategyConfig {
     Supervised,
     /// Knowledge distillation from a teacher checkpoint (Hinton et al. 2015).
     Distill(DistillConfig),
+    /// Train only the head, on backbone features computed once (frozen backbone).
+    LinearProbe(LinearProbeConfig),
 }
 
 impl StrategyConfig {
@@ -24,6 +27,7 @@ impl StrategyConfig {
         match self {
             StrategyConfig::Supervised => Ok(()),
             StrategyConfig::Distill(c) => c.validate(),
+            StrategyConfig::LinearProbe(_) => Ok(()),
         }
     }
 
@@ -32,6 +36,7 @@ impl StrategyConfig {
         match self {
             StrategyConfig::Supervised => "supervised",
             StrategyConfig::Distill(_) => "distill",
+            StrategyConfig::LinearProbe(_) => "linear-probe",
         }
     }
 }
@@ -58,5 +63,6 @@ pub fn build_objective(
             &data.train,
             device,
         )?),
+        StrategyConfig::LinearProbe(c) => Box::new(LinearProbe::new(c, &data.train)),
     })
 }

@@ -162,3 +162,66 @@ fn transfer_cli_reports_bad_patterns_and_trains() {
     assert_eq!(code, Some(1));
     assert!(err.contains("PATTERN=MULT"), "{err}");
 }
+
+#[test]
+fn linear_probe_on_cached_features_matches_a_frozen_backbone_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = pretrain(dir.path());
+    let mut heads = Vec::new();
+    for strategy in ["supervised", "linear-probe"] {
+        let mut cfg = config(&[
+            "model.type=\"cnn\"".to_string(),
+            "epochs=3".into(),
+            "lr=0.01".into(),
+            "data.classes=[5,6,7,8,9]".into(),
+            "data.per_class=20".into(),
+            "groups=[{pattern=\"backbone\", frozen=true}]".into(),
+            format!("strategy.type=\"{strategy}\""),
+        ]);
+        cfg.init.pretrained = Some(ckpt.clone());
+        let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+        let mut objective =
+            mentor::strategy::build_objective(&cfg.strategy, &data, &Device::flex()).unwrap();
+        let out = dir.path().join(strategy);
+        let (_, net) = train(&cfg, &data, objective.as_mut(), &quiet(&out)).unwrap();
+        heads.push(weights_by_name(&net));
+    }
+    for ((name, a), (_, b)) in heads[0].iter().zip(&heads[1]) {
+        let max_diff = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (f32::from_bits(*x) - f32::from_bits(*y)).abs())
+            .fold(0.0f32, f32::max);
+        assert!(max_diff < 1e-4, "{name}: cached and per-batch features differ by {max_diff}");
+    }
+}
+
+#[test]
+fn svm_head_trains_on_frozen_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = pretrain(dir.path());
+    let mut cfg = config(&[
+        "model.type=\"cnn\"",
+        "epochs=5",
+        "lr=0.01",
+        "optim.weight_decay=1e-4",
+        "data.classes=[5,6,7,8,9]",
+        "data.per_class=20",
+        "strategy.type=\"linear-probe\"",
+        "strategy.loss=\"hinge\"",
+    ]);
+    cfg.init.pretrained = Some(ckpt.clone());
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let mut objective =
+        mentor::strategy::build_objective(&cfg.strategy, &data, &Device::flex()).unwrap();
+    let out = dir.path().join("svm");
+    let (summary, net) = train(&cfg, &data, objective.as_mut(), &quiet(&out)).unwrap();
+    assert!(summary.test_accuracy > 0.4, "{}", summary.test_accuracy);
+    // The backbone received no gradient: it is still the pretrained one.
+    let source = weights_by_name(&load_network(&ckpt, &Device::flex()).unwrap().network);
+    for ((name, a), (_, b)) in weights_by_name(&net).iter().zip(&source) {
+        if name.starts_with("backbone") {
+            assert_eq!(a, b, "{name} moved");
+        }
+    }
+}

@@ -123,12 +123,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         ),
         (
             "transfer",
-            "cnn 0-4 -> 5-9, frozen backbone, lr 1e-2",
+            "cnn 0-4 -> 5-9, linear probe",
             supervised_owned(
                 "cnn",
                 20,
                 1e-2,
-                &with(&[&source_set, "groups=[{pattern=\"backbone\", frozen=true}]"]),
+                &with(&[&source_set, "strategy.type=\"linear-probe\""]),
             )?,
         ),
         (
@@ -160,7 +160,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let (summary, _) = train(&config, &data, objective.as_mut(), &options)?;
         let detail = match &config.strategy {
             StrategyConfig::Distill(d) => format!(", T={} lambda={}", d.temperature, d.lambda),
-            StrategyConfig::Supervised => String::new(),
+            StrategyConfig::LinearProbe(_) | StrategyConfig::Supervised => String::new(),
         };
         rows.push(Row {
             strategy,

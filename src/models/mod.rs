@@ -146,6 +146,15 @@ impl Network {
         }
     }
 
+    /// The head's logits for backbone features `[B, F]`.
+    pub fn head_forward(&self, features: Tensor<2>) -> Tensor<2> {
+        match self {
+            Network::Mlp(m) => m.head.forward(features),
+            Network::Cnn(m) => m.head.forward(features),
+            Network::Resnet(m) => m.head.forward(features),
+        }
+    }
+
     /// The backbone's features `[B, F]`, the input of the head.
     pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
         match self {

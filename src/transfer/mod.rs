@@ -7,12 +7,14 @@
 //! are features in deep neural networks?".
 
 pub mod import;
+pub mod linear_probe;
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 pub use import::{ImportReport, TransferError, import_weights};
+pub use linear_probe::{HeadLoss, LinearProbe, LinearProbeConfig};
 
 /// `[init]`: where a run's starting weights come from.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -1,0 +1,130 @@
+//! Heads on frozen features: the backbone's features are computed once for the training
+//! set (inference mode) and only the head trains on them, instead of running the frozen
+//! backbone forward on every batch of every epoch. The head is a linear softmax
+//! classifier (cross-entropy) or a linear multi-class SVM (hinge loss, Weston & Watkins
+//! 1999, as PyTorch's `MultiMarginLoss`: `sum_{i != y} max(0, margin - x_y + x_i) / C`),
+//! the survey's "SVM on a frozen feature extractor"; use `optim.weight_decay` for the
+//! SVM's L2 term.
+//!
+//! The features are exact for the whole run: they are constants in the step's graph, so
+//! the backbone receives no gradient and never changes.
+
+use burn::module::Module;
+use burn::nn::loss::{CrossEntropyLossConfig, MultiMarginLossConfig, Reduction};
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Batch, BatchOrder, Dataset};
+use crate::engine::{Objective, StepOutput};
+use crate::models::Network;
+
+/// The loss of a head trained on frozen features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeadLoss {
+    /// Softmax cross-entropy (logistic regression).
+    #[default]
+    CrossEntropy,
+    /// Multi-class hinge loss with margin 1 (a linear SVM).
+    Hinge,
+}
+
+/// `[strategy] type = "linear-probe"`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinearProbeConfig {
+    /// The head's loss.
+    pub loss: HeadLoss,
+}
+
+/// The backbone features of every training example (`N x F`), in dataset order.
+#[derive(Debug, Clone)]
+pub struct FeatureCache {
+    features: Vec<f32>,
+    width: usize,
+}
+
+impl FeatureCache {
+    /// Runs `network`'s backbone in inference mode over `data` once.
+    pub fn compute(network: &Network, data: &Dataset) -> Self {
+        let model = network.valid();
+        let device = model
+            .devices()
+            .first()
+            .cloned()
+            .unwrap_or_else(Device::flex);
+        let mut features = Vec::new();
+        let mut width = 0;
+        for idx in BatchOrder::sequential(data.len(), 1000).batches() {
+            let f = model.features(Batch::gather(data, idx, &device).images);
+            width = f.dims()[1];
+            features.extend(
+                f.into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .unwrap_or_default(),
+            );
+        }
+        Self { features, width }
+    }
+
+    /// The rows at `indices` as a `[B, F]` tensor on `device`.
+    pub fn rows(&self, indices: &[usize], device: &Device) -> Tensor<2> {
+        let w = self.width;
+        let mut out = Vec::with_capacity(indices.len() * w);
+        for &i in indices {
+            out.extend_from_slice(&self.features[i * w..(i + 1) * w]);
+        }
+        Tensor::from_data(TensorData::new(out, [indices.len(), w]), device)
+    }
+}
+
+/// The linear-probe objective: the head's loss on cached backbone features. The cache
+/// is filled on the first step from the network being trained (after any pretrained
+/// weights were imported), so it always matches the frozen backbone.
+pub struct LinearProbe {
+    train: Dataset,
+    loss: HeadLoss,
+    cache: Option<FeatureCache>,
+}
+
+impl LinearProbe {
+    /// A probe over the training set `train`.
+    pub fn new(config: &LinearProbeConfig, train: &Dataset) -> Self {
+        Self {
+            train: train.clone(),
+            loss: config.loss,
+            cache: None,
+        }
+    }
+}
+
+/// The head loss of `logits` against `labels`.
+pub fn head_loss(
+    loss: HeadLoss,
+    logits: Tensor<2>,
+    labels: burn::tensor::Tensor<1, burn::tensor::Int>,
+) -> Tensor<1> {
+    match loss {
+        HeadLoss::CrossEntropy => CrossEntropyLossConfig::new()
+            .init(&logits.device())
+            .forward(logits, labels),
+        HeadLoss::Hinge => {
+            MultiMarginLossConfig::new()
+                .init()
+                .forward(logits, labels, Reduction::Mean)
+        }
+    }
+}
+
+impl Objective for LinearProbe {
+    fn step(&mut self, network: &Network, batch: &Batch, indices: &[usize]) -> StepOutput {
+        let cache = self
+            .cache
+            .get_or_insert_with(|| FeatureCache::compute(network, &self.train));
+        let features = cache.rows(indices, &batch.images.device());
+        let logits = network.head_forward(features);
+        let loss = head_loss(self.loss, logits.clone(), batch.labels.clone());
+        StepOutput { loss, logits }
+    }
+}

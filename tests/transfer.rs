@@ -192,7 +192,10 @@ fn linear_probe_on_cached_features_matches_a_frozen_backbone_run() {
             .zip(b)
             .map(|(x, y)| (f32::from_bits(*x) - f32::from_bits(*y)).abs())
             .fold(0.0f32, f32::max);
-        assert!(max_diff < 1e-4, "{name}: cached and per-batch features differ by {max_diff}");
+        assert!(
+            max_diff < 1e-4,
+            "{name}: cached and per-batch features differ by {max_diff}"
+        );
     }
 }
 

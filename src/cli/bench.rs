@@ -1,7 +1,8 @@
 //! `mentor bench`: throughput of standard training workloads. Each workload runs in a
-//! child process of its own so that its peak memory (VmHWM) is its own. Numbers are
-//! medians over timed steps after warm-up; compare ratios measured in the same session,
-//! never absolute times across machines or runs.
+//! child process of its own so that its peak memory (VmHWM) is its own. Step workloads
+//! report the median over timed steps after warm-up; epoch workloads time whole epochs
+//! and compare a compute-once path with per-step recomputation. Compare ratios measured
+//! in the same session, never absolute times across machines or runs.
 
 use std::time::Instant;
 
@@ -9,65 +10,73 @@ use anyhow::{Context, bail};
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use clap::Args;
 use mentor::config::RunConfig;
-use mentor::data::Batch;
+use mentor::data::{Batch, BatchOrder, Dataset};
+use mentor::distill::{DistillConfig, KnowledgeDistillation};
 use mentor::engine::groups::ParamGroups;
-use mentor::engine::{CrossEntropy, seeded_init, train_step};
-use mentor::models::param_infos;
-use serde::Serialize;
+use mentor::engine::{CrossEntropy, Objective, seeded_init, train_step};
+use mentor::models::{Network, param_infos};
+use mentor::transfer::{LinearProbe, LinearProbeConfig};
+use serde::{Deserialize, Serialize};
 
 /// The workloads `mentor bench` knows.
-const WORKLOADS: [&str; 2] = ["cnn-step", "mlp-step"];
+const WORKLOADS: [&str; 4] = ["cnn-step", "mlp-step", "kd-epoch", "linear-probe"];
 
 /// Arguments of `mentor bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Workloads to run (default: all): cnn-step, mlp-step.
+    /// Workloads to run (default: all): cnn-step, mlp-step, kd-epoch, linear-probe.
     workloads: Vec<String>,
-    /// Timed steps per workload (after warm-up).
+    /// Timed steps per step workload (after warm-up).
     #[arg(long, default_value_t = 30)]
     steps: usize,
     /// Untimed warm-up steps.
     #[arg(long, default_value_t = 5)]
     warmup: usize,
+    /// Examples in the epoch workloads' synthetic training set (MNIST has 60,000).
+    #[arg(long, default_value_t = 60_000)]
+    samples: usize,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Internal: run one workload in this process and print its JSON result.
+    /// Internal: run one workload in this process and print its JSON results.
     #[arg(long, hide = true)]
     worker: bool,
 }
 
-#[derive(Debug, Serialize, serde::Deserialize)]
+/// One measurement.
+#[derive(Debug, Serialize, Deserialize)]
 struct BenchResult {
+    /// Workload and, for epoch workloads, the mode (`kd-epoch/cached`).
     workload: String,
     batch_size: usize,
-    steps: usize,
-    median_step_ms: f64,
+    /// Timed steps (step workloads) or epochs (epoch workloads).
+    repeats: usize,
+    /// Median seconds per step, or seconds per epoch.
+    seconds: f64,
     samples_per_second: f64,
-    steps_per_second: f64,
+    /// One-time preparation seconds (building a cache), not in `seconds`.
+    setup_seconds: f64,
     peak_memory_mib: f64,
     threads: usize,
 }
 
-/// `(config, input shape, batch)` of a workload: the CNN step is conv32-conv64-fc128-fc10
-/// on 1x28x28 at batch 128 with SGD momentum 0.9; the MLP step is 784-512-512-10 at batch
-/// 256 with SGD momentum 0.9 (the PyTorch peer in shared/bench uses the same).
-fn workload(name: &str) -> anyhow::Result<(RunConfig, [usize; 3], usize)> {
+fn run_config(sets: &[&str]) -> anyhow::Result<RunConfig> {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    Ok(RunConfig::default().with_overrides(&sets)?)
+}
+
+/// The CNN step is conv32-conv64-fc128-fc10 on 1x28x28 at batch 128 with SGD momentum
+/// 0.9; the MLP step is 784-512-512-10 at batch 256 (the PyTorch peer in shared/bench
+/// uses the same).
+fn step_workload(name: &str) -> anyhow::Result<(RunConfig, usize)> {
     let base = ["optim.type=\"sgd\"", "optim.momentum=0.9", "lr=0.01"];
     let (extra, batch): (&[&str], usize) = match name {
         "cnn-step" => (&["model.type=\"cnn\""], 128),
         "mlp-step" => (&["model.type=\"mlp\"", "model.hidden=[512,512]"], 256),
-        other => bail!(
-            "unknown workload {other:?}; known: {}",
-            WORKLOADS.join(", ")
-        ),
+        other => bail!("{other} is not a step workload"),
     };
-    let sets: Vec<String> = base.iter().chain(extra).map(|s| s.to_string()).collect();
-    Ok((
-        RunConfig::default().with_overrides(&sets)?,
-        [1, 28, 28],
-        batch,
-    ))
+    let sets: Vec<&str> = base.iter().chain(extra).copied().collect();
+    Ok((run_config(&sets)?, batch))
 }
 
 fn peak_memory_mib() -> f64 {
@@ -82,15 +91,18 @@ fn peak_memory_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-fn run_worker(name: &str, steps: usize, warmup: usize) -> anyhow::Result<BenchResult> {
-    let (config, shape, batch_size) = workload(name)?;
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn run_step_workload(name: &str, steps: usize, warmup: usize) -> anyhow::Result<BenchResult> {
+    let (config, batch_size) = step_workload(name)?;
     let device = Device::flex().autodiff();
-    let mut network = seeded_init(&config.model, shape, 10, &device, 1);
+    let mut network = seeded_init(&config.model, [1, 28, 28], 10, &device, 1);
     let mut optimizer = config.optim.init();
     let groups = ParamGroups::resolve(&[], &param_infos(&network))?;
-    let [c, h, w] = shape;
     let batch = Batch {
-        images: Tensor::random([batch_size, c, h, w], Distribution::Default, &device),
+        images: Tensor::random([batch_size, 1, 28, 28], Distribution::Default, &device),
         labels: Tensor::<1, Int>::random([batch_size], Distribution::Uniform(0.0, 10.0), &device),
     };
     let indices: Vec<usize> = (0..batch_size).collect();
@@ -117,44 +129,182 @@ fn run_worker(name: &str, steps: usize, warmup: usize) -> anyhow::Result<BenchRe
     Ok(BenchResult {
         workload: name.into(),
         batch_size,
-        steps,
-        median_step_ms: median * 1e3,
+        repeats: steps,
+        seconds: median,
         samples_per_second: batch_size as f64 / median,
-        steps_per_second: 1.0 / median,
+        setup_seconds: 0.0,
         peak_memory_mib: peak_memory_mib(),
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        threads: threads(),
     })
+}
+
+/// A synthetic MNIST-shaped training set (uniform pixels, balanced labels).
+fn synthetic(samples: usize) -> anyhow::Result<Dataset> {
+    let mut rng = mentor::data::split::rng(7);
+    use rand::Rng;
+    let images = (0..samples * 784).map(|_| rng.random::<f32>()).collect();
+    let labels = (0..samples).map(|i| i % 10).collect();
+    Ok(Dataset::new(images, labels, [1, 28, 28], 10)?)
+}
+
+/// Times `epochs` epochs of `objective` training `network` on `data`; returns seconds
+/// per epoch.
+fn time_epochs(
+    mut network: Network,
+    objective: &mut dyn Objective,
+    config: &RunConfig,
+    data: &Dataset,
+    epochs: usize,
+) -> anyhow::Result<f64> {
+    let device = Device::flex().autodiff();
+    let groups = ParamGroups::resolve(&config.groups, &param_infos(&network))?;
+    let mut optimizer = config.optim.init();
+    let started = Instant::now();
+    for epoch in 0..epochs {
+        for idx in BatchOrder::shuffled(data.len(), config.batch_size, 1, epoch).batches() {
+            let batch = Batch::gather(data, idx, &device);
+            let (n, _, _) = train_step(
+                network,
+                &mut optimizer,
+                &groups,
+                objective,
+                &batch,
+                idx,
+                config.lr,
+            )
+            .map_err(|v| anyhow::anyhow!("loss became {v}"))?;
+            network = n;
+        }
+    }
+    Ok(started.elapsed().as_secs_f64() / epochs as f64)
+}
+
+/// kd-epoch: a CNN teacher distilled into an MLP 784-800-800-10 for one epoch, with the
+/// teacher's logits cached (computed once, timed as setup) and computed per batch.
+fn run_kd_epoch(samples: usize) -> anyhow::Result<Vec<BenchResult>> {
+    let data = synthetic(samples)?;
+    let teacher_cfg = run_config(&["model.type=\"cnn\""])?;
+    let student = run_config(&["model.hidden=[800,800]", "batch_size=128"])?;
+    let device = Device::flex();
+    let teacher = seeded_init(&teacher_cfg.model, [1, 28, 28], 10, &device, 2);
+    let mut out = Vec::new();
+    for cache in [true, false] {
+        let kd = DistillConfig {
+            teacher: "bench".into(),
+            temperature: 4.0,
+            lambda: 0.9,
+            cache_teacher: cache,
+        };
+        let setup = Instant::now();
+        let mut objective = KnowledgeDistillation::new(teacher.clone(), &kd, &data);
+        let setup_seconds = setup.elapsed().as_secs_f64();
+        let net = seeded_init(
+            &student.model,
+            [1, 28, 28],
+            10,
+            &device.clone().autodiff(),
+            3,
+        );
+        let seconds = time_epochs(net, &mut objective, &student, &data, 1)?;
+        out.push(BenchResult {
+            workload: format!("kd-epoch/{}", if cache { "cached" } else { "per-step" }),
+            batch_size: student.batch_size,
+            repeats: 1,
+            seconds,
+            samples_per_second: samples as f64 / seconds,
+            setup_seconds,
+            peak_memory_mib: peak_memory_mib(),
+            threads: threads(),
+        });
+    }
+    Ok(out)
+}
+
+/// linear-probe: 10 epochs of a linear head on a frozen CNN backbone, on features cached
+/// once (the first step computes them, so they count in the time) and with the frozen
+/// backbone run on every batch.
+fn run_linear_probe(samples: usize) -> anyhow::Result<Vec<BenchResult>> {
+    let data = synthetic(samples)?;
+    let mut out = Vec::new();
+    for cached in [true, false] {
+        let config = run_config(&[
+            "model.type=\"cnn\"",
+            "batch_size=128",
+            "lr=0.01",
+            "groups=[{pattern=\"backbone\", frozen=true}]",
+        ])?;
+        let net = seeded_init(
+            &config.model,
+            [1, 28, 28],
+            10,
+            &Device::flex().autodiff(),
+            4,
+        );
+        let mut probe = LinearProbe::new(&LinearProbeConfig::default(), &data);
+        let objective: &mut dyn Objective = if cached {
+            &mut probe
+        } else {
+            &mut CrossEntropy
+        };
+        let epochs = 10;
+        let seconds = time_epochs(net, objective, &config, &data, epochs)?;
+        out.push(BenchResult {
+            workload: format!(
+                "linear-probe/{}",
+                if cached { "cached" } else { "per-step" }
+            ),
+            batch_size: config.batch_size,
+            repeats: epochs,
+            seconds,
+            samples_per_second: samples as f64 / seconds,
+            setup_seconds: 0.0,
+            peak_memory_mib: peak_memory_mib(),
+            threads: threads(),
+        });
+    }
+    Ok(out)
+}
+
+fn run_worker(name: &str, args: &BenchArgs) -> anyhow::Result<Vec<BenchResult>> {
+    match name {
+        "cnn-step" | "mlp-step" => Ok(vec![run_step_workload(name, args.steps, args.warmup)?]),
+        "kd-epoch" => run_kd_epoch(args.samples),
+        "linear-probe" => run_linear_probe(args.samples),
+        other => bail!(
+            "unknown workload {other:?}; known: {}",
+            WORKLOADS.join(", ")
+        ),
+    }
 }
 
 /// Runs `mentor bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if args.steps == 0 {
-        bail!("--steps must be >= 1");
+    if args.steps == 0 || args.samples == 0 {
+        bail!("--steps and --samples must be >= 1");
     }
     let names: Vec<String> = if args.workloads.is_empty() {
         WORKLOADS.iter().map(|s| s.to_string()).collect()
     } else {
         args.workloads.clone()
     };
+    if let Some(bad) = names.iter().find(|n| !WORKLOADS.contains(&n.as_str())) {
+        bail!("unknown workload {bad:?}; known: {}", WORKLOADS.join(", "));
+    }
     if args.worker {
         let [name] = names.as_slice() else {
             bail!("--worker takes exactly one workload");
         };
-        let r = run_worker(name, args.steps, args.warmup)?;
-        println!("{}", serde_json::to_string(&r)?);
+        println!("{}", serde_json::to_string(&run_worker(name, &args)?)?);
         return Ok(());
     }
-    for n in &names {
-        workload(n)?;
-    }
     let exe = std::env::current_exe().context("locating the mentor binary")?;
-    let mut results = Vec::new();
+    let mut results: Vec<BenchResult> = Vec::new();
     for name in &names {
         let out = std::process::Command::new(&exe)
-            .args(["bench", name, "--worker", "--steps"])
-            .arg(args.steps.to_string())
-            .arg("--warmup")
-            .arg(args.warmup.to_string())
+            .args(["bench", name, "--worker"])
+            .args(["--steps", &args.steps.to_string()])
+            .args(["--warmup", &args.warmup.to_string()])
+            .args(["--samples", &args.samples.to_string()])
             .output()
             .with_context(|| format!("running the {name} worker"))?;
         if !out.status.success() {
@@ -163,23 +313,25 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
-        let r: BenchResult = serde_json::from_slice(&out.stdout)
+        let r: Vec<BenchResult> = serde_json::from_slice(&out.stdout)
             .with_context(|| format!("reading the {name} worker's result"))?;
-        results.push(r);
+        results.extend(r);
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
-        println!("| workload | batch | median step ms | samples/s | steps/s | peak MiB |");
+        println!(
+            "| workload | batch | seconds (median step / per epoch) | samples/s | setup s | peak MiB |"
+        );
         println!("|---|---|---|---|---|---|");
         for r in &results {
             println!(
-                "| {} | {} | {:.2} | {:.0} | {:.1} | {:.0} |",
+                "| {} | {} | {:.4} | {:.0} | {:.2} | {:.0} |",
                 r.workload,
                 r.batch_size,
-                r.median_step_ms,
+                r.seconds,
                 r.samples_per_second,
-                r.steps_per_second,
+                r.setup_seconds,
                 r.peak_memory_mib
             );
         }

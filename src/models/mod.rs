@@ -4,6 +4,7 @@
 //! parameter groups, transfer policies and checkpoints address.
 
 pub mod cnn;
+pub mod fast_conv;
 pub mod mlp;
 pub mod params;
 pub mod resnet;

@@ -1,7 +1,7 @@
 //! A faster CPU convolution for Burn's flex backend, built only from differentiable
 //! tensor ops so that autodiff supplies the backward pass: zero-pad, gather every
-//! receptive field with one `select` over `[N*C, Hp*Wp]` (im2col), then one batched
-//! matrix product with the `[O, C*K*K]` weight matrix. flex's own `conv2d` falls back to
+//! receptive field of the whole batch with one `select` over `[C, N*Hp*Wp]` (im2col),
+//! then one matrix product of the `[O, C*K*K]` weights with the `[C*K*K, N*P]` columns. flex's own `conv2d` falls back to
 //! slow generic kernels for the weight gradient and for few input channels
 //! (shared/PERF-NOTES.md); this path runs on the gemm that reaches ~330 GFLOP/s here.
 //!
@@ -61,20 +61,63 @@ pub fn conv2d_im2col(
     let out = [(hp - kh) / stride[0] + 1, (wp - kw) / stride[1] + 1];
     let positions = out[0] * out[1];
     let device = x.device();
-    let idx = gather_indices([kh, kw], stride, out, wp);
-    let idx_len = idx.len();
-    let idx: Tensor<1, Int> = Tensor::from_data(TensorData::new(idx, [idx_len]), &device);
-    // [N*C, Hp*Wp] -> [N*C, Kh*Kw*P] -> [N, C*Kh*Kw, P]
+    let idx = gather_indices_batched(n, [kh, kw], stride, out, [hp, wp], &device);
+    // [C, N*Hp*Wp] -> gather -> [C, Kh*Kw*N*P] = [C*Kh*Kw, N*P] (no copy), so the
+    // product with the [O, C*Kh*Kw] weights is one large gemm, which flex runs on all
+    // cores, rather than N small ones.
     let cols = x
-        .reshape([n * c, hp * wp])
+        .swap_dims(0, 1)
+        .reshape([c, n * hp * wp])
         .select(1, idx)
-        .reshape([n, c * kh * kw, positions]);
-    let wm: Tensor<3> = weight.reshape([1, o, c * kh * kw]);
-    let y = wm.matmul(cols).reshape([n, o, out[0], out[1]]);
+        .reshape([c * kh * kw, n * positions]);
+    let y = weight
+        .reshape([o, c * kh * kw])
+        .matmul(cols)
+        .reshape([o, n, out[0], out[1]])
+        .swap_dims(0, 1);
     match bias {
         Some(b) => y + b.reshape([1, o, 1, 1]),
         None => y,
     }
+}
+
+/// [`gather_indices`] for a whole batch laid out as `[N, Hp, Wp]` planes, ordered
+/// `(ky, kx, n, oy, ox)`; cached per shape, since every step of a run asks for the same.
+fn gather_indices_batched(
+    n: usize,
+    k: [usize; 2],
+    stride: [usize; 2],
+    out: [usize; 2],
+    padded: [usize; 2],
+    device: &Device,
+) -> Tensor<1, Int> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    type Key = (usize, [usize; 2], [usize; 2], [usize; 2], [usize; 2]);
+    thread_local! {
+        static CACHE: RefCell<HashMap<Key, Vec<i64>>> = RefCell::new(HashMap::new());
+    }
+    let key = (n, k, stride, out, padded);
+    let idx = CACHE.with(|cache| {
+        cache
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| {
+                let plane = (padded[0] * padded[1]) as i64;
+                let single = gather_indices(k, stride, out, padded[1]);
+                let positions = out[0] * out[1];
+                let mut all = Vec::with_capacity(single.len() * n);
+                for kk in single.chunks(positions) {
+                    for b in 0..n as i64 {
+                        all.extend(kk.iter().map(|i| i + b * plane));
+                    }
+                }
+                all
+            })
+            .clone()
+    });
+    let len = idx.len();
+    Tensor::from_data(TensorData::new(idx, [len]), device)
 }
 
 fn is_flex(device: &Device) -> bool {

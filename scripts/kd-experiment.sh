@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Distillation after Hinton et al. (2015): teacher CNN (examples/kd-mnist-teacher.toml), student MLP 2x800
 # trained alone and distilled from the teacher, 3 seeds, on MNIST and Fashion-MNIST.
-# usage: scripts/kd-experiment.sh [DATA_DIR] [OUT] [T] [LAMBDA] [TEACHER_TOML]
+# usage: [DATASETS="mnist fashion-mnist"] scripts/kd-experiment.sh [DATA_DIR] [OUT] [T] [LAMBDA] [TEACHER_TOML]
+# Runs whose summary.json exists are skipped, so an interrupted experiment resumes.
 set -euo pipefail
 data=${1:-../shared/datasets}
 out=${2:-runs/kd}
@@ -9,7 +10,7 @@ T=${3:-20}
 L=${4:-0.9}
 teacher_toml=${5:-examples/kd-mnist-teacher.toml}
 bin=${MENTOR:-target/release/mentor}
-for ds in mnist fashion-mnist; do
+for ds in ${DATASETS:-mnist fashion-mnist}; do
   for seed in 1 2 3; do
     d=$out/$ds
     common=(--data-dir "$data" --dataset "$ds" --seed "$seed" --log-format quiet)

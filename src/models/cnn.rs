@@ -8,8 +8,6 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-
-use super::fast_conv::conv2d;
 use serde::{Deserialize, Serialize};
 
 /// CNN hyperparameters.
@@ -100,8 +98,8 @@ impl Cnn {
     /// The `hidden`-wide features.
     pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
         let b = &self.backbone;
-        let x = b.pool.forward(relu(conv2d(&b.conv1, images)));
-        let x = b.pool.forward(relu(conv2d(&b.conv2, x)));
+        let x = b.pool.forward(relu(b.conv1.forward(images)));
+        let x = b.pool.forward(relu(b.conv2.forward(x)));
         b.dropout.forward(relu(b.fc.forward(x.flatten(1, 3))))
     }
 

@@ -4,7 +4,6 @@
 //! parameter groups, transfer policies and checkpoints address.
 
 pub mod cnn;
-pub mod fast_conv;
 pub mod mlp;
 pub mod params;
 pub mod resnet;

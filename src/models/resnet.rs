@@ -7,8 +7,6 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-
-use super::fast_conv::conv2d;
 use serde::{Deserialize, Serialize};
 
 /// ResNet hyperparameters.
@@ -113,10 +111,10 @@ impl BasicBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = relu(self.bn1.forward(conv2d(&self.conv1, x.clone())));
-        let y = self.bn2.forward(conv2d(&self.conv2, y));
+        let y = relu(self.bn1.forward(self.conv1.forward(x.clone())));
+        let y = self.bn2.forward(self.conv2.forward(y));
         let s = match &self.shortcut {
-            Some(sc) => sc.bn.forward(conv2d(&sc.conv, x)),
+            Some(sc) => sc.bn.forward(sc.conv.forward(x)),
             None => x,
         };
         relu(y + s)
@@ -144,7 +142,7 @@ impl ResNet {
     /// Globally average-pooled features (`4 * width` of them).
     pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
         let b = &self.backbone;
-        let mut x = relu(b.stem_bn.forward(conv2d(&b.stem, images)));
+        let mut x = relu(b.stem_bn.forward(b.stem.forward(images)));
         for block in &b.blocks {
             x = block.forward(x);
         }

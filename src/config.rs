@@ -123,6 +123,11 @@ pub struct GroupRule {
     /// Keep these parameters fixed.
     #[serde(default)]
     pub frozen: bool,
+    /// Gradual unfreezing: a frozen group starts training (at `lr_mult`) from this
+    /// 1-based epoch on, as Lightning's `BackboneFinetuning` does. Being a function of
+    /// the epoch alone, a resumed run restores it exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unfreeze_at: Option<usize>,
 }
 
 fn one() -> f64 {
@@ -274,6 +279,20 @@ impl RunConfig {
                     &format!("groups[{i}].pattern"),
                     "must not be empty",
                 ));
+            }
+            if let Some(u) = g.unfreeze_at {
+                if !g.frozen {
+                    return Err(invalid(
+                        &format!("groups[{i}].unfreeze_at"),
+                        "needs frozen = true (the group is frozen until then)",
+                    ));
+                }
+                if u < 2 || u > self.epochs {
+                    return Err(invalid(
+                        &format!("groups[{i}].unfreeze_at"),
+                        format!("must be an epoch in 2..={}, got {u}", self.epochs),
+                    ));
+                }
             }
             if !(g.lr_mult.is_finite() && g.lr_mult >= 0.0) {
                 return Err(invalid(

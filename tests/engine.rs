@@ -209,6 +209,7 @@ fn group_lr_multiplier_scales_the_sgd_update() {
             pattern: "head".into(),
             lr_mult: mult,
             frozen: false,
+            unfreeze_at: None,
         }];
         let groups = ParamGroups::resolve(&rules, &param_infos(&net)).unwrap();
         let mut optim = cfg.optim.init();
@@ -248,4 +249,49 @@ fn group_lr_multiplier_scales_the_sgd_update() {
             "{name}: update ratio {ratio}, expected {expected}"
         );
     }
+}
+
+#[test]
+fn gradual_unfreezing_holds_then_trains_and_resumes_exactly_across_the_switch() {
+    let sets = [
+        "epochs=4",
+        "model.type=\"cnn\"",
+        "data.per_class=30",
+        "groups=[{pattern=\"backbone\", frozen=true, unfreeze_at=3, lr_mult=0.1}]",
+    ];
+    let cfg = config(&sets);
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let device = burn::tensor::Device::flex().autodiff();
+    let initial = weights_by_name(&seeded_init(
+        &cfg.model,
+        data.train.shape,
+        10,
+        &device,
+        cfg.seed,
+    ));
+    // Stopped after epoch 2: the backbone has not moved yet.
+    let opts = TrainOptions {
+        stop_after: Some(2),
+        ..quiet(dir.path())
+    };
+    let (_, at2) = train(&cfg, &data, &mut CrossEntropy, &opts).unwrap();
+    for ((name, a), (_, b)) in weights_by_name(&at2).iter().zip(&initial) {
+        assert_eq!(a == b, name.starts_with("backbone"), "{name} after epoch 2");
+    }
+    // Resumed across the switch: the backbone trains, and the result equals a straight run.
+    let resume = TrainOptions {
+        resume: true,
+        ..quiet(dir.path())
+    };
+    let (_, resumed) = train(&cfg, &data, &mut CrossEntropy, &resume).unwrap();
+    let straight_dir = dir.path().join("straight");
+    let (_, straight) = train(&cfg, &data, &mut CrossEntropy, &quiet(&straight_dir)).unwrap();
+    assert_same_weights(&weights(&resumed), &weights(&straight), "unfreeze resume");
+    let moved = weights_by_name(&resumed)
+        .iter()
+        .zip(&initial)
+        .filter(|((n, a), (_, b))| n.starts_with("backbone") && a != b)
+        .count();
+    assert_eq!(moved, 6, "every backbone tensor trains after unfreezing");
 }

@@ -76,6 +76,7 @@ fn fine_tuned_layers_move_less_than_retrained_ones() {
         pattern: "backbone.conv1".into(),
         lr_mult: 0.01,
         frozen: false,
+        unfreeze_at: None,
     }];
     cfg.validate().unwrap();
     let data = prepare_data(&cfg.data, cfg.seed).unwrap();

@@ -23,6 +23,9 @@ pub struct TransferArgs {
     /// e.g. 'backbone.fc=0.1'.
     #[arg(long, value_name = "PATTERN=MULT")]
     finetune: Vec<String>,
+    /// Gradual unfreezing: the --freeze groups start training at this 1-based epoch.
+    #[arg(long, value_name = "EPOCH")]
+    unfreeze_at: Option<usize>,
     /// Re-initialise parameters matching this pattern and train them at the full rate.
     #[arg(long, value_name = "PATTERN")]
     retrain: Vec<String>,
@@ -47,6 +50,7 @@ pub fn run(args: TransferArgs) -> anyhow::Result<()> {
             pattern,
             lr_mult: 1.0,
             frozen: true,
+            unfreeze_at: args.unfreeze_at,
         });
     }
     for spec in args.finetune {
@@ -60,6 +64,7 @@ pub fn run(args: TransferArgs) -> anyhow::Result<()> {
             pattern: pattern.to_string(),
             lr_mult,
             frozen: false,
+            unfreeze_at: None,
         });
     }
     config.validate()?;

@@ -69,8 +69,10 @@ pub struct ParamGroupSpec {
     pub label: String,
     /// Multiplier of the scheduled learning rate.
     pub lr_mult: f64,
-    /// Whether the group is held fixed.
+    /// Whether the group is held fixed (until `unfreeze_at`, if set).
     pub frozen: bool,
+    /// The 1-based epoch from which a frozen group trains.
+    pub unfreeze_at: Option<usize>,
     /// Names of its parameters.
     pub names: Vec<String>,
     /// Ids of its parameters.
@@ -95,6 +97,7 @@ impl ParamGroups {
                 label: rule.pattern.clone(),
                 lr_mult: rule.lr_mult,
                 frozen: rule.frozen,
+                unfreeze_at: rule.unfreeze_at,
                 names: Vec::new(),
                 ids: Vec::new(),
             };
@@ -134,11 +137,24 @@ impl ParamGroups {
                 label: "(default)".into(),
                 lr_mult: 1.0,
                 frozen: false,
+                unfreeze_at: None,
                 names: rest.iter().map(|p| p.name.clone()).collect(),
                 ids: rest.iter().map(|p| p.id).collect(),
             });
         }
         Ok(Self { groups })
+    }
+
+    /// The groups as they stand during 1-based `epoch`: frozen groups whose
+    /// `unfreeze_at` has come are trainable.
+    pub fn at_epoch(&self, epoch: usize) -> ParamGroups {
+        let mut groups = self.groups.clone();
+        for g in &mut groups {
+            if g.unfreeze_at.is_some_and(|u| epoch >= u) {
+                g.frozen = false;
+            }
+        }
+        ParamGroups { groups }
     }
 
     /// The groups an optimiser steps (not frozen, multiplier above 0).
@@ -182,6 +198,7 @@ mod tests {
             pattern: "backbone.*".into(),
             lr_mult: 0.1,
             frozen: false,
+            unfreeze_at: None,
         }];
         let g = ParamGroups::resolve(&rules, &params).unwrap();
         assert_eq!(g.groups.len(), 2);
@@ -192,12 +209,30 @@ mod tests {
     }
 
     #[test]
+    fn frozen_groups_unfreeze_at_their_epoch() {
+        let params = vec![info("backbone.w", true), info("head.w", true)];
+        let rules = vec![GroupRule {
+            pattern: "backbone".into(),
+            lr_mult: 0.1,
+            frozen: true,
+            unfreeze_at: Some(3),
+        }];
+        let g = ParamGroups::resolve(&rules, &params).unwrap();
+        let trained = |e: usize| -> Vec<String> {
+            g.at_epoch(e).trained().map(|s| s.label.clone()).collect()
+        };
+        assert_eq!(trained(2), ["(default)"]);
+        assert_eq!(trained(3), ["backbone", "(default)"]);
+    }
+
+    #[test]
     fn overlap_and_no_match_are_errors_naming_the_pattern() {
         let params = vec![info("head.weight", true)];
         let rule = |p: &str| GroupRule {
             pattern: p.into(),
             lr_mult: 1.0,
             frozen: true,
+            unfreeze_at: None,
         };
         let e = ParamGroups::resolve(&[rule("head"), rule("*.weight")], &params).unwrap_err();
         assert!(e.to_string().contains("`head` and `*.weight`"), "{e}");

@@ -323,6 +323,7 @@ pub fn train(
         device.seed(epoch_seed(config.seed, epoch));
         let order = BatchOrder::shuffled(data.train.len(), config.batch_size, config.seed, epoch);
         progress.start_epoch(epoch + 1, config.epochs, steps_per_epoch);
+        let epoch_groups = groups.at_epoch(epoch + 1);
         let started = Instant::now();
         let mut running = Running::default();
         let mut lr = config.lr;
@@ -332,8 +333,15 @@ pub fn train(
                 .schedule
                 .lr(config.lr, progress_epochs, config.epochs, steps_per_epoch);
             let batch = Batch::gather(&data.train, idx, &device);
-            let step_result =
-                train_step(network, &mut optimizer, &groups, objective, &batch, idx, lr);
+            let step_result = train_step(
+                network,
+                &mut optimizer,
+                &epoch_groups,
+                objective,
+                &batch,
+                idx,
+                lr,
+            );
             let loss_value;
             (network, loss_value) = match step_result {
                 Ok((n, l, c)) => {

@@ -229,3 +229,42 @@ fn svm_head_trains_on_frozen_features() {
         }
     }
 }
+
+#[test]
+fn advisor_measures_size_and_similarity_and_writes_a_runnable_config() {
+    use mentor::transfer::advisor::{AdvisorConfig, Quadrant, advise};
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = pretrain(dir.path());
+    let target = config(&[
+        "model.type=\"cnn\"",
+        "epochs=2",
+        "data.classes=[5,6,7,8,9]",
+        "data.per_class=30",
+        "data.val_fraction=0.3",
+    ]);
+    let data = prepare_data(&target.data, target.seed).unwrap();
+    let cfg = AdvisorConfig {
+        probe_epochs: 3,
+        ..AdvisorConfig::default()
+    };
+    let advice = advise(&ckpt, &target, &data, &cfg, &dir.path().join("probes")).unwrap();
+    let e = &advice.evidence;
+    assert!((e.examples_per_class - 21.0).abs() < 1.0, "{e:?}");
+    assert!((0.0..=1.0).contains(&e.probe_pretrained) && (0.0..=1.0).contains(&e.probe_random));
+    assert!(
+        e.feature_distance
+            .is_some_and(|d| d.is_finite() && d >= 0.0)
+    );
+    // 21 examples a class is small whatever the similarity.
+    assert!(matches!(
+        advice.quadrant,
+        Quadrant::SmallSimilar | Quadrant::SmallDissimilar
+    ));
+    // The recommended run is a valid config that trains.
+    advice.config.validate().unwrap();
+    let mut objective =
+        mentor::strategy::build_objective(&advice.config.strategy, &data, &Device::flex()).unwrap();
+    let out = dir.path().join("advised");
+    train(&advice.config, &data, objective.as_mut(), &quiet(&out)).unwrap();
+    assert!(out.join("transfer.json").is_file());
+}

@@ -1,5 +1,6 @@
 //! Command-line interface: one module per command.
 
+mod advise;
 mod bench;
 mod demo;
 mod distill;
@@ -35,6 +36,11 @@ enum Command {
         mentor transfer --pretrained runs/source/checkpoints/best.ckpt --dataset digits --model cnn \\\n    \
         --set data.classes=[5,6,7,8,9] --freeze 'backbone.conv*' --finetune 'backbone.fc=0.1' --out runs/target")]
     Transfer(transfer::TransferArgs),
+    /// Name the transfer quadrant of a target set (size x similarity) and recommend a policy.
+    #[command(after_help = "Example:\n  \
+        mentor advise --pretrained runs/source/checkpoints/best.ckpt --model cnn --set data.classes=[5,6,7,8,9] \\\n    \
+        --set data.per_class=20 --write-config advice.toml")]
+    Advise(advise::AdviseArgs),
     /// Distil a trained teacher into a (smaller) student network.
     #[command(after_help = "Examples:\n  \
         mentor train --dataset digits --model cnn --epochs 15 --out runs/teacher\n  \
@@ -66,6 +72,7 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(a) => train::run(a),
+        Command::Advise(a) => advise::run(a),
         Command::Distill(a) => distill::run(a),
         Command::Transfer(a) => transfer::run(a),
         Command::Eval(a) => eval::run(a),

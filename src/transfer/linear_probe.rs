@@ -128,3 +128,50 @@ impl Objective for LinearProbe {
         StepOutput { loss, logits }
     }
 }
+
+/// Per-dimension mean and standard deviation of a backbone's features on a dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureStats {
+    /// Mean of each feature.
+    pub mean: Vec<f64>,
+    /// Standard deviation of each feature.
+    pub std: Vec<f64>,
+}
+
+impl FeatureStats {
+    /// Measures `network`'s backbone features (inference mode) over `data`.
+    pub fn measure(network: &Network, data: &Dataset) -> Self {
+        let cache = FeatureCache::compute(network, data);
+        let (w, n) = (cache.width, data.len().max(1) as f64);
+        let mut mean = vec![0f64; w];
+        let mut sq = vec![0f64; w];
+        for row in cache.features.chunks_exact(w.max(1)) {
+            for (j, &v) in row.iter().enumerate() {
+                mean[j] += f64::from(v);
+                sq[j] += f64::from(v) * f64::from(v);
+            }
+        }
+        let mean: Vec<f64> = mean.iter().map(|m| m / n).collect();
+        let std = sq
+            .iter()
+            .zip(&mean)
+            .map(|(s, m)| (s / n - m * m).max(0.0).sqrt())
+            .collect();
+        Self { mean, std }
+    }
+
+    /// Mean over features of `|mean_a - mean_b| / sqrt((var_a + var_b) / 2)` (Cohen's d
+    /// per feature), skipping features that are constant in both sets.
+    pub fn standardized_mean_difference(&self, other: &FeatureStats) -> f64 {
+        let mut total = 0.0;
+        let mut used = 0usize;
+        for j in 0..self.mean.len().min(other.mean.len()) {
+            let pooled = ((self.std[j].powi(2) + other.std[j].powi(2)) / 2.0).sqrt();
+            if pooled > 1e-9 {
+                total += (self.mean[j] - other.mean[j]).abs() / pooled;
+                used += 1;
+            }
+        }
+        if used == 0 { 0.0 } else { total / used as f64 }
+    }
+}

@@ -6,6 +6,7 @@
 //! is re-initialised, and the run says so. See Yosinski et al. (2014), "How transferable
 //! are features in deep neural networks?".
 
+pub mod advisor;
 pub mod import;
 pub mod linear_probe;
 
@@ -14,7 +15,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use import::{ImportReport, TransferError, import_weights};
-pub use linear_probe::{HeadLoss, LinearProbe, LinearProbeConfig};
+pub use linear_probe::{FeatureStats, HeadLoss, LinearProbe, LinearProbeConfig};
 
 /// `[init]`: where a run's starting weights come from.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -7,6 +7,7 @@ mod distill;
 mod eval;
 mod footprint;
 mod params;
+mod plot_sweep;
 mod summarize;
 mod train;
 mod transfer;
@@ -60,6 +61,11 @@ enum Command {
         after_help = "Example:\n  mentor footprint runs/teacher/checkpoints/best.ckpt runs/student/checkpoints/best.ckpt"
     )]
     Footprint(footprint::FootprintArgs),
+    /// Plot runs' test accuracy against a swept config key.
+    #[command(
+        after_help = "Example:\n  mentor plot-sweep --key strategy.temperature --log-x --out runs/kd-sweep/acc runs/kd-sweep/T*"
+    )]
+    PlotSweep(plot_sweep::PlotSweepArgs),
     /// Summarise run directories: test accuracy per group of seeds (mean ± std).
     #[command(after_help = "Example:\n  mentor summarize runs/kd/mnist/*")]
     Summarize(summarize::SummarizeArgs),
@@ -80,6 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Footprint(a) => footprint::run(a),
         Command::Params(a) => params::run(a),
+        Command::PlotSweep(a) => plot_sweep::run(a),
         Command::Summarize(a) => summarize::run(a),
     }
 }

@@ -2,4 +2,4 @@
 
 mod plots;
 
-pub use plots::{plot_curves, plot_soft_targets};
+pub use plots::{plot_curves, plot_soft_targets, plot_sweep};

@@ -150,6 +150,75 @@ where
     Ok(())
 }
 
+/// Writes `<base>.png` and `<base>.svg`: test accuracy (y) against a swept value (x).
+pub fn plot_sweep(points: &[(f64, f64)], x_label: &str, log_x: bool, base: &Path) -> PlotResult {
+    register_font();
+    if let Some(dir) = base.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let png = base.with_extension("png");
+    let svg = base.with_extension("svg");
+    draw_sweep(
+        BitMapBackend::new(&png, (640, 420)).into_drawing_area(),
+        points,
+        x_label,
+        log_x,
+    )?;
+    draw_sweep(
+        SVGBackend::new(&svg, (640, 420)).into_drawing_area(),
+        points,
+        x_label,
+        log_x,
+    )?;
+    Ok(())
+}
+
+fn draw_sweep<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    points: &[(f64, f64)],
+    x_label: &str,
+    log_x: bool,
+) -> PlotResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let tx = |x: f64| if log_x { x.max(1e-12).log10() } else { x };
+    let xs: Vec<f64> = points.iter().map(|p| tx(p.0)).collect();
+    let ys: Vec<f64> = points.iter().map(|p| p.1).collect();
+    let (x0, x1) = (
+        xs.iter().cloned().fold(f64::MAX, f64::min),
+        xs.iter().cloned().fold(f64::MIN, f64::max),
+    );
+    let (y0, y1) = (
+        ys.iter().cloned().fold(f64::MAX, f64::min),
+        ys.iter().cloned().fold(f64::MIN, f64::max),
+    );
+    let (xpad, ypad) = (((x1 - x0) * 0.05).max(1e-3), ((y1 - y0) * 0.1).max(1e-3));
+    let x_desc = if log_x {
+        format!("{x_label} (log10)")
+    } else {
+        x_label.to_string()
+    };
+    let mut chart = ChartBuilder::on(&root)
+        .caption("test accuracy", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d((x0 - xpad)..(x1 + xpad), (y0 - ypad)..(y1 + ypad))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc("test accuracy")
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    let pts: Vec<(f64, f64)> = xs.iter().cloned().zip(ys.iter().cloned()).collect();
+    chart.draw_series(LineSeries::new(pts.clone(), BLUE.stroke_width(2)))?;
+    chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;
+    root.present()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +243,14 @@ mod tests {
         assert_eq!(&png[1..4], b"PNG");
         let svg = std::fs::read_to_string(dir.path().join("curves.svg")).unwrap();
         assert!(svg.contains("<svg") && svg.contains("accuracy"));
+    }
+
+    #[test]
+    fn sweep_plot_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("sweep");
+        plot_sweep(&[(1.0, 0.9), (4.0, 0.95), (40.0, 0.93)], "T", true, &base).unwrap();
+        assert!(base.with_extension("png").is_file() && base.with_extension("svg").is_file());
     }
 
     #[test]

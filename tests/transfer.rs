@@ -268,3 +268,34 @@ fn advisor_measures_size_and_similarity_and_writes_a_runnable_config() {
     train(&advice.config, &data, objective.as_mut(), &quiet(&out)).unwrap();
     assert!(out.join("transfer.json").is_file());
 }
+
+#[test]
+fn safetensors_export_seeds_a_transfer_with_a_partial_load() {
+    use mentor::transfer::exchange::export_safetensors;
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = pretrain(dir.path());
+    let source = load_network(&ckpt, &Device::flex()).unwrap().network;
+    let file = dir.path().join("source.safetensors");
+    export_safetensors(&source, &file).unwrap();
+    let mut cfg = config(&[
+        "model.type=\"cnn\"",
+        "epochs=1",
+        "data.classes=[5,6,7,8,9]",
+        "data.per_class=20",
+        "groups=[{pattern=\"backbone\", frozen=true}]",
+    ]);
+    cfg.init.pretrained = Some(file);
+    cfg.init.load_only = vec!["backbone.conv*".into()];
+    cfg.validate().unwrap();
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let out = dir.path().join("t");
+    let (_, net) = train(&cfg, &data, &mut CrossEntropy, &quiet(&out)).unwrap();
+    let (got, want) = (weights_by_name(&net), weights_by_name(&source));
+    for ((name, a), (_, b)) in got.iter().zip(&want) {
+        // Convolutions came from the file (and stayed frozen); fc was not loaded.
+        assert_eq!(a == b, name.starts_with("backbone.conv"), "{name}");
+    }
+    let report: ImportReport =
+        serde_json::from_str(&std::fs::read_to_string(out.join("transfer.json")).unwrap()).unwrap();
+    assert_eq!(report.copied.len(), 4);
+}

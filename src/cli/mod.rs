@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod distill;
 mod eval;
+mod export;
 mod footprint;
 mod params;
 mod plot_sweep;
@@ -56,6 +57,11 @@ enum Command {
     /// Measure training throughput of standard workloads (median samples/s, peak memory).
     #[command(after_help = "Examples:\n  mentor bench\n  mentor bench cnn-step --json")]
     Bench(bench::BenchArgs),
+    /// Export a checkpoint's weights as safetensors with PyTorch names and layouts.
+    #[command(
+        after_help = "Example:\n  mentor export --checkpoint runs/mlp/checkpoints/best.ckpt --out mlp.safetensors --reference mlp-ref.safetensors"
+    )]
+    Export(export::ExportArgs),
     /// Deployment cost of trained networks: parameters, size, MFLOPs, CPU latency.
     #[command(
         after_help = "Example:\n  mentor footprint runs/teacher/checkpoints/best.ckpt runs/student/checkpoints/best.ckpt"
@@ -84,6 +90,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Export(a) => export::run(a),
         Command::Footprint(a) => footprint::run(a),
         Command::Params(a) => params::run(a),
         Command::PlotSweep(a) => plot_sweep::run(a),

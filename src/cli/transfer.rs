@@ -12,8 +12,8 @@ use super::train::{ConfigArgs, RunArgs, run_config};
 /// Arguments of `mentor transfer`.
 #[derive(Debug, Args)]
 pub struct TransferArgs {
-    /// The pretrained checkpoint (from `mentor train`); weights are copied by name where
-    /// shapes fit, and a head for another class count is re-initialised.
+    /// The pretrained weights: a mentor checkpoint, or a .safetensors file with PyTorch
+    /// names and layouts; copied by name where shapes fit; the head is re-initialised.
     #[arg(long)]
     pretrained: PathBuf,
     /// Keep parameters matching this pattern fixed (repeatable), e.g. 'backbone.conv*'.
@@ -29,6 +29,12 @@ pub struct TransferArgs {
     /// Re-initialise parameters matching this pattern and train them at the full rate.
     #[arg(long, value_name = "PATTERN")]
     retrain: Vec<String>,
+    /// Copy only parameters matching this pattern (repeatable), e.g. 'backbone'.
+    #[arg(long, value_name = "PATTERN")]
+    load_only: Vec<String>,
+    /// Rename keys of a .safetensors file: FROM=TO prefix rewrite (repeatable).
+    #[arg(long, value_name = "FROM=TO")]
+    key_map: Vec<String>,
     /// Copy the pretrained head as well (same classes on both tasks).
     #[arg(long)]
     keep_head: bool,
@@ -45,6 +51,8 @@ pub fn run(args: TransferArgs) -> anyhow::Result<()> {
     config.init.pretrained = Some(args.pretrained);
     config.init.retrain.extend(args.retrain);
     config.init.keep_head = args.keep_head;
+    config.init.load_only = args.load_only;
+    config.init.key_map = args.key_map;
     for pattern in args.freeze {
         config.groups.push(GroupRule {
             pattern,

@@ -286,13 +286,8 @@ pub fn train(
         })?;
         write_file(&out.join("config.toml"), &config_toml)?;
         if let Some(path) = &config.init.pretrained {
-            let source = crate::engine::restore::load_network_in_run(path, &options.device)
-                .map_err(crate::transfer::TransferError::from)?;
-            let (imported, report) = crate::transfer::import_weights(
-                network,
-                &source.network,
-                &config.init.fresh_patterns(),
-            )?;
+            let (imported, report) =
+                crate::transfer::import_pretrained(network, &config.init, &options.device, true)?;
             network = imported;
             let json = serde_json::to_string_pretty(&report).unwrap_or_default();
             write_file(&out.join(crate::transfer::REPORT_FILE), &json)?;

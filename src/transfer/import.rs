@@ -16,6 +16,9 @@ pub enum TransferError {
     /// The pretrained checkpoint could not be loaded.
     #[error("pretrained: {0}")]
     Restore(#[from] RestoreError),
+    /// A weights file could not be read.
+    #[error(transparent)]
+    Exchange(#[from] super::exchange::ExchangeError),
     /// A retrain pattern names no parameter.
     #[error("init.retrain pattern `{0}` matches no parameter")]
     NoMatch(String),
@@ -89,6 +92,30 @@ fn reason(
     }
 }
 
+/// Every float tensor of `network` (parameters and buffers) by stable name.
+pub fn named_tensors(network: &Network) -> HashMap<String, TensorData> {
+    let names: Vec<String> = param_infos(network).into_iter().map(|p| p.name).collect();
+    struct Grab<'a> {
+        names: &'a [String],
+        at: usize,
+        out: HashMap<String, TensorData>,
+    }
+    impl burn::module::ModuleVisitor for Grab<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.out
+                .insert(self.names[self.at].clone(), param.val().into_data());
+            self.at += 1;
+        }
+    }
+    let mut grab = Grab {
+        names: &names,
+        at: 0,
+        out: HashMap::new(),
+    };
+    network.visit(&mut grab);
+    grab.out
+}
+
 /// Copies every parameter of `source` into `target` whose name and shape match, except
 /// those selected by a `retrain` pattern, which keep `target`'s fresh initialisation.
 /// Parameter ids stay `target`'s.
@@ -97,46 +124,35 @@ pub fn import_weights(
     source: &Network,
     retrain: &[String],
 ) -> Result<(Network, ImportReport), TransferError> {
-    let source_infos = param_infos(source);
+    import_tensors(target, &named_tensors(source), retrain)
+}
+
+/// [`import_weights`] from tensors by name (from a network, or a safetensors file).
+pub fn import_tensors(
+    target: Network,
+    data: &HashMap<String, TensorData>,
+    retrain: &[String],
+) -> Result<(Network, ImportReport), TransferError> {
     let target_infos = param_infos(&target);
     for p in retrain {
         if !target_infos.iter().any(|t| pattern_selects(p, &t.name)) {
             return Err(TransferError::NoMatch(p.clone()));
         }
     }
-    let mut data: HashMap<String, TensorData> = HashMap::new();
-    {
-        let names: Vec<String> = source_infos.iter().map(|p| p.name.clone()).collect();
-        struct Grab<'a> {
-            names: &'a [String],
-            at: usize,
-            out: &'a mut HashMap<String, TensorData>,
-        }
-        impl burn::module::ModuleVisitor for Grab<'_> {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                self.out
-                    .insert(self.names[self.at].clone(), param.val().into_data());
-                self.at += 1;
-            }
-        }
-        source.visit(&mut Grab {
-            names: &names,
-            at: 0,
-            out: &mut data,
-        });
-    }
     let mut report = ImportReport::default();
     for t in &target_infos {
-        match reason(t, &data, retrain) {
+        match reason(t, data, retrain) {
             Some(why) => report.reinitialized.push((t.name.clone(), why)),
             None => report.copied.push(t.name.clone()),
         }
     }
     if report.copied.is_empty() {
+        let mut source_names: Vec<&String> = data.keys().collect();
+        source_names.sort();
         return Err(TransferError::NothingFits {
-            source_example: source_infos
+            source_example: source_names
                 .first()
-                .map(|p| p.name.clone())
+                .map(|n| n.to_string())
                 .unwrap_or_default(),
             target_example: target_infos
                 .first()
@@ -147,7 +163,7 @@ pub fn import_weights(
     let keep_fresh = |name: &str| retrain.iter().any(|p| pattern_selects(p, name));
     let mut copier = Copier {
         path: Vec::new(),
-        source: &data,
+        source: data,
         keep_fresh: &keep_fresh,
     };
     Ok((target.map(&mut copier), report))

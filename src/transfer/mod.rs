@@ -7,12 +7,16 @@
 //! are features in deep neural networks?".
 
 pub mod advisor;
+pub mod exchange;
 pub mod import;
 pub mod linear_probe;
 
 use std::path::PathBuf;
 
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
+
+use crate::models::Network;
 
 pub use import::{ImportReport, TransferError, import_weights};
 pub use linear_probe::{FeatureStats, HeadLoss, LinearProbe, LinearProbeConfig};
@@ -27,6 +31,11 @@ pub struct InitConfig {
     pub pretrained: Option<PathBuf>,
     /// Patterns (as in `[[groups]]`) of parameters to re-initialise instead of copying.
     pub retrain: Vec<String>,
+    /// Copy only parameters matching these patterns (e.g. `["backbone"]` for a partial
+    /// load); empty copies everything that fits.
+    pub load_only: Vec<String>,
+    /// For a `.safetensors` file: `from=to` prefix rewrites of its keys to mentor names.
+    pub key_map: Vec<String>,
     /// Copy the pretrained head too when its shape fits. Off by default: a new task's
     /// classes are not the source's, even when there are as many of them.
     pub keep_head: bool,
@@ -44,6 +53,15 @@ impl InitConfig {
         if self.keep_head && self.pretrained.is_none() {
             return Err(("init.keep_head".into(), "needs init.pretrained".into()));
         }
+        if (!self.load_only.is_empty() || !self.key_map.is_empty()) && self.pretrained.is_none() {
+            return Err((
+                "init.load_only".into(),
+                "load_only and key_map need init.pretrained".into(),
+            ));
+        }
+        if let Some(e) = self.key_map.iter().find(|e| !e.contains('=')) {
+            return Err(("init.key_map".into(), format!("entry {e:?} is not FROM=TO")));
+        }
         if let Some(i) = self.retrain.iter().position(|p| p.is_empty()) {
             return Err((format!("init.retrain[{i}]"), "must not be empty".into()));
         }
@@ -60,6 +78,47 @@ impl InitConfig {
         }
         p
     }
+}
+
+/// Imports `config.pretrained` (a mentor checkpoint, or a `.safetensors` file with
+/// PyTorch conventions) into `network` as the config says; `in_run` is true when the
+/// caller holds the engine's RNG lock (inside `train`).
+pub fn import_pretrained(
+    network: Network,
+    config: &InitConfig,
+    device: &Device,
+    in_run: bool,
+) -> Result<(Network, ImportReport), TransferError> {
+    let Some(path) = &config.pretrained else {
+        return Ok((network, ImportReport::default()));
+    };
+    let tensors = if path.extension().is_some_and(|e| e == "safetensors") {
+        let map = exchange::parse_key_map(&config.key_map)?;
+        exchange::read_safetensors(path, &map, &network)?
+    } else {
+        let source = if in_run {
+            crate::engine::restore::load_network_in_run(path, device)?
+        } else {
+            crate::engine::restore::load_network(path, device)?
+        };
+        import::named_tensors(&source.network)
+    };
+    let mut fresh = config.fresh_patterns();
+    if !config.load_only.is_empty() {
+        // Everything outside `load_only` stays fresh.
+        let outside: Vec<String> = crate::models::param_infos(&network)
+            .into_iter()
+            .map(|p| p.name)
+            .filter(|n| {
+                !config
+                    .load_only
+                    .iter()
+                    .any(|p| crate::engine::groups::pattern_selects(p, n))
+            })
+            .collect();
+        fresh.extend(outside);
+    }
+    import::import_tensors(network, &tensors, &fresh)
 }
 
 /// Where run directories keep the import report.

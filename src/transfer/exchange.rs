@@ -1,0 +1,275 @@
+//! Weights in and out as safetensors, with PyTorch's conventions, so that mentor models
+//! load into an equivalent `torch.nn.Module` and PyTorch-trained weights seed mentor runs.
+//!
+//! Names stay mentor's dotted module paths (`backbone.conv1.weight`, `head.bias`), which
+//! are also the `state_dict` keys of a torch module with the same attribute names (see
+//! README for one). Layouts follow PyTorch: linear weights are `[out, in]` (Burn stores
+//! `[in, out]`, so they are transposed), convolution weights `[out, in, kh, kw]` (same
+//! in both), batch norm's `gamma`/`beta` are `weight`/`bias`, and each batch norm also
+//! gets the `num_batches_tracked` counter torch expects. On import a `key_map` of
+//! `from=to` prefix rewrites adapts other naming schemes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::TensorData;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use super::import::named_tensors;
+use crate::engine::checkpoint::write_atomic;
+use crate::models::{Network, param_infos};
+
+/// A weights file that cannot be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// File system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid safetensors, or holds an unsupported tensor.
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A key map entry is not `from=to`.
+    #[error("key map entry {0:?}: expected FROM=TO")]
+    KeyMap(String),
+}
+
+fn bn_torch_name(name: &str) -> Option<String> {
+    name.strip_suffix(".gamma")
+        .map(|p| format!("{p}.weight"))
+        .or_else(|| name.strip_suffix(".beta").map(|p| format!("{p}.bias")))
+}
+
+fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; values.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = values[r * cols + c];
+        }
+    }
+    out
+}
+
+fn f32s(data: &TensorData) -> Vec<f32> {
+    data.clone()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_default()
+}
+
+/// `network`'s tensors under PyTorch names and layouts, in name order.
+pub fn torch_state(network: &Network) -> Vec<(String, Vec<usize>, Vec<u8>, Dtype)> {
+    let tensors = named_tensors(network);
+    let mut out = Vec::new();
+    for info in param_infos(network) {
+        let data = &tensors[&info.name];
+        let values = f32s(data);
+        let (name, shape, values) = if let Some(torch) = bn_torch_name(&info.name) {
+            (torch, info.shape.clone(), values)
+        } else if info.name.ends_with(".weight") && info.shape.len() == 2 {
+            let [i, o] = [info.shape[0], info.shape[1]];
+            (info.name.clone(), vec![o, i], transpose(&values, i, o))
+        } else {
+            (info.name.clone(), info.shape.clone(), values)
+        };
+        if let Some(prefix) = info.name.strip_suffix(".running_var") {
+            out.push((
+                format!("{prefix}.num_batches_tracked"),
+                Vec::new(),
+                0i64.to_le_bytes().to_vec(),
+                Dtype::I64,
+            ));
+        }
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        out.push((name, shape, bytes, Dtype::F32));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Writes `network` as a safetensors file with PyTorch names and layouts.
+pub fn export_safetensors(network: &Network, path: &Path) -> Result<(), ExchangeError> {
+    let state = torch_state(network);
+    let views: Vec<(String, TensorView<'_>)> = state
+        .iter()
+        .map(|(n, shape, bytes, dtype)| {
+            TensorView::new(*dtype, shape.clone(), bytes)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| ExchangeError::Format {
+                    path: path.into(),
+                    reason: e.to_string(),
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    meta.insert(
+        "producer".to_string(),
+        format!("mentor {}", env!("CARGO_PKG_VERSION")),
+    );
+    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| ExchangeError::Format {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    write_atomic(path, &bytes).map_err(|e| ExchangeError::Format {
+        path: path.into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Parses `from=to` prefix rewrites.
+pub fn parse_key_map(entries: &[String]) -> Result<Vec<(String, String)>, ExchangeError> {
+    entries
+        .iter()
+        .map(|e| {
+            e.split_once('=')
+                .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+                .ok_or_else(|| ExchangeError::KeyMap(e.clone()))
+        })
+        .collect()
+}
+
+/// Reads a safetensors file into tensors named and laid out for `target`: keys are
+/// rewritten by `key_map` (first matching prefix), then matched to `target`'s parameters
+/// under mentor or PyTorch names; linear weights stored `[out, in]` are transposed back.
+/// Tensors that match nothing are left out (the import report names what stays fresh).
+pub fn read_safetensors(
+    path: &Path,
+    key_map: &[(String, String)],
+    target: &Network,
+) -> Result<HashMap<String, TensorData>, ExchangeError> {
+    let bytes = std::fs::read(path).map_err(|source| ExchangeError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| ExchangeError::Format {
+        path: path.into(),
+        reason: format!("not a safetensors file ({e})"),
+    })?;
+    let mut by_key: HashMap<String, TensorView<'_>> = HashMap::new();
+    for (key, view) in file.tensors() {
+        let key = key_map
+            .iter()
+            .find_map(|(from, to)| {
+                key.strip_prefix(from.as_str())
+                    .map(|rest| format!("{to}{rest}"))
+            })
+            .unwrap_or(key);
+        by_key.insert(key, view);
+    }
+    let mut out = HashMap::new();
+    for info in param_infos(target) {
+        let candidates = [Some(info.name.clone()), bn_torch_name(&info.name)];
+        let Some(view) = candidates.iter().flatten().find_map(|k| by_key.get(k)) else {
+            continue;
+        };
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            other => {
+                return Err(ExchangeError::Format {
+                    path: path.into(),
+                    reason: format!(
+                        "tensor for {} is {other:?}; only F32 is supported",
+                        info.name
+                    ),
+                });
+            }
+        };
+        let shape = view.shape().to_vec();
+        // Files follow PyTorch: a linear weight is [out, in], the transpose of Burn's.
+        let linear = info.shape.len() == 2 && info.name.ends_with(".weight");
+        let data = if linear && shape == [info.shape[1], info.shape[0]] {
+            TensorData::new(transpose(&values, shape[0], shape[1]), info.shape.clone())
+        } else {
+            TensorData::new(values, shape)
+        };
+        out.insert(info.name.clone(), data);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{ModelConfig, ResNetConfig};
+    use crate::transfer::import::import_tensors;
+    use burn::tensor::Device;
+
+    #[test]
+    fn export_then_import_restores_every_tensor() {
+        let device = Device::flex();
+        for model in [
+            ModelConfig::default(),
+            ModelConfig::Cnn(Default::default()),
+            ModelConfig::Resnet(ResNetConfig::default()),
+        ] {
+            let source = model.init([1, 8, 8], 10, &device);
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("m.safetensors");
+            export_safetensors(&source, &path).unwrap();
+            let target = model.init([1, 8, 8], 10, &device);
+            let tensors = read_safetensors(&path, &[], &target).unwrap();
+            let (loaded, report) = import_tensors(target, &tensors, &[]).unwrap();
+            assert!(
+                report.reinitialized.is_empty(),
+                "{:?}",
+                report.reinitialized
+            );
+            let (a, b) = (named_tensors(&source), named_tensors(&loaded));
+            for (name, data) in &a {
+                assert_eq!(f32s(data), f32s(&b[name]), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn files_use_pytorch_names_and_layouts() {
+        let device = Device::flex();
+        let net = ModelConfig::Resnet(ResNetConfig::default()).init([3, 32, 32], 10, &device);
+        let state = torch_state(&net);
+        let find = |n: &str| state.iter().find(|s| s.0 == n).unwrap();
+        assert_eq!(find("head.weight").1, vec![10, 64]); // [out, in]
+        assert!(state.iter().any(|s| s.0 == "backbone.stem_bn.weight"));
+        assert!(!state.iter().any(|s| s.0.ends_with(".gamma")));
+        assert_eq!(find("backbone.stem_bn.num_batches_tracked").3, Dtype::I64);
+        assert_eq!(find("backbone.stem.weight").1, vec![16, 3, 3, 3]);
+    }
+
+    #[test]
+    fn key_maps_rename_prefixes_and_bad_files_are_errors() {
+        let device = Device::flex();
+        let net = ModelConfig::Cnn(Default::default()).init([1, 8, 8], 10, &device);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        export_safetensors(&net, &path).unwrap();
+        // Pretend the file came from a model whose backbone was called `features`:
+        // mapping `backbone` away means nothing of the backbone is found.
+        let map = parse_key_map(&["backbone=features".into()]).unwrap();
+        let got = read_safetensors(&path, &map, &net).unwrap();
+        assert!(
+            got.keys().all(|k| k.starts_with("head")),
+            "{:?}",
+            got.keys()
+        );
+        assert!(parse_key_map(&["nonsense".into()]).is_err());
+        std::fs::write(&path, b"not safetensors").unwrap();
+        let err = read_safetensors(&path, &[], &net).unwrap_err().to_string();
+        assert!(
+            err.contains("m.safetensors") && err.contains("not a safetensors"),
+            "{err}"
+        );
+    }
+}

@@ -14,7 +14,8 @@
 //! Every strategy is three choices over the same [`engine`]: which networks
 //! ([`models`]), what each step minimises ([`engine::Objective`]) and which parameters
 //! move how fast ([`engine::groups`]). Data come from [`data`]; a run is described by one
-//! [`config::RunConfig`].
+//! [`config::RunConfig`], whose `[strategy]` ([`strategy::StrategyConfig`]) picks the
+//! objective and whose `[init]` ([`transfer::InitConfig`]) picks the starting weights.
 
 pub mod config;
 pub mod data;

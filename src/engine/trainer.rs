@@ -124,6 +124,10 @@ pub struct RunSummary {
     pub model: String,
     /// The dataset.
     pub dataset: String,
+    /// The strategy (`supervised`, `distill`, `linear-probe`); empty in summaries
+    /// written before mentor recorded it.
+    #[serde(default)]
+    pub strategy: String,
 }
 
 /// Loss and top-1 accuracy of `network` on `data`, in inference mode, batch by batch.
@@ -419,6 +423,7 @@ pub fn train(
         mentor_version: env!("CARGO_PKG_VERSION").into(),
         model: config.model.kind().into(),
         dataset: config.data.dataset.to_string(),
+        strategy: config.strategy.kind().into(),
     };
     let json = serde_json::to_string_pretty(&summary).unwrap_or_default();
     write_file(&out.join("summary.json"), &json)?;

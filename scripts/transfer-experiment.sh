@@ -2,7 +2,7 @@
 # The transfer quadrants (issue: Transfer learning). Source: the CNN trained on MNIST
 # digits 0-4 (2 epochs, seed 1). Targets: similar = MNIST 5-9, dissimilar =
 # Fashion-MNIST classes 0-4 (T-shirt, trouser, pullover, dress, coat); small = 20
-# examples a class (30 epochs, batch 16), large = all (2 epochs, batch 64). Methods:
+# examples a class (15 epochs, batch 8), large = all (2 epochs, batch 64). Methods:
 # scratch; linear head and SVM head on frozen, cached features (lr 1e-2); fine-tune the
 # top layer (fc) at lr/10 with the convolutions frozen; fine-tune everything at lr/10;
 # train everything at the full rate from the pretrained weights. 3 seeds each, then the
@@ -22,7 +22,7 @@ for q in ${QUADRANTS:-small-similar small-dissimilar large-similar large-dissimi
     *-dissimilar) target=(--dataset fashion-mnist --set 'data.classes=[0,1,2,3,4]') ;;
   esac
   case $q in
-    small-*) size=(--set data.per_class=20 --epochs 30 --batch-size 16) ;;
+    small-*) size=(--set data.per_class=20 --epochs 15 --batch-size 8) ;;
     large-*) size=(--epochs 2 --batch-size 64) ;;
   esac
   common=(--data-dir "$data" --model cnn "${target[@]}" "${size[@]}")

@@ -62,11 +62,11 @@ pub fn run(args: SummarizeArgs) -> anyhow::Result<()> {
         let (m, s) = mean_std(&acc);
         let secs = runs.iter().map(|r| r.train_seconds).sum::<f64>() / runs.len() as f64;
         println!(
-            "| {name} | {} | {:.4} ± {:.4} | {:.0} | {:.0} | {} |",
+            "| {name} | {} | {:.4} ± {:.4} | {:.2} | {:.0} | {} |",
             runs.len(),
             m,
             s,
-            (1.0 - m) * 10_000.0,
+            (1.0 - m) * 100.0,
             secs,
             runs[0].parameters
         );

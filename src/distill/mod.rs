@@ -2,7 +2,7 @@
 //! network's temperature-softened outputs train a lighter *student*. The teacher runs in
 //! inference mode and never receives gradients; without input augmentation its logits
 //! are computed once for the whole training set and reused every epoch
-//! ([`TeacherLogits`]), otherwise once per batch.
+//! ([`ExampleCache`]), otherwise once per batch.
 
 pub mod loss;
 
@@ -12,7 +12,8 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Batch, BatchOrder, Dataset};
+use crate::data::{Batch, Dataset};
+use crate::engine::cache::ExampleCache;
 use crate::engine::restore::{RestoreError, load_network};
 use crate::engine::{Objective, StepOutput};
 use crate::models::Network;
@@ -93,54 +94,11 @@ pub enum DistillError {
     },
 }
 
-/// The teacher's logits for every training example, in the dataset's order
-/// (`N x classes` floats).
-#[derive(Debug, Clone)]
-pub struct TeacherLogits {
-    logits: Vec<f32>,
-    classes: usize,
-}
-
-impl TeacherLogits {
-    /// Runs the teacher (in inference mode) over `data` once.
-    pub fn compute(teacher: &Network, data: &Dataset, device: &Device) -> Self {
-        let model = teacher.valid();
-        let mut logits = Vec::with_capacity(data.len() * data.num_classes);
-        let mut classes = data.num_classes;
-        for idx in BatchOrder::sequential(data.len(), 1000).batches() {
-            let out = model.forward(Batch::gather(data, idx, device).images);
-            classes = out.dims()[1];
-            let v: Vec<f32> = out
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec()
-                .unwrap_or_default();
-            logits.extend(v);
-        }
-        Self { logits, classes }
-    }
-
-    /// The rows at `indices` as a `[B, classes]` tensor on `device`.
-    pub fn rows(&self, indices: &[usize], device: &Device) -> Tensor<2> {
-        let c = self.classes;
-        let mut out = Vec::with_capacity(indices.len() * c);
-        for &i in indices {
-            out.extend_from_slice(&self.logits[i * c..(i + 1) * c]);
-        }
-        Tensor::from_data(TensorData::new(out, [indices.len(), c]), device)
-    }
-
-    /// Bytes held.
-    pub fn memory_bytes(&self) -> usize {
-        self.logits.len() * std::mem::size_of::<f32>()
-    }
-}
-
 /// The distillation objective: the KD loss of the student's logits against the
 /// teacher's (cached or computed per batch) and the labels.
 pub struct KnowledgeDistillation {
     teacher: Network,
-    cache: Option<TeacherLogits>,
+    cache: Option<ExampleCache>,
     temperature: f64,
     lambda: f64,
 }
@@ -157,7 +115,7 @@ impl KnowledgeDistillation {
             .unwrap_or_else(Device::flex);
         let cache = config
             .cache_teacher
-            .then(|| TeacherLogits::compute(&teacher, train, &device));
+            .then(|| ExampleCache::compute(train, &device, |x| teacher.forward(x)));
         Self {
             teacher,
             cache,

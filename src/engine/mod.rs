@@ -8,6 +8,7 @@
 //! freezing must be addressed by parameter name, and later strategies (continual
 //! learning's outer loop over tasks, cached teacher logits) need the step in their hands.
 
+pub mod cache;
 pub mod checkpoint;
 pub mod device;
 pub mod groups;

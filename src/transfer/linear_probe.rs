@@ -11,10 +11,11 @@
 
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLossConfig, MultiMarginLossConfig, Reduction};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Batch, BatchOrder, Dataset};
+use crate::data::{Batch, Dataset};
+use crate::engine::cache::ExampleCache;
 use crate::engine::{Objective, StepOutput};
 use crate::models::Network;
 
@@ -37,46 +38,15 @@ pub struct LinearProbeConfig {
     pub loss: HeadLoss,
 }
 
-/// The backbone features of every training example (`N x F`), in dataset order.
-#[derive(Debug, Clone)]
-pub struct FeatureCache {
-    features: Vec<f32>,
-    width: usize,
-}
-
-impl FeatureCache {
-    /// Runs `network`'s backbone in inference mode over `data` once.
-    pub fn compute(network: &Network, data: &Dataset) -> Self {
-        let model = network.valid();
-        let device = model
-            .devices()
-            .first()
-            .cloned()
-            .unwrap_or_else(Device::flex);
-        let mut features = Vec::new();
-        let mut width = 0;
-        for idx in BatchOrder::sequential(data.len(), 1000).batches() {
-            let f = model.features(Batch::gather(data, idx, &device).images);
-            width = f.dims()[1];
-            features.extend(
-                f.into_data()
-                    .convert::<f32>()
-                    .try_into_vec::<f32>()
-                    .unwrap_or_default(),
-            );
-        }
-        Self { features, width }
-    }
-
-    /// The rows at `indices` as a `[B, F]` tensor on `device`.
-    pub fn rows(&self, indices: &[usize], device: &Device) -> Tensor<2> {
-        let w = self.width;
-        let mut out = Vec::with_capacity(indices.len() * w);
-        for &i in indices {
-            out.extend_from_slice(&self.features[i * w..(i + 1) * w]);
-        }
-        Tensor::from_data(TensorData::new(out, [indices.len(), w]), device)
-    }
+/// `network`'s backbone features (inference mode) for every example of `data`.
+pub fn backbone_features(network: &Network, data: &Dataset) -> ExampleCache {
+    let model = network.valid();
+    let device = model
+        .devices()
+        .first()
+        .cloned()
+        .unwrap_or_else(Device::flex);
+    ExampleCache::compute(data, &device, |x| model.features(x))
 }
 
 /// The linear-probe objective: the head's loss on cached backbone features. The cache
@@ -85,7 +55,7 @@ impl FeatureCache {
 pub struct LinearProbe {
     train: Dataset,
     loss: HeadLoss,
-    cache: Option<FeatureCache>,
+    cache: Option<ExampleCache>,
 }
 
 impl LinearProbe {
@@ -121,7 +91,7 @@ impl Objective for LinearProbe {
     fn step(&mut self, network: &Network, batch: &Batch, indices: &[usize]) -> StepOutput {
         let cache = self
             .cache
-            .get_or_insert_with(|| FeatureCache::compute(network, &self.train));
+            .get_or_insert_with(|| backbone_features(network, &self.train));
         let features = cache.rows(indices, &batch.images.device());
         let logits = network.head_forward(features);
         let loss = head_loss(self.loss, logits.clone(), batch.labels.clone());
@@ -141,11 +111,11 @@ pub struct FeatureStats {
 impl FeatureStats {
     /// Measures `network`'s backbone features (inference mode) over `data`.
     pub fn measure(network: &Network, data: &Dataset) -> Self {
-        let cache = FeatureCache::compute(network, data);
-        let (w, n) = (cache.width, data.len().max(1) as f64);
+        let cache = backbone_features(network, data);
+        let (w, n) = (cache.width(), data.len().max(1) as f64);
         let mut mean = vec![0f64; w];
         let mut sq = vec![0f64; w];
-        for row in cache.features.chunks_exact(w.max(1)) {
+        for row in cache.values().chunks_exact(w.max(1)) {
             for (j, &v) in row.iter().enumerate() {
                 mean[j] += f64::from(v);
                 sq[j] += f64::from(v) * f64::from(v);

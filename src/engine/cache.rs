@@ -1,0 +1,58 @@
+//! Compute once, reuse: one output row per training example (a frozen teacher's logits,
+//! a frozen backbone's features), computed in inference mode over the dataset once and
+//! looked up by example index in every later step, instead of being recomputed.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::data::{Batch, BatchOrder, Dataset};
+
+/// `len x width` floats, one row per example, in dataset order.
+#[derive(Debug, Clone)]
+pub struct ExampleCache {
+    values: Vec<f32>,
+    width: usize,
+}
+
+impl ExampleCache {
+    /// Runs `f` over `data` in batches of 1,000 on `device` and keeps its outputs.
+    pub fn compute(data: &Dataset, device: &Device, f: impl Fn(Tensor<4>) -> Tensor<2>) -> Self {
+        let mut values = Vec::new();
+        let mut width = 0;
+        for idx in BatchOrder::sequential(data.len(), 1000).batches() {
+            let out = f(Batch::gather(data, idx, device).images);
+            width = out.dims()[1];
+            values.extend(
+                out.into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .unwrap_or_default(),
+            );
+        }
+        Self { values, width }
+    }
+
+    /// The rows at `indices` as a `[B, width]` tensor on `device`.
+    pub fn rows(&self, indices: &[usize], device: &Device) -> Tensor<2> {
+        let w = self.width;
+        let mut out = Vec::with_capacity(indices.len() * w);
+        for &i in indices {
+            out.extend_from_slice(&self.values[i * w..(i + 1) * w]);
+        }
+        Tensor::from_data(TensorData::new(out, [indices.len(), w]), device)
+    }
+
+    /// Row width.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// All values, row after row.
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+
+    /// Bytes held.
+    pub fn memory_bytes(&self) -> usize {
+        self.values.len() * std::mem::size_of::<f32>()
+    }
+}

@@ -50,9 +50,4 @@ impl ExampleCache {
     pub fn values(&self) -> &[f32] {
         &self.values
     }
-
-    /// Bytes held.
-    pub fn memory_bytes(&self) -> usize {
-        self.values.len() * std::mem::size_of::<f32>()
-    }
 }

@@ -14,7 +14,7 @@
 //! random ones by a clear margin come from a similar source. As further evidence the
 //! advisor reports a feature-statistics distance between source and target images.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
@@ -267,11 +267,6 @@ pub fn advise(
         },
         config: recommended_config(target, pretrained, quadrant),
     })
-}
-
-/// The default work folder for the advisor's probe runs.
-pub fn default_workdir() -> PathBuf {
-    PathBuf::from("runs/advise")
 }
 
 #[cfg(test)]

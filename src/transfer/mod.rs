@@ -123,10 +123,3 @@ pub fn import_pretrained(
 
 /// Where run directories keep the import report.
 pub const REPORT_FILE: &str = "transfer.json";
-
-/// The checkpoint path of a pretrained network, for messages.
-pub fn describe(init: &InitConfig) -> String {
-    init.pretrained
-        .as_ref()
-        .map_or_else(|| "random".into(), |p| p.display().to_string())
-}

@@ -54,7 +54,7 @@ pub fn run(args: SummarizeArgs) -> anyhow::Result<()> {
         groups.entry(group_name(dir)).or_default().push(s);
     }
     println!(
-        "| run | seeds | test accuracy (mean ± std) | test errors of 10,000 | train s (mean) | parameters |"
+        "| run | seeds | test accuracy (mean ± std) | test error % | train s (mean) | parameters |"
     );
     println!("|---|---|---|---|---|---|");
     for (name, runs) in &groups {

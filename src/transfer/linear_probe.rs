@@ -11,7 +11,7 @@
 
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLossConfig, MultiMarginLossConfig, Reduction};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Batch, Dataset};
@@ -51,9 +51,10 @@ pub fn backbone_features(network: &Network, data: &Dataset) -> ExampleCache {
 
 /// The linear-probe objective: the head's loss on cached backbone features. The cache
 /// is filled on the first step from the network being trained (after any pretrained
-/// weights were imported), so it always matches the frozen backbone.
+/// weights were imported), so it always matches the frozen backbone. The probe keeps a
+/// copy of the training images only until then.
 pub struct LinearProbe {
-    train: Dataset,
+    train: Option<Dataset>,
     loss: HeadLoss,
     cache: Option<ExampleCache>,
 }
@@ -62,7 +63,7 @@ impl LinearProbe {
     /// A probe over the training set `train`.
     pub fn new(config: &LinearProbeConfig, train: &Dataset) -> Self {
         Self {
-            train: train.clone(),
+            train: Some(train.clone()),
             loss: config.loss,
             cache: None,
         }
@@ -70,11 +71,7 @@ impl LinearProbe {
 }
 
 /// The head loss of `logits` against `labels`.
-pub fn head_loss(
-    loss: HeadLoss,
-    logits: Tensor<2>,
-    labels: burn::tensor::Tensor<1, burn::tensor::Int>,
-) -> Tensor<1> {
+pub fn head_loss(loss: HeadLoss, logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
     match loss {
         HeadLoss::CrossEntropy => CrossEntropyLossConfig::new()
             .init(&logits.device())
@@ -89,9 +86,14 @@ pub fn head_loss(
 
 impl Objective for LinearProbe {
     fn step(&mut self, network: &Network, batch: &Batch, indices: &[usize]) -> StepOutput {
-        let cache = self
-            .cache
-            .get_or_insert_with(|| backbone_features(network, &self.train));
+        if self.cache.is_none()
+            && let Some(train) = self.train.take()
+        {
+            self.cache = Some(backbone_features(network, &train));
+        }
+        let Some(cache) = &self.cache else {
+            unreachable!("the cache is filled on the first step")
+        };
         let features = cache.rows(indices, &batch.images.device());
         let logits = network.head_forward(features);
         let loss = head_loss(self.loss, logits.clone(), batch.labels.clone());

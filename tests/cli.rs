@@ -1,6 +1,8 @@
 //! The `mentor` binary: bad input gives a one-line error and exit code 1, never a panic;
 //! the main commands run on the embedded data.
 
+mod common;
+
 use std::process::Command;
 
 fn mentor(args: &[&str]) -> (i32, String, String) {
@@ -14,6 +16,24 @@ fn mentor(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// `mentor train` of the default MLP on digits for `epochs`, quietly, into `out`.
+fn train_digits_mlp(out: &std::path::Path, epochs: &str) {
+    let (code, _, err) = mentor(&[
+        "train",
+        "--dataset",
+        "digits",
+        "--model",
+        "mlp",
+        "--epochs",
+        epochs,
+        "--log-format",
+        "quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
 }
 
 fn assert_one_line_error(stderr: &str, needle: &str) {
@@ -81,26 +101,12 @@ fn truncated_idx_file_names_the_file() {
 fn train_then_eval_a_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r");
-    let (code, _, err) = mentor(&[
-        "train",
-        "--dataset",
-        "digits",
-        "--model",
-        "mlp",
-        "--epochs",
-        "3",
-        "--log-format",
-        "quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
+    train_digits_mlp(&out, "3");
     let ckpt = out.join("checkpoints/last.ckpt");
     let (code, stdout, err) = mentor(&["eval", "--checkpoint", ckpt.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary = common::summary(&out);
     assert_eq!(v["test_accuracy"], summary["test_accuracy"]);
     // A file that is not a checkpoint is an error naming it.
     let (code, _, err) = mentor(&[
@@ -141,22 +147,8 @@ fn jsonl_progress_is_one_object_per_line() {
 fn digits_mlp_reaches_the_issue_accuracy() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r");
-    let (code, _, err) = mentor(&[
-        "train",
-        "--dataset",
-        "digits",
-        "--model",
-        "mlp",
-        "--epochs",
-        "20",
-        "--log-format",
-        "quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    train_digits_mlp(&out, "20");
+    let summary = common::summary(&out);
     let acc = summary["test_accuracy"].as_f64().unwrap();
     assert!(acc >= 0.95, "test accuracy {acc} < 0.95");
 }
@@ -218,8 +210,7 @@ fn mnist_cnn_one_epoch_reaches_98_percent() {
         out.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary = common::summary(&out);
     let acc = summary["test_accuracy"].as_f64().unwrap();
     assert!(acc >= 0.98, "test accuracy {acc} < 0.98");
 }
@@ -243,8 +234,7 @@ fn resume_from_the_command_line_uses_the_saved_config() {
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = mentor(&["train", "--resume", "--log-format", "quiet", "--out", out_s]);
     assert_eq!(code, 0, "{err}");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary = common::summary(&out);
     assert_eq!(summary["epochs"], 3);
     // Changing the config on resume is refused with one line.
     let (code, _, err) = mentor(&["train", "--resume", "--epochs", "5", "--out", out_s]);

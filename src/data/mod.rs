@@ -136,6 +136,28 @@ impl Dataset {
         }
     }
 
+    /// The datasets of `parts` one after the other; they must share the image shape
+    /// (the result has the largest class count of the parts).
+    pub fn concat(parts: &[&Dataset]) -> Result<Dataset, DataError> {
+        let Some(first) = parts.first() else {
+            return Err(DataError::Invalid("nothing to concatenate".into()));
+        };
+        let mut images = Vec::new();
+        let mut labels = Vec::new();
+        for p in parts {
+            if p.shape != first.shape {
+                return Err(DataError::Invalid(format!(
+                    "cannot concatenate images of shape {:?} and {:?}",
+                    first.shape, p.shape
+                )));
+            }
+            images.extend_from_slice(&p.images);
+            labels.extend_from_slice(&p.labels);
+        }
+        let num_classes = parts.iter().map(|p| p.num_classes).max().unwrap_or(0);
+        Dataset::new(images, labels, first.shape, num_classes)
+    }
+
     /// How many images each class has, indexed by class.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.num_classes];

@@ -34,18 +34,28 @@ pub fn distillation_loss(
     temperature: f64,
     lambda: f64,
 ) -> Tensor<1> {
-    let t = temperature as f32;
     let hard = CrossEntropyLossConfig::new()
         .init(&student.device())
         .forward(student.clone(), labels);
     if lambda == 0.0 {
         return hard;
     }
+    soft_distillation_loss(student, teacher, temperature)
+        .mul_scalar(lambda as f32)
+        .add(hard.mul_scalar((1.0 - lambda) as f32))
+}
+
+/// The soft term alone, `T^2 * CE(q(t/T), p(s/T))`, batch mean; the teacher logits are
+/// constants. Learning without Forgetting uses it on the old heads.
+pub fn soft_distillation_loss(
+    student: Tensor<2>,
+    teacher: Tensor<2>,
+    temperature: f64,
+) -> Tensor<1> {
+    let t = temperature as f32;
     let q = softmax(teacher.detach().div_scalar(t), 1);
     let log_p = log_softmax(student.div_scalar(t), 1);
-    let soft = soft_cross_entropy(log_p, q);
-    soft.mul_scalar((f64::from(t * t) * lambda) as f32)
-        .add(hard.mul_scalar((1.0 - lambda) as f32))
+    soft_cross_entropy(log_p, q).mul_scalar(t * t)
 }
 
 /// The teacher's softened distribution `q(z/T)`, for plots and inspection.

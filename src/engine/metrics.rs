@@ -61,6 +61,11 @@ impl Running {
         self.loss_sum / self.count.max(1) as f64
     }
 
+    /// Examples added.
+    pub fn examples(&self) -> u64 {
+        self.count
+    }
+
     /// Accuracy.
     pub fn accuracy(&self) -> f64 {
         self.correct as f64 / self.count.max(1) as f64

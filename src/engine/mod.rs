@@ -27,5 +27,6 @@ pub use prepare::{PreparedData, prepare_data};
 pub use progress::LogFormat;
 pub use restore::{LoadedNetwork, load_network};
 pub use trainer::{
-    EngineError, RunSummary, TrainOptions, evaluate, seeded_init, train, train_step,
+    EngineError, MASKED_LOGIT, RunSummary, TrainOptions, evaluate, evaluate_outputs, mask_outputs,
+    seeded_init, train, train_step,
 };

@@ -1,6 +1,8 @@
 //! What a training step minimises. Each strategy supplies its own [`Objective`]; the
 //! engine owns everything else (batching, groups, optimiser, metrics, checkpoints).
 
+use std::ops::Range;
+
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::Tensor;
 
@@ -21,6 +23,12 @@ pub struct StepOutput {
 pub trait Objective {
     /// Forward pass and loss.
     fn step(&mut self, network: &Network, batch: &Batch, indices: &[usize]) -> StepOutput;
+
+    /// The output units that evaluation scores (a task-incremental learner's current
+    /// head); `None`, the default, scores every output.
+    fn eval_outputs(&self) -> Option<Range<usize>> {
+        None
+    }
 }
 
 /// Plain supervised training: mean cross-entropy of the logits against the labels.

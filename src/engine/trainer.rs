@@ -2,12 +2,13 @@
 //! parameter group at its own rate, evaluation per epoch, metrics, checkpoints (last and
 //! best, atomically) and exact resume.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, CheckpointError, TrainingState};
@@ -80,6 +81,15 @@ pub struct TrainOptions {
     pub stop_after: Option<usize>,
     /// The device to train on (its autodiff version is used for training).
     pub device: Device,
+    /// Start from these weights instead of a fresh initialisation (continual learning's
+    /// next task starts from the previous task's network); ignored when resuming.
+    pub start_from: Option<Network>,
+    /// Start from this optimiser state (as a checkpoint stores it) instead of a fresh one,
+    /// so a continual run's next task keeps Adam's moments; ignored when resuming.
+    pub start_optimizer: Option<Bytes>,
+    /// Stop after this many optimiser steps in all (the last epoch is cut short), for
+    /// budgets counted in iterations rather than epochs.
+    pub max_steps: Option<usize>,
 }
 
 impl TrainOptions {
@@ -91,6 +101,9 @@ impl TrainOptions {
             log: LogFormat::Human,
             stop_after: None,
             device: Device::flex(),
+            start_from: None,
+            start_optimizer: None,
+            max_steps: None,
         }
     }
 }
@@ -132,6 +145,18 @@ pub struct RunSummary {
 
 /// Loss and top-1 accuracy of `network` on `data`, in inference mode, batch by batch.
 pub fn evaluate(network: &Network, data: &Dataset, batch_size: usize) -> (f64, f64) {
+    evaluate_outputs(network, data, batch_size, None)
+}
+
+/// [`evaluate`] over the output units `outputs` only (the others are masked out of the
+/// softmax and the argmax), as a task-incremental learner is scored on one task's head;
+/// `None` uses every output.
+pub fn evaluate_outputs(
+    network: &Network,
+    data: &Dataset,
+    batch_size: usize,
+    outputs: Option<Range<usize>>,
+) -> (f64, f64) {
     let model = network.valid();
     let mut run = Running::default();
     let device = match model.devices().first() {
@@ -140,7 +165,10 @@ pub fn evaluate(network: &Network, data: &Dataset, batch_size: usize) -> (f64, f
     };
     for idx in BatchOrder::sequential(data.len(), batch_size).batches() {
         let batch = Batch::gather(data, idx, &device);
-        let logits = model.forward(batch.images);
+        let mut logits = model.forward(batch.images);
+        if let Some(active) = &outputs {
+            logits = mask_outputs(logits, active.clone());
+        }
         let loss = burn::nn::loss::CrossEntropyLossConfig::new()
             .init(&device)
             .forward(logits.clone(), batch.labels.clone());
@@ -151,6 +179,27 @@ pub fn evaluate(network: &Network, data: &Dataset, batch_size: usize) -> (f64, f
         );
     }
     (run.loss(), run.accuracy())
+}
+
+/// Value added to the logits of masked-out output units: far enough below any real logit
+/// that its softmax weight is exactly 0 in `f32`, finite so that `0 * mask` stays 0.
+pub const MASKED_LOGIT: f32 = -1e9;
+
+/// `logits` `[B, C]` with every output unit outside `active` set to [`MASKED_LOGIT`] below
+/// its value, so softmax, cross-entropy and argmax only see the active units.
+pub fn mask_outputs(logits: Tensor<2>, active: Range<usize>) -> Tensor<2> {
+    let [_, c] = logits.dims();
+    let row: Vec<f32> = (0..c)
+        .map(|j| {
+            if active.contains(&j) {
+                0.0
+            } else {
+                MASKED_LOGIT
+            }
+        })
+        .collect();
+    let mask = Tensor::<1>::from_data(TensorData::new(row, [c]), &logits.device());
+    logits + mask.unsqueeze_dim(0)
 }
 
 fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> u64 {
@@ -246,13 +295,16 @@ pub fn train(
     let config_toml = config.to_toml();
     let device = options.device.clone().autodiff();
 
-    let mut network = init_unlocked(
-        &config.model,
-        data.train.shape,
-        data.train.num_classes,
-        &device,
-        config.seed,
-    );
+    let mut network = match &options.start_from {
+        Some(start) => start.clone(),
+        None => init_unlocked(
+            &config.model,
+            data.train.shape,
+            data.train.num_classes,
+            &device,
+            config.seed,
+        ),
+    };
     let mut optimizer: ModuleOptimizer = config.optim.init();
     let mut state = TrainingState {
         epochs_done: 0,
@@ -284,12 +336,21 @@ pub fn train(
             })?;
         state = ckpt.state;
     } else {
+        if let Some(bytes) = &options.start_optimizer {
+            optimizer =
+                optimizer
+                    .from_bytes(bytes.clone())
+                    .map_err(|e| CheckpointError::Corrupt {
+                        path: out.clone(),
+                        reason: format!("bad starting optimiser state: {e}"),
+                    })?;
+        }
         std::fs::create_dir_all(out).map_err(|source| EngineError::Io {
             path: out.clone(),
             source,
         })?;
         write_file(&out.join("config.toml"), &config_toml)?;
-        if let Some(path) = &config.init.pretrained {
+        if let (Some(path), None) = (&config.init.pretrained, &options.start_from) {
             let (imported, report) =
                 crate::transfer::import_pretrained(network, &config.init, &options.device, true)?;
             network = imported;
@@ -319,6 +380,12 @@ pub fn train(
         .map_or(config.epochs, |s| s.min(config.epochs));
 
     for epoch in state.epochs_done..last_epoch {
+        if options
+            .max_steps
+            .is_some_and(|m| state.steps_done >= m as u64)
+        {
+            break;
+        }
         device.seed(epoch_seed(config.seed, epoch));
         let order = BatchOrder::shuffled(data.train.len(), config.batch_size, config.seed, epoch);
         progress.start_epoch(epoch + 1, config.epochs, steps_per_epoch);
@@ -327,6 +394,12 @@ pub fn train(
         let mut running = Running::default();
         let mut lr = config.lr;
         for (step, idx) in order.batches().enumerate() {
+            if options
+                .max_steps
+                .is_some_and(|m| state.steps_done >= m as u64)
+            {
+                break;
+            }
             let progress_epochs = epoch as f64 + step as f64 / steps_per_epoch as f64;
             lr = config
                 .schedule
@@ -361,7 +434,7 @@ pub fn train(
             progress.step(loss_value);
         }
         state.train_seconds += started.elapsed().as_secs_f64();
-        state.train_samples += data.train.len() as u64;
+        state.train_samples += running.examples();
         state.epochs_done = epoch + 1;
 
         let row = |split: &str, loss: f64, accuracy: f64| MetricRow {
@@ -378,14 +451,15 @@ pub fn train(
             ("train_acc", running.accuracy()),
         ];
         let val_acc = if let Some(val) = &data.val {
-            let (l, a) = evaluate(&network, val, 1000);
+            let (l, a) = evaluate_outputs(&network, val, 1000, objective.eval_outputs());
             rows.push(row("val", l, a));
             values.extend([("val_loss", l), ("val_acc", a)]);
             Some(a)
         } else {
             None
         };
-        let (test_loss, test_acc) = evaluate(&network, &data.test, 1000);
+        let (test_loss, test_acc) =
+            evaluate_outputs(&network, &data.test, 1000, objective.eval_outputs());
         rows.push(row("test", test_loss, test_acc));
         values.extend([("test_loss", test_loss), ("test_acc", test_acc)]);
         state.history.extend(rows);
@@ -404,7 +478,8 @@ pub fn train(
         progress.end_epoch(epoch + 1, config.epochs, &values);
     }
 
-    let (test_loss, test_accuracy) = evaluate(&network, &data.test, 1000);
+    let (test_loss, test_accuracy) =
+        evaluate_outputs(&network, &data.test, 1000, objective.eval_outputs());
     let summary = RunSummary {
         test_accuracy,
         test_loss,

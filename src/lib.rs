@@ -7,7 +7,7 @@
 //! | supervised training (the base of all) | [`engine`] |
 //! | transfer learning | [`transfer`] |
 //! | knowledge distillation | [`distill`] |
-//! | continual learning | planned |
+//! | continual learning | [`continual`] |
 //! | multitask learning | planned |
 //! | self-supervised learning | planned |
 //!
@@ -18,6 +18,7 @@
 //! objective and whose `[init]` ([`transfer::InitConfig`]) picks the starting weights.
 
 pub mod config;
+pub mod continual;
 pub mod data;
 pub mod distill;
 pub mod engine;

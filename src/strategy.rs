@@ -4,6 +4,7 @@
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
+use crate::continual::ContinualConfig;
 use crate::distill::{DistillConfig, DistillError, KnowledgeDistillation};
 use crate::engine::{CrossEntropy, Objective, PreparedData};
 use crate::transfer::{LinearProbe, LinearProbeConfig};
@@ -19,6 +20,9 @@ pub enum StrategyConfig {
     Distill(DistillConfig),
     /// Train only the head, on backbone features computed once (frozen backbone).
     LinearProbe(LinearProbeConfig),
+    /// A sequence of tasks learnt one after the other (continual learning); runs through
+    /// [`crate::continual::run_continual`], an outer loop around the engine.
+    Continual(ContinualConfig),
 }
 
 impl StrategyConfig {
@@ -28,6 +32,7 @@ impl StrategyConfig {
             StrategyConfig::Supervised => Ok(()),
             StrategyConfig::Distill(c) => c.validate(),
             StrategyConfig::LinearProbe(_) => Ok(()),
+            StrategyConfig::Continual(c) => c.validate(),
         }
     }
 
@@ -37,6 +42,7 @@ impl StrategyConfig {
             StrategyConfig::Supervised => "supervised",
             StrategyConfig::Distill(_) => "distill",
             StrategyConfig::LinearProbe(_) => "linear-probe",
+            StrategyConfig::Continual(_) => "continual",
         }
     }
 }
@@ -47,6 +53,11 @@ pub enum StrategyError {
     /// Distillation's teacher could not be loaded or does not fit.
     #[error(transparent)]
     Distill(#[from] DistillError),
+    /// A continual run has one objective per task, built by its own runner.
+    #[error(
+        "a continual strategy trains task after task: run it with `mentor continual` or `mentor train` (continual::run_continual)"
+    )]
+    Continual,
 }
 
 /// Builds the objective of `strategy` for a run on `data`; `device` is the training
@@ -64,5 +75,6 @@ pub fn build_objective(
             device,
         )?),
         StrategyConfig::LinearProbe(c) => Box::new(LinearProbe::new(c, &data.train)),
+        StrategyConfig::Continual(_) => return Err(StrategyError::Continual),
     })
 }

@@ -1,5 +1,6 @@
-//! Run reports: plots of the training curves and of a teacher's soft targets.
+//! Run reports: plots of the training curves, a teacher's soft targets, sweeps and a
+//! continual run's accuracy matrix.
 
 mod plots;
 
-pub use plots::{plot_curves, plot_soft_targets, plot_sweep};
+pub use plots::{plot_accuracy_matrix, plot_curves, plot_soft_targets, plot_sweep};

@@ -219,6 +219,80 @@ where
     Ok(())
 }
 
+/// Writes `<base>.png` and `<base>.svg`: a continual run's accuracy matrix as a heatmap
+/// (row `i`: after training task `i + 1`; column `j`: task `j + 1`), each cell labelled
+/// with its accuracy in percent.
+pub fn plot_accuracy_matrix(rows: &[Vec<f64>], title: &str, base: &Path) -> PlotResult {
+    register_font();
+    if let Some(dir) = base.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let png = base.with_extension("png");
+    let svg = base.with_extension("svg");
+    draw_matrix(
+        BitMapBackend::new(&png, (560, 520)).into_drawing_area(),
+        rows,
+        title,
+    )?;
+    draw_matrix(
+        SVGBackend::new(&svg, (560, 520)).into_drawing_area(),
+        rows,
+        title,
+    )?;
+    Ok(())
+}
+
+fn draw_matrix<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    rows: &[Vec<f64>],
+    title: &str,
+) -> PlotResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let n_rows = rows.len().max(1);
+    let n_cols = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..n_cols as f64, n_rows as f64..0.0)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(n_cols + 1)
+        .y_labels(n_rows + 1)
+        .x_label_formatter(&|x| format!("{:.0}", x + 0.5))
+        .y_label_formatter(&|y| format!("{:.0}", y + 0.5))
+        .x_desc("evaluated on task")
+        .y_desc("after training task")
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    for (i, row) in rows.iter().enumerate() {
+        for (j, &acc) in row.iter().enumerate() {
+            // White (0) to dark blue (1); text flips to white on dark cells.
+            let a = acc.clamp(0.0, 1.0);
+            let shade = |c: f64| (255.0 - a * (255.0 - c)) as u8;
+            let fill = RGBColor(shade(8.0), shade(48.0), shade(107.0));
+            let (x, y) = (j as f64, i as f64);
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x, y), (x + 1.0, y + 1.0)],
+                fill.filled(),
+            )))?;
+            let colour = if a > 0.55 { WHITE } else { BLACK };
+            chart.draw_series(std::iter::once(Text::new(
+                format!("{:.1}", acc * 100.0),
+                (x + 0.3, y + 0.4),
+                ("sans-serif", 14).into_font().color(&colour),
+            )))?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +317,17 @@ mod tests {
         assert_eq!(&png[1..4], b"PNG");
         let svg = std::fs::read_to_string(dir.path().join("curves.svg")).unwrap();
         assert!(svg.contains("<svg") && svg.contains("accuracy"));
+    }
+
+    #[test]
+    fn accuracy_matrix_heatmap_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("matrix");
+        let rows = vec![vec![0.99, 0.1], vec![0.5, 0.98]];
+        plot_accuracy_matrix(&rows, "split task-il", &base).unwrap();
+        let svg = std::fs::read_to_string(base.with_extension("svg")).unwrap();
+        assert!(svg.contains("99.0") && svg.contains("50.0"));
+        assert!(base.with_extension("png").is_file());
     }
 
     #[test]

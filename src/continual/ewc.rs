@@ -1,0 +1,316 @@
+//! Elastic Weight Consolidation (Kirkpatrick et al. 2017, "Overcoming catastrophic
+//! forgetting in neural networks"): after a task, the diagonal of the Fisher information
+//! `F_k = E_x[(d log p(y_hat|x) / d theta_k)^2]` says how much each weight mattered, and
+//! later tasks pay `lambda/2 * sum_k F_k (theta_k - theta*_k)^2` for moving it away from
+//! its end-of-task value `theta*`. Online EWC (Schwarz et al. 2018) keeps one running
+//! `F = gamma F_old + F_new` anchored at the latest `theta*` instead of one term per task.
+//!
+//! The Fisher is estimated as van de Ven & Tolias (2019) do: per example, the gradient
+//! of the log-likelihood of the network's own most likely class (over the output units
+//! the setting trains), squared, averaged over `fisher_samples` training examples.
+
+use std::ops::Range;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
+use rand::seq::SliceRandom;
+
+use crate::data::split::rng;
+use crate::data::{Batch, Dataset};
+use crate::engine::mask_outputs;
+use crate::models::Network;
+
+/// A diagonal quadratic penalty: one `(fisher, anchor)` pair of flat vectors per
+/// trainable parameter, in module order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EwcTerm {
+    /// Diagonal Fisher per parameter.
+    pub fisher: Vec<Vec<f32>>,
+    /// Anchor weights `theta*` per parameter.
+    pub anchor: Vec<Vec<f32>>,
+}
+
+/// The trainable parameters of `network`, flattened, in module order (batch-norm running
+/// statistics are left out). On an autodiff network they stay in the graph.
+pub fn flat_parameters(network: &Network) -> Vec<Tensor<1>> {
+    let trainable: Vec<bool> = crate::models::param_infos(network)
+        .iter()
+        .map(|p| p.trainable)
+        .collect();
+    struct Flat<'a> {
+        trainable: &'a [bool],
+        at: usize,
+        out: Vec<Tensor<1>>,
+    }
+    impl ModuleVisitor for Flat<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if self.trainable[self.at] {
+                self.out.push(param.val().flatten(0, D - 1));
+            }
+            self.at += 1;
+        }
+    }
+    let mut flat = Flat {
+        trainable: &trainable,
+        at: 0,
+        out: Vec::new(),
+    };
+    network.visit(&mut flat);
+    flat.out
+}
+
+/// Per-trainable-parameter gradients of `network` in `grads` (zeros where a parameter got
+/// none), flattened, in module order.
+fn flat_gradients(network: &Network, grads: &Gradients) -> Vec<Tensor<1>> {
+    let trainable: Vec<bool> = crate::models::param_infos(network)
+        .iter()
+        .map(|p| p.trainable)
+        .collect();
+    struct Grads<'a> {
+        trainable: &'a [bool],
+        grads: &'a Gradients,
+        at: usize,
+        out: Vec<Tensor<1>>,
+    }
+    impl ModuleVisitor for Grads<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if self.trainable[self.at] {
+                // The gradient belongs to the parameter's own leaf tensor, so look it up
+                // before any reshaping.
+                let value = param.val();
+                let grad = value
+                    .grad(self.grads)
+                    .unwrap_or_else(|| value.inner().zeros_like());
+                self.out.push(grad.flatten(0, D - 1));
+            }
+            self.at += 1;
+        }
+    }
+    let mut visitor = Grads {
+        trainable: &trainable,
+        grads,
+        at: 0,
+        out: Vec::new(),
+    };
+    network.visit(&mut visitor);
+    visitor.out
+}
+
+fn to_vec(t: Tensor<1>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_default()
+}
+
+/// The diagonal Fisher of `network` (an autodiff network) on up to `samples` examples of
+/// `data` (a seeded choice), each scored on the output units `outputs` (`None`: all).
+pub fn estimate_fisher(
+    network: &Network,
+    data: &Dataset,
+    outputs: Option<Range<usize>>,
+    samples: usize,
+    seed: u64,
+) -> Vec<Vec<f32>> {
+    let device = network
+        .devices()
+        .first()
+        .cloned()
+        .unwrap_or_else(Device::flex);
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    order.shuffle(&mut rng(seed ^ 0xF15E_4E12));
+    order.truncate(samples.min(data.len()));
+    let mut sums: Option<Vec<Tensor<1>>> = None;
+    for &i in &order {
+        let batch = Batch::gather(data, &[i], &device);
+        let mut logits = network.forward(batch.images);
+        if let Some(active) = &outputs {
+            logits = mask_outputs(logits, active.clone());
+        }
+        let predicted: Tensor<1, Int> = logits.clone().detach().argmax(1).flatten(0, 1);
+        let loss = CrossEntropyLossConfig::new()
+            .init(&device)
+            .forward(logits, predicted);
+        let grads = loss.backward();
+        let squares: Vec<Tensor<1>> = flat_gradients(network, &grads)
+            .into_iter()
+            .map(|g| g.clone() * g)
+            .collect();
+        sums = Some(match sums {
+            None => squares,
+            Some(acc) => acc.into_iter().zip(squares).map(|(a, s)| a + s).collect(),
+        });
+    }
+    let n = order.len().max(1) as f32;
+    sums.unwrap_or_default()
+        .into_iter()
+        .map(|s| to_vec(s.div_scalar(n)))
+        .collect()
+}
+
+/// The current trainable weights of `network`, flattened, in module order.
+pub fn anchor_weights(network: &Network) -> Vec<Vec<f32>> {
+    flat_parameters(&network.valid())
+        .into_iter()
+        .map(to_vec)
+        .collect()
+}
+
+/// The EWC penalty over a set of terms, with the Fisher and anchors held on the training
+/// device once, so each step only adds the penalty's arithmetic.
+pub struct EwcPenalty {
+    lambda: f64,
+    /// Per term, per parameter: (fisher, anchor).
+    terms: Vec<Vec<(Tensor<1>, Tensor<1>)>>,
+}
+
+impl EwcPenalty {
+    /// Moves `terms` onto `device`.
+    pub fn new(lambda: f64, terms: &[EwcTerm], device: &Device) -> Self {
+        let on =
+            |v: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), device);
+        Self {
+            lambda,
+            terms: terms
+                .iter()
+                .map(|t| {
+                    t.fisher
+                        .iter()
+                        .map(on)
+                        .zip(t.anchor.iter().map(on))
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
+    /// `lambda/2 * sum_terms sum_k F_k (theta_k - theta*_k)^2` for `network`'s weights;
+    /// `None` when there is no term yet.
+    pub fn penalty(&self, network: &Network) -> Option<Tensor<1>> {
+        if self.terms.is_empty() {
+            return None;
+        }
+        let params = flat_parameters(network);
+        let mut total: Option<Tensor<1>> = None;
+        for term in &self.terms {
+            for (p, (f, a)) in params.iter().zip(term) {
+                let d = p.clone() - a.clone();
+                let s = (f.clone() * d.clone() * d).sum();
+                total = Some(match total {
+                    None => s,
+                    Some(t) => t + s,
+                });
+            }
+        }
+        total.map(|t| t.mul_scalar((self.lambda / 2.0) as f32))
+    }
+}
+
+/// Adds the end-of-task Fisher and weights to the terms: a new term (offline EWC), or
+/// folded into the single running term (online EWC: `F = gamma F_old + F_new`, anchored
+/// at the new weights).
+pub fn consolidate(terms: &mut Vec<EwcTerm>, new: EwcTerm, online: bool, gamma: f64) {
+    match (online, terms.pop()) {
+        (true, Some(old)) => {
+            let fisher = old
+                .fisher
+                .iter()
+                .zip(&new.fisher)
+                .map(|(o, n)| o.iter().zip(n).map(|(o, n)| gamma as f32 * o + n).collect())
+                .collect();
+            terms.push(EwcTerm {
+                fisher,
+                anchor: new.anchor,
+            });
+        }
+        (_, old) => {
+            terms.extend(old);
+            terms.push(new);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{MlpConfig, ModelConfig};
+
+    fn tiny() -> Network {
+        let cfg = ModelConfig::Mlp(MlpConfig {
+            hidden: vec![3],
+            ..MlpConfig::default()
+        });
+        crate::engine::seeded_init(&cfg, [1, 2, 2], 2, &Device::flex().autodiff(), 3)
+    }
+
+    #[test]
+    fn penalty_is_zero_at_the_anchor_and_matches_a_hand_sum_elsewhere() {
+        let device = Device::flex().autodiff();
+        let net = tiny();
+        let anchor = anchor_weights(&net);
+        let fisher: Vec<Vec<f32>> = anchor.iter().map(|a| vec![2.0; a.len()]).collect();
+        let at_anchor = EwcPenalty::new(
+            10.0,
+            &[EwcTerm {
+                fisher: fisher.clone(),
+                anchor: anchor.clone(),
+            }],
+            &device,
+        );
+        let zero = at_anchor.penalty(&net).unwrap().into_scalar::<f32>();
+        assert_eq!(zero, 0.0);
+        // Anchors shifted by 0.5 everywhere: lambda/2 * sum F * 0.25 = 5 * 2 * 0.25 * n.
+        let n: usize = anchor.iter().map(Vec::len).sum();
+        let shifted: Vec<Vec<f32>> = anchor
+            .iter()
+            .map(|a| a.iter().map(|v| v + 0.5).collect())
+            .collect();
+        let p = EwcPenalty::new(
+            10.0,
+            &[EwcTerm {
+                fisher,
+                anchor: shifted,
+            }],
+            &device,
+        );
+        let value = p.penalty(&net).unwrap().into_scalar::<f32>() as f64;
+        let expected = 5.0 * 2.0 * 0.25 * n as f64;
+        assert!(
+            (value - expected).abs() < 1e-3 * expected,
+            "{value} vs {expected}"
+        );
+    }
+
+    #[test]
+    fn fisher_has_one_nonnegative_vector_per_parameter_and_masked_units_get_none() {
+        let net = tiny();
+        let images: Vec<f32> = (0..16).map(|v| v as f32 / 16.0).collect();
+        let data = Dataset::new(images, vec![0, 1, 0, 1], [1, 2, 2], 2).unwrap();
+        let fisher = estimate_fisher(&net, &data, Some(0..1), 4, 1);
+        let anchor = anchor_weights(&net);
+        assert_eq!(fisher.len(), anchor.len());
+        for (f, a) in fisher.iter().zip(&anchor) {
+            assert_eq!(f.len(), a.len());
+            assert!(f.iter().all(|v| *v >= 0.0));
+        }
+        // With only unit 0 active its softmax is 1 and every gradient is 0.
+        assert!(fisher.iter().flatten().all(|v| *v == 0.0));
+        let full = estimate_fisher(&net, &data, None, 4, 1);
+        assert!(full.iter().flatten().any(|v| *v > 0.0));
+    }
+
+    #[test]
+    fn online_consolidation_decays_and_sums_offline_appends() {
+        let t = |f: f32, a: f32| EwcTerm {
+            fisher: vec![vec![f]],
+            anchor: vec![vec![a]],
+        };
+        let mut online = vec![t(2.0, 1.0)];
+        consolidate(&mut online, t(1.0, 5.0), true, 0.5);
+        assert_eq!(online, vec![t(2.0, 5.0)]);
+        let mut offline = vec![t(2.0, 1.0)];
+        consolidate(&mut offline, t(1.0, 5.0), false, 0.5);
+        assert_eq!(offline.len(), 2);
+    }
+}

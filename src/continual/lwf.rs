@@ -1,0 +1,103 @@
+//! Learning without Forgetting (Li & Hoiem 2016, "Learning without Forgetting"): before
+//! training task `n`, the network's outputs on task `n`'s training images are recorded
+//! once (`Y_o`, the old heads' responses to the new data); while task `n` trains, each old
+//! head's current outputs `Y_o_hat` are kept close to the recorded ones with the
+//! temperature KD loss, `lambda_o * sum_heads T^2 CE(softmax(Y_o/T), softmax(Y_o_hat/T))`,
+//! next to the new task's cross-entropy. No old data is stored.
+//!
+//! Which outputs are "old heads": under task-IL each earlier task's own units (one KD term
+//! per head, as Li & Hoiem); under class-IL the units of all earlier classes together
+//! (one softmax over them, as van de Ven & Tolias 2019); under domain-IL the shared head.
+
+use std::ops::Range;
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+
+use crate::data::Dataset;
+use crate::distill::loss::soft_distillation_loss;
+use crate::engine::cache::ExampleCache;
+use crate::models::Network;
+
+/// The recorded old-head outputs and the KD term they define.
+pub struct LwfTerm {
+    recorded: ExampleCache,
+    old_heads: Vec<Range<usize>>,
+    temperature: f64,
+    lambda: f64,
+}
+
+impl LwfTerm {
+    /// Records `previous`'s outputs on `train` (the new task's training set), once.
+    pub fn record(
+        previous: &Network,
+        train: &Dataset,
+        old_heads: Vec<Range<usize>>,
+        temperature: f64,
+        lambda: f64,
+        device: &Device,
+    ) -> Self {
+        let model = previous.valid();
+        let recorded = ExampleCache::compute(train, device, |x| model.forward(x));
+        Self {
+            recorded,
+            old_heads,
+            temperature,
+            lambda,
+        }
+    }
+
+    /// `lambda_o * sum_heads KD_T(logits[:, head], recorded[:, head])` for the training
+    /// examples `indices`; `logits` are the network's full outputs on them.
+    pub fn loss(&self, logits: &Tensor<2>, indices: &[usize]) -> Option<Tensor<1>> {
+        let device = logits.device();
+        let old = self.recorded.rows(indices, &device);
+        let b = indices.len();
+        let mut total: Option<Tensor<1>> = None;
+        for head in &self.old_heads {
+            let s = logits.clone().slice([0..b, head.clone()]);
+            let t = old.clone().slice([0..b, head.clone()]);
+            let kd = soft_distillation_loss(s, t, self.temperature);
+            total = Some(match total {
+                None => kd,
+                Some(x) => x + kd,
+            });
+        }
+        total.map(|t| t.mul_scalar(self.lambda as f32))
+    }
+
+    /// The recorded outputs (one row per training example of the task).
+    pub fn recorded(&self) -> &ExampleCache {
+        &self.recorded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{MlpConfig, ModelConfig};
+
+    #[test]
+    fn the_term_vanishes_for_the_recorded_network_only() {
+        let device = Device::flex();
+        let cfg = ModelConfig::Mlp(MlpConfig {
+            hidden: vec![4],
+            ..MlpConfig::default()
+        });
+        let net = crate::engine::seeded_init(&cfg, [1, 2, 2], 4, &device, 1);
+        let other = crate::engine::seeded_init(&cfg, [1, 2, 2], 4, &device, 2);
+        let images: Vec<f32> = (0..12).map(|v| v as f32 / 12.0 - 0.5).collect();
+        let data = Dataset::new(images, vec![0, 1, 2], [1, 2, 2], 4).unwrap();
+        let term = LwfTerm::record(&net, &data, vec![0..2, 2..4], 2.0, 1.0, &device);
+        let idx = [0, 1, 2];
+        let batch = crate::data::Batch::gather(&data, &idx, &device);
+        // KD against itself is the entropy of the softened targets, its minimum; any other
+        // network scores higher.
+        let own = term.loss(&net.forward(batch.images.clone()), &idx).unwrap();
+        let theirs = term.loss(&other.forward(batch.images), &idx).unwrap();
+        let (own, theirs) = (own.into_scalar::<f32>(), theirs.into_scalar::<f32>());
+        assert!(own < theirs, "{own} vs {theirs}");
+        // Two 2-unit heads: entropy of each is at most ln 2, times T^2 = 4.
+        assert!(own > 0.0 && own <= 2.0 * 4.0 * 2f32.ln() + 1e-5, "{own}");
+    }
+}

@@ -1,0 +1,558 @@
+//! The outer loop over tasks: each task is one engine run (its own directory under the
+//! continual run's, with checkpoints and exact resume), then every task's test set is
+//! scored to fill a row of the accuracy matrix, and the method's state is updated (EWC's
+//! Fisher, the replay buffer) and saved. A run killed during task `k` resumes at task `k`
+//! (from that task's last epoch checkpoint) and ends with the weights of an
+//! uninterrupted run.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+
+use super::ewc::{EwcPenalty, EwcTerm, anchor_weights, consolidate, estimate_fisher};
+use super::lwf::LwfTerm;
+use super::objective::{ContinualObjective, ReplayTerm};
+use super::replay::ReplayBuffer;
+use super::scenario::{Task, build_tasks, eval_outputs, train_outputs};
+use super::{AccuracyMatrix, ContinualConfig, ContinualError, MethodConfig, Setting};
+use crate::config::{GroupRule, RunConfig};
+use crate::data::Dataset;
+use crate::engine::checkpoint::write_atomic;
+use crate::engine::progress::Progress;
+use crate::engine::{
+    PreparedData, TrainOptions, evaluate_outputs, load_network, prepare_data, seeded_init, train,
+};
+use crate::models::{Network, param_infos};
+
+/// What a finished continual run reports (`summary.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContinualSummary {
+    /// `split` or `permuted`, with the dataset.
+    pub scenario: String,
+    /// `task-il`, `domain-il` or `class-il`.
+    pub setting: String,
+    /// The method's name.
+    pub method: String,
+    /// Number of tasks.
+    pub tasks: usize,
+    /// Optimiser steps per task.
+    pub iterations_per_task: usize,
+    /// The accuracy matrix and the untrained baseline.
+    pub matrix: AccuracyMatrix,
+    /// Average accuracy over all tasks after the last.
+    pub average_accuracy: f64,
+    /// Backward transfer.
+    pub backward_transfer: f64,
+    /// Mean forgetting of the tasks before the last.
+    pub mean_forgetting: f64,
+    /// Forward transfer.
+    pub forward_transfer: f64,
+    /// Training seconds of each task (steps only).
+    pub task_seconds: Vec<f64>,
+    /// Wall time of the whole run, seconds (a resumed run counts each task's last part).
+    pub wall_seconds: f64,
+    /// Parameters of the network.
+    pub parameters: usize,
+    /// The run's seed.
+    pub seed: u64,
+    /// mentor's version.
+    pub mentor_version: String,
+}
+
+/// Progress between tasks (`continual-state.json`): what is done and the method state
+/// that is not tensors.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+struct ContinualState {
+    completed: usize,
+    matrix: AccuracyMatrix,
+    task_seconds: Vec<f64>,
+    task_wall_seconds: Vec<f64>,
+    buffer: ReplayBuffer,
+    ewc_terms: usize,
+}
+
+const STATE_FILE: &str = "continual-state.json";
+const EWC_FILE: &str = "ewc.safetensors";
+
+fn state_error(path: &Path, reason: impl ToString) -> ContinualError {
+    ContinualError::State {
+        path: path.into(),
+        reason: reason.to_string(),
+    }
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), ContinualError> {
+    write_atomic(path, bytes).map_err(|e| state_error(path, e))
+}
+
+fn task_dir(out: &Path, t: usize) -> PathBuf {
+    out.join(format!("task-{}", t + 1))
+}
+
+/// Where to stop a continual run early (to resume it later, or to test that resuming
+/// works): after `tasks` whole tasks and `epochs` epochs of the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopPoint {
+    /// Whole tasks to finish.
+    pub tasks: usize,
+    /// Epochs of the next task to train before stopping (0: none).
+    pub epochs: usize,
+}
+
+/// Runs `continual` with `config`'s data, model, optimiser, batch size and seed, into
+/// `options.out`; `stop` ends it early (resume later with `options.resume`). Returns the
+/// summary (of the tasks finished so far) and the network.
+pub fn run_continual(
+    config: &RunConfig,
+    continual: &ContinualConfig,
+    options: &TrainOptions,
+    stop: Option<StopPoint>,
+) -> Result<(ContinualSummary, Network), ContinualError> {
+    let wall = Instant::now();
+    let out = &options.out;
+    if config.data.val_fraction > 0.0 {
+        return Err(ContinualError::Scenario(format!(
+            "continual runs score every task on its test split; set data.val_fraction = 0 (got {})",
+            config.data.val_fraction
+        )));
+    }
+    let data = prepare_data(&config.data, config.seed)?;
+    let (tasks, outputs) = build_tasks(
+        continual.scenario,
+        continual.setting,
+        continual.tasks,
+        &data.train,
+        &data.test,
+        config.seed,
+    )?;
+    let setting = continual.setting;
+    let train_device = options.device.clone().autodiff();
+    let config_toml = config.to_toml();
+    let state_path = out.join(STATE_FILE);
+    let mut state = ContinualState::default();
+    let mut ewc_terms: Vec<EwcTerm> = Vec::new();
+    if options.resume {
+        let saved = std::fs::read_to_string(out.join("config.toml"))
+            .map_err(|e| state_error(&out.join("config.toml"), e))?;
+        if saved != config_toml {
+            return Err(state_error(
+                &out.join("config.toml"),
+                "cannot resume: the config differs from the one the run started with",
+            ));
+        }
+        if state_path.is_file() {
+            let text =
+                std::fs::read_to_string(&state_path).map_err(|e| state_error(&state_path, e))?;
+            state = serde_json::from_str(&text).map_err(|e| state_error(&state_path, e))?;
+            ewc_terms = read_ewc(&out.join(EWC_FILE), state.ewc_terms)?;
+        }
+    } else {
+        std::fs::create_dir_all(out).map_err(|e| state_error(out, e))?;
+        write(&out.join("config.toml"), config_toml.as_bytes())?;
+    }
+
+    let mut network = if state.completed == 0 {
+        seeded_init(
+            &config.model,
+            data.train.shape,
+            outputs,
+            &train_device,
+            config.seed,
+        )
+    } else {
+        let path = task_dir(out, state.completed - 1).join("checkpoints/last.ckpt");
+        load_network(&path, &train_device)
+            .map_err(|e| state_error(&path, e))?
+            .network
+    };
+    if state.matrix.baseline.is_empty() {
+        state.matrix.baseline = (0..tasks.len())
+            .map(|j| score(&network, &tasks, setting, j, j))
+            .collect();
+    }
+    // The optimiser state the next task starts from: the last finished task's.
+    let mut optimizer_state = match state.completed {
+        0 => None,
+        done => previous_optimizer(continual, &task_dir(out, done - 1))?,
+    };
+    let progress = Progress::new(options.log, "[continual]");
+    for t in state.completed..tasks.len() {
+        let partial = match stop {
+            Some(s) if t > s.tasks || (t == s.tasks && s.epochs == 0) => break,
+            Some(s) if t == s.tasks => Some(s.epochs),
+            _ => None,
+        };
+        let started = Instant::now();
+        let (train_set, example_task) = training_set(continual, &tasks, t)?;
+        let mut objective = ContinualObjective::new(setting, &tasks, t, example_task);
+        if t > 0 {
+            add_method_terms(
+                &mut objective,
+                continual,
+                &tasks,
+                t,
+                &network,
+                &train_set,
+                &ewc_terms,
+                &state.buffer,
+                config,
+                options,
+            )?;
+        }
+        let task_config = task_config(config, continual, t, train_set.len());
+        let dir = task_dir(out, t);
+        let task_options = TrainOptions {
+            out: dir.clone(),
+            resume: options.resume && dir.join("checkpoints/last.ckpt").is_file(),
+            log: options.log,
+            stop_after: partial,
+            device: options.device.clone(),
+            start_from: Some(network.clone()),
+            start_optimizer: optimizer_state.clone(),
+            max_steps: Some(continual.iterations_per_task),
+        };
+        progress.note(&format!(
+            "task {}/{}: classes {:?}, {} training examples, outputs {:?}",
+            t + 1,
+            tasks.len(),
+            tasks[t].classes,
+            train_set.len(),
+            train_outputs(setting, &tasks, t, t).unwrap_or(0..outputs)
+        ));
+        let prepared = PreparedData {
+            train: train_set,
+            val: None,
+            test: tasks[t].test.clone(),
+            class_names: Vec::new(),
+            normalization: None,
+        };
+        let (summary, trained) = train(&task_config, &prepared, &mut objective, &task_options)
+            .map_err(|source| ContinualError::Task {
+                task: t + 1,
+                source,
+            })?;
+        network = trained;
+        optimizer_state = previous_optimizer(continual, &dir)?;
+        if partial.is_some_and(|e| e < task_config.epochs) {
+            break;
+        }
+        let row: Vec<f64> = (0..tasks.len())
+            .map(|j| score(&network, &tasks, setting, j, t))
+            .collect();
+        progress.note(&format!(
+            "after task {}: accuracy per task {}",
+            t + 1,
+            row.iter()
+                .map(|a| format!("{:.4}", a))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+        state.matrix.rows.push(row);
+        state.task_seconds.push(summary.train_seconds);
+
+        // Method state for the tasks to come.
+        match &continual.method {
+            MethodConfig::Ewc {
+                online,
+                gamma,
+                fisher_samples,
+                ..
+            } => {
+                let fisher = estimate_fisher(
+                    &network,
+                    &tasks[t].train,
+                    train_outputs(setting, &tasks, t, t),
+                    *fisher_samples,
+                    config.seed ^ t as u64,
+                );
+                let term = EwcTerm {
+                    fisher,
+                    anchor: anchor_weights(&network),
+                };
+                consolidate(&mut ewc_terms, term, *online, *gamma);
+                write_ewc(&out.join(EWC_FILE), &ewc_terms)?;
+                state.ewc_terms = ewc_terms.len();
+            }
+            MethodConfig::Replay {
+                buffer_size,
+                selection,
+            } => {
+                let label_of = |task: usize, i: usize| tasks[task].train.labels[i];
+                state.buffer.add_task(
+                    t,
+                    &tasks[t].train.labels,
+                    &label_of,
+                    *buffer_size,
+                    *selection,
+                    config.seed,
+                );
+            }
+            _ => {}
+        }
+        state.completed = t + 1;
+        state
+            .task_wall_seconds
+            .push(started.elapsed().as_secs_f64());
+        let json = serde_json::to_string_pretty(&state).unwrap_or_default();
+        write(&state_path, json.as_bytes())?;
+        write(
+            &out.join("accuracy_matrix.csv"),
+            state.matrix.to_csv().as_bytes(),
+        )?;
+    }
+
+    let m = &state.matrix;
+    let summary = ContinualSummary {
+        scenario: format!(
+            "{} {}",
+            match continual.scenario {
+                super::ScenarioKind::Split => "split",
+                super::ScenarioKind::Permuted => "permuted",
+            },
+            config.data.dataset.name()
+        ),
+        setting: setting.name().into(),
+        method: continual.method.name().into(),
+        tasks: continual.tasks,
+        iterations_per_task: continual.iterations_per_task,
+        matrix: m.clone(),
+        average_accuracy: m.average_accuracy(),
+        backward_transfer: m.backward_transfer(),
+        mean_forgetting: m.mean_forgetting(),
+        forward_transfer: m.forward_transfer(),
+        task_seconds: state.task_seconds.clone(),
+        wall_seconds: state
+            .task_wall_seconds
+            .iter()
+            .sum::<f64>()
+            .max(wall.elapsed().as_secs_f64()),
+        parameters: param_infos(&network)
+            .iter()
+            .filter(|p| p.trainable)
+            .map(|p| p.numel())
+            .sum(),
+        seed: config.seed,
+        mentor_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let json = serde_json::to_string_pretty(&summary).unwrap_or_default();
+    write(&out.join("summary.json"), json.as_bytes())?;
+    let title = format!(
+        "{} {} {}",
+        summary.scenario, summary.setting, summary.method
+    );
+    if let Err(e) = crate::report::plot_accuracy_matrix(
+        &m.rows,
+        &title,
+        &out.join("plots").join("accuracy_matrix"),
+    ) {
+        progress.note(&format!("accuracy-matrix plot not written: {e}"));
+    }
+    Ok((summary, network))
+}
+
+/// The optimiser state at the end of the task in `dir`, unless every task starts fresh.
+fn previous_optimizer(
+    continual: &ContinualConfig,
+    dir: &Path,
+) -> Result<Option<burn::tensor::Bytes>, ContinualError> {
+    if continual.reset_optimizer {
+        return Ok(None);
+    }
+    let path = dir.join("checkpoints/last.ckpt");
+    let ckpt = crate::engine::checkpoint::load(&path).map_err(|e| state_error(&path, e))?;
+    Ok(Some(ckpt.optimizer))
+}
+
+/// Accuracy on task `j`'s test set after training task `after`, on the setting's outputs.
+fn score(network: &Network, tasks: &[Task], setting: Setting, j: usize, after: usize) -> f64 {
+    evaluate_outputs(
+        network,
+        &tasks[j].test,
+        1000,
+        eval_outputs(setting, tasks, j, after),
+    )
+    .1
+}
+
+/// The training examples of task `t` (joint: of tasks `0..=t`) and each one's task.
+fn training_set(
+    continual: &ContinualConfig,
+    tasks: &[Task],
+    t: usize,
+) -> Result<(Dataset, Vec<usize>), ContinualError> {
+    if continual.method == MethodConfig::Joint {
+        let parts: Vec<&Dataset> = tasks[..=t].iter().map(|k| &k.train).collect();
+        let owner = tasks[..=t]
+            .iter()
+            .enumerate()
+            .flat_map(|(k, task)| std::iter::repeat_n(k, task.train.len()))
+            .collect();
+        Ok((Dataset::concat(&parts)?, owner))
+    } else {
+        Ok((tasks[t].train.clone(), vec![t; tasks[t].train.len()]))
+    }
+}
+
+/// The run config of task `t`: the continual run's, with enough epochs to cover the
+/// iteration budget and the method's parameter groups (feature extraction freezes the
+/// backbone after the first task; LwF's warm-up freezes it for its first epochs).
+fn task_config(
+    config: &RunConfig,
+    continual: &ContinualConfig,
+    t: usize,
+    train_len: usize,
+) -> RunConfig {
+    let mut c = config.clone();
+    let steps_per_epoch = train_len.div_ceil(config.batch_size).max(1);
+    c.epochs = continual.iterations_per_task.div_ceil(steps_per_epoch);
+    if t > 0 {
+        match &continual.method {
+            MethodConfig::FeatureExtraction => c.groups.push(GroupRule {
+                pattern: "backbone".into(),
+                lr_mult: 1.0,
+                frozen: true,
+                unfreeze_at: None,
+            }),
+            MethodConfig::Lwf { warmup_epochs, .. } if *warmup_epochs > 0 => {
+                c.groups.push(GroupRule {
+                    pattern: "backbone".into(),
+                    lr_mult: 1.0,
+                    frozen: true,
+                    unfreeze_at: Some((warmup_epochs + 1).min(c.epochs.max(2))),
+                });
+                c.epochs = c.epochs.max(2);
+            }
+            _ => {}
+        }
+    }
+    c
+}
+
+/// Adds the method's terms for task `t > 0` to `objective`.
+#[allow(clippy::too_many_arguments)]
+fn add_method_terms(
+    objective: &mut ContinualObjective,
+    continual: &ContinualConfig,
+    tasks: &[Task],
+    t: usize,
+    network: &Network,
+    train_set: &Dataset,
+    ewc_terms: &[EwcTerm],
+    buffer: &ReplayBuffer,
+    config: &RunConfig,
+    options: &TrainOptions,
+) -> Result<(), ContinualError> {
+    let setting = continual.setting;
+    match &continual.method {
+        MethodConfig::Lwf {
+            lambda,
+            temperature,
+            ..
+        } => {
+            let old_heads = match setting {
+                Setting::TaskIl => tasks[..t].iter().map(|k| k.outputs.clone()).collect(),
+                Setting::ClassIl => std::iter::once(0..tasks[t - 1].outputs.end).collect(),
+                Setting::DomainIl => vec![tasks[0].outputs.clone()],
+            };
+            objective.lwf = Some(LwfTerm::record(
+                network,
+                train_set,
+                old_heads,
+                *temperature,
+                *lambda,
+                &options.device,
+            ));
+        }
+        MethodConfig::Ewc { lambda, .. } => {
+            objective.ewc = Some(EwcPenalty::new(
+                *lambda,
+                ewc_terms,
+                &options.device.clone().autodiff(),
+            ));
+        }
+        MethodConfig::Replay { .. } => {
+            let first = &tasks[0].train;
+            let mut images = Vec::with_capacity(buffer.len() * first.image_len());
+            let mut labels = Vec::with_capacity(buffer.len());
+            let mut owner = Vec::with_capacity(buffer.len());
+            for &(k, i) in &buffer.entries {
+                images.extend_from_slice(tasks[k].train.image(i));
+                labels.push(tasks[k].train.labels[i]);
+                owner.push(k);
+            }
+            objective.replay = Some(ReplayTerm {
+                examples: Dataset::new(images, labels, first.shape, first.num_classes)?,
+                tasks: owner,
+                batch_size: config.batch_size,
+                seed: config.seed ^ t as u64,
+            });
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn write_ewc(path: &Path, terms: &[EwcTerm]) -> Result<(), ContinualError> {
+    let mut named: Vec<(String, Vec<u8>, usize)> = Vec::new();
+    for (k, term) in terms.iter().enumerate() {
+        for (p, (f, a)) in term.fisher.iter().zip(&term.anchor).enumerate() {
+            for (kind, v) in [("fisher", f), ("anchor", a)] {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                named.push((format!("term{k}.{kind}.{p}"), bytes, v.len()));
+            }
+        }
+    }
+    let views: Vec<(String, TensorView<'_>)> = named
+        .iter()
+        .map(|(n, b, len)| {
+            TensorView::new(Dtype::F32, vec![*len], b)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| state_error(path, e))
+        })
+        .collect::<Result<_, _>>()?;
+    let bytes = safetensors::serialize(views, None).map_err(|e| state_error(path, e))?;
+    write(path, &bytes)
+}
+
+fn read_ewc(path: &Path, count: usize) -> Result<Vec<EwcTerm>, ContinualError> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let bytes = std::fs::read(path).map_err(|e| state_error(path, e))?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| state_error(path, e))?;
+    let mut by_name: HashMap<String, Vec<f32>> = HashMap::new();
+    for (name, view) in file.tensors() {
+        let v = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        by_name.insert(name, v);
+    }
+    let mut terms = Vec::with_capacity(count);
+    for k in 0..count {
+        let mut term = EwcTerm {
+            fisher: Vec::new(),
+            anchor: Vec::new(),
+        };
+        let mut p = 0;
+        while let Some(f) = by_name.remove(&format!("term{k}.fisher.{p}")) {
+            let a = by_name
+                .remove(&format!("term{k}.anchor.{p}"))
+                .ok_or_else(|| {
+                    state_error(path, format!("term {k} parameter {p} has no anchor"))
+                })?;
+            term.fisher.push(f);
+            term.anchor.push(a);
+            p += 1;
+        }
+        if p == 0 {
+            return Err(state_error(path, format!("EWC term {k} is missing")));
+        }
+        terms.push(term);
+    }
+    Ok(terms)
+}

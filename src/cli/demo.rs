@@ -1,13 +1,15 @@
 //! `mentor demo`: the tour of the toolkit on the embedded digits set. Each strategy adds
 //! its rows; today: supervised MLP and CNN; distillation of the CNN into a small MLP
 //! beside the same MLP trained alone; transfer of a CNN trained on digits 0-4 to digits
-//! 5-9 with 20 examples a class, beside the same CNN trained from scratch.
+//! 5-9 with 20 examples a class, beside the same CNN trained from scratch; continual
+//! learning of the digits as 5 class-incremental tasks, fine-tuned and with replay.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
 use mentor::config::RunConfig;
+use mentor::continual::run_continual;
 use mentor::engine::{LogFormat, TrainOptions, prepare_data, train};
 use mentor::strategy::{StrategyConfig, build_objective};
 
@@ -160,7 +162,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let (summary, _) = train(&config, &data, objective.as_mut(), &options)?;
         let detail = match &config.strategy {
             StrategyConfig::Distill(d) => format!(", T={} lambda={}", d.temperature, d.lambda),
-            StrategyConfig::LinearProbe(_) | StrategyConfig::Supervised => String::new(),
+            StrategyConfig::LinearProbe(_)
+            | StrategyConfig::Supervised
+            | StrategyConfig::Continual(_) => String::new(),
         };
         rows.push(Row {
             strategy,
@@ -169,6 +173,44 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 summary.epochs, summary.parameters
             ),
             accuracy: summary.test_accuracy,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    // Continual learning: the digits cut into 5 tasks of 2 classes, class-incremental
+    // (one growing head, no task id); fine-tuning forgets, replay remembers.
+    for (name, method) in [
+        ("fine-tune", "{type=\"finetune\"}"),
+        ("replay 200", "{type=\"replay\", buffer_size=200}"),
+    ] {
+        eprintln!("demo: continual {name} on digits ...");
+        let started = Instant::now();
+        let config = supervised_owned(
+            "mlp",
+            1,
+            1e-3,
+            &[
+                "data.val_fraction=0.0".into(),
+                "strategy.type=\"continual\"".into(),
+                "strategy.setting=\"class-il\"".into(),
+                "strategy.iterations_per_task=150".into(),
+                format!("strategy.method={method}"),
+            ],
+        )?;
+        let StrategyConfig::Continual(continual) = &config.strategy else {
+            anyhow::bail!("internal: the demo's continual config is not continual");
+        };
+        let options = TrainOptions {
+            log: args.log_format,
+            ..TrainOptions::new(args.out.join(dir_name("continual", name)))
+        };
+        let (summary, _) = run_continual(&config, continual, &options, None)?;
+        rows.push(Row {
+            strategy: "continual",
+            what: format!(
+                "split 5x2 class-IL, {name}: ACC, forgetting {:.2}",
+                summary.mean_forgetting
+            ),
+            accuracy: summary.average_accuracy,
             seconds: started.elapsed().as_secs_f64(),
         });
     }

@@ -2,6 +2,7 @@
 
 mod advise;
 mod bench;
+mod continual;
 mod demo;
 mod distill;
 mod eval;
@@ -48,6 +49,13 @@ enum Command {
         mentor train --dataset digits --model cnn --epochs 15 --out runs/teacher\n  \
         mentor distill --teacher runs/teacher/checkpoints/best.ckpt --model mlp --set model.hidden=[32] --temperature 4 --lambda 0.9 --out runs/student")]
     Distill(distill::DistillArgs),
+    /// Learn a sequence of tasks without forgetting (Split / Permuted MNIST, task-, domain-
+    /// and class-incremental; fine-tuning, feature extraction, joint, LwF, EWC, replay).
+    #[command(after_help = "Examples:\n  \
+        mentor continual --dataset mnist --data-dir ../shared/datasets --setting class-il --method lwf --out runs/cl-lwf\n  \
+        mentor continual --dataset mnist --data-dir ../shared/datasets --method ewc --set strategy.method.lambda=1e9 --out runs/cl-ewc\n  \
+        mentor continual --dataset digits --iterations 200 --method replay --set strategy.method.buffer_size=200 --out runs/cl-digits")]
+    Continual(continual::ContinualArgs),
     /// Evaluate a checkpoint on its run's test (and validation) data.
     #[command(after_help = "Example:\n  mentor eval --checkpoint runs/mlp/checkpoints/best.ckpt")]
     Eval(eval::EvalArgs),
@@ -87,6 +95,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Advise(a) => advise::run(a),
         Command::Distill(a) => distill::run(a),
         Command::Transfer(a) => transfer::run(a),
+        Command::Continual(a) => continual::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),

@@ -1,11 +1,13 @@
-//! `mentor summarize`: test accuracy of run directories, grouped by name with the seed
-//! suffix (`-s<N>`) removed, as mean ± sample standard deviation.
+//! `mentor summarize`: test accuracy (or, for continual runs, average accuracy, backward
+//! transfer and forgetting) of run directories, grouped by name with the seed suffix
+//! (`-s<N>`) removed, as mean ± sample standard deviation.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use mentor::continual::ContinualSummary;
 use mentor::engine::RunSummary;
 
 /// Arguments of `mentor summarize`.
@@ -42,21 +44,32 @@ pub fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// Runs `mentor summarize`: one Markdown row per group.
+/// Runs `mentor summarize`: one Markdown row per group; continual runs (whose summary
+/// has an accuracy matrix) get their own table of average accuracy, backward transfer
+/// and forgetting.
 pub fn run(args: SummarizeArgs) -> anyhow::Result<()> {
     let mut groups: BTreeMap<String, Vec<RunSummary>> = BTreeMap::new();
+    let mut continual: BTreeMap<String, Vec<ContinualSummary>> = BTreeMap::new();
     for dir in &args.runs {
         let path = dir.join("summary.json");
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
-        let s: RunSummary =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        groups.entry(group_name(dir)).or_default().push(s);
+        if text.contains("\"average_accuracy\"") {
+            let s: ContinualSummary = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            continual.entry(group_name(dir)).or_default().push(s);
+        } else {
+            let s: RunSummary = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            groups.entry(group_name(dir)).or_default().push(s);
+        }
     }
-    println!(
-        "| run | seeds | test accuracy (mean ± std) | test error % | train s (mean) | parameters |"
-    );
-    println!("|---|---|---|---|---|---|");
+    if !groups.is_empty() {
+        println!(
+            "| run | seeds | test accuracy (mean ± std) | test error % | train s (mean) | parameters |"
+        );
+        println!("|---|---|---|---|---|---|");
+    }
     for (name, runs) in &groups {
         let acc: Vec<f64> = runs.iter().map(|r| r.test_accuracy).collect();
         let (m, s) = mean_std(&acc);
@@ -69,6 +82,25 @@ pub fn run(args: SummarizeArgs) -> anyhow::Result<()> {
             (1.0 - m) * 100.0,
             secs,
             runs[0].parameters
+        );
+    }
+    if !continual.is_empty() {
+        println!(
+            "| run | seeds | average accuracy % (mean ± std) | backward transfer % | forgetting % | wall s (mean) |"
+        );
+        println!("|---|---|---|---|---|---|");
+    }
+    for (name, runs) in &continual {
+        let col = |f: &dyn Fn(&ContinualSummary) -> f64| {
+            mean_std(&runs.iter().map(|r| 100.0 * f(r)).collect::<Vec<_>>())
+        };
+        let (acc, acc_sd) = col(&|r| r.average_accuracy);
+        let (bwt, bwt_sd) = col(&|r| r.backward_transfer);
+        let (fgt, fgt_sd) = col(&|r| r.mean_forgetting);
+        let secs = runs.iter().map(|r| r.wall_seconds).sum::<f64>() / runs.len() as f64;
+        println!(
+            "| {name} | {} | {acc:.2} ± {acc_sd:.2} | {bwt:+.2} ± {bwt_sd:.2} | {fgt:.2} ± {fgt_sd:.2} | {secs:.0} |",
+            runs.len()
         );
     }
     Ok(())

@@ -127,6 +127,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 
 /// Trains `config` as `args` say and reports the summary.
 pub fn run_config(config: RunConfig, args: RunArgs) -> anyhow::Result<()> {
+    if let StrategyConfig::Continual(c) = &config.strategy {
+        return super::continual::run_config(&config, c, args);
+    }
     let data = prepare_data(&config.data, config.seed).context("loading data")?;
     let options = TrainOptions {
         out: args.out.clone(),
@@ -134,6 +137,7 @@ pub fn run_config(config: RunConfig, args: RunArgs) -> anyhow::Result<()> {
         log: args.log_format,
         stop_after: args.stop_after,
         device: parse_device(&args.device)?,
+        ..TrainOptions::new(&args.out)
     };
     let mut objective: Box<dyn Objective> = match &config.strategy {
         StrategyConfig::Distill(c) => {

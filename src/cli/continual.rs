@@ -1,0 +1,130 @@
+//! `mentor continual`: `mentor train` with `[strategy] type = "continual"`, a sequence of
+//! tasks learnt one after the other. Without `--config` the defaults are van de Ven &
+//! Tolias's Split-MNIST protocol: MLP 2x400, Adam lr 1e-3 (its state kept across tasks),
+//! batch 128, 2000 iterations per task, pixels in [0, 1] (not normalised), no validation
+//! split.
+
+use anyhow::Context;
+use clap::Args;
+use mentor::config::RunConfig;
+use mentor::continual::{ContinualConfig, StopPoint, run_continual};
+use mentor::engine::{LogFormat, TrainOptions, parse_device};
+use mentor::strategy::StrategyConfig;
+
+use super::train::{ConfigArgs, RunArgs};
+
+/// Arguments of `mentor continual`.
+#[derive(Debug, Args)]
+pub struct ContinualArgs {
+    /// How the dataset is cut into tasks: split (classes in order) or permuted (pixel
+    /// permutations).
+    #[arg(long)]
+    scenario: Option<String>,
+    /// What is known at test time: task-il, domain-il or class-il.
+    #[arg(long)]
+    setting: Option<String>,
+    /// Number of tasks.
+    #[arg(long)]
+    tasks: Option<usize>,
+    /// Optimiser steps per task.
+    #[arg(long)]
+    iterations: Option<usize>,
+    /// Method: finetune, feature-extraction, joint, lwf, ewc, online-ewc, replay (its
+    /// hyperparameters with --set strategy.method.KEY=VALUE; ewc needs
+    /// strategy.method.lambda).
+    #[arg(long)]
+    method: Option<String>,
+    /// The run config (data, model, optimiser, batch size, seed).
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// --stop-after counts tasks here: stop after that many (resume with --resume).
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// The protocol of van de Ven & Tolias (2019) for Split-MNIST, the default base.
+fn protocol_base() -> anyhow::Result<RunConfig> {
+    Ok(RunConfig::default().with_overrides(&[
+        "strategy.type=\"continual\"".into(),
+        "data.val_fraction=0.0".into(),
+        "model.type=\"mlp\"".into(),
+        "model.hidden=[400,400]".into(),
+        "optim.type=\"adam\"".into(),
+        "lr=1e-3".into(),
+        "batch_size=128".into(),
+        "data.normalize=false".into(),
+    ])?)
+}
+
+/// Runs `mentor continual`.
+pub fn run(mut args: ContinualArgs) -> anyhow::Result<()> {
+    let base = match (&args.config.config, args.run.resume) {
+        (Some(path), _) => RunConfig::from_file(path)?,
+        (None, true) => RunConfig::from_file(&args.run.out.join("config.toml"))?,
+        (None, false) => protocol_base()?,
+    };
+    let mut sets = Vec::new();
+    if !matches!(base.strategy, StrategyConfig::Continual(_)) {
+        sets.push("strategy.type=\"continual\"".to_string());
+    }
+    if let Some(s) = &args.scenario {
+        sets.push(format!("strategy.scenario={s:?}"));
+    }
+    if let Some(s) = &args.setting {
+        sets.push(format!("strategy.setting={s:?}"));
+    }
+    if let Some(t) = args.tasks {
+        sets.push(format!("strategy.tasks={t}"));
+    }
+    if let Some(i) = args.iterations {
+        sets.push(format!("strategy.iterations_per_task={i}"));
+    }
+    if let Some(m) = &args.method {
+        sets.push(match m.as_str() {
+            "online-ewc" => "strategy.method={type=\"ewc\", online=true}".to_string(),
+            other => format!("strategy.method={{type={other:?}}}"),
+        });
+    }
+    sets.append(&mut args.config.sets);
+    args.config.sets = sets;
+    let config = args.config.apply(base)?;
+    let StrategyConfig::Continual(continual) = &config.strategy else {
+        anyhow::bail!("internal: the strategy is not continual");
+    };
+    run_config(&config, continual, args.run)
+}
+
+/// Runs a continual `config` as `args` say and reports the summary.
+pub fn run_config(
+    config: &RunConfig,
+    continual: &ContinualConfig,
+    args: RunArgs,
+) -> anyhow::Result<()> {
+    let options = TrainOptions {
+        resume: args.resume,
+        log: args.log_format,
+        device: parse_device(&args.device)?,
+        ..TrainOptions::new(&args.out)
+    };
+    let stop = args.stop_after.map(|tasks| StopPoint { tasks, epochs: 0 });
+    let (summary, _) = run_continual(config, continual, &options, stop).context("continual run")?;
+    match args.log_format {
+        LogFormat::Jsonl => println!(
+            "{}",
+            serde_json::json!({"event": "summary", "summary": summary})
+        ),
+        LogFormat::Human => eprintln!(
+            "{} {} {}: average accuracy {:.4} over {} tasks, backward transfer {:+.4}, forgetting {:.4}; run in {}",
+            summary.scenario,
+            summary.setting,
+            summary.method,
+            summary.average_accuracy,
+            summary.matrix.rows.len(),
+            summary.backward_transfer,
+            summary.mean_forgetting,
+            args.out.display()
+        ),
+        LogFormat::Quiet => {}
+    }
+    Ok(())
+}

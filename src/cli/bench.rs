@@ -19,12 +19,19 @@ use mentor::transfer::{LinearProbe, LinearProbeConfig};
 use serde::{Deserialize, Serialize};
 
 /// The workloads `mentor bench` knows.
-const WORKLOADS: [&str; 4] = ["cnn-step", "mlp-step", "kd-epoch", "linear-probe"];
+const WORKLOADS: [&str; 5] = [
+    "cnn-step",
+    "mlp-step",
+    "kd-epoch",
+    "linear-probe",
+    "lwf-task",
+];
 
 /// Arguments of `mentor bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Workloads to run (default: all): cnn-step, mlp-step, kd-epoch, linear-probe.
+    /// Workloads to run (default: all): cnn-step, mlp-step, kd-epoch, linear-probe,
+    /// lwf-task.
     workloads: Vec<String>,
     /// Timed steps per step workload (after warm-up).
     #[arg(long, default_value_t = 30)]
@@ -274,6 +281,59 @@ fn run_linear_probe(samples: usize) -> anyhow::Result<Vec<BenchResult>> {
     Ok(out)
 }
 
+/// lwf-task: one epoch of the second Split-MNIST task (a fifth of the synthetic set) for
+/// the van de Ven & Tolias MLP 2x400 at batch 128, with Learning without Forgetting (the
+/// old head's outputs recorded once, timed as setup) beside plain fine-tuning.
+fn run_lwf_task(samples: usize) -> anyhow::Result<Vec<BenchResult>> {
+    use mentor::continual::lwf::LwfTerm;
+    use mentor::continual::{ContinualObjective, ScenarioKind, Setting, build_tasks};
+    let data = synthetic(samples)?;
+    let (tasks, outputs) = build_tasks(ScenarioKind::Split, Setting::TaskIl, 5, &data, &data, 1)?;
+    let task = &tasks[1];
+    let config = run_config(&[
+        "model.hidden=[400,400]",
+        "batch_size=128",
+        "optim.type=\"adam\"",
+    ])?;
+    let device = Device::flex();
+    let previous = seeded_init(
+        &config.model,
+        [1, 28, 28],
+        outputs,
+        &device.clone().autodiff(),
+        5,
+    );
+    let mut out = Vec::new();
+    for lwf in [true, false] {
+        let mut objective =
+            ContinualObjective::new(Setting::TaskIl, &tasks, 1, vec![1; task.train.len()]);
+        let setup = Instant::now();
+        if lwf {
+            objective.lwf = Some(LwfTerm::record(
+                &previous,
+                &task.train,
+                vec![tasks[0].outputs.clone()],
+                2.0,
+                1.0,
+                &device,
+            ));
+        }
+        let setup_seconds = setup.elapsed().as_secs_f64();
+        let seconds = time_epochs(previous.clone(), &mut objective, &config, &task.train, 1)?;
+        out.push(BenchResult {
+            workload: format!("lwf-task/{}", if lwf { "lwf" } else { "finetune" }),
+            batch_size: config.batch_size,
+            repeats: 1,
+            seconds,
+            samples_per_second: task.train.len() as f64 / seconds,
+            setup_seconds,
+            peak_memory_mib: peak_memory_mib(),
+            threads: threads(),
+        });
+    }
+    Ok(out)
+}
+
 fn run_worker(name: &str, args: &BenchArgs) -> anyhow::Result<Vec<BenchResult>> {
     match name {
         "cnn-step" | "mlp-step" => Ok(vec![run_step_workload(
@@ -284,6 +344,7 @@ fn run_worker(name: &str, args: &BenchArgs) -> anyhow::Result<Vec<BenchResult>> 
         )?]),
         "kd-epoch" => run_kd_epoch(args.samples),
         "linear-probe" => run_linear_probe(args.samples),
+        "lwf-task" => run_lwf_task(args.samples),
         other => bail!(
             "unknown workload {other:?}; known: {}",
             WORKLOADS.join(", ")

@@ -241,3 +241,60 @@ fn resume_from_the_command_line_uses_the_saved_config() {
     assert_eq!(code, 1);
     assert_one_line_error(&err, "config differs");
 }
+
+#[test]
+fn continual_runs_stops_and_resumes_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cl");
+    let out_s = out.to_str().unwrap();
+    let base = [
+        "continual",
+        "--dataset",
+        "digits",
+        "--iterations",
+        "20",
+        "--setting",
+        "class-il",
+        "--method",
+        "replay",
+        "--set",
+        "strategy.method.buffer_size=100",
+        "--log-format",
+        "quiet",
+        "--out",
+        out_s,
+    ];
+    let mut first = base.to_vec();
+    first.extend(["--stop-after", "2"]);
+    let (code, _, err) = mentor(&first);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        common::summary(&out)["matrix"]["rows"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let (code, _, err) = mentor(&[
+        "continual",
+        "--resume",
+        "--log-format",
+        "quiet",
+        "--out",
+        out_s,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let summary = common::summary(&out);
+    assert_eq!(summary["matrix"]["rows"].as_array().unwrap().len(), 5);
+    assert_eq!(summary["method"], "replay");
+    let csv = std::fs::read_to_string(out.join("accuracy_matrix.csv")).unwrap();
+    assert!(csv.starts_with("after_task,task_1,"), "{csv}");
+
+    // Bad input: an unknown setting and a method without its required lambda.
+    let (code, _, err) = mentor(&["continual", "--setting", "sometimes-il", "--out", out_s]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "sometimes-il");
+    let (code, _, err) = mentor(&["continual", "--method", "ewc", "--out", out_s]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "lambda");
+}

@@ -8,7 +8,7 @@
 //! | transfer learning | [`transfer`] |
 //! | knowledge distillation | [`distill`] |
 //! | continual learning | [`continual`] |
-//! | multitask learning | planned |
+//! | multitask learning | [`multitask`] (hard sharing, fixed / DWA weights) |
 //! | self-supervised learning | planned |
 //!
 //! Every strategy is three choices over the same [`engine`]: which networks
@@ -23,6 +23,7 @@ pub mod data;
 pub mod distill;
 pub mod engine;
 pub mod models;
+pub mod multitask;
 pub mod report;
 pub mod strategy;
 pub mod transfer;

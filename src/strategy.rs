@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::continual::ContinualConfig;
 use crate::distill::{DistillConfig, DistillError, KnowledgeDistillation};
 use crate::engine::{CrossEntropy, Objective, PreparedData};
+use crate::multitask::MultitaskConfig;
 use crate::transfer::{LinearProbe, LinearProbeConfig};
 
 /// Which strategy a run uses.
@@ -23,6 +24,9 @@ pub enum StrategyConfig {
     /// A sequence of tasks learnt one after the other (continual learning); runs through
     /// [`crate::continual::run_continual`], an outer loop around the engine.
     Continual(ContinualConfig),
+    /// Several tasks on the same inputs, trained jointly (multitask learning); runs
+    /// through [`crate::multitask::run_multitask`].
+    Multitask(MultitaskConfig),
 }
 
 impl StrategyConfig {
@@ -33,6 +37,7 @@ impl StrategyConfig {
             StrategyConfig::Distill(c) => c.validate(),
             StrategyConfig::LinearProbe(_) => Ok(()),
             StrategyConfig::Continual(c) => c.validate(),
+            StrategyConfig::Multitask(c) => c.validate(),
         }
     }
 
@@ -43,6 +48,7 @@ impl StrategyConfig {
             StrategyConfig::Distill(_) => "distill",
             StrategyConfig::LinearProbe(_) => "linear-probe",
             StrategyConfig::Continual(_) => "continual",
+            StrategyConfig::Multitask(_) => "multitask",
         }
     }
 }
@@ -58,6 +64,11 @@ pub enum StrategyError {
         "a continual strategy trains task after task: run it with `mentor continual` or `mentor train` (continual::run_continual)"
     )]
     Continual,
+    /// A multitask run scores several tasks, which its own runner does.
+    #[error(
+        "a multitask strategy trains several tasks: run it with `mentor multitask` or `mentor train` (multitask::run_multitask)"
+    )]
+    Multitask,
 }
 
 /// Builds the objective of `strategy` for a run on `data`; `device` is the training
@@ -76,5 +87,6 @@ pub fn build_objective(
         )?),
         StrategyConfig::LinearProbe(c) => Box::new(LinearProbe::new(c, &data.train)),
         StrategyConfig::Continual(_) => return Err(StrategyError::Continual),
+        StrategyConfig::Multitask(_) => return Err(StrategyError::Multitask),
     })
 }

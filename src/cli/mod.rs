@@ -8,6 +8,7 @@ mod distill;
 mod eval;
 mod export;
 mod footprint;
+mod multitask;
 mod params;
 mod plot_sweep;
 mod summarize;
@@ -56,6 +57,13 @@ enum Command {
         mentor continual --dataset mnist --data-dir ../shared/datasets --method ewc --set strategy.method.lambda=1e9 --out runs/cl-ewc\n  \
         mentor continual --dataset digits --iterations 200 --method replay --set strategy.method.buffer_size=200 --out runs/cl-digits")]
     Continual(continual::ContinualArgs),
+    /// Train one network on several tasks at once (hard sharing; fixed or DWA weights).
+    #[command(after_help = "Examples:\n  \
+        mentor multitask --dataset mnist --data-dir ../shared/datasets --benchmark multi-digits --model cnn --epochs 10 --task 0 --out runs/left\n  \
+        mentor multitask --dataset mnist --data-dir ../shared/datasets --benchmark multi-digits --model cnn --epochs 10 --task 1 --out runs/right\n  \
+        mentor multitask --dataset mnist --data-dir ../shared/datasets --benchmark multi-digits --model cnn --epochs 10 --weighting dwa \\\n    \
+        --baseline runs/left --baseline runs/right --out runs/mtl")]
+    Multitask(multitask::MultitaskArgs),
     /// Evaluate a checkpoint on its run's test (and validation) data.
     #[command(after_help = "Example:\n  mentor eval --checkpoint runs/mlp/checkpoints/best.ckpt")]
     Eval(eval::EvalArgs),
@@ -96,6 +104,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Distill(a) => distill::run(a),
         Command::Transfer(a) => transfer::run(a),
         Command::Continual(a) => continual::run(a),
+        Command::Multitask(a) => multitask::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),

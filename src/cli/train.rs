@@ -130,6 +130,9 @@ pub fn run_config(config: RunConfig, args: RunArgs) -> anyhow::Result<()> {
     if let StrategyConfig::Continual(c) = &config.strategy {
         return super::continual::run_config(&config, c, args);
     }
+    if let StrategyConfig::Multitask(m) = &config.strategy {
+        return super::multitask::run_config(&config, m, &[], args);
+    }
     let data = prepare_data(&config.data, config.seed).context("loading data")?;
     let options = TrainOptions {
         out: args.out.clone(),

@@ -60,6 +60,9 @@ pub struct TrainingState {
     pub train_samples: u64,
     /// Every metric row written so far.
     pub history: Vec<MetricRow>,
+    /// The objective's own state (e.g. dynamic task weights), restored on resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objective_state: Option<serde_json::Value>,
     /// The resolved run config, as TOML.
     pub config_toml: String,
     /// Input shape `[C, H, W]` the network was built for.

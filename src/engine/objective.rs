@@ -29,6 +29,21 @@ pub trait Objective {
     fn eval_outputs(&self) -> Option<Range<usize>> {
         None
     }
+
+    /// Called after each epoch's last step with the 1-based epoch (dynamic task weights
+    /// update here).
+    fn end_epoch(&mut self, _epoch: usize) {}
+
+    /// State of the objective's own that a checkpoint must keep for an exact resume
+    /// (e.g. a loss history); `None` for stateless objectives.
+    fn state(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Restores what [`Objective::state`] returned; the error says what does not fit.
+    fn restore(&mut self, _state: &serde_json::Value) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Plain supervised training: mean cross-entropy of the logits against the labels.

@@ -314,6 +314,7 @@ pub fn train(
         train_seconds: 0.0,
         train_samples: 0,
         history: Vec::new(),
+        objective_state: None,
         config_toml: config_toml.clone(),
         input_shape: data.train.shape,
         num_classes: data.train.num_classes,
@@ -335,6 +336,14 @@ pub fn train(
                 reason: format!("bad optimiser state: {e}"),
             })?;
         state = ckpt.state;
+        if let Some(saved) = &state.objective_state {
+            objective
+                .restore(saved)
+                .map_err(|reason| CheckpointError::Corrupt {
+                    path: last_path.clone(),
+                    reason: format!("objective state: {reason}"),
+                })?;
+        }
     } else {
         if let Some(bytes) = &options.start_optimizer {
             optimizer =
@@ -433,6 +442,8 @@ pub fn train(
             state.steps_done += 1;
             progress.step(loss_value);
         }
+        objective.end_epoch(epoch + 1);
+        state.objective_state = objective.state();
         state.train_seconds += started.elapsed().as_secs_f64();
         state.train_samples += running.examples();
         state.epochs_done = epoch + 1;

@@ -1,0 +1,106 @@
+//! `mentor multitask`: `mentor train` with `[strategy] type = "multitask"`, several tasks
+//! on the same inputs learnt by one shared network.
+
+use anyhow::Context;
+use clap::Args;
+use mentor::config::RunConfig;
+use mentor::engine::{LogFormat, TrainOptions, parse_device};
+use mentor::multitask::{MultitaskConfig, run_multitask};
+use mentor::strategy::StrategyConfig;
+
+use super::train::{ConfigArgs, RunArgs};
+
+/// Arguments of `mentor multitask`.
+#[derive(Debug, Args)]
+pub struct MultitaskArgs {
+    /// multi-digits (MultiMNIST-style left/right digit) or coarse (classes + coarse groups).
+    #[arg(long)]
+    benchmark: Option<String>,
+    /// Task weighting: fixed (equal unless strategy.weighting.weights is set) or dwa.
+    #[arg(long)]
+    weighting: Option<String>,
+    /// Train only these tasks (a single task: the single-task baseline), e.g. --task 0.
+    #[arg(long = "task")]
+    tasks: Vec<usize>,
+    /// Single-task runs of the same benchmark, for Delta_m in summary.json.
+    #[arg(long = "baseline")]
+    baselines: Vec<std::path::PathBuf>,
+    /// The run config (data, model, optimiser, epochs, seed).
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// Runs `mentor multitask`.
+pub fn run(mut args: MultitaskArgs) -> anyhow::Result<()> {
+    let base = match (&args.config.config, args.run.resume) {
+        (Some(path), _) => RunConfig::from_file(path)?,
+        (None, true) => RunConfig::from_file(&args.run.out.join("config.toml"))?,
+        (None, false) => RunConfig::default(),
+    };
+    let mut sets = Vec::new();
+    if !matches!(base.strategy, StrategyConfig::Multitask(_)) {
+        sets.push("strategy.type=\"multitask\"".to_string());
+    }
+    if let Some(b) = &args.benchmark {
+        sets.push(format!("strategy.benchmark={b:?}"));
+    }
+    if let Some(w) = &args.weighting {
+        sets.push(format!("strategy.weighting={{type={w:?}}}"));
+    }
+    if !args.tasks.is_empty() {
+        sets.push(format!("strategy.train_tasks={:?}", args.tasks));
+    }
+    sets.append(&mut args.config.sets);
+    args.config.sets = sets;
+    let config = args.config.apply(base)?;
+    let StrategyConfig::Multitask(mt) = &config.strategy else {
+        anyhow::bail!("internal: the strategy is not multitask");
+    };
+    run_config(&config, mt, &args.baselines, args.run)
+}
+
+/// Runs a multitask `config` as `args` say and reports the summary.
+pub fn run_config(
+    config: &RunConfig,
+    mt: &MultitaskConfig,
+    baselines: &[std::path::PathBuf],
+    args: RunArgs,
+) -> anyhow::Result<()> {
+    let options = TrainOptions {
+        resume: args.resume,
+        log: args.log_format,
+        stop_after: args.stop_after,
+        device: parse_device(&args.device)?,
+        ..TrainOptions::new(&args.out)
+    };
+    let (summary, _) = run_multitask(config, mt, &options, baselines).context("multitask run")?;
+    match args.log_format {
+        LogFormat::Jsonl => println!(
+            "{}",
+            serde_json::json!({"event": "summary", "summary": summary})
+        ),
+        LogFormat::Human => {
+            let per: Vec<String> = summary
+                .tasks
+                .iter()
+                .zip(&summary.task_accuracy)
+                .map(|(n, a)| format!("{n} {a:.4}"))
+                .collect();
+            let dm = summary
+                .delta_m
+                .map_or(String::new(), |d| format!(", Delta_m {d:+.2}%"));
+            eprintln!(
+                "{} ({} weights): test accuracy {}{dm}, {} params; run in {}",
+                summary.benchmark,
+                summary.weighting,
+                per.join(", "),
+                summary.parameters,
+                args.out.display()
+            );
+        }
+        LogFormat::Quiet => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! Multitask learning: several tasks on the same inputs trained jointly, so that what
+//! one task learns helps the others (Caruana 1997; Ruder 2017's overview).
+//!
+//! Today: **hard parameter sharing** (one shared backbone, one head per task) with
+//! fixed or DWA task weights ([`weighting`]), on MultiMNIST (left and right digit,
+//! Sener & Koltun 2018) or a dataset with a coarse auxiliary task ([`benchmark`]); per-task
+//! accuracy and `Delta_m` against single-task networks. Soft sharing, cross-stitch units,
+//! uncertainty weighting and GradNorm are the next steps of the multitask issue.
+
+pub mod benchmark;
+pub mod objective;
+pub mod runner;
+pub mod weighting;
+
+use serde::{Deserialize, Serialize};
+
+pub use benchmark::{MultitaskSet, multi_digits, with_coarse_task};
+pub use objective::MultitaskObjective;
+pub use runner::{MultitaskSummary, run_multitask};
+pub use weighting::WeightingConfig;
+
+/// Which multitask data a run builds from its `[data]` set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Benchmark {
+    /// MultiMNIST-style pairs of overlaid images: tasks = left class, right class.
+    MultiDigits,
+    /// The dataset's classes plus a coarse grouping of them (`coarse_groups`).
+    Coarse,
+}
+
+/// A multitask run (`[strategy] type = "multitask"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultitaskConfig {
+    /// The tasks.
+    #[serde(default = "multi_digits_benchmark")]
+    pub benchmark: Benchmark,
+    /// For `coarse`: the group of each class (default: Fashion-MNIST's tops, trousers and
+    /// dresses, footwear, bags).
+    #[serde(default = "fashion_groups")]
+    pub coarse_groups: Vec<usize>,
+    /// The tasks to train (indices into the benchmark's tasks); empty: all. One task is
+    /// the single-task baseline, with a head for that task only.
+    #[serde(default)]
+    pub train_tasks: Vec<usize>,
+    /// Task weights.
+    #[serde(default)]
+    pub weighting: WeightingConfig,
+}
+
+fn multi_digits_benchmark() -> Benchmark {
+    Benchmark::MultiDigits
+}
+
+fn fashion_groups() -> Vec<usize> {
+    benchmark::FASHION_COARSE.to_vec()
+}
+
+impl Default for MultitaskConfig {
+    fn default() -> Self {
+        Self {
+            benchmark: multi_digits_benchmark(),
+            coarse_groups: fashion_groups(),
+            train_tasks: Vec::new(),
+            weighting: WeightingConfig::default(),
+        }
+    }
+}
+
+/// Number of tasks of every benchmark (both have two).
+pub const BENCHMARK_TASKS: usize = 2;
+
+impl MultitaskConfig {
+    /// The trained task indices.
+    pub fn trained(&self) -> Vec<usize> {
+        if self.train_tasks.is_empty() {
+            (0..BENCHMARK_TASKS).collect()
+        } else {
+            self.train_tasks.clone()
+        }
+    }
+
+    /// Checks the rules; on error (key, rule).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let mut seen = Vec::new();
+        for &t in &self.train_tasks {
+            if t >= BENCHMARK_TASKS || seen.contains(&t) {
+                return Err((
+                    "strategy.train_tasks".into(),
+                    format!(
+                        "must list distinct tasks below {BENCHMARK_TASKS}, got {:?}",
+                        self.train_tasks
+                    ),
+                ));
+            }
+            seen.push(t);
+        }
+        self.weighting.validate(self.trained().len())
+    }
+}
+
+/// `Delta_m` (Maninis et al. 2019; Vandenhende et al. 2021): the mean relative change of
+/// each task's metric against its single-task network, in percent, with the sign flipped
+/// for metrics where lower is better (all of mentor's are accuracies: higher is better):
+/// `Delta_m = 100/T * sum_i (M_i - B_i) / B_i`.
+pub fn delta_m(multitask: &[f64], single_task: &[f64]) -> f64 {
+    let t = multitask.len().min(single_task.len());
+    if t == 0 {
+        return 0.0;
+    }
+    100.0
+        * multitask
+            .iter()
+            .zip(single_task)
+            .map(|(m, b)| (m - b) / b)
+            .sum::<f64>()
+        / t as f64
+}
+
+/// Why a multitask run could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum MultitaskError {
+    /// The data cannot be turned into the benchmark.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    /// Training failed.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    /// A single-task baseline run could not be read.
+    #[error("baseline {path}: {reason}")]
+    Baseline {
+        /// The run directory.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delta_m_is_the_mean_relative_change_in_percent() {
+        // (0.99 - 0.98)/0.98 = +1.0204%, (0.90 - 0.92)/0.92 = -2.1739%; mean -0.5768%.
+        let d = delta_m(&[0.99, 0.90], &[0.98, 0.92]);
+        assert!((d - (-0.576752)).abs() < 1e-5, "{d}");
+        assert_eq!(delta_m(&[0.5], &[0.5]), 0.0);
+    }
+
+    #[test]
+    fn train_tasks_are_checked() {
+        let c = MultitaskConfig {
+            train_tasks: vec![0, 0],
+            ..MultitaskConfig::default()
+        };
+        assert!(c.validate().is_err());
+        let c = MultitaskConfig {
+            train_tasks: vec![2],
+            ..MultitaskConfig::default()
+        };
+        assert!(c.validate().is_err());
+        assert_eq!(MultitaskConfig::default().trained(), vec![0, 1]);
+    }
+}

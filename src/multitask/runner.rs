@@ -1,0 +1,229 @@
+//! A multitask run: builds the benchmark from the run's data, trains the shared network
+//! with the engine on the weighted sum of the task losses, then scores every task on its
+//! own test labels and, given single-task runs, reports `Delta_m`.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::objective::{MultitaskObjective, WeightHistory};
+use super::{Benchmark, MultitaskConfig, MultitaskError, MultitaskSet, delta_m};
+use crate::config::RunConfig;
+use crate::data::Dataset;
+use crate::engine::checkpoint::write_atomic;
+use crate::engine::{PreparedData, TrainOptions, evaluate_outputs, prepare_data, train};
+use crate::models::{Network, param_infos};
+
+/// What a finished multitask run reports (`summary.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MultitaskSummary {
+    /// The benchmark and dataset.
+    pub benchmark: String,
+    /// The names of the trained tasks.
+    pub tasks: Vec<String>,
+    /// Their indices in the benchmark.
+    pub trained_tasks: Vec<usize>,
+    /// `fixed` or `dwa`.
+    pub weighting: String,
+    /// Test accuracy of each trained task.
+    pub task_accuracy: Vec<f64>,
+    /// `Delta_m` in percent against the single-task baselines given, if any.
+    pub delta_m: Option<f64>,
+    /// The single-task accuracies `Delta_m` was computed against.
+    pub baseline_accuracy: Option<Vec<f64>>,
+    /// Epoch losses and task weights.
+    pub weights: WeightHistory,
+    /// Parameters of the network.
+    pub parameters: usize,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Seconds in training steps.
+    pub train_seconds: f64,
+    /// Wall time of this invocation.
+    pub wall_seconds: f64,
+    /// The run's seed.
+    pub seed: u64,
+    /// mentor's version.
+    pub mentor_version: String,
+}
+
+fn task_names(benchmark: Benchmark) -> [&'static str; 2] {
+    match benchmark {
+        Benchmark::MultiDigits => ["left", "right"],
+        Benchmark::Coarse => ["classes", "coarse"],
+    }
+}
+
+fn build(set: &Dataset, mt: &MultitaskConfig, seed: u64) -> Result<MultitaskSet, MultitaskError> {
+    Ok(match mt.benchmark {
+        Benchmark::MultiDigits => super::multi_digits(set, seed)?,
+        Benchmark::Coarse => super::with_coarse_task(set, &mt.coarse_groups)?,
+    })
+}
+
+/// The images labelled with task `task`'s labels shifted to its output units.
+fn shifted(
+    set: &MultitaskSet,
+    task: usize,
+    range: &Range<usize>,
+    total: usize,
+) -> Result<Dataset, MultitaskError> {
+    let labels = set.labels[task].iter().map(|l| l + range.start).collect();
+    Ok(Dataset::new(
+        set.images.images.clone(),
+        labels,
+        set.images.shape,
+        total,
+    )?)
+}
+
+/// Trains `mt` with `config`'s data, model, optimiser and schedule into `options.out`;
+/// `baselines` are single-task runs of the same benchmark (one task each) for `Delta_m`.
+pub fn run_multitask(
+    config: &RunConfig,
+    mt: &MultitaskConfig,
+    options: &TrainOptions,
+    baselines: &[PathBuf],
+) -> Result<(MultitaskSummary, Network), MultitaskError> {
+    let wall = std::time::Instant::now();
+    let data = prepare_data(&config.data, config.seed)?;
+    let train_set = build(&data.train, mt, config.seed ^ 0x7A11)?;
+    let test_set = build(&data.test, mt, config.seed ^ 0x7E57)?;
+    let val_set = match &data.val {
+        Some(v) => Some(build(v, mt, config.seed ^ 0x7A1D)?),
+        None => None,
+    };
+    let trained = mt.trained();
+    let mut outputs = Vec::new();
+    let mut start = 0;
+    for &t in &trained {
+        outputs.push(start..start + train_set.classes[t]);
+        start += train_set.classes[t];
+    }
+    let total = start;
+    let primary = 0;
+    let (pt, pr) = (trained[primary], &outputs[primary]);
+    let prepared = PreparedData {
+        train: shifted(&train_set, pt, pr, total)?,
+        val: match &val_set {
+            Some(v) => Some(shifted(v, pt, pr, total)?),
+            None => None,
+        },
+        test: shifted(&test_set, pt, pr, total)?,
+        class_names: Vec::new(),
+        normalization: data.normalization.clone(),
+    };
+    let labels = trained
+        .iter()
+        .map(|&t| train_set.labels[t].clone())
+        .collect();
+    let mut objective =
+        MultitaskObjective::new(outputs.clone(), labels, mt.weighting.clone(), primary);
+    let (run, network) = train(config, &prepared, &mut objective, options)?;
+
+    let mut task_accuracy = Vec::new();
+    for (k, &t) in trained.iter().enumerate() {
+        let test = shifted(&test_set, t, &outputs[k], total)?;
+        task_accuracy.push(evaluate_outputs(&network, &test, 1000, Some(outputs[k].clone())).1);
+    }
+    let baseline_accuracy = read_baselines(baselines, &trained)?;
+    let names = task_names(mt.benchmark);
+    let summary = MultitaskSummary {
+        benchmark: format!(
+            "{} {}",
+            match mt.benchmark {
+                Benchmark::MultiDigits => "multi-digits",
+                Benchmark::Coarse => "coarse",
+            },
+            config.data.dataset.name()
+        ),
+        tasks: trained.iter().map(|&t| names[t].to_string()).collect(),
+        trained_tasks: trained.clone(),
+        weighting: mt.weighting.name().into(),
+        delta_m: baseline_accuracy
+            .as_ref()
+            .map(|b| delta_m(&task_accuracy, b)),
+        baseline_accuracy,
+        task_accuracy,
+        weights: objective.history().clone(),
+        parameters: param_infos(&network)
+            .iter()
+            .filter(|p| p.trainable)
+            .map(|p| p.numel())
+            .sum(),
+        epochs: run.epochs,
+        train_seconds: run.train_seconds,
+        wall_seconds: wall.elapsed().as_secs_f64(),
+        seed: config.seed,
+        mentor_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let io =
+        |path: &Path, e: crate::engine::checkpoint::CheckpointError| MultitaskError::Baseline {
+            path: path.into(),
+            reason: e.to_string(),
+        };
+    let json = serde_json::to_string_pretty(&summary).unwrap_or_default();
+    let path = options.out.join("summary.json");
+    write_atomic(&path, json.as_bytes()).map_err(|e| io(&path, e))?;
+    let mut csv = String::from("epoch");
+    for n in &summary.tasks {
+        csv.push_str(&format!(",loss_{n},weight_{n}"));
+    }
+    csv.push('\n');
+    for (e, (l, w)) in summary
+        .weights
+        .losses
+        .iter()
+        .zip(&summary.weights.weights)
+        .enumerate()
+    {
+        csv.push_str(&(e + 1).to_string());
+        for (l, w) in l.iter().zip(w) {
+            csv.push_str(&format!(",{l:.6},{w:.6}"));
+        }
+        csv.push('\n');
+    }
+    let path = options.out.join("task_weights.csv");
+    write_atomic(&path, csv.as_bytes()).map_err(|e| io(&path, e))?;
+    Ok((summary, network))
+}
+
+/// Mean single-task accuracy of each trained task over the baseline runs; `None` when
+/// no baselines are given.
+fn read_baselines(dirs: &[PathBuf], trained: &[usize]) -> Result<Option<Vec<f64>>, MultitaskError> {
+    if dirs.is_empty() {
+        return Ok(None);
+    }
+    let mut by_task: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for dir in dirs {
+        let path = dir.join("summary.json");
+        let err = |reason: String| MultitaskError::Baseline {
+            path: path.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?;
+        let s: MultitaskSummary = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let [t] = s.trained_tasks.as_slice() else {
+            return Err(err(format!(
+                "a baseline trains one task, this one trains {:?}",
+                s.trained_tasks
+            )));
+        };
+        by_task.entry(*t).or_default().push(s.task_accuracy[0]);
+    }
+    trained
+        .iter()
+        .map(|t| {
+            by_task
+                .get(t)
+                .map(|v| v.iter().sum::<f64>() / v.len() as f64)
+                .ok_or_else(|| MultitaskError::Baseline {
+                    path: dirs[0].clone(),
+                    reason: format!("no single-task baseline for task {t}"),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}

@@ -100,3 +100,62 @@ fn dwa_weights_move_and_resume_exactly() {
     assert_eq!(a.weights, b.weights);
     assert_eq!(weights(&net_a), weights(&net_b));
 }
+
+#[test]
+fn soft_sharing_with_lambda_zero_trains_each_column_as_its_own_network() {
+    let dir = tempfile::tempdir().unwrap();
+    // The single-task network of task 0 ...
+    let (c, mt) = multitask(&["strategy.train_tasks=[0]", "epochs=3"]);
+    let (_, single) = run_multitask(&c, &mt, &quiet(&dir.path().join("single")), &[]).unwrap();
+    // ... and the soft-shared pair without cross-talk: column 0 draws its initial weights
+    // first from the same seed, sees the same batches and gets gradients from its own
+    // task only, so it ends bit-identical.
+    let (c, mt) = multitask(&[
+        "strategy.architecture={type=\"soft\", lambda=0.0}",
+        "epochs=3",
+    ]);
+    let (s, pair) = run_multitask(&c, &mt, &quiet(&dir.path().join("soft")), &[]).unwrap();
+    assert_eq!(s.architecture, "soft");
+    let single = weights_by_name(&single);
+    let pair = weights_by_name(&pair);
+    let column0: Vec<_> = pair
+        .iter()
+        .filter_map(|(n, w)| n.strip_prefix("mlp.0.").map(|n| (n.to_string(), w.clone())))
+        .collect();
+    assert_eq!(column0.len(), single.len());
+    assert_eq!(column0, single);
+    // With cross-talk the columns are pulled together: column 0 no longer matches.
+    let (c, mt) = multitask(&[
+        "strategy.architecture={type=\"soft\", lambda=0.01}",
+        "epochs=3",
+    ]);
+    let (_, tied) = run_multitask(&c, &mt, &quiet(&dir.path().join("tied")), &[]).unwrap();
+    let tied0: Vec<_> = weights_by_name(&tied)
+        .into_iter()
+        .filter_map(|(n, w)| n.strip_prefix("mlp.0.").map(|n| (n.to_string(), w)))
+        .collect();
+    assert_ne!(tied0, single);
+}
+
+#[test]
+fn cross_stitch_learns_its_mixing_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, mt) = multitask(&["strategy.architecture={type=\"cross-stitch\", stitch_self=0.9}"]);
+    let (s, net) = run_multitask(&c, &mt, &quiet(dir.path()), &[]).unwrap();
+    assert!(
+        s.task_accuracy.iter().all(|a| *a > 0.5),
+        "{:?}",
+        s.task_accuracy
+    );
+    let alphas: Vec<(String, Vec<u32>)> = weights_by_name(&net)
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("stitch."))
+        .collect();
+    // One 2x2 unit per hidden layer of the default MLP (two), trained away from init.
+    assert_eq!(alphas.len(), 2);
+    let init: Vec<u32> = [0.9f32, 0.1, 0.1, 0.9]
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
+    assert!(alphas.iter().all(|(_, a)| *a != init));
+}

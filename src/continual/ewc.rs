@@ -34,30 +34,13 @@ pub struct EwcTerm {
 /// The trainable parameters of `network`, flattened, in module order (batch-norm running
 /// statistics are left out). On an autodiff network they stay in the graph.
 pub fn flat_parameters(network: &Network) -> Vec<Tensor<1>> {
-    let trainable: Vec<bool> = crate::models::param_infos(network)
-        .iter()
-        .map(|p| p.trainable)
-        .collect();
-    struct Flat<'a> {
-        trainable: &'a [bool],
-        at: usize,
-        out: Vec<Tensor<1>>,
-    }
-    impl ModuleVisitor for Flat<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if self.trainable[self.at] {
-                self.out.push(param.val().flatten(0, D - 1));
-            }
-            self.at += 1;
-        }
-    }
-    let mut flat = Flat {
-        trainable: &trainable,
-        at: 0,
-        out: Vec::new(),
-    };
-    network.visit(&mut flat);
-    flat.out
+    let infos = crate::models::param_infos(network);
+    crate::models::params::flat_parameters(network)
+        .into_iter()
+        .zip(infos)
+        .filter(|(_, info)| info.trainable)
+        .map(|(p, _)| p)
+        .collect()
 }
 
 /// Per-trainable-parameter gradients of `network` in `grads` (zeros where a parameter got

@@ -78,11 +78,11 @@ impl CnnConfig {
 /// The CNN's feature extractor (`backbone.conv1`, `backbone.conv2`, `backbone.fc`).
 #[derive(Module, Debug)]
 pub struct CnnBackbone {
-    conv1: Conv2d,
-    conv2: Conv2d,
-    pool: MaxPool2d,
-    fc: Linear,
-    dropout: Dropout,
+    pub(crate) conv1: Conv2d,
+    pub(crate) conv2: Conv2d,
+    pub(crate) pool: MaxPool2d,
+    pub(crate) fc: Linear,
+    pub(crate) dropout: Dropout,
 }
 
 /// The standard small CNN classifier.

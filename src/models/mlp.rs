@@ -64,8 +64,8 @@ impl MlpConfig {
 /// The MLP's hidden layers (`backbone.fc.<i>`).
 #[derive(Module, Debug)]
 pub struct MlpBackbone {
-    fc: Vec<Linear>,
-    dropout: Dropout,
+    pub(crate) fc: Vec<Linear>,
+    pub(crate) dropout: Dropout,
 }
 
 /// A multilayer perceptron classifier.

@@ -4,6 +4,7 @@
 //! parameter groups, transfer policies and checkpoints address.
 
 pub mod cnn;
+pub mod columns;
 pub mod mlp;
 pub mod params;
 pub mod resnet;
@@ -13,6 +14,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub use cnn::{Cnn, CnnConfig};
+pub use columns::{Columns, ColumnsConfig};
 pub use mlp::{Mlp, MlpConfig};
 pub use params::{ParamInfo, param_infos};
 pub use resnet::{ResNet, ResNetConfig};
@@ -27,6 +29,8 @@ pub enum ModelConfig {
     Cnn(CnnConfig),
     /// A small ResNet for 28x28 / 32x32 inputs.
     Resnet(ResNetConfig),
+    /// One MLP or CNN column per task, optionally cross-stitched (multitask learning).
+    Columns(ColumnsConfig),
 }
 
 impl Default for ModelConfig {
@@ -42,6 +46,7 @@ impl ModelConfig {
             ModelConfig::Mlp(_) => "mlp",
             ModelConfig::Cnn(_) => "cnn",
             ModelConfig::Resnet(_) => "resnet",
+            ModelConfig::Columns(_) => "columns",
         }
     }
 
@@ -51,6 +56,7 @@ impl ModelConfig {
             ModelConfig::Mlp(c) => c.validate(),
             ModelConfig::Cnn(c) => c.validate(),
             ModelConfig::Resnet(c) => c.validate(),
+            ModelConfig::Columns(c) => c.validate(),
         }
     }
 
@@ -100,6 +106,11 @@ impl ModelConfig {
                 }
                 flops + linear(channels, num_classes)
             }
+            ModelConfig::Columns(c) => c
+                .classes
+                .iter()
+                .map(|&k| c.column.forward_flops(input, k))
+                .sum(),
         }
     }
 
@@ -116,6 +127,8 @@ impl ModelConfig {
             ModelConfig::Mlp(c) => Network::Mlp(c.init(input, num_classes, device)),
             ModelConfig::Cnn(c) => Network::Cnn(c.init(input, num_classes, device)),
             ModelConfig::Resnet(c) => Network::Resnet(c.init(input, num_classes, device)),
+            // The columns' classes fix the outputs; `num_classes` is their sum.
+            ModelConfig::Columns(c) => Network::Columns(c.init(input, device)),
         };
         // Listing the parameters reads each one, which initialises it.
         let _ = param_infos(&network);
@@ -134,6 +147,8 @@ pub enum Network {
     Cnn(Cnn),
     /// See [`ResNet`].
     Resnet(ResNet),
+    /// See [`Columns`].
+    Columns(Columns),
 }
 
 impl Network {
@@ -143,6 +158,7 @@ impl Network {
             Network::Mlp(m) => m.forward(images),
             Network::Cnn(m) => m.forward(images),
             Network::Resnet(m) => m.forward(images),
+            Network::Columns(m) => m.forward(images),
         }
     }
 
@@ -152,6 +168,7 @@ impl Network {
             Network::Mlp(m) => m.head.forward(features),
             Network::Cnn(m) => m.head.forward(features),
             Network::Resnet(m) => m.head.forward(features),
+            Network::Columns(m) => m.head_forward(features),
         }
     }
 
@@ -161,6 +178,7 @@ impl Network {
             Network::Mlp(m) => m.features(images),
             Network::Cnn(m) => m.features(images),
             Network::Resnet(m) => m.features(images),
+            Network::Columns(m) => m.features(images),
         }
     }
 }

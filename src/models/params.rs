@@ -67,3 +67,17 @@ pub fn param_infos(network: &Network) -> Vec<ParamInfo> {
     network.visit(&mut c);
     c.out
 }
+
+/// Every float tensor of `module`, flattened, in module order. On an autodiff module they
+/// stay in the graph (penalties on weights differentiate through them).
+pub fn flat_parameters<M: Module>(module: &M) -> Vec<Tensor<1>> {
+    struct Flat(Vec<Tensor<1>>);
+    impl ModuleVisitor for Flat {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.val().flatten(0, D - 1));
+        }
+    }
+    let mut flat = Flat(Vec::new());
+    module.visit(&mut flat);
+    flat.0
+}

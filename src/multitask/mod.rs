@@ -1,11 +1,13 @@
 //! Multitask learning: several tasks on the same inputs trained jointly, so that what
 //! one task learns helps the others (Caruana 1997; Ruder 2017's overview).
 //!
-//! Today: **hard parameter sharing** (one shared backbone, one head per task) with
-//! fixed or DWA task weights ([`weighting`]), on MultiMNIST (left and right digit,
-//! Sener & Koltun 2018) or a dataset with a coarse auxiliary task ([`benchmark`]); per-task
-//! accuracy and `Delta_m` against single-task networks. Soft sharing, cross-stitch units,
-//! uncertainty weighting and GradNorm are the next steps of the multitask issue.
+//! Architectures ([`Architecture`]): **hard parameter sharing** (one shared backbone, one
+//! head per task), **soft sharing** (a column per task tied by an L2 cross-talk penalty)
+//! and **cross-stitch units** between task columns ([`crate::models::columns`]); fixed or
+//! DWA task weights ([`weighting`]); MultiMNIST (left and right digit, Sener & Koltun
+//! 2018) or a dataset with a coarse auxiliary task ([`benchmark`]); per-task accuracy and
+//! `Delta_m` against single-task networks. Uncertainty weighting and GradNorm are the
+//! multitask issue's next step.
 
 pub mod benchmark;
 pub mod objective;
@@ -29,6 +31,44 @@ pub enum Benchmark {
     Coarse,
 }
 
+/// How the tasks share parameters (`[strategy.architecture]`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Architecture {
+    /// Hard parameter sharing: the run's model is the shared backbone, with one head per
+    /// task.
+    #[default]
+    Hard,
+    /// Soft sharing: one column (a copy of the run's model) per task, tied by
+    /// `lambda * sum_layers ||W_A - W_B||^2` over corresponding backbone layers.
+    Soft {
+        /// Strength of the L2 cross-talk penalty.
+        lambda: f64,
+    },
+    /// Cross-stitch units (Misra et al. 2016) between the task columns after every
+    /// backbone stage.
+    CrossStitch {
+        /// Initial weight of a column's own activation (the rest is shared equally).
+        #[serde(default = "stitch_self")]
+        stitch_self: f64,
+    },
+}
+
+fn stitch_self() -> f64 {
+    0.9
+}
+
+impl Architecture {
+    /// Short name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Architecture::Hard => "hard",
+            Architecture::Soft { .. } => "soft",
+            Architecture::CrossStitch { .. } => "cross-stitch",
+        }
+    }
+}
+
 /// A multitask run (`[strategy] type = "multitask"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +87,9 @@ pub struct MultitaskConfig {
     /// Task weights.
     #[serde(default)]
     pub weighting: WeightingConfig,
+    /// How the tasks share parameters.
+    #[serde(default)]
+    pub architecture: Architecture,
 }
 
 fn multi_digits_benchmark() -> Benchmark {
@@ -64,6 +107,7 @@ impl Default for MultitaskConfig {
             coarse_groups: fashion_groups(),
             train_tasks: Vec::new(),
             weighting: WeightingConfig::default(),
+            architecture: Architecture::default(),
         }
     }
 }
@@ -96,6 +140,31 @@ impl MultitaskConfig {
             }
             seen.push(t);
         }
+        match &self.architecture {
+            Architecture::Hard => {}
+            _ if self.trained().len() < 2 => {
+                return Err((
+                    "strategy.architecture".into(),
+                    format!(
+                        "{} sharing needs >= 2 trained tasks (a single-task baseline is hard)",
+                        self.architecture.name()
+                    ),
+                ));
+            }
+            Architecture::Soft { lambda } if !(lambda.is_finite() && *lambda >= 0.0) => {
+                return Err((
+                    "strategy.architecture.lambda".into(),
+                    format!("must be >= 0, got {lambda}"),
+                ));
+            }
+            Architecture::CrossStitch { stitch_self } if !(0.0..=1.0).contains(stitch_self) => {
+                return Err((
+                    "strategy.architecture.stitch_self".into(),
+                    format!("must be in [0, 1], got {stitch_self}"),
+                ));
+            }
+            _ => {}
+        }
         self.weighting.validate(self.trained().len())
     }
 }
@@ -127,6 +196,9 @@ pub enum MultitaskError {
     /// Training failed.
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    /// The run's model cannot be made into task columns.
+    #[error("multitask architecture: {0}")]
+    Architecture(String),
     /// A single-task baseline run could not be read.
     #[error("baseline {path}: {reason}")]
     Baseline {

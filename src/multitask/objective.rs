@@ -30,6 +30,7 @@ pub struct MultitaskObjective {
     weighting: WeightingConfig,
     primary: usize,
     current: Vec<f64>,
+    soft_lambda: f64,
     sums: Vec<f64>,
     count: usize,
     history: WeightHistory,
@@ -51,10 +52,18 @@ impl MultitaskObjective {
             labels,
             weighting,
             primary,
+            soft_lambda: 0.0,
             sums: vec![0.0; k],
             count: 0,
             history: WeightHistory::default(),
         }
+    }
+
+    /// Adds soft sharing's cross-talk penalty `lambda * sum_{a<b} sum_layers ||W_a -
+    /// W_b||^2` over corresponding backbone parameters of the network's columns.
+    pub fn with_soft_sharing(mut self, lambda: f64) -> Self {
+        self.soft_lambda = lambda;
+        self
     }
 
     /// The epoch losses and weights so far.
@@ -84,6 +93,25 @@ impl Objective for MultitaskObjective {
             });
         }
         self.count += b;
+        if self.soft_lambda > 0.0
+            && let Network::Columns(columns) = network
+        {
+            let params: Vec<Vec<Tensor<1>>> = (0..columns.len())
+                .map(|c| columns.backbone_parameters(c))
+                .collect();
+            for a in 0..params.len() {
+                for c in a + 1..params.len() {
+                    for (x, y) in params[a].iter().zip(&params[c]) {
+                        let d = x.clone() - y.clone();
+                        let term = (d.clone() * d).sum().mul_scalar(self.soft_lambda as f32);
+                        loss = Some(match loss {
+                            None => term,
+                            Some(l) => l + term,
+                        });
+                    }
+                }
+            }
+        }
         let primary = self.outputs[self.primary].clone();
         StepOutput {
             loss: loss.unwrap_or_else(|| Tensor::zeros([1], &device)),

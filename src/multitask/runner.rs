@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::objective::{MultitaskObjective, WeightHistory};
-use super::{Benchmark, MultitaskConfig, MultitaskError, MultitaskSet, delta_m};
+use super::{Architecture, Benchmark, MultitaskConfig, MultitaskError, MultitaskSet, delta_m};
 use crate::config::RunConfig;
 use crate::data::Dataset;
 use crate::engine::checkpoint::write_atomic;
 use crate::engine::{PreparedData, TrainOptions, evaluate_outputs, prepare_data, train};
-use crate::models::{Network, param_infos};
+use crate::models::{ColumnsConfig, ModelConfig, Network, param_infos};
 
 /// What a finished multitask run reports (`summary.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +27,9 @@ pub struct MultitaskSummary {
     pub trained_tasks: Vec<usize>,
     /// `fixed` or `dwa`.
     pub weighting: String,
+    /// `hard`, `soft` or `cross-stitch` (empty in summaries from before it was recorded).
+    #[serde(default)]
+    pub architecture: String,
     /// Test accuracy of each trained task.
     pub task_accuracy: Vec<f64>,
     /// `Delta_m` in percent against the single-task baselines given, if any.
@@ -121,7 +124,31 @@ pub fn run_multitask(
         .collect();
     let mut objective =
         MultitaskObjective::new(outputs.clone(), labels, mt.weighting.clone(), primary);
-    let (run, network) = train(config, &prepared, &mut objective, options)?;
+    // Soft sharing and cross-stitch train one column of the run's model per task.
+    let mut run_config = config.clone();
+    match &mt.architecture {
+        Architecture::Hard => {}
+        arch => {
+            let (cross_stitch, stitch_self) = match arch {
+                Architecture::CrossStitch { stitch_self } => (true, *stitch_self),
+                _ => (false, 0.9),
+            };
+            if let Architecture::Soft { lambda } = arch {
+                objective = objective.with_soft_sharing(*lambda);
+            }
+            let columns = ColumnsConfig {
+                column: Box::new(config.model.clone()),
+                classes: trained.iter().map(|&t| train_set.classes[t]).collect(),
+                cross_stitch,
+                stitch_self,
+            };
+            columns
+                .validate()
+                .map_err(|(k, r)| MultitaskError::Architecture(format!("{k}: {r}")))?;
+            run_config.model = ModelConfig::Columns(columns);
+        }
+    }
+    let (run, network) = train(&run_config, &prepared, &mut objective, options)?;
 
     let mut task_accuracy = Vec::new();
     for (k, &t) in trained.iter().enumerate() {
@@ -142,6 +169,7 @@ pub fn run_multitask(
         tasks: trained.iter().map(|&t| names[t].to_string()).collect(),
         trained_tasks: trained.clone(),
         weighting: mt.weighting.name().into(),
+        architecture: mt.architecture.name().into(),
         delta_m: baseline_accuracy
             .as_ref()
             .map(|b| delta_m(&task_accuracy, b)),

@@ -73,32 +73,74 @@ fn coarse_auxiliary_task_builds_from_any_grouping() {
 }
 
 #[test]
-fn dwa_weights_move_and_resume_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let (c, mt) = multitask(&["strategy.weighting={type=\"dwa\", temperature=0.5}"]);
-    let (a, net_a) = run_multitask(&c, &mt, &quiet(&dir.path().join("a")), &[]).unwrap();
-    // From epoch 3 on DWA departs from equal weights, and they always sum to K = 2.
-    assert!(
-        a.weights.weights[3].iter().any(|w| (w - 1.0).abs() > 1e-4),
-        "{:?}",
-        a.weights
-    );
-    for w in &a.weights.weights {
-        assert!((w.iter().sum::<f64>() - 2.0).abs() < 1e-9);
+fn dynamic_weights_move_and_resume_exactly() {
+    for weighting in [
+        "{type=\"dwa\", temperature=0.5}",
+        "{type=\"uncertainty\"}",
+        "{type=\"gradnorm\", alpha=1.5}",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let set = format!("strategy.weighting={weighting}");
+        let (c, mt) = multitask(&[&set]);
+        let (a, net_a) = run_multitask(&c, &mt, &quiet(&dir.path().join("a")), &[]).unwrap();
+        // By the fourth epoch the weights have left their start (equal weights; 0.5 for
+        // uncertainty's 1 / (2 exp(0))).
+        let start = a.weights.weights[0][0];
+        assert!(
+            a.weights.weights[3]
+                .iter()
+                .any(|w| (w - start).abs() > 1e-4),
+            "{weighting}: {:?}",
+            a.weights
+        );
+        let out = dir.path().join("b");
+        let first = TrainOptions {
+            stop_after: Some(3),
+            ..quiet(&out)
+        };
+        run_multitask(&c, &mt, &first, &[]).unwrap();
+        let second = TrainOptions {
+            resume: true,
+            ..quiet(&out)
+        };
+        let (b, net_b) = run_multitask(&c, &mt, &second, &[]).unwrap();
+        assert_eq!(a.weights, b.weights, "{weighting}");
+        assert_eq!(weights(&net_a), weights(&net_b), "{weighting}");
     }
-    let out = dir.path().join("b");
-    let first = TrainOptions {
-        stop_after: Some(3),
-        ..quiet(&out)
-    };
-    run_multitask(&c, &mt, &first, &[]).unwrap();
-    let second = TrainOptions {
-        resume: true,
-        ..quiet(&out)
-    };
-    let (b, net_b) = run_multitask(&c, &mt, &second, &[]).unwrap();
-    assert_eq!(a.weights, b.weights);
-    assert_eq!(weights(&net_a), weights(&net_b));
+}
+
+#[test]
+fn dwa_and_gradnorm_weights_sum_to_the_task_count() {
+    for weighting in ["{type=\"dwa\"}", "{type=\"gradnorm\"}"] {
+        let dir = tempfile::tempdir().unwrap();
+        let set = format!("strategy.weighting={weighting}");
+        let (c, mt) = multitask(&[&set]);
+        let (s, _) = run_multitask(&c, &mt, &quiet(dir.path()), &[]).unwrap();
+        for w in &s.weights.weights {
+            assert!(
+                (w.iter().sum::<f64>() - 2.0).abs() < 1e-6,
+                "{weighting}: {w:?}"
+            );
+        }
+    }
+    // GradNorm needs the shared representation of hard sharing.
+    let sets: Vec<String> = [
+        "strategy.type=\"multitask\"",
+        "strategy.weighting={type=\"gradnorm\"}",
+        "strategy.architecture={type=\"soft\", lambda=0.1}",
+    ]
+    .map(String::from)
+    .to_vec();
+    let err = RunConfig::default()
+        .with_overrides(&sets)
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("strategy.weighting") && err.contains("hard"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -172,6 +172,17 @@ impl Network {
         }
     }
 
+    /// The head's weight `[F, classes]` (Burn's `Linear` layout), for closed-form
+    /// gradients with respect to the features; `None` for task columns.
+    pub fn head_weight(&self) -> Option<Tensor<2>> {
+        match self {
+            Network::Mlp(m) => Some(m.head.weight.val()),
+            Network::Cnn(m) => Some(m.head.weight.val()),
+            Network::Resnet(m) => Some(m.head.weight.val()),
+            Network::Columns(_) => None,
+        }
+    }
+
     /// The backbone's features `[B, F]`, the input of the head.
     pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
         match self {

@@ -3,11 +3,11 @@
 //!
 //! Architectures ([`Architecture`]): **hard parameter sharing** (one shared backbone, one
 //! head per task), **soft sharing** (a column per task tied by an L2 cross-talk penalty)
-//! and **cross-stitch units** between task columns ([`crate::models::columns`]); fixed or
-//! DWA task weights ([`weighting`]); MultiMNIST (left and right digit, Sener & Koltun
+//! and **cross-stitch units** between task columns ([`crate::models::columns`]);
+//! MultiMNIST (left and right digit, Sener & Koltun
 //! 2018) or a dataset with a coarse auxiliary task ([`benchmark`]); per-task accuracy and
-//! `Delta_m` against single-task networks. Uncertainty weighting and GradNorm are the
-//! multitask issue's next step.
+//! `Delta_m` against single-task networks; task weights fixed, DWA, uncertainty or
+//! GradNorm ([`weighting`]).
 
 pub mod benchmark;
 pub mod objective;
@@ -139,6 +139,15 @@ impl MultitaskConfig {
                 ));
             }
             seen.push(t);
+        }
+        if matches!(self.weighting, WeightingConfig::Gradnorm { .. })
+            && self.architecture != Architecture::Hard
+        {
+            return Err((
+                "strategy.weighting".into(),
+                "GradNorm takes the gradient on the shared representation: it needs hard sharing"
+                    .into(),
+            ));
         }
         match &self.architecture {
             Architecture::Hard => {}

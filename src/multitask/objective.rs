@@ -6,21 +6,35 @@
 use std::ops::Range;
 
 use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::activation::softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::weighting::WeightingConfig;
+use super::weighting::{ScalarAdam, WeightingConfig, gradnorm_gradient, uncertainty_gradient};
 use crate::data::Batch;
 use crate::engine::{Objective, StepOutput, mask_outputs};
 use crate::models::Network;
 
-/// What the objective remembers across epochs (checkpointed for an exact resume).
+/// The epoch losses and task weights of a run.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct WeightHistory {
     /// Epoch-mean training loss of each task, one row per finished epoch.
     pub losses: Vec<Vec<f64>>,
-    /// The weights each epoch used, one row per finished epoch.
+    /// The weights each epoch used (learned weights: their mean over the epoch's steps),
+    /// one row per finished epoch.
     pub weights: Vec<Vec<f64>>,
+}
+
+/// What the objective remembers across steps and epochs (checkpointed for an exact
+/// resume).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+struct ObjectiveState {
+    history: WeightHistory,
+    /// Learned values: uncertainty's log-variances or GradNorm's weights.
+    learned: Vec<f64>,
+    adam: ScalarAdam,
+    /// GradNorm's first-step task losses.
+    initial: Vec<f64>,
 }
 
 /// `sum_i w_i(t) CE_i` over the trained tasks.
@@ -32,8 +46,10 @@ pub struct MultitaskObjective {
     current: Vec<f64>,
     soft_lambda: f64,
     sums: Vec<f64>,
+    weight_sums: Vec<f64>,
+    steps: usize,
     count: usize,
-    history: WeightHistory,
+    state: ObjectiveState,
 }
 
 impl MultitaskObjective {
@@ -46,17 +62,73 @@ impl MultitaskObjective {
         primary: usize,
     ) -> Self {
         let k = outputs.len();
+        let mut state = ObjectiveState::default();
+        let current = match &weighting {
+            WeightingConfig::Uncertainty { .. } => {
+                state.learned = vec![0.0; k];
+                vec![0.5; k]
+            }
+            WeightingConfig::Gradnorm { .. } => {
+                state.learned = vec![1.0; k];
+                vec![1.0; k]
+            }
+            other => other.weights(k, &[]),
+        };
         Self {
-            current: weighting.weights(k, &[]),
+            current,
             outputs,
             labels,
             weighting,
             primary,
             soft_lambda: 0.0,
             sums: vec![0.0; k],
+            weight_sums: vec![0.0; k],
+            steps: 0,
             count: 0,
-            history: WeightHistory::default(),
+            state,
         }
+    }
+
+    /// The weights of the next step from the learned values.
+    fn learned_weights(&self) -> Vec<f64> {
+        match &self.weighting {
+            WeightingConfig::Uncertainty { .. } => self
+                .state
+                .learned
+                .iter()
+                .map(|s| 0.5 * (-s).exp())
+                .collect(),
+            _ => self.state.learned.clone(),
+        }
+    }
+
+    /// `||d CE_t / d h||` per task for the features `h` `[B, F]` under a linear head:
+    /// `(softmax(z_t) - onehot(y_t)) W_t^T / B`, in closed form.
+    fn representation_gradient_norms(
+        &self,
+        network: &Network,
+        logits: &Tensor<2>,
+        indices: &[usize],
+    ) -> Option<Vec<f64>> {
+        let weight = network.head_weight()?.detach();
+        let device = logits.device();
+        let b = indices.len();
+        let [f, _] = weight.dims();
+        let mut norms = Vec::with_capacity(self.outputs.len());
+        for (t, range) in self.outputs.iter().enumerate() {
+            let c = range.len();
+            let mut onehot = vec![0.0f32; b * c];
+            for (row, &i) in indices.iter().enumerate() {
+                onehot[row * c + self.labels[t][i]] = 1.0;
+            }
+            let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [b, c]), &device);
+            let z = logits.clone().detach().slice([0..b, range.clone()]);
+            let p = softmax(z, 1) - onehot;
+            let w_t = weight.clone().slice([0..f, range.clone()]);
+            let grad = p.matmul(w_t.transpose()).div_scalar(b as f32);
+            norms.push((grad.clone() * grad).sum().sqrt().into_scalar::<f32>() as f64);
+        }
+        Some(norms)
     }
 
     /// Adds soft sharing's cross-talk penalty `lambda * sum_{a<b} sum_layers ||W_a -
@@ -68,7 +140,7 @@ impl MultitaskObjective {
 
     /// The epoch losses and weights so far.
     pub fn history(&self) -> &WeightHistory {
-        &self.history
+        &self.state.history
     }
 }
 
@@ -78,6 +150,7 @@ impl Objective for MultitaskObjective {
         let logits = network.forward(batch.images.clone());
         let b = indices.len();
         let mut loss: Option<Tensor<1>> = None;
+        let mut step_losses = Vec::with_capacity(self.outputs.len());
         for (t, range) in self.outputs.iter().enumerate() {
             let labels: Vec<i64> = indices.iter().map(|&i| self.labels[t][i] as i64).collect();
             let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), &device);
@@ -85,7 +158,10 @@ impl Objective for MultitaskObjective {
             let ce = CrossEntropyLossConfig::new()
                 .init(&device)
                 .forward(task_logits, labels);
-            self.sums[t] += ce.clone().into_scalar::<f32>() as f64 * b as f64;
+            let value = ce.clone().into_scalar::<f32>() as f64;
+            step_losses.push(value);
+            self.sums[t] += value * b as f64;
+            self.weight_sums[t] += self.current[t];
             let weighted = ce.mul_scalar(self.current[t] as f32);
             loss = Some(match loss {
                 None => weighted,
@@ -93,6 +169,40 @@ impl Objective for MultitaskObjective {
             });
         }
         self.count += b;
+        self.steps += 1;
+        match self.weighting.clone() {
+            WeightingConfig::Uncertainty { lr } => {
+                // The regulariser sum_i s_i / 2 is constant for the network's gradients;
+                // it is in the loss so the reported value is Kendall et al.'s objective.
+                let reg: f64 = self.state.learned.iter().sum::<f64>() / 2.0;
+                loss = loss.map(|l| l.add_scalar(reg as f32));
+                let grad = uncertainty_gradient(&self.state.learned, &step_losses);
+                self.state.adam.step(&mut self.state.learned, &grad, lr);
+                self.current = self.learned_weights();
+            }
+            WeightingConfig::Gradnorm { alpha, lr } => {
+                if self.state.initial.is_empty() {
+                    self.state.initial = step_losses.clone();
+                }
+                if let Some(norms) = self.representation_gradient_norms(network, &logits, indices) {
+                    let grad = gradnorm_gradient(
+                        &self.state.learned,
+                        &norms,
+                        &step_losses,
+                        &self.state.initial,
+                        alpha,
+                    );
+                    self.state.adam.step(&mut self.state.learned, &grad, lr);
+                    // Weights stay positive and sum to K (Chen et al.'s renormalisation).
+                    let k = self.state.learned.len() as f64;
+                    self.state.learned.iter_mut().for_each(|w| *w = w.max(1e-3));
+                    let sum: f64 = self.state.learned.iter().sum();
+                    self.state.learned.iter_mut().for_each(|w| *w *= k / sum);
+                    self.current = self.learned_weights();
+                }
+            }
+            _ => {}
+        }
         if self.soft_lambda > 0.0
             && let Network::Columns(columns) = network
         {
@@ -125,26 +235,37 @@ impl Objective for MultitaskObjective {
 
     fn end_epoch(&mut self, _epoch: usize) {
         let n = self.count.max(1) as f64;
-        self.history
+        let steps = self.steps.max(1) as f64;
+        let history = &mut self.state.history;
+        history
             .losses
             .push(self.sums.iter().map(|s| s / n).collect());
-        self.history.weights.push(self.current.clone());
+        history
+            .weights
+            .push(self.weight_sums.iter().map(|w| w / steps).collect());
         self.sums.iter_mut().for_each(|s| *s = 0.0);
+        self.weight_sums.iter_mut().for_each(|s| *s = 0.0);
         self.count = 0;
-        self.current = self
-            .weighting
-            .weights(self.outputs.len(), &self.history.losses);
+        self.steps = 0;
+        if !self.weighting.is_learned() {
+            self.current = self
+                .weighting
+                .weights(self.outputs.len(), &self.state.history.losses);
+        }
     }
 
     fn state(&self) -> Option<serde_json::Value> {
-        serde_json::to_value(&self.history).ok()
+        serde_json::to_value(&self.state).ok()
     }
 
     fn restore(&mut self, state: &serde_json::Value) -> Result<(), String> {
-        self.history = serde_json::from_value(state.clone()).map_err(|e| e.to_string())?;
-        self.current = self
-            .weighting
-            .weights(self.outputs.len(), &self.history.losses);
+        self.state = serde_json::from_value(state.clone()).map_err(|e| e.to_string())?;
+        self.current = if self.weighting.is_learned() {
+            self.learned_weights()
+        } else {
+            self.weighting
+                .weights(self.outputs.len(), &self.state.history.losses)
+        };
         Ok(())
     }
 }

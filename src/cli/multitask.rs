@@ -16,9 +16,14 @@ pub struct MultitaskArgs {
     /// multi-digits (MultiMNIST-style left/right digit) or coarse (classes + coarse groups).
     #[arg(long)]
     benchmark: Option<String>,
-    /// Task weighting: fixed (equal unless strategy.weighting.weights is set) or dwa.
+    /// Task weighting: fixed (equal unless strategy.weighting.weights is set), dwa,
+    /// uncertainty or gradnorm.
     #[arg(long)]
     weighting: Option<String>,
+    /// Parameter sharing: hard, soft (needs --set strategy.architecture.lambda=...) or
+    /// cross-stitch.
+    #[arg(long)]
+    architecture: Option<String>,
     /// Train only these tasks (a single task: the single-task baseline), e.g. --task 0.
     #[arg(long = "task")]
     tasks: Vec<usize>,
@@ -48,6 +53,9 @@ pub fn run(mut args: MultitaskArgs) -> anyhow::Result<()> {
     }
     if let Some(w) = &args.weighting {
         sets.push(format!("strategy.weighting={{type={w:?}}}"));
+    }
+    if let Some(a) = &args.architecture {
+        sets.push(format!("strategy.architecture={{type={a:?}}}"));
     }
     if !args.tasks.is_empty() {
         sets.push(format!("strategy.train_tasks={:?}", args.tasks));
@@ -92,8 +100,9 @@ pub fn run_config(
                 .delta_m
                 .map_or(String::new(), |d| format!(", Delta_m {d:+.2}%"));
             eprintln!(
-                "{} ({} weights): test accuracy {}{dm}, {} params; run in {}",
+                "{} ({} sharing, {} weights): test accuracy {}{dm}, {} params; run in {}",
                 summary.benchmark,
+                summary.architecture,
                 summary.weighting,
                 per.join(", "),
                 summary.parameters,

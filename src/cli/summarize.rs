@@ -1,5 +1,6 @@
-//! `mentor summarize`: test accuracy (or, for continual runs, average accuracy, backward
-//! transfer and forgetting) of run directories, grouped by name with the seed suffix
+//! `mentor summarize`: test accuracy (for continual runs average accuracy, backward
+//! transfer and forgetting; for multitask runs per-task accuracy and Delta_m) of run
+//! directories, grouped by name with the seed suffix
 //! (`-s<N>`) removed, as mean ± sample standard deviation.
 
 use std::collections::BTreeMap;
@@ -9,6 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use mentor::continual::ContinualSummary;
 use mentor::engine::RunSummary;
+use mentor::multitask::MultitaskSummary;
 
 /// Arguments of `mentor summarize`.
 #[derive(Debug, Args)]
@@ -50,11 +52,16 @@ pub fn mean_std(values: &[f64]) -> (f64, f64) {
 pub fn run(args: SummarizeArgs) -> anyhow::Result<()> {
     let mut groups: BTreeMap<String, Vec<RunSummary>> = BTreeMap::new();
     let mut continual: BTreeMap<String, Vec<ContinualSummary>> = BTreeMap::new();
+    let mut multitask: BTreeMap<String, Vec<MultitaskSummary>> = BTreeMap::new();
     for dir in &args.runs {
         let path = dir.join("summary.json");
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
-        if text.contains("\"average_accuracy\"") {
+        if text.contains("\"task_accuracy\"") {
+            let s: MultitaskSummary = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            multitask.entry(group_name(dir)).or_default().push(s);
+        } else if text.contains("\"average_accuracy\"") {
             let s: ContinualSummary = serde_json::from_str(&text)
                 .with_context(|| format!("parsing {}", path.display()))?;
             continual.entry(group_name(dir)).or_default().push(s);
@@ -101,6 +108,36 @@ pub fn run(args: SummarizeArgs) -> anyhow::Result<()> {
         println!(
             "| {name} | {} | {acc:.2} ± {acc_sd:.2} | {bwt:+.2} ± {bwt_sd:.2} | {fgt:.2} ± {fgt_sd:.2} | {secs:.0} |",
             runs.len()
+        );
+    }
+    if !multitask.is_empty() {
+        println!(
+            "| run | seeds | tasks | test accuracy % per task (mean ± std) | Delta_m % | parameters | train s (mean) |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+    }
+    for (name, runs) in &multitask {
+        let per_task: Vec<String> = (0..runs[0].task_accuracy.len())
+            .map(|t| {
+                let accs: Vec<f64> = runs.iter().map(|r| 100.0 * r.task_accuracy[t]).collect();
+                let (m, s) = mean_std(&accs);
+                format!("{m:.2} ± {s:.2}")
+            })
+            .collect();
+        let deltas: Vec<f64> = runs.iter().filter_map(|r| r.delta_m).collect();
+        let dm = if deltas.len() == runs.len() {
+            let (m, s) = mean_std(&deltas);
+            format!("{m:+.2} ± {s:.2}")
+        } else {
+            "-".into()
+        };
+        let secs = runs.iter().map(|r| r.train_seconds).sum::<f64>() / runs.len() as f64;
+        println!(
+            "| {name} | {} | {} | {} | {dm} | {} | {secs:.0} |",
+            runs.len(),
+            runs[0].tasks.join(" / "),
+            per_task.join(" / "),
+            runs[0].parameters
         );
     }
     Ok(())

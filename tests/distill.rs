@@ -73,6 +73,8 @@ fn cached_and_per_batch_losses_agree_on_a_batch() {
             temperature: 3.0,
             lambda: 0.6,
             cache_teacher: cache,
+            hint_weight: 0.0,
+            hint_lr: 1e-3,
         };
         let mut objective = KnowledgeDistillation::new(teacher_net.clone(), &kd, &data.train);
         assert_eq!(objective.is_cached(), cache);
@@ -125,4 +127,33 @@ fn temperature_and_lambda_are_validated() {
         bad("lambda", "1.5"),
         "config key `strategy.lambda`: must be in [0, 1], got 1.5"
     );
+}
+
+#[test]
+fn fitnets_hints_train_cached_or_not_alike_and_resume_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = teacher(dir.path(), &[]);
+    let run = |cache: bool, hint: f64, out: &str, stop: Option<usize>, resume: bool| {
+        let mut sets = student_sets(&ckpt, cache);
+        sets.push(format!("strategy.hint_weight={hint}"));
+        sets.push("epochs=4".into());
+        let cfg = config(&sets);
+        let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+        let mut objective = build_objective(&cfg.strategy, &data, &Device::flex()).unwrap();
+        let opts = mentor::engine::TrainOptions {
+            stop_after: stop,
+            resume,
+            ..quiet(&dir.path().join(out))
+        };
+        let (_, net) = train(&cfg, &data, objective.as_mut(), &opts).unwrap();
+        weights(&net).concat()
+    };
+    let hinted = run(true, 0.5, "hint-cached", None, false);
+    // The teacher's features cached once or computed per batch: the same student.
+    assert_eq!(hinted, run(false, 0.5, "hint-per-batch", None, false));
+    // The hint term changes what the student learns.
+    assert_ne!(hinted, run(true, 0.0, "no-hint", None, false));
+    // The adapter (and its Adam state) is part of the checkpoint: exact resume.
+    run(true, 0.5, "hint-resumed", Some(2), false);
+    assert_eq!(hinted, run(true, 0.5, "hint-resumed", None, true));
 }

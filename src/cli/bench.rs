@@ -210,6 +210,8 @@ fn run_kd_epoch(samples: usize) -> anyhow::Result<Vec<BenchResult>> {
             temperature: 4.0,
             lambda: 0.9,
             cache_teacher: cache,
+            hint_weight: 0.0,
+            hint_lr: 1e-3,
         };
         let setup = Instant::now();
         let mut objective = KnowledgeDistillation::new(teacher.clone(), &kd, &data);

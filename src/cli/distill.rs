@@ -23,6 +23,10 @@ pub struct DistillArgs {
     /// Run the teacher on every batch instead of caching its logits once.
     #[arg(long)]
     no_cache: bool,
+    /// Weight of the FitNets hint term (student features regress the teacher's through a
+    /// learned adapter); 0 (default) leaves it out.
+    #[arg(long)]
+    hint_weight: Option<f64>,
     /// The student's run config (its model is the student).
     #[command(flatten)]
     config: ConfigArgs,
@@ -50,6 +54,9 @@ pub fn run(mut args: DistillArgs) -> anyhow::Result<()> {
     }
     if let Some(l) = args.lambda {
         sets.push(format!("strategy.lambda={l:e}"));
+    }
+    if let Some(h) = args.hint_weight {
+        sets.push(format!("strategy.hint_weight={h:e}"));
     }
     if args.no_cache {
         sets.push("strategy.cache_teacher=false".into());

@@ -2,8 +2,10 @@
 //! network's temperature-softened outputs train a lighter *student*. The teacher runs in
 //! inference mode and never receives gradients; without input augmentation its logits
 //! are computed once for the whole training set and reused every epoch
-//! ([`ExampleCache`]), otherwise once per batch.
+//! ([`ExampleCache`]), otherwise once per batch. An optional FitNets hint term
+//! ([`hints`]) makes the student's features regress the teacher's.
 
+pub mod hints;
 pub mod loss;
 
 use std::path::PathBuf;
@@ -18,6 +20,7 @@ use crate::engine::restore::{RestoreError, load_network};
 use crate::engine::{Objective, StepOutput};
 use crate::models::Network;
 
+use hints::{HintRegressor, HintState};
 pub use loss::{distillation_loss, soft_targets};
 
 /// `[strategy] type = "distill"`: where the teacher is and how to distil.
@@ -36,6 +39,20 @@ pub struct DistillConfig {
     /// not augmented) instead of once per batch.
     #[serde(default = "yes")]
     pub cache_teacher: bool,
+    /// Weight of the FitNets hint term (Romero et al. 2015): the student's backbone
+    /// features regress the teacher's through a learned linear adapter; 0 turns it off.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hint_weight: f64,
+    /// Adam learning rate of the hint adapter.
+    #[serde(default = "default_hint_lr")]
+    pub hint_lr: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+fn default_hint_lr() -> f64 {
+    1e-3
 }
 
 fn default_temperature() -> f64 {
@@ -61,6 +78,18 @@ impl DistillConfig {
             return Err((
                 "strategy.lambda".into(),
                 format!("must be in [0, 1], got {}", self.lambda),
+            ));
+        }
+        if !(self.hint_weight.is_finite() && self.hint_weight >= 0.0) {
+            return Err((
+                "strategy.hint_weight".into(),
+                format!("must be >= 0, got {}", self.hint_weight),
+            ));
+        }
+        if !(self.hint_lr.is_finite() && self.hint_lr > 0.0) {
+            return Err((
+                "strategy.hint_lr".into(),
+                format!("must be > 0, got {}", self.hint_lr),
             ));
         }
         if self.teacher.as_os_str().is_empty() {
@@ -101,6 +130,10 @@ pub struct KnowledgeDistillation {
     cache: Option<ExampleCache>,
     temperature: f64,
     lambda: f64,
+    hint_weight: f64,
+    hint_lr: f64,
+    feature_cache: Option<ExampleCache>,
+    hint: Option<HintRegressor>,
 }
 
 impl KnowledgeDistillation {
@@ -116,11 +149,29 @@ impl KnowledgeDistillation {
         let cache = config
             .cache_teacher
             .then(|| ExampleCache::compute(train, &device, |x| teacher.forward(x)));
+        let feature_cache = (config.cache_teacher && config.hint_weight > 0.0)
+            .then(|| ExampleCache::compute(train, &device, |x| teacher.features(x)));
         Self {
             teacher,
             cache,
             temperature: config.temperature,
             lambda: config.lambda,
+            hint_weight: config.hint_weight,
+            hint_lr: config.hint_lr,
+            feature_cache,
+            hint: None,
+        }
+    }
+
+    /// The teacher's backbone features for a batch: cached or computed now.
+    fn teacher_features(&self, batch: &Batch, indices: &[usize]) -> Tensor<2> {
+        let device = batch.images.device();
+        match &self.feature_cache {
+            Some(cache) => cache.rows(indices, &device),
+            None => self
+                .teacher
+                .features(batch.images.clone().inner())
+                .autodiff(),
         }
     }
 
@@ -209,7 +260,20 @@ impl KnowledgeDistillation {
 
 impl Objective for KnowledgeDistillation {
     fn step(&mut self, network: &Network, batch: &Batch, indices: &[usize]) -> StepOutput {
-        let logits = network.forward(batch.images.clone());
+        if self.hint_weight == 0.0 {
+            let logits = network.forward(batch.images.clone());
+            let teacher = self.teacher_logits(batch, indices);
+            let loss = distillation_loss(
+                logits.clone(),
+                teacher,
+                batch.labels.clone(),
+                self.temperature,
+                self.lambda,
+            );
+            return StepOutput { loss, logits };
+        }
+        let features = network.features(batch.images.clone());
+        let logits = network.head_forward(features.clone());
         let teacher = self.teacher_logits(batch, indices);
         let loss = distillation_loss(
             logits.clone(),
@@ -218,6 +282,25 @@ impl Objective for KnowledgeDistillation {
             self.temperature,
             self.lambda,
         );
+        let target = self.teacher_features(batch, indices);
+        let (fs, ft) = (features.dims()[1], target.dims()[1]);
+        let (weight, lr) = (self.hint_weight, self.hint_lr);
+        let hint = self
+            .hint
+            .get_or_insert_with(|| HintRegressor::new(HintState::new(fs, ft, 0), weight, lr));
+        let loss = loss + hint.loss_and_update(features, target);
         StepOutput { loss, logits }
+    }
+
+    fn state(&self) -> Option<serde_json::Value> {
+        self.hint
+            .as_ref()
+            .and_then(|h| serde_json::to_value(&h.state).ok())
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), String> {
+        let saved: HintState = serde_json::from_value(state.clone()).map_err(|e| e.to_string())?;
+        self.hint = Some(HintRegressor::new(saved, self.hint_weight, self.hint_lr));
+        Ok(())
     }
 }

@@ -25,7 +25,7 @@ use crate::engine::progress::Progress;
 use crate::engine::{
     PreparedData, TrainOptions, evaluate_outputs, load_network, prepare_data, seeded_init, train,
 };
-use crate::models::{Network, param_infos};
+use crate::models::Network;
 
 /// What a finished continual run reports (`summary.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -329,11 +329,7 @@ pub fn run_continual(
             .iter()
             .sum::<f64>()
             .max(wall.elapsed().as_secs_f64()),
-        parameters: param_infos(&network)
-            .iter()
-            .filter(|p| p.trainable)
-            .map(|p| p.numel())
-            .sum(),
+        parameters: crate::models::trainable_count(&network),
         seed: config.seed,
         mentor_version: env!("CARGO_PKG_VERSION").into(),
     };

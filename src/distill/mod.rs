@@ -165,13 +165,22 @@ impl KnowledgeDistillation {
 
     /// The teacher's backbone features for a batch: cached or computed now.
     fn teacher_features(&self, batch: &Batch, indices: &[usize]) -> Tensor<2> {
+        self.teacher_output(&self.feature_cache, batch, indices, Network::features)
+    }
+
+    /// Rows of `cache` for the batch, or `f` of the teacher on it when not cached; a
+    /// constant in the student's graph either way.
+    fn teacher_output(
+        &self,
+        cache: &Option<ExampleCache>,
+        batch: &Batch,
+        indices: &[usize],
+        f: fn(&Network, Tensor<4>) -> Tensor<2>,
+    ) -> Tensor<2> {
         let device = batch.images.device();
-        match &self.feature_cache {
+        match cache {
             Some(cache) => cache.rows(indices, &device),
-            None => self
-                .teacher
-                .features(batch.images.clone().inner())
-                .autodiff(),
+            None => f(&self.teacher, batch.images.clone().inner()).autodiff(),
         }
     }
 
@@ -197,14 +206,7 @@ impl KnowledgeDistillation {
 
     /// The teacher's logits for a batch: from the cache, or by running the teacher.
     fn teacher_logits(&self, batch: &Batch, indices: &[usize]) -> Tensor<2> {
-        let device = batch.images.device();
-        match &self.cache {
-            Some(cache) => cache.rows(indices, &device),
-            None => self
-                .teacher
-                .forward(batch.images.clone().inner())
-                .autodiff(),
-        }
+        self.teacher_output(&self.cache, batch, indices, Network::forward)
     }
 
     /// The teacher's softened class distribution for one `[C, H, W]` image at each

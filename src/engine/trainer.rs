@@ -500,11 +500,7 @@ pub fn train(
         wall_seconds: wall.elapsed().as_secs_f64(),
         train_seconds: state.train_seconds,
         train_samples_per_second: state.train_samples as f64 / state.train_seconds.max(1e-9),
-        parameters: param_infos(&network)
-            .iter()
-            .filter(|p| p.trainable)
-            .map(|p| p.numel())
-            .sum(),
+        parameters: crate::models::trainable_count(&network),
         seed: config.seed,
         mentor_version: env!("CARGO_PKG_VERSION").into(),
         model: config.model.kind().into(),

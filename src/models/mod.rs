@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use cnn::{Cnn, CnnConfig};
 pub use columns::{Columns, ColumnsConfig};
 pub use mlp::{Mlp, MlpConfig};
-pub use params::{ParamInfo, param_infos};
+pub use params::{ParamInfo, param_infos, trainable_count};
 pub use resnet::{ResNet, ResNetConfig};
 
 /// Which network to build, with its hyperparameters (`[model]` in a run config).

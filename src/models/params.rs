@@ -61,6 +61,16 @@ impl ModuleVisitor for Collector {
     }
 }
 
+/// Number of scalars in `network`'s trainable parameters (frozen ones included, buffers
+/// such as batch-norm running statistics not).
+pub fn trainable_count(network: &Network) -> usize {
+    param_infos(network)
+        .iter()
+        .filter(|p| p.trainable)
+        .map(|p| p.numel())
+        .sum()
+}
+
 /// Every float parameter (and buffer) of `network`, in module order.
 pub fn param_infos(network: &Network) -> Vec<ParamInfo> {
     let mut c = Collector::default();

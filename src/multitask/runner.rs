@@ -14,7 +14,7 @@ use crate::config::RunConfig;
 use crate::data::Dataset;
 use crate::engine::checkpoint::write_atomic;
 use crate::engine::{PreparedData, TrainOptions, evaluate_outputs, prepare_data, train};
-use crate::models::{ColumnsConfig, ModelConfig, Network, param_infos};
+use crate::models::{ColumnsConfig, ModelConfig, Network};
 
 /// What a finished multitask run reports (`summary.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,11 +176,7 @@ pub fn run_multitask(
         baseline_accuracy,
         task_accuracy,
         weights: objective.history().clone(),
-        parameters: param_infos(&network)
-            .iter()
-            .filter(|p| p.trainable)
-            .map(|p| p.numel())
-            .sum(),
+        parameters: crate::models::trainable_count(&network),
         epochs: run.epochs,
         train_seconds: run.train_seconds,
         wall_seconds: wall.elapsed().as_secs_f64(),

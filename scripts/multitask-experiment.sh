@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Multitask learning, 3 seeds, MLP 2x400 (Adam lr 1e-3, batch 128, 10 epochs; a CPU
+# Multitask learning, 3 seeds, MLP 2x400 (Adam lr 1e-3, batch 128, 6 epochs; a CPU
 # budget: the CNN would take ~8x longer per run).
 # 1. MultiMNIST (Sener & Koltun 2018; built from MNIST by `--benchmark multi-digits`):
 #    single-task networks for the left and the right digit; hard sharing, soft sharing
@@ -13,7 +13,7 @@ set -euo pipefail
 data=${1:-../shared/datasets}
 out=${2:-runs/multitask}
 bin=${MENTOR:-target/release/mentor}
-common="--model mlp --set model.hidden=[400,400] --epochs 10 --batch-size 128 --lr 1e-3 --set data.val_fraction=0.0 --log-format quiet"
+common="--model mlp --set model.hidden=[400,400] --epochs ${EPOCHS:-6} --batch-size 128 --lr 1e-3 --set data.val_fraction=0.0 --log-format quiet"
 run() { # dir, args...
   local d=$1; shift
   [ -f "$d/summary.json" ] || echo "$bin multitask $* $common --out $d"

@@ -298,3 +298,36 @@ fn continual_runs_stops_and_resumes_from_the_command_line() {
     assert_eq!(code, 1);
     assert_one_line_error(&err, "lambda");
 }
+
+#[test]
+fn augment_writes_a_grid_and_refuses_bad_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("grid.png");
+    let out_s = out.to_str().unwrap();
+    let (code, _, err) = mentor(&[
+        "augment",
+        "--dataset",
+        "digits",
+        "--images",
+        "2",
+        "--views",
+        "3",
+        "--out",
+        out_s,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let img = image::open(&out).unwrap();
+    // 8x8 digits are zoomed 14x: 4 tiles of 112 pixels plus 4-pixel gaps, 2 rows.
+    assert_eq!((img.width(), img.height()), (4 * 116 + 4, 2 * 116 + 4));
+    let (code, _, err) = mentor(&[
+        "augment",
+        "--dataset",
+        "digits",
+        "--aug",
+        "flip=1.5",
+        "--out",
+        out_s,
+    ]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "augment.flip");
+}

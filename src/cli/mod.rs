@@ -1,6 +1,7 @@
 //! Command-line interface: one module per command.
 
 mod advise;
+mod augment;
 mod bench;
 mod continual;
 mod demo;
@@ -64,6 +65,11 @@ enum Command {
         mentor multitask --dataset mnist --data-dir ../shared/datasets --benchmark multi-digits --model cnn --epochs 10 --weighting dwa \\\n    \
         --baseline runs/left --baseline runs/right --out runs/mtl")]
     Multitask(multitask::MultitaskArgs),
+    /// Write a grid of augmented views of training images (check augmentations by eye).
+    #[command(after_help = "Examples:\n  \
+        mentor augment --dataset digits --out runs/augment.png\n  \
+        mentor augment --dataset mnist --data-dir ../shared/datasets --aug crop_scale=[0.2,1.0] --aug flip=0.0 --out grid.png")]
+    Augment(augment::AugmentArgs),
     /// Evaluate a checkpoint on its run's test (and validation) data.
     #[command(after_help = "Example:\n  mentor eval --checkpoint runs/mlp/checkpoints/best.ckpt")]
     Eval(eval::EvalArgs),
@@ -105,6 +111,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Transfer(a) => transfer::run(a),
         Command::Continual(a) => continual::run(a),
         Command::Multitask(a) => multitask::run(a),
+        Command::Augment(a) => augment::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),

@@ -3,6 +3,7 @@
 //! seeded transformations that every experiment uses (splits, class subsets, few-shot
 //! subsampling, pixel permutations, normalisation, batching).
 
+pub mod augment;
 pub mod batch;
 pub mod cifar;
 pub mod digits;

@@ -9,7 +9,7 @@
 //! | knowledge distillation | [`distill`] |
 //! | continual learning | [`continual`] |
 //! | multitask learning | [`multitask`] (hard sharing, fixed / DWA weights) |
-//! | self-supervised learning | planned |
+//! | self-supervised learning | [`ssl`] (losses; augmentations in [`data::augment`]) |
 //!
 //! Every strategy is three choices over the same [`engine`]: which networks
 //! ([`models`]), what each step minimises ([`engine::Objective`]) and which parameters
@@ -25,5 +25,6 @@ pub mod engine;
 pub mod models;
 pub mod multitask;
 pub mod report;
+pub mod ssl;
 pub mod strategy;
 pub mod transfer;

@@ -83,6 +83,28 @@ pub struct DataConfig {
     pub permutation_seed: Option<u64>,
     /// Normalise each channel to zero mean, unit variance (statistics of the train split).
     pub normalize: bool,
+    /// Replace the labels by a self-supervised pretext task (`rotation`); `none` keeps
+    /// the dataset's own labels.
+    #[serde(skip_serializing_if = "Pretext::is_none")]
+    pub pretext: Pretext,
+}
+
+/// A pretext task: labels made from the images themselves (self-supervised learning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pretext {
+    /// The dataset's labels.
+    #[default]
+    None,
+    /// Rotation prediction (Gidaris et al. 2018, RotNet): every image appears four times,
+    /// rotated by 0, 90, 180 and 270 degrees, labelled 0..4 by its rotation.
+    Rotation,
+}
+
+impl Pretext {
+    fn is_none(&self) -> bool {
+        *self == Pretext::None
+    }
 }
 
 impl Default for DataConfig {
@@ -95,6 +117,7 @@ impl Default for DataConfig {
             per_class: None,
             permutation_seed: None,
             normalize: true,
+            pretext: Pretext::None,
         }
     }
 }

@@ -331,3 +331,42 @@ fn augment_writes_a_grid_and_refuses_bad_settings() {
     assert_eq!(code, 1);
     assert_one_line_error(&err, "augment.flip");
 }
+
+#[test]
+fn rotation_pretext_trains_and_knn_probes_its_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rot");
+    let out_s = out.to_str().unwrap();
+    let (code, _, err) = mentor(&[
+        "train",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "3",
+        "--set",
+        "data.pretext=\"rotation\"",
+        "--log-format",
+        "quiet",
+        "--out",
+        out_s,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // Four rotations to tell apart: the pretext is learnt well above chance (0.25).
+    let acc = common::summary(&out)["test_accuracy"].as_f64().unwrap();
+    assert!(acc > 0.5, "rotation accuracy {acc}");
+    let ckpt = out.join("checkpoints/best.ckpt");
+    let (code, stdout, err) = mentor(&[
+        "knn",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--set",
+        "data.pretext=\"none\"",
+        "--k",
+        "20",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let knn = v["knn_accuracy"].as_f64().unwrap();
+    assert!(knn > 0.3, "kNN on the digits' own labels: {knn}");
+    assert_eq!(v["train_examples"], 1293);
+}

@@ -9,6 +9,7 @@ mod distill;
 mod eval;
 mod export;
 mod footprint;
+mod knn;
 mod multitask;
 mod params;
 mod plot_sweep;
@@ -70,6 +71,11 @@ enum Command {
         mentor augment --dataset digits --out runs/augment.png\n  \
         mentor augment --dataset mnist --data-dir ../shared/datasets --aug crop_scale=[0.2,1.0] --aug flip=0.0 --out grid.png")]
     Augment(augment::AugmentArgs),
+    /// Weighted kNN accuracy (k = 200, cosine, T = 0.1) of a checkpoint's frozen features.
+    #[command(
+        after_help = "Example:\n  mentor knn --checkpoint runs/mlp/checkpoints/best.ckpt --set data.per_class=10"
+    )]
+    Knn(knn::KnnArgs),
     /// Evaluate a checkpoint on its run's test (and validation) data.
     #[command(after_help = "Example:\n  mentor eval --checkpoint runs/mlp/checkpoints/best.ckpt")]
     Eval(eval::EvalArgs),
@@ -112,6 +118,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Continual(a) => continual::run(a),
         Command::Multitask(a) => multitask::run(a),
         Command::Augment(a) => augment::run(a),
+        Command::Knn(a) => knn::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),

@@ -277,6 +277,27 @@ pub fn gaussian_blur(img: &Image, sigma: f32) -> Image {
     }
 }
 
+/// Every image of `data` four times, rotated by 0, 90, 180 and 270 degrees and labelled
+/// by its rotation (0..4): the rotation pretext task (Gidaris et al. 2018).
+pub fn rotation_task(data: &Dataset) -> Result<Dataset, DataError> {
+    let [c, h, w] = data.shape;
+    if h != w {
+        return Err(DataError::Invalid(format!(
+            "the rotation pretext task needs square images, got {h}x{w}"
+        )));
+    }
+    let mut pixels = Vec::with_capacity(4 * data.images.len());
+    let mut labels = Vec::with_capacity(4 * data.len());
+    for i in 0..data.len() {
+        let img = Image::of(data, i);
+        for k in 0..4 {
+            pixels.extend(rotate90(&img, k).pixels);
+            labels.push(k);
+        }
+    }
+    Dataset::new(pixels, labels, [c, h, w], 4)
+}
+
 /// A 3x3-style grid of `grid x grid` square patches for the relative-position pretext
 /// task (Doersch et al. 2015): the image is cut into cells, and in each cell a patch of
 /// `patch` pixels is taken at a random offset within the cell's margin (`jitter`), so
@@ -534,6 +555,28 @@ mod tests {
         let alone = aug.views(&data, &[2], 0, 7);
         assert_eq!(alone.image(0), a.image(1));
         assert_eq!(a.labels, vec![0, 2]);
+    }
+
+    #[test]
+    fn rotation_task_has_four_labelled_turns_per_image() {
+        let data = Dataset::new(
+            (0..2 * 9).map(|v| v as f32).collect(),
+            vec![7, 3],
+            [1, 3, 3],
+            10,
+        )
+        .unwrap();
+        let r = rotation_task(&data).unwrap();
+        assert_eq!(r.len(), 8);
+        assert_eq!(r.num_classes, 4);
+        assert_eq!(r.labels, vec![0, 1, 2, 3, 0, 1, 2, 3]);
+        assert_eq!(r.image(0), data.image(0));
+        assert_eq!(
+            r.image(6),
+            rotate90(&Image::of(&data, 1), 2).pixels.as_slice()
+        );
+        let wide = Dataset::new(vec![0.0; 6], vec![0], [1, 2, 3], 1).unwrap();
+        assert!(rotation_task(&wide).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Turning a `[data]` config into the train / validation / test sets a run uses.
 
-use crate::config::DataConfig;
+use crate::config::{DataConfig, Pretext};
+use crate::data::augment::rotation_task;
 use crate::data::split::{self, Normalization};
 use crate::data::{DataError, Dataset};
 
@@ -21,7 +22,7 @@ pub struct PreparedData {
 
 /// Loads and cuts the data: class subset, pixel permutation, per-class subsampling of the
 /// training split, validation split (seeded with `seed`), then normalisation with the
-/// training split's statistics.
+/// training split's statistics; last, a pretext task replaces the labels.
 pub fn prepare_data(cfg: &DataConfig, seed: u64) -> Result<PreparedData, DataError> {
     let loaded = cfg.dataset.load(&cfg.resolved_dir())?;
     let (mut train, mut test, mut names) = (loaded.train, loaded.test, loaded.class_names);
@@ -61,6 +62,12 @@ pub fn prepare_data(cfg: &DataConfig, seed: u64) -> Result<PreparedData, DataErr
         if let Some(v) = val.as_mut() {
             norm.apply(v);
         }
+    }
+    if cfg.pretext == Pretext::Rotation {
+        train = rotation_task(&train)?;
+        test = rotation_task(&test)?;
+        val = val.as_ref().map(rotation_task).transpose()?;
+        names = ["0", "90", "180", "270"].map(String::from).to_vec();
     }
     Ok(PreparedData {
         train,

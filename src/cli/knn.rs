@@ -32,7 +32,7 @@ pub struct KnnArgs {
 
 /// Runs `mentor knn`: prints one JSON object.
 pub fn run(args: KnnArgs) -> anyhow::Result<()> {
-    if args.k == 0 || !(args.temperature > 0.0) {
+    if args.k == 0 || !(args.temperature.is_finite() && args.temperature > 0.0) {
         anyhow::bail!("--k must be >= 1 and --temperature > 0");
     }
     let loaded = load_network(&args.checkpoint, &Device::flex())?;

@@ -21,6 +21,9 @@ use crate::models::Network;
 
 /// The recorded old-head outputs and the KD term they define.
 pub struct LwfTerm {
+    /// Weigh the terms by the number of tasks seen (van de Ven & Tolias) rather than add
+    /// them (Li & Hoiem).
+    pub balance_by_tasks: bool,
     recorded: ExampleCache,
     old_heads: Vec<Range<usize>>,
     temperature: f64,
@@ -40,6 +43,7 @@ impl LwfTerm {
         let model = previous.valid();
         let recorded = ExampleCache::compute(train, device, |x| model.forward(x));
         Self {
+            balance_by_tasks: false,
             recorded,
             old_heads,
             temperature,

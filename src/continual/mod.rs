@@ -81,6 +81,18 @@ pub enum BufferSelection {
     ClassBalanced,
 }
 
+/// How Learning without Forgetting weighs the new task against the old heads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LwfBalance {
+    /// Li & Hoiem (2016): `CE_new + lambda * KD_old`.
+    #[default]
+    Sum,
+    /// van de Ven & Tolias (2019): when task `t` (1-based) trains,
+    /// `1/t * CE_new + (1 - 1/t) * lambda * KD_old`, so every task seen counts alike.
+    Tasks,
+}
+
 /// The continual-learning method (`[strategy.method]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
@@ -103,6 +115,9 @@ pub enum MethodConfig {
         /// frozen), Li & Hoiem's warm-up; 0 for none.
         #[serde(default)]
         warmup_epochs: usize,
+        /// How the new task's loss and the KD term add up.
+        #[serde(default)]
+        balance: LwfBalance,
     },
     /// Elastic Weight Consolidation (Kirkpatrick et al. 2017).
     Ewc {

@@ -111,7 +111,12 @@ impl Objective for ContinualObjective {
         if let Some(lwf) = &self.lwf
             && let Some(kd) = lwf.loss(&logits, indices)
         {
-            loss = loss + kd;
+            loss = if lwf.balance_by_tasks {
+                let w_new = 1.0 / (self.current + 1) as f32;
+                loss.mul_scalar(w_new) + kd.mul_scalar(1.0 - w_new)
+            } else {
+                loss + kd
+            };
         }
         if let Some(replay) = &self.replay
             && !replay.tasks.is_empty()

@@ -446,6 +446,7 @@ fn add_method_terms(
         MethodConfig::Lwf {
             lambda,
             temperature,
+            balance,
             ..
         } => {
             let old_heads = match setting {
@@ -453,14 +454,16 @@ fn add_method_terms(
                 Setting::ClassIl => std::iter::once(0..tasks[t - 1].outputs.end).collect(),
                 Setting::DomainIl => vec![tasks[0].outputs.clone()],
             };
-            objective.lwf = Some(LwfTerm::record(
+            let mut term = LwfTerm::record(
                 network,
                 train_set,
                 old_heads,
                 *temperature,
                 *lambda,
                 &options.device,
-            ));
+            );
+            term.balance_by_tasks = *balance == super::LwfBalance::Tasks;
+            objective.lwf = Some(term);
         }
         MethodConfig::Ewc { lambda, .. } => {
             objective.ewc = Some(EwcPenalty::new(

@@ -201,3 +201,40 @@ fn cross_stitch_learns_its_mixing_weights() {
         .collect();
     assert!(alphas.iter().all(|(_, a)| *a != init));
 }
+
+#[test]
+fn tasks_from_two_datasets_train_each_head_on_its_own_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    // Digits twice stand in for two datasets with the same image shape (MNIST and
+    // Fashion-MNIST in the experiments): every example is labelled for one task only.
+    let (c, mt) = multitask(&[
+        "strategy.benchmark=\"datasets\"",
+        "strategy.second_dataset=\"digits\"",
+    ]);
+    let (s, _) = run_multitask(&c, &mt, &quiet(&dir.path().join("both")), &[]).unwrap();
+    assert_eq!(s.tasks, vec!["first", "second"]);
+    assert!(
+        s.task_accuracy.iter().all(|a| *a > 0.8),
+        "{:?}",
+        s.task_accuracy
+    );
+    // The engine's training set holds each example once, scored on its own task.
+    let metrics = std::fs::read_to_string(dir.path().join("both/metrics.csv")).unwrap();
+    let last_train = metrics.lines().rfind(|l| l.contains(",train,")).unwrap();
+    let train_acc: f64 = last_train.split(',').nth(3).unwrap().parse().unwrap();
+    assert!(train_acc > 0.8, "{last_train}");
+    // Without the second dataset the benchmark is refused with the key.
+    let sets: Vec<String> = [
+        "strategy.type=\"multitask\"",
+        "strategy.benchmark=\"datasets\"",
+    ]
+    .map(String::from)
+    .to_vec();
+    let err = RunConfig::default()
+        .with_overrides(&sets)
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("strategy.second_dataset"), "{err}");
+}

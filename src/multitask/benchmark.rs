@@ -15,7 +15,12 @@ use rand::Rng;
 use crate::data::split::rng;
 use crate::data::{DataError, Dataset};
 
-/// Images with one label per task; `images.labels` is the first task's labels.
+/// The label of an example that has none for a task (multi-input benchmarks: each task's
+/// examples come from its own dataset).
+pub const NO_LABEL: usize = usize::MAX;
+
+/// Images with one label per task (or [`NO_LABEL`]); `images.labels` holds each example's
+/// first label.
 #[derive(Debug, Clone)]
 pub struct MultitaskSet {
     /// The images (labels: task 0).
@@ -119,6 +124,32 @@ pub fn multi_digits(data: &Dataset, seed: u64) -> Result<MultitaskSet, DataError
     })
 }
 
+/// Two datasets as two tasks on one input space (multi-input multitask learning): the
+/// images of `first` then of `second`, each labelled for its own task only.
+pub fn paired_datasets(first: &Dataset, second: &Dataset) -> Result<MultitaskSet, DataError> {
+    if first.shape != second.shape {
+        return Err(DataError::Invalid(format!(
+            "the two tasks' images must share a shape, got {:?} and {:?}",
+            first.shape, second.shape
+        )));
+    }
+    let (n1, n2) = (first.len(), second.len());
+    let mut a = first.labels.clone();
+    a.extend(std::iter::repeat_n(NO_LABEL, n2));
+    let mut b = vec![NO_LABEL; n1];
+    b.extend_from_slice(&second.labels);
+    let mut own = first.labels.clone();
+    own.extend_from_slice(&second.labels);
+    let mut pixels = first.images.clone();
+    pixels.extend_from_slice(&second.images);
+    let classes = first.num_classes.max(second.num_classes);
+    Ok(MultitaskSet {
+        images: Dataset::new(pixels, own, first.shape, classes)?,
+        labels: vec![a, b],
+        classes: vec![first.num_classes, second.num_classes],
+    })
+}
+
 /// Fashion-MNIST's coarse groups: 0 tops (T-shirt, pullover, coat, shirt), 1 trousers
 /// and dresses, 2 footwear (sandal, sneaker, ankle boot), 3 bags.
 pub const FASHION_COARSE: [usize; 10] = [0, 1, 0, 1, 0, 2, 0, 2, 3, 2];
@@ -178,6 +209,17 @@ mod tests {
         assert!(first[h * w / 2 + w / 2] == 0.0);
         let again = multi_digits(&d, 1).unwrap();
         assert_eq!(again.images, m.images);
+    }
+
+    #[test]
+    fn paired_datasets_label_each_example_for_its_own_task() {
+        let a = Dataset::new(vec![0.0; 2], vec![1, 0], [1, 1, 1], 2).unwrap();
+        let b = Dataset::new(vec![1.0; 3], vec![2, 0, 1], [1, 1, 1], 3).unwrap();
+        let m = paired_datasets(&a, &b).unwrap();
+        assert_eq!(m.labels[0], vec![1, 0, NO_LABEL, NO_LABEL, NO_LABEL]);
+        assert_eq!(m.labels[1], vec![NO_LABEL, NO_LABEL, 2, 0, 1]);
+        assert_eq!(m.classes, vec![2, 3]);
+        assert_eq!(m.images.len(), 5);
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod weighting;
 
 use serde::{Deserialize, Serialize};
 
-pub use benchmark::{MultitaskSet, multi_digits, with_coarse_task};
+pub use benchmark::{MultitaskSet, multi_digits, paired_datasets, with_coarse_task};
 pub use objective::MultitaskObjective;
 pub use runner::{MultitaskSummary, run_multitask};
 pub use weighting::WeightingConfig;
@@ -29,6 +29,10 @@ pub enum Benchmark {
     MultiDigits,
     /// The dataset's classes plus a coarse grouping of them (`coarse_groups`).
     Coarse,
+    /// Two datasets, one task each, on one input space (`second_dataset` is the second
+    /// task's): multi-input multitask learning; batches mix both datasets' examples and
+    /// each example trains its own task's head.
+    Datasets,
 }
 
 /// How the tasks share parameters (`[strategy.architecture]`).
@@ -80,6 +84,9 @@ pub struct MultitaskConfig {
     /// dresses, footwear, bags).
     #[serde(default = "fashion_groups")]
     pub coarse_groups: Vec<usize>,
+    /// The second task's dataset for `benchmark = "datasets"` (same folder, same cuts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_dataset: Option<crate::data::DataSource>,
     /// The tasks to train (indices into the benchmark's tasks); empty: all. One task is
     /// the single-task baseline, with a head for that task only.
     #[serde(default)]
@@ -105,6 +112,7 @@ impl Default for MultitaskConfig {
         Self {
             benchmark: multi_digits_benchmark(),
             coarse_groups: fashion_groups(),
+            second_dataset: None,
             train_tasks: Vec::new(),
             weighting: WeightingConfig::default(),
             architecture: Architecture::default(),
@@ -127,6 +135,12 @@ impl MultitaskConfig {
 
     /// Checks the rules; on error (key, rule).
     pub fn validate(&self) -> Result<(), (String, String)> {
+        if (self.benchmark == Benchmark::Datasets) != self.second_dataset.is_some() {
+            return Err((
+                "strategy.second_dataset".into(),
+                "is needed by, and only by, benchmark = \"datasets\"".into(),
+            ));
+        }
         let mut seen = Vec::new();
         for &t in &self.train_tasks {
             if t >= BENCHMARK_TASKS || seen.contains(&t) {

@@ -10,9 +10,10 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use super::benchmark::NO_LABEL;
 use super::weighting::{ScalarAdam, WeightingConfig, gradnorm_gradient, uncertainty_gradient};
 use crate::data::Batch;
-use crate::engine::{Objective, StepOutput, mask_outputs};
+use crate::engine::{MASKED_LOGIT, Objective, StepOutput, mask_outputs};
 use crate::models::Network;
 
 /// The epoch losses and task weights of a run.
@@ -44,11 +45,12 @@ pub struct MultitaskObjective {
     weighting: WeightingConfig,
     primary: usize,
     current: Vec<f64>,
+    multi_input: bool,
     soft_lambda: f64,
     sums: Vec<f64>,
+    counts: Vec<usize>,
     weight_sums: Vec<f64>,
     steps: usize,
-    count: usize,
     state: ObjectiveState,
 }
 
@@ -74,17 +76,19 @@ impl MultitaskObjective {
             }
             other => other.weights(k, &[]),
         };
+        let multi_input = labels.iter().any(|l: &Vec<usize>| l.contains(&NO_LABEL));
         Self {
             current,
+            multi_input,
             outputs,
             labels,
             weighting,
             primary,
             soft_lambda: 0.0,
             sums: vec![0.0; k],
+            counts: vec![0; k],
             weight_sums: vec![0.0; k],
             steps: 0,
-            count: 0,
             state,
         }
     }
@@ -119,7 +123,13 @@ impl MultitaskObjective {
             let c = range.len();
             let mut onehot = vec![0.0f32; b * c];
             for (row, &i) in indices.iter().enumerate() {
-                onehot[row * c + self.labels[t][i]] = 1.0;
+                // GradNorm needs every task on every row (the benchmarks with one image
+                // per example and a label per task).
+                let label = self.labels[t][i];
+                if label == NO_LABEL {
+                    return None;
+                }
+                onehot[row * c + label] = 1.0;
             }
             let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [b, c]), &device);
             let z = logits.clone().detach().slice([0..b, range.clone()]);
@@ -151,26 +161,50 @@ impl Objective for MultitaskObjective {
         let b = indices.len();
         let mut loss: Option<Tensor<1>> = None;
         let mut step_losses = Vec::with_capacity(self.outputs.len());
+        let mut complete = true;
         for (t, range) in self.outputs.iter().enumerate() {
-            let labels: Vec<i64> = indices.iter().map(|&i| self.labels[t][i] as i64).collect();
-            let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), &device);
-            let task_logits = logits.clone().slice([0..b, range.clone()]);
+            // Rows with a label for task t (all of them, unless tasks come from
+            // different datasets).
+            let rows: Vec<usize> = (0..b)
+                .filter(|&r| self.labels[t][indices[r]] != NO_LABEL)
+                .collect();
+            if rows.is_empty() {
+                complete = false;
+                step_losses.push(0.0);
+                continue;
+            }
+            let labels: Vec<i64> = rows
+                .iter()
+                .map(|&r| self.labels[t][indices[r]] as i64)
+                .collect();
+            let n = rows.len();
+            let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), &device);
+            let mut task_logits = logits.clone().slice([0..b, range.clone()]);
+            if n < b {
+                let at: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+                let at = Tensor::<1, Int>::from_data(TensorData::new(at, [n]), &device);
+                task_logits = task_logits.select(0, at);
+            }
             let ce = CrossEntropyLossConfig::new()
                 .init(&device)
                 .forward(task_logits, labels);
             let value = ce.clone().into_scalar::<f32>() as f64;
             step_losses.push(value);
-            self.sums[t] += value * b as f64;
-            self.weight_sums[t] += self.current[t];
+            self.sums[t] += value * n as f64;
+            self.counts[t] += n;
             let weighted = ce.mul_scalar(self.current[t] as f32);
             loss = Some(match loss {
                 None => weighted,
                 Some(l) => l + weighted,
             });
         }
-        self.count += b;
+        for (t, w) in self.weight_sums.iter_mut().enumerate() {
+            *w += self.current[t];
+        }
         self.steps += 1;
+        // Learned weights update on steps where every task has examples.
         match self.weighting.clone() {
+            _ if !complete => {}
             WeightingConfig::Uncertainty { lr } => {
                 // The regulariser sum_i s_i / 2 is constant for the network's gradients;
                 // it is in the loss so the reported value is Kendall et al.'s objective.
@@ -222,10 +256,23 @@ impl Objective for MultitaskObjective {
                 }
             }
         }
-        let primary = self.outputs[self.primary].clone();
+        let logits = if self.multi_input {
+            // Each row is scored on its own task's units (its first labelled task).
+            let [_, total] = logits.dims();
+            let mut mask = Vec::with_capacity(b * total);
+            for &i in indices {
+                let own = (0..self.outputs.len())
+                    .find(|&t| self.labels[t][i] != NO_LABEL)
+                    .map_or(0..total, |t| self.outputs[t].clone());
+                mask.extend((0..total).map(|j| if own.contains(&j) { 0.0 } else { MASKED_LOGIT }));
+            }
+            logits + Tensor::<2>::from_data(TensorData::new(mask, [b, total]), &device)
+        } else {
+            mask_outputs(logits, self.outputs[self.primary].clone())
+        };
         StepOutput {
             loss: loss.unwrap_or_else(|| Tensor::zeros([1], &device)),
-            logits: mask_outputs(logits, primary),
+            logits,
         }
     }
 
@@ -234,18 +281,21 @@ impl Objective for MultitaskObjective {
     }
 
     fn end_epoch(&mut self, _epoch: usize) {
-        let n = self.count.max(1) as f64;
         let steps = self.steps.max(1) as f64;
         let history = &mut self.state.history;
-        history
-            .losses
-            .push(self.sums.iter().map(|s| s / n).collect());
+        history.losses.push(
+            self.sums
+                .iter()
+                .zip(&self.counts)
+                .map(|(s, &n)| s / n.max(1) as f64)
+                .collect(),
+        );
         history
             .weights
             .push(self.weight_sums.iter().map(|w| w / steps).collect());
         self.sums.iter_mut().for_each(|s| *s = 0.0);
+        self.counts.iter_mut().for_each(|n| *n = 0);
         self.weight_sums.iter_mut().for_each(|s| *s = 0.0);
-        self.count = 0;
         self.steps = 0;
         if !self.weighting.is_learned() {
             self.current = self

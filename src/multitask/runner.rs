@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::benchmark::NO_LABEL;
 use super::objective::{MultitaskObjective, WeightHistory};
 use super::{Architecture, Benchmark, MultitaskConfig, MultitaskError, MultitaskSet, delta_m};
 use crate::config::RunConfig;
@@ -56,30 +57,64 @@ fn task_names(benchmark: Benchmark) -> [&'static str; 2] {
     match benchmark {
         Benchmark::MultiDigits => ["left", "right"],
         Benchmark::Coarse => ["classes", "coarse"],
+        Benchmark::Datasets => ["first", "second"],
     }
 }
 
-fn build(set: &Dataset, mt: &MultitaskConfig, seed: u64) -> Result<MultitaskSet, MultitaskError> {
-    Ok(match mt.benchmark {
-        Benchmark::MultiDigits => super::multi_digits(set, seed)?,
-        Benchmark::Coarse => super::with_coarse_task(set, &mt.coarse_groups)?,
+fn build(
+    set: &Dataset,
+    second: Option<&Dataset>,
+    mt: &MultitaskConfig,
+    seed: u64,
+) -> Result<MultitaskSet, MultitaskError> {
+    Ok(match (mt.benchmark, second) {
+        (Benchmark::MultiDigits, _) => super::multi_digits(set, seed)?,
+        (Benchmark::Coarse, _) => super::with_coarse_task(set, &mt.coarse_groups)?,
+        (Benchmark::Datasets, Some(second)) => super::paired_datasets(set, second)?,
+        (Benchmark::Datasets, None) => {
+            return Err(MultitaskError::Architecture(
+                "benchmark \"datasets\" needs strategy.second_dataset".into(),
+            ));
+        }
     })
 }
 
-/// The images labelled with task `task`'s labels shifted to its output units.
-fn shifted(
+/// The examples labelled for task `task`, their labels shifted into its output units.
+fn task_dataset(
     set: &MultitaskSet,
     task: usize,
     range: &Range<usize>,
     total: usize,
 ) -> Result<Dataset, MultitaskError> {
-    let labels = set.labels[task].iter().map(|l| l + range.start).collect();
-    Ok(Dataset::new(
-        set.images.images.clone(),
-        labels,
-        set.images.shape,
-        total,
-    )?)
+    let keep: Vec<usize> = (0..set.images.len())
+        .filter(|&i| set.labels[task][i] != NO_LABEL)
+        .collect();
+    let part = set.images.select(&keep);
+    let labels = keep
+        .iter()
+        .map(|&i| set.labels[task][i] + range.start)
+        .collect();
+    Ok(Dataset::new(part.images, labels, part.shape, total)?)
+}
+
+/// Every example, labelled with its own task's label (its first labelled trained task)
+/// shifted into that task's output units: the engine's training set.
+fn own_task_dataset(
+    set: &MultitaskSet,
+    trained: &[usize],
+    outputs: &[Range<usize>],
+    total: usize,
+) -> Result<Dataset, MultitaskError> {
+    let mut keep = Vec::new();
+    let mut labels = Vec::new();
+    for i in 0..set.images.len() {
+        if let Some(k) = (0..trained.len()).find(|&k| set.labels[trained[k]][i] != NO_LABEL) {
+            keep.push(i);
+            labels.push(set.labels[trained[k]][i] + outputs[k].start);
+        }
+    }
+    let part = set.images.select(&keep);
+    Ok(Dataset::new(part.images, labels, part.shape, total)?)
 }
 
 /// Trains `mt` with `config`'s data, model, optimiser and schedule into `options.out`;
@@ -92,11 +127,32 @@ pub fn run_multitask(
 ) -> Result<(MultitaskSummary, Network), MultitaskError> {
     let wall = std::time::Instant::now();
     let data = prepare_data(&config.data, config.seed)?;
-    let train_set = build(&data.train, mt, config.seed ^ 0x7A11)?;
-    let test_set = build(&data.test, mt, config.seed ^ 0x7E57)?;
-    let val_set = match &data.val {
-        Some(v) => Some(build(v, mt, config.seed ^ 0x7A1D)?),
-        None => None,
+    let second = match (mt.benchmark, mt.second_dataset) {
+        (Benchmark::Datasets, Some(source)) => {
+            let mut c = config.data.clone();
+            c.dataset = source;
+            Some(prepare_data(&c, config.seed)?)
+        }
+        _ => None,
+    };
+    let train_set = build(
+        &data.train,
+        second.as_ref().map(|d| &d.train),
+        mt,
+        config.seed ^ 0x7A11,
+    )?;
+    let test_set = build(
+        &data.test,
+        second.as_ref().map(|d| &d.test),
+        mt,
+        config.seed ^ 0x7E57,
+    )?;
+    let val_set = match (&data.val, second.as_ref().map(|d| &d.val)) {
+        (Some(v), Some(Some(v2))) => Some(build(v, Some(v2), mt, config.seed ^ 0x7A1D)?),
+        (Some(v), _) if mt.benchmark != Benchmark::Datasets => {
+            Some(build(v, None, mt, config.seed ^ 0x7A1D)?)
+        }
+        _ => None,
     };
     let trained = mt.trained();
     let mut outputs = Vec::new();
@@ -108,19 +164,24 @@ pub fn run_multitask(
     let total = start;
     let primary = 0;
     let (pt, pr) = (trained[primary], &outputs[primary]);
+    // Examples without a label for any trained task (the other dataset of a
+    // single-task baseline) are left out.
+    let keep: Vec<usize> = (0..train_set.images.len())
+        .filter(|&i| trained.iter().any(|&t| train_set.labels[t][i] != NO_LABEL))
+        .collect();
     let prepared = PreparedData {
-        train: shifted(&train_set, pt, pr, total)?,
+        train: own_task_dataset(&train_set, &trained, &outputs, total)?,
         val: match &val_set {
-            Some(v) => Some(shifted(v, pt, pr, total)?),
+            Some(v) => Some(task_dataset(v, pt, pr, total)?),
             None => None,
         },
-        test: shifted(&test_set, pt, pr, total)?,
+        test: task_dataset(&test_set, pt, pr, total)?,
         class_names: Vec::new(),
         normalization: data.normalization.clone(),
     };
     let labels = trained
         .iter()
-        .map(|&t| train_set.labels[t].clone())
+        .map(|&t| keep.iter().map(|&i| train_set.labels[t][i]).collect())
         .collect();
     let mut objective =
         MultitaskObjective::new(outputs.clone(), labels, mt.weighting.clone(), primary);
@@ -152,7 +213,7 @@ pub fn run_multitask(
 
     let mut task_accuracy = Vec::new();
     for (k, &t) in trained.iter().enumerate() {
-        let test = shifted(&test_set, t, &outputs[k], total)?;
+        let test = task_dataset(&test_set, t, &outputs[k], total)?;
         task_accuracy.push(evaluate_outputs(&network, &test, 1000, Some(outputs[k].clone())).1);
     }
     let baseline_accuracy = read_baselines(baselines, &trained)?;
@@ -163,6 +224,7 @@ pub fn run_multitask(
             match mt.benchmark {
                 Benchmark::MultiDigits => "multi-digits",
                 Benchmark::Coarse => "coarse",
+                Benchmark::Datasets => "datasets",
             },
             config.data.dataset.name()
         ),

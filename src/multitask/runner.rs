@@ -273,6 +273,14 @@ pub fn run_multitask(
     }
     let path = options.out.join("task_weights.csv");
     write_atomic(&path, csv.as_bytes()).map_err(|e| io(&path, e))?;
+    if let Err(e) = crate::report::plot_task_weights(
+        &summary.weights.weights,
+        &summary.tasks,
+        &options.out.join("plots").join("task_weights"),
+    ) {
+        crate::engine::progress::Progress::new(options.log, "[multitask]")
+            .note(&format!("task-weight plot not written: {e}"));
+    }
     Ok((summary, network))
 }
 

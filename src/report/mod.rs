@@ -3,4 +3,6 @@
 
 mod plots;
 
-pub use plots::{plot_accuracy_matrix, plot_curves, plot_soft_targets, plot_sweep};
+pub use plots::{
+    plot_accuracy_matrix, plot_curves, plot_soft_targets, plot_sweep, plot_task_weights,
+};

@@ -293,6 +293,78 @@ where
     Ok(())
 }
 
+/// Writes `<base>.png` and `<base>.svg`: each task's weight `w_i(t)` against the epoch,
+/// one line per task (multitask runs).
+pub fn plot_task_weights(weights: &[Vec<f64>], names: &[String], base: &Path) -> PlotResult {
+    register_font();
+    if let Some(dir) = base.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let png = base.with_extension("png");
+    let svg = base.with_extension("svg");
+    draw_task_weights(
+        BitMapBackend::new(&png, (640, 420)).into_drawing_area(),
+        weights,
+        names,
+    )?;
+    draw_task_weights(
+        SVGBackend::new(&svg, (640, 420)).into_drawing_area(),
+        weights,
+        names,
+    )?;
+    Ok(())
+}
+
+fn draw_task_weights<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    weights: &[Vec<f64>],
+    names: &[String],
+) -> PlotResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let epochs = weights.len().max(1);
+    let top = weights
+        .iter()
+        .flatten()
+        .cloned()
+        .fold(0.0f64, f64::max)
+        .max(1e-3);
+    let mut chart = ChartBuilder::on(&root)
+        .caption("task weights", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(1.0..epochs as f64 + 1e-9, 0.0..top * 1.1)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("w_i(t)")
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    for (t, name) in names.iter().enumerate() {
+        let colour = Palette99::pick(t).to_rgba();
+        let points: Vec<(f64, f64)> = weights
+            .iter()
+            .enumerate()
+            .filter_map(|(e, w)| w.get(t).map(|v| ((e + 1) as f64, *v)))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points, colour.stroke_width(2)))?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,6 +400,16 @@ mod tests {
         let svg = std::fs::read_to_string(base.with_extension("svg")).unwrap();
         assert!(svg.contains("99.0") && svg.contains("50.0"));
         assert!(base.with_extension("png").is_file());
+    }
+
+    #[test]
+    fn task_weight_plot_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("w");
+        let weights = vec![vec![1.0, 1.0], vec![0.9, 1.1], vec![0.8, 1.2]];
+        plot_task_weights(&weights, &["left".into(), "right".into()], &base).unwrap();
+        let svg = std::fs::read_to_string(base.with_extension("svg")).unwrap();
+        assert!(svg.contains("left") && svg.contains("right"));
     }
 
     #[test]

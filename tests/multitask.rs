@@ -238,3 +238,45 @@ fn tasks_from_two_datasets_train_each_head_on_its_own_examples() {
         .to_string();
     assert!(err.contains("strategy.second_dataset"), "{err}");
 }
+
+#[test]
+fn tasks_can_have_different_losses() {
+    let dir = tempfile::tempdir().unwrap();
+    // The left digit with softmax cross-entropy, the right one with a linear SVM head.
+    let (c, mt) = multitask(&["strategy.task_losses=[\"cross-entropy\", \"hinge\"]"]);
+    let (s, _) = run_multitask(&c, &mt, &quiet(&dir.path().join("mixed")), &[]).unwrap();
+    assert!(
+        s.task_accuracy.iter().all(|a| *a > 0.5),
+        "{:?}",
+        s.task_accuracy
+    );
+    // The hinge task's loss is a margin loss, not a cross-entropy: its values differ from
+    // the all-cross-entropy run's on the same data and seed.
+    let (c2, mt2) = multitask(&[]);
+    let (ce, _) = run_multitask(&c2, &mt2, &quiet(&dir.path().join("ce")), &[]).unwrap();
+    assert_ne!(s.weights.losses[0][1], ce.weights.losses[0][1]);
+    // One loss per trained task, and GradNorm needs cross-entropy.
+    for (sets, key) in [
+        (
+            vec!["strategy.task_losses=[\"hinge\"]"],
+            "strategy.task_losses",
+        ),
+        (
+            vec![
+                "strategy.task_losses=[\"hinge\", \"hinge\"]",
+                "strategy.weighting={type=\"gradnorm\"}",
+            ],
+            "strategy.weighting",
+        ),
+    ] {
+        let mut all = vec!["strategy.type=\"multitask\"".to_string()];
+        all.extend(sets.iter().map(|s| s.to_string()));
+        let err = RunConfig::default()
+            .with_overrides(&all)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{err}");
+    }
+}

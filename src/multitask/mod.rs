@@ -91,6 +91,10 @@ pub struct MultitaskConfig {
     /// the single-task baseline, with a head for that task only.
     #[serde(default)]
     pub train_tasks: Vec<usize>,
+    /// Each trained task's loss (`cross-entropy` or `hinge`, a linear SVM head); empty:
+    /// cross-entropy for every task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub task_losses: Vec<crate::transfer::HeadLoss>,
     /// Task weights.
     #[serde(default)]
     pub weighting: WeightingConfig,
@@ -114,6 +118,7 @@ impl Default for MultitaskConfig {
             coarse_groups: fashion_groups(),
             second_dataset: None,
             train_tasks: Vec::new(),
+            task_losses: Vec::new(),
             weighting: WeightingConfig::default(),
             architecture: Architecture::default(),
         }
@@ -153,6 +158,27 @@ impl MultitaskConfig {
                 ));
             }
             seen.push(t);
+        }
+        if !self.task_losses.is_empty() && self.task_losses.len() != self.trained().len() {
+            return Err((
+                "strategy.task_losses".into(),
+                format!(
+                    "needs one loss per trained task ({}), got {}",
+                    self.trained().len(),
+                    self.task_losses.len()
+                ),
+            ));
+        }
+        if matches!(self.weighting, WeightingConfig::Gradnorm { .. })
+            && self
+                .task_losses
+                .iter()
+                .any(|l| *l != crate::transfer::HeadLoss::CrossEntropy)
+        {
+            return Err((
+                "strategy.weighting".into(),
+                "GradNorm's closed-form gradient norms assume cross-entropy task losses".into(),
+            ));
         }
         if matches!(self.weighting, WeightingConfig::Gradnorm { .. })
             && self.architecture != Architecture::Hard

@@ -5,7 +5,6 @@
 
 use std::ops::Range;
 
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -15,6 +14,8 @@ use super::weighting::{ScalarAdam, WeightingConfig, gradnorm_gradient, uncertain
 use crate::data::Batch;
 use crate::engine::{MASKED_LOGIT, Objective, StepOutput, mask_outputs};
 use crate::models::Network;
+use crate::transfer::HeadLoss;
+use crate::transfer::linear_probe::head_loss;
 
 /// The epoch losses and task weights of a run.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -45,6 +46,7 @@ pub struct MultitaskObjective {
     weighting: WeightingConfig,
     primary: usize,
     current: Vec<f64>,
+    losses: Vec<HeadLoss>,
     multi_input: bool,
     soft_lambda: f64,
     sums: Vec<f64>,
@@ -79,6 +81,7 @@ impl MultitaskObjective {
         let multi_input = labels.iter().any(|l: &Vec<usize>| l.contains(&NO_LABEL));
         Self {
             current,
+            losses: vec![HeadLoss::CrossEntropy; k],
             multi_input,
             outputs,
             labels,
@@ -141,6 +144,14 @@ impl MultitaskObjective {
         Some(norms)
     }
 
+    /// Each task's loss (cross-entropy by default); one per task.
+    pub fn with_losses(mut self, losses: &[HeadLoss]) -> Self {
+        if losses.len() == self.losses.len() {
+            self.losses = losses.to_vec();
+        }
+        self
+    }
+
     /// Adds soft sharing's cross-talk penalty `lambda * sum_{a<b} sum_layers ||W_a -
     /// W_b||^2` over corresponding backbone parameters of the network's columns.
     pub fn with_soft_sharing(mut self, lambda: f64) -> Self {
@@ -185,9 +196,7 @@ impl Objective for MultitaskObjective {
                 let at = Tensor::<1, Int>::from_data(TensorData::new(at, [n]), &device);
                 task_logits = task_logits.select(0, at);
             }
-            let ce = CrossEntropyLossConfig::new()
-                .init(&device)
-                .forward(task_logits, labels);
+            let ce = head_loss(self.losses[t], task_logits, labels);
             let value = ce.clone().into_scalar::<f32>() as f64;
             step_losses.push(value);
             self.sums[t] += value * n as f64;

@@ -184,7 +184,8 @@ pub fn run_multitask(
         .map(|&t| keep.iter().map(|&i| train_set.labels[t][i]).collect())
         .collect();
     let mut objective =
-        MultitaskObjective::new(outputs.clone(), labels, mt.weighting.clone(), primary);
+        MultitaskObjective::new(outputs.clone(), labels, mt.weighting.clone(), primary)
+            .with_losses(&mt.task_losses);
     // Soft sharing and cross-stitch train one column of the run's model per task.
     let mut run_config = config.clone();
     match &mt.architecture {

@@ -123,24 +123,21 @@ fn dwa_and_gradnorm_weights_sum_to_the_task_count() {
             );
         }
     }
-    // GradNorm needs the shared representation of hard sharing.
-    let sets: Vec<String> = [
-        "strategy.type=\"multitask\"",
+    // GradNorm on task columns takes each column's own representation.
+    let dir = tempfile::tempdir().unwrap();
+    let (c, mt) = multitask(&[
         "strategy.weighting={type=\"gradnorm\"}",
-        "strategy.architecture={type=\"soft\", lambda=0.1}",
-    ]
-    .map(String::from)
-    .to_vec();
-    let err = RunConfig::default()
-        .with_overrides(&sets)
-        .unwrap()
-        .validate()
-        .unwrap_err()
-        .to_string();
+        "strategy.architecture={type=\"cross-stitch\"}",
+    ]);
+    let (s, _) = run_multitask(&c, &mt, &quiet(dir.path()), &[]).unwrap();
     assert!(
-        err.contains("strategy.weighting") && err.contains("hard"),
-        "{err}"
+        s.weights.weights[3].iter().any(|w| (w - 1.0).abs() > 1e-4),
+        "{:?}",
+        s.weights
     );
+    for w in &s.weights.weights {
+        assert!((w.iter().sum::<f64>() - 2.0).abs() < 1e-6, "{w:?}");
+    }
 }
 
 #[test]

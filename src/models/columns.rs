@@ -252,6 +252,14 @@ impl Columns {
         self.head_forward_each(parts)
     }
 
+    /// Each column's head weight `[F, classes]` (Burn's `Linear` layout).
+    pub fn head_weights(&self) -> Vec<Tensor<2>> {
+        match self.mlp.is_empty() {
+            false => self.mlp.iter().map(|m| m.head.weight.val()).collect(),
+            true => self.cnn.iter().map(|m| m.head.weight.val()).collect(),
+        }
+    }
+
     /// Column `c`'s backbone parameters, flattened, in module order (for the soft-sharing
     /// penalty between corresponding layers).
     pub fn backbone_parameters(&self, c: usize) -> Vec<Tensor<1>> {

@@ -180,15 +180,6 @@ impl MultitaskConfig {
                 "GradNorm's closed-form gradient norms assume cross-entropy task losses".into(),
             ));
         }
-        if matches!(self.weighting, WeightingConfig::Gradnorm { .. })
-            && self.architecture != Architecture::Hard
-        {
-            return Err((
-                "strategy.weighting".into(),
-                "GradNorm takes the gradient on the shared representation: it needs hard sharing"
-                    .into(),
-            ));
-        }
         match &self.architecture {
             Architecture::Hard => {}
             _ if self.trained().len() < 2 => {

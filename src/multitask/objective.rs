@@ -117,10 +117,25 @@ impl MultitaskObjective {
         logits: &Tensor<2>,
         indices: &[usize],
     ) -> Option<Vec<f64>> {
-        let weight = network.head_weight()?.detach();
+        // Each task's head weights `[F, C_t]`: its units of the shared head, or its own
+        // column's head (soft sharing, cross-stitch: the gradient is then taken on that
+        // column's representation, the head's input).
+        let heads: Vec<Tensor<2>> = match network {
+            Network::Columns(columns) => columns.head_weights(),
+            _ => {
+                let weight = network.head_weight()?;
+                let [f, _] = weight.dims();
+                self.outputs
+                    .iter()
+                    .map(|r| weight.clone().slice([0..f, r.clone()]))
+                    .collect()
+            }
+        };
+        if heads.len() != self.outputs.len() {
+            return None;
+        }
         let device = logits.device();
         let b = indices.len();
-        let [f, _] = weight.dims();
         let mut norms = Vec::with_capacity(self.outputs.len());
         for (t, range) in self.outputs.iter().enumerate() {
             let c = range.len();
@@ -137,7 +152,7 @@ impl MultitaskObjective {
             let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [b, c]), &device);
             let z = logits.clone().detach().slice([0..b, range.clone()]);
             let p = softmax(z, 1) - onehot;
-            let w_t = weight.clone().slice([0..f, range.clone()]);
+            let w_t = heads[t].clone().detach();
             let grad = p.matmul(w_t.transpose()).div_scalar(b as f32);
             norms.push((grad.clone() * grad).sum().sqrt().into_scalar::<f32>() as f64);
         }

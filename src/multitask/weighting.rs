@@ -16,7 +16,8 @@
 //!   `i`'s loss ratio `L_i(t)/L_i(0)` relative to the mean ratio; the weights are then
 //!   renormalised to sum to `K`. The gradient is taken with respect to the shared
 //!   representation (the head's input), in closed form for the linear heads, rather than
-//!   the last shared layer's weights (LibMTL's `rep_grad` option); it needs hard sharing.
+//!   the last shared layer's weights (LibMTL's `rep_grad` option); with task columns
+//!   (soft sharing, cross-stitch) on each column's own representation.
 
 use serde::{Deserialize, Serialize};
 

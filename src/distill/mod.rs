@@ -262,35 +262,31 @@ impl KnowledgeDistillation {
 
 impl Objective for KnowledgeDistillation {
     fn step(&mut self, network: &Network, batch: &Batch, indices: &[usize]) -> StepOutput {
-        if self.hint_weight == 0.0 {
-            let logits = network.forward(batch.images.clone());
-            let teacher = self.teacher_logits(batch, indices);
-            let loss = distillation_loss(
-                logits.clone(),
-                teacher,
-                batch.labels.clone(),
-                self.temperature,
-                self.lambda,
-            );
-            return StepOutput { loss, logits };
-        }
-        let features = network.features(batch.images.clone());
-        let logits = network.head_forward(features.clone());
+        // With hints the student's features are needed too: the same forward pass, split
+        // at the head.
+        let (logits, features) = if self.hint_weight == 0.0 {
+            (network.forward(batch.images.clone()), None)
+        } else {
+            let features = network.features(batch.images.clone());
+            (network.head_forward(features.clone()), Some(features))
+        };
         let teacher = self.teacher_logits(batch, indices);
-        let loss = distillation_loss(
+        let mut loss = distillation_loss(
             logits.clone(),
             teacher,
             batch.labels.clone(),
             self.temperature,
             self.lambda,
         );
-        let target = self.teacher_features(batch, indices);
-        let (fs, ft) = (features.dims()[1], target.dims()[1]);
-        let (weight, lr) = (self.hint_weight, self.hint_lr);
-        let hint = self
-            .hint
-            .get_or_insert_with(|| HintRegressor::new(HintState::new(fs, ft, 0), weight, lr));
-        let loss = loss + hint.loss_and_update(features, target);
+        if let Some(features) = features {
+            let target = self.teacher_features(batch, indices);
+            let (fs, ft) = (features.dims()[1], target.dims()[1]);
+            let (weight, lr) = (self.hint_weight, self.hint_lr);
+            let hint = self
+                .hint
+                .get_or_insert_with(|| HintRegressor::new(HintState::new(fs, ft, 0), weight, lr));
+            loss = loss + hint.loss_and_update(features, target);
+        }
         StepOutput { loss, logits }
     }
 

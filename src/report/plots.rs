@@ -22,19 +22,27 @@ fn register_font() {
 
 type PlotResult = Result<(), Box<dyn std::error::Error>>;
 
+/// Draws a figure twice, as `<base>.png` and `<base>.svg`: registers the font, creates
+/// the folder, and calls `draw(area, args...)` once per backend (the draw functions are
+/// generic over the backend, which a closure cannot be).
+macro_rules! png_and_svg {
+    ($base:expr, $size:expr, $draw:ident $(, $arg:expr)*) => {{
+        register_font();
+        let base: &Path = $base;
+        if let Some(dir) = base.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let (png, svg) = (base.with_extension("png"), base.with_extension("svg"));
+        $draw(BitMapBackend::new(&png, $size).into_drawing_area() $(, $arg)*)?;
+        $draw(SVGBackend::new(&svg, $size).into_drawing_area() $(, $arg)*)?;
+        Ok(())
+    }};
+}
+
 /// Writes `curves.png` and `curves.svg` into `dir`: loss (left) and accuracy (right)
 /// against epoch, one line per split.
 pub fn plot_curves(rows: &[MetricRow], dir: &Path) -> PlotResult {
-    register_font();
-    std::fs::create_dir_all(dir)?;
-    let png = dir.join("curves.png");
-    let svg = dir.join("curves.svg");
-    draw(
-        BitMapBackend::new(&png, (1000, 400)).into_drawing_area(),
-        rows,
-    )?;
-    draw(SVGBackend::new(&svg, (1000, 400)).into_drawing_area(), rows)?;
-    Ok(())
+    png_and_svg!(&dir.join("curves"), (1000, 400), draw, rows)
 }
 
 fn draw<DB: DrawingBackend>(
@@ -101,20 +109,13 @@ where
 /// probabilities for one example at each temperature in `panels` (`(T, probs)`), as bar
 /// charts — the survey's near one-hot output at T=1 beside its softened version.
 pub fn plot_soft_targets(panels: &[(f64, Vec<f32>)], dir: &Path) -> PlotResult {
-    register_font();
-    std::fs::create_dir_all(dir)?;
-    let png = dir.join("teacher-soft-targets.png");
-    let svg = dir.join("teacher-soft-targets.svg");
     let width = 450 * panels.len().max(1) as u32;
-    draw_bars(
-        BitMapBackend::new(&png, (width, 350)).into_drawing_area(),
-        panels,
-    )?;
-    draw_bars(
-        SVGBackend::new(&svg, (width, 350)).into_drawing_area(),
-        panels,
-    )?;
-    Ok(())
+    png_and_svg!(
+        &dir.join("teacher-soft-targets"),
+        (width, 350),
+        draw_bars,
+        panels
+    )
 }
 
 fn draw_bars<DB: DrawingBackend>(
@@ -152,25 +153,7 @@ where
 
 /// Writes `<base>.png` and `<base>.svg`: test accuracy (y) against a swept value (x).
 pub fn plot_sweep(points: &[(f64, f64)], x_label: &str, log_x: bool, base: &Path) -> PlotResult {
-    register_font();
-    if let Some(dir) = base.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let png = base.with_extension("png");
-    let svg = base.with_extension("svg");
-    draw_sweep(
-        BitMapBackend::new(&png, (640, 420)).into_drawing_area(),
-        points,
-        x_label,
-        log_x,
-    )?;
-    draw_sweep(
-        SVGBackend::new(&svg, (640, 420)).into_drawing_area(),
-        points,
-        x_label,
-        log_x,
-    )?;
-    Ok(())
+    png_and_svg!(base, (640, 420), draw_sweep, points, x_label, log_x)
 }
 
 fn draw_sweep<DB: DrawingBackend>(
@@ -223,23 +206,7 @@ where
 /// (row `i`: after training task `i + 1`; column `j`: task `j + 1`), each cell labelled
 /// with its accuracy in percent.
 pub fn plot_accuracy_matrix(rows: &[Vec<f64>], title: &str, base: &Path) -> PlotResult {
-    register_font();
-    if let Some(dir) = base.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let png = base.with_extension("png");
-    let svg = base.with_extension("svg");
-    draw_matrix(
-        BitMapBackend::new(&png, (560, 520)).into_drawing_area(),
-        rows,
-        title,
-    )?;
-    draw_matrix(
-        SVGBackend::new(&svg, (560, 520)).into_drawing_area(),
-        rows,
-        title,
-    )?;
-    Ok(())
+    png_and_svg!(base, (560, 520), draw_matrix, rows, title)
 }
 
 fn draw_matrix<DB: DrawingBackend>(
@@ -296,23 +263,7 @@ where
 /// Writes `<base>.png` and `<base>.svg`: each task's weight `w_i(t)` against the epoch,
 /// one line per task (multitask runs).
 pub fn plot_task_weights(weights: &[Vec<f64>], names: &[String], base: &Path) -> PlotResult {
-    register_font();
-    if let Some(dir) = base.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let png = base.with_extension("png");
-    let svg = base.with_extension("svg");
-    draw_task_weights(
-        BitMapBackend::new(&png, (640, 420)).into_drawing_area(),
-        weights,
-        names,
-    )?;
-    draw_task_weights(
-        SVGBackend::new(&svg, (640, 420)).into_drawing_area(),
-        weights,
-        names,
-    )?;
-    Ok(())
+    png_and_svg!(base, (640, 420), draw_task_weights, weights, names)
 }
 
 fn draw_task_weights<DB: DrawingBackend>(

@@ -94,13 +94,19 @@ pub struct Cnn {
     pub head: Linear,
 }
 
+impl CnnBackbone {
+    /// The `hidden`-wide features.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let x = self.pool.forward(relu(self.conv1.forward(images)));
+        let x = self.pool.forward(relu(self.conv2.forward(x)));
+        self.dropout.forward(relu(self.fc.forward(x.flatten(1, 3))))
+    }
+}
+
 impl Cnn {
     /// The `hidden`-wide features.
     pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
-        let b = &self.backbone;
-        let x = b.pool.forward(relu(b.conv1.forward(images)));
-        let x = b.pool.forward(relu(b.conv2.forward(x)));
-        b.dropout.forward(relu(b.fc.forward(x.flatten(1, 3))))
+        self.backbone.forward(images)
     }
 
     /// Class logits.

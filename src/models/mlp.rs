@@ -77,14 +77,21 @@ pub struct Mlp {
     pub head: Linear,
 }
 
+impl MlpBackbone {
+    /// Features of the last hidden layer.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let mut x: Tensor<2> = images.flatten(1, 3);
+        for layer in &self.fc {
+            x = self.dropout.forward(relu(layer.forward(x)));
+        }
+        x
+    }
+}
+
 impl Mlp {
     /// Features of the last hidden layer.
     pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x: Tensor<2> = images.flatten(1, 3);
-        for layer in &self.backbone.fc {
-            x = self.backbone.dropout.forward(relu(layer.forward(x)));
-        }
-        x
+        self.backbone.forward(images)
     }
 
     /// Class logits.

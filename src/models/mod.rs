@@ -7,6 +7,7 @@ pub mod cnn;
 pub mod columns;
 pub mod mlp;
 pub mod params;
+pub mod projected;
 pub mod resnet;
 
 use burn::module::Module;
@@ -17,6 +18,7 @@ pub use cnn::{Cnn, CnnConfig};
 pub use columns::{Columns, ColumnsConfig};
 pub use mlp::{Mlp, MlpConfig};
 pub use params::{ParamInfo, param_infos, trainable_count};
+pub use projected::{Projected, ProjectedConfig};
 pub use resnet::{ResNet, ResNetConfig};
 
 /// Which network to build, with its hyperparameters (`[model]` in a run config).
@@ -31,6 +33,8 @@ pub enum ModelConfig {
     Resnet(ResNetConfig),
     /// One MLP or CNN column per task, optionally cross-stitched (multitask learning).
     Columns(ColumnsConfig),
+    /// An encoder's backbone with a projection MLP (self-supervised learning).
+    Projected(ProjectedConfig),
 }
 
 impl Default for ModelConfig {
@@ -47,6 +51,7 @@ impl ModelConfig {
             ModelConfig::Cnn(_) => "cnn",
             ModelConfig::Resnet(_) => "resnet",
             ModelConfig::Columns(_) => "columns",
+            ModelConfig::Projected(_) => "projected",
         }
     }
 
@@ -57,6 +62,7 @@ impl ModelConfig {
             ModelConfig::Cnn(c) => c.validate(),
             ModelConfig::Resnet(c) => c.validate(),
             ModelConfig::Columns(c) => c.validate(),
+            ModelConfig::Projected(c) => c.validate(),
         }
     }
 
@@ -111,6 +117,28 @@ impl ModelConfig {
                 .iter()
                 .map(|&k| c.column.forward_flops(input, k))
                 .sum(),
+            ModelConfig::Projected(c) => {
+                // The encoder without its head, then the projector.
+                let mut flops = c.encoder.forward_flops(input, 0);
+                let mut width = c.inputs * self.feature_width(input);
+                for &h in &c.hidden {
+                    flops += linear(width, h);
+                    width = h;
+                }
+                flops + linear(width, c.outputs)
+            }
+        }
+    }
+
+    /// Width of the backbone's features (a projected network's: its encoder's; task
+    /// columns': all columns' together).
+    pub fn feature_width(&self, input: [usize; 3]) -> usize {
+        match self {
+            ModelConfig::Mlp(c) => c.hidden.last().copied().unwrap_or(input.iter().product()),
+            ModelConfig::Cnn(c) => c.hidden,
+            ModelConfig::Resnet(c) => c.width << c.blocks.len().saturating_sub(1),
+            ModelConfig::Columns(c) => c.classes.len() * c.column.feature_width(input),
+            ModelConfig::Projected(c) => c.encoder.feature_width(input),
         }
     }
 
@@ -129,6 +157,8 @@ impl ModelConfig {
             ModelConfig::Resnet(c) => Network::Resnet(c.init(input, num_classes, device)),
             // The columns' classes fix the outputs; `num_classes` is their sum.
             ModelConfig::Columns(c) => Network::Columns(c.init(input, device)),
+            // The projector's outputs fix the network's outputs.
+            ModelConfig::Projected(c) => Network::Projected(c.init(input, device)),
         };
         // Listing the parameters reads each one, which initialises it.
         let _ = param_infos(&network);
@@ -149,6 +179,8 @@ pub enum Network {
     Resnet(ResNet),
     /// See [`Columns`].
     Columns(Columns),
+    /// See [`Projected`].
+    Projected(Projected),
 }
 
 impl Network {
@@ -159,6 +191,7 @@ impl Network {
             Network::Cnn(m) => m.forward(images),
             Network::Resnet(m) => m.forward(images),
             Network::Columns(m) => m.forward(images),
+            Network::Projected(m) => m.forward(images),
         }
     }
 
@@ -169,6 +202,7 @@ impl Network {
             Network::Cnn(m) => m.head.forward(features),
             Network::Resnet(m) => m.head.forward(features),
             Network::Columns(m) => m.head_forward(features),
+            Network::Projected(m) => m.head_forward(features),
         }
     }
 
@@ -179,7 +213,7 @@ impl Network {
             Network::Mlp(m) => Some(m.head.weight.val()),
             Network::Cnn(m) => Some(m.head.weight.val()),
             Network::Resnet(m) => Some(m.head.weight.val()),
-            Network::Columns(_) => None,
+            Network::Columns(_) | Network::Projected(_) => None,
         }
     }
 
@@ -190,6 +224,7 @@ impl Network {
             Network::Cnn(m) => m.features(images),
             Network::Resnet(m) => m.features(images),
             Network::Columns(m) => m.features(images),
+            Network::Projected(m) => m.features(images),
         }
     }
 }

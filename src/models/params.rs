@@ -28,13 +28,15 @@ impl ParamInfo {
 
 #[derive(Default)]
 struct Collector {
-    path: Vec<String>,
+    /// The module path; enum variants are `None` (they do not name anything).
+    path: Vec<Option<String>>,
     out: Vec<ParamInfo>,
 }
 
 impl ModuleVisitor for Collector {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        let variant = container_type.starts_with("Enum:");
+        self.path.push((!variant).then(|| name.to_string()));
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
@@ -42,12 +44,13 @@ impl ModuleVisitor for Collector {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        // The first path segment is the `Network` variant (`Mlp`, `Cnn`, ...): drop it so
-        // names read `backbone.conv1.weight` whatever the network kind.
+        // Enum variants (the `Network` kind `Mlp`, `Cnn`, ...; a projected network's
+        // backbone kind) are left out, so names read `backbone.conv1.weight` whatever the
+        // network kind.
         let name = self
             .path
             .iter()
-            .skip(1)
+            .flatten()
             .cloned()
             .collect::<Vec<_>>()
             .join(".");

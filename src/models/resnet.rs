@@ -138,16 +138,22 @@ pub struct ResNet {
     pub head: Linear,
 }
 
-impl ResNet {
+impl ResNetBackbone {
     /// Globally average-pooled features (`4 * width` of them).
-    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
-        let b = &self.backbone;
-        let mut x = relu(b.stem_bn.forward(b.stem.forward(images)));
-        for block in &b.blocks {
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let mut x = relu(self.stem_bn.forward(self.stem.forward(images)));
+        for block in &self.blocks {
             x = block.forward(x);
         }
         let [n, c, _, _] = x.dims();
         x.mean_dim(3).mean_dim(2).reshape([n, c])
+    }
+}
+
+impl ResNet {
+    /// Globally average-pooled features (`4 * width` of them).
+    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
+        self.backbone.forward(images)
     }
 
     /// Class logits.

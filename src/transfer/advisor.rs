@@ -149,6 +149,8 @@ pub fn lower_and_upper(model: &ModelConfig) -> (Vec<String>, Vec<String>) {
             lower.extend((0..blocks - 1).map(|i| format!("backbone.blocks.{i}")));
             (lower, vec![format!("backbone.blocks.{}", blocks - 1)])
         }
+        // The backbone of a projected network has its encoder's names.
+        ModelConfig::Projected(p) => lower_and_upper(&p.encoder),
         // Multitask columns are not a transfer source; nothing to split.
         ModelConfig::Columns(_) => (Vec::new(), Vec::new()),
     }

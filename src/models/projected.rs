@@ -1,0 +1,240 @@
+//! An encoder's backbone followed by a small MLP instead of a linear classifier: the
+//! projection head `g` of SimCLR (Chen et al. 2020, `z = g(f(x))`, with `h = f(x)` the
+//! representation kept for downstream tasks) and MoCo, or the late-fusion classifier of
+//! the relative-position pretext task (Doersch et al. 2015), which sees the backbone
+//! features of `inputs` patches side by side.
+//!
+//! The backbone's parameters keep the names of the plain network (`backbone.conv1.weight`
+//! ...), so a pretrained checkpoint's backbone loads into an MLP, CNN or ResNet of the
+//! same shape by name; the projector is `projector.<i>` and its last layer `head`.
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::cnn::CnnBackbone;
+use super::mlp::MlpBackbone;
+use super::resnet::ResNetBackbone;
+use super::{ModelConfig, Network};
+
+/// Hyperparameters of a projected network (`model.type = "projected"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectedConfig {
+    /// The network whose backbone is the encoder (an MLP, the CNN or a ResNet; its head
+    /// is not built).
+    pub encoder: Box<ModelConfig>,
+    /// Widths of the projector's hidden layers (ReLU after each); empty for a linear
+    /// projection.
+    #[serde(default = "default_hidden")]
+    pub hidden: Vec<usize>,
+    /// Width of the output `z` (the network's outputs, whatever the dataset's classes).
+    #[serde(default = "default_outputs")]
+    pub outputs: usize,
+    /// Feature vectors concatenated before the projector: 1 for one image, 2 for a
+    /// pair of patches (relative position).
+    #[serde(default = "one")]
+    pub inputs: usize,
+}
+
+fn default_hidden() -> Vec<usize> {
+    vec![128]
+}
+
+fn default_outputs() -> usize {
+    128
+}
+
+fn one() -> usize {
+    1
+}
+
+impl ProjectedConfig {
+    /// A projected `encoder` with SimCLR's shape: one hidden layer, `outputs` wide.
+    pub fn new(encoder: ModelConfig, hidden: Vec<usize>, outputs: usize, inputs: usize) -> Self {
+        Self {
+            encoder: Box::new(encoder),
+            hidden,
+            outputs,
+            inputs,
+        }
+    }
+
+    /// Checks the rules; on error (key, rule).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if !matches!(
+            *self.encoder,
+            ModelConfig::Mlp(_) | ModelConfig::Cnn(_) | ModelConfig::Resnet(_)
+        ) {
+            return Err((
+                "model.encoder".into(),
+                "the encoder is an MLP, the CNN or a ResNet".into(),
+            ));
+        }
+        if self.outputs == 0 || self.inputs == 0 || self.hidden.contains(&0) {
+            return Err((
+                "model.outputs".into(),
+                format!(
+                    "outputs, inputs and hidden widths must be >= 1, got outputs {}, inputs {}, hidden {:?}",
+                    self.outputs, self.inputs, self.hidden
+                ),
+            ));
+        }
+        self.encoder.validate()
+    }
+
+    /// Builds the network for images of shape `input`: the encoder's backbone (its
+    /// weights drawn as the plain network's would be), then the projector.
+    pub fn init(&self, input: [usize; 3], device: &Device) -> Projected {
+        // The encoder is built whole (one output) and its head dropped: the head's weight
+        // `[F, 1]` tells the feature width F.
+        let (backbone, width) = match self.encoder.init(input, 1, device) {
+            Network::Mlp(m) => (Backbone::Mlp(m.backbone), m.head.weight.dims()[0]),
+            Network::Cnn(m) => (Backbone::Cnn(m.backbone), m.head.weight.dims()[0]),
+            Network::Resnet(m) => (Backbone::Resnet(m.backbone), m.head.weight.dims()[0]),
+            Network::Columns(_) | Network::Projected(_) => {
+                unreachable!("validate() admits MLP, CNN and ResNet encoders only")
+            }
+        };
+        let mut projector = Vec::with_capacity(self.hidden.len());
+        let mut from = width * self.inputs;
+        for &h in &self.hidden {
+            projector.push(LinearConfig::new(from, h).init(device));
+            from = h;
+        }
+        Projected {
+            backbone,
+            projector,
+            head: LinearConfig::new(from, self.outputs).init(device),
+            inputs: self.inputs,
+        }
+    }
+}
+
+/// The encoder part of a [`Projected`] network.
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Backbone {
+    /// An MLP's hidden layers.
+    Mlp(MlpBackbone),
+    /// The CNN's convolutions and fully connected layer.
+    Cnn(CnnBackbone),
+    /// A ResNet's stem and stages.
+    Resnet(ResNetBackbone),
+}
+
+impl Backbone {
+    /// The representation `h = f(x)`.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        match self {
+            Backbone::Mlp(b) => b.forward(images),
+            Backbone::Cnn(b) => b.forward(images),
+            Backbone::Resnet(b) => b.forward(images),
+        }
+    }
+}
+
+/// A backbone with a projection MLP on top.
+#[derive(Module, Debug)]
+pub struct Projected {
+    /// The encoder `f`.
+    pub backbone: Backbone,
+    /// The projector's hidden layers.
+    pub projector: Vec<Linear>,
+    /// The projector's output layer.
+    pub head: Linear,
+    /// Feature vectors concatenated before the projector.
+    inputs: usize,
+}
+
+impl Projected {
+    /// The representation `h = f(x)` `[B, F]`.
+    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
+        self.backbone.forward(images)
+    }
+
+    /// The projection `g` of concatenated features `[B, inputs * F]`.
+    pub fn head_forward(&self, features: Tensor<2>) -> Tensor<2> {
+        let mut x = features;
+        for layer in &self.projector {
+            x = relu(layer.forward(x));
+        }
+        self.head.forward(x)
+    }
+
+    /// Feature vectors the projector takes side by side.
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    /// `z = g(f(x))` for images `[B, C, H, W]`. A projector over several inputs sees each
+    /// image's features repeated, so that any image batch has outputs of the right shape
+    /// (the pair objective itself calls [`Projected::features`] and
+    /// [`Projected::head_forward`]).
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let h = self.features(images);
+        let k = self.inputs();
+        let h = if k > 1 { h.repeat_dim(1, k) } else { h };
+        self.head_forward(h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::param_infos;
+
+    fn config(encoder: &str, inputs: usize) -> ModelConfig {
+        toml::from_str(&format!(
+            "type = \"projected\"\ninputs = {inputs}\nhidden = [32]\noutputs = 16\n[encoder]\ntype = \"{encoder}\""
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn projects_every_encoder_and_keeps_backbone_names() {
+        let device = Device::flex();
+        for (kind, input) in [
+            ("mlp", [1, 8, 8]),
+            ("cnn", [1, 28, 28]),
+            ("resnet", [1, 8, 8]),
+        ] {
+            for inputs in [1, 2] {
+                let cfg = config(kind, inputs);
+                let net = cfg.init(input, 10, &device);
+                let x = Tensor::<4>::zeros([3, input[0], input[1], input[2]], &device);
+                assert_eq!(net.forward(x.clone()).dims(), [3, 16], "{kind} x{inputs}");
+                let Network::Projected(p) = &net else {
+                    panic!("not projected")
+                };
+                assert_eq!(p.inputs(), inputs, "{kind}");
+                let plain: ModelConfig = toml::from_str(&format!("type = \"{kind}\"")).unwrap();
+                let plain = plain.init(input, 10, &device);
+                let backbone = |n: &Network| -> Vec<(String, Vec<usize>)> {
+                    param_infos(n)
+                        .into_iter()
+                        .filter(|p| p.name.starts_with("backbone."))
+                        .map(|p| (p.name, p.shape))
+                        .collect()
+                };
+                assert_eq!(backbone(&net), backbone(&plain), "{kind}");
+                assert!(
+                    param_infos(&net)
+                        .iter()
+                        .any(|p| p.name == "projector.0.weight")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_a_nested_projection_and_zero_widths() {
+        let mut cfg = ProjectedConfig::new(config("mlp", 1), vec![8], 4, 1);
+        assert_eq!(cfg.validate().unwrap_err().0, "model.encoder");
+        *cfg.encoder = ModelConfig::default();
+        cfg.outputs = 0;
+        assert_eq!(cfg.validate().unwrap_err().0, "model.outputs");
+    }
+}

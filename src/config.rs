@@ -296,6 +296,22 @@ impl RunConfig {
             .map_err(|(k, r)| invalid(&k, r))?;
         self.init.validate().map_err(|(k, r)| invalid(&k, r))?;
         self.strategy.validate().map_err(|(k, r)| invalid(&k, r))?;
+        if let crate::strategy::StrategyConfig::SelfSupervised(ssl) = &self.strategy {
+            let (_, inputs) = ssl.projection(1);
+            let fits = match &self.model {
+                crate::models::ModelConfig::Projected(p) => p.inputs == inputs,
+                _ => inputs == 1,
+            };
+            if !fits {
+                return Err(invalid(
+                    "model",
+                    format!(
+                        "{:?} needs a projected network over {inputs} feature vectors (model.type = \"projected\", inputs = {inputs})",
+                        ssl.method
+                    ),
+                ));
+            }
+        }
         for (i, g) in self.groups.iter().enumerate() {
             if g.pattern.is_empty() {
                 return Err(invalid(

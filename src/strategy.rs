@@ -4,10 +4,12 @@
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
+use crate::config::RunConfig;
 use crate::continual::ContinualConfig;
 use crate::distill::{DistillConfig, DistillError, KnowledgeDistillation};
 use crate::engine::{CrossEntropy, Objective, PreparedData};
 use crate::multitask::MultitaskConfig;
+use crate::ssl::SelfSupervisedConfig;
 use crate::transfer::{LinearProbe, LinearProbeConfig};
 
 /// Which strategy a run uses.
@@ -27,6 +29,9 @@ pub enum StrategyConfig {
     /// Several tasks on the same inputs, trained jointly (multitask learning); runs
     /// through [`crate::multitask::run_multitask`].
     Multitask(MultitaskConfig),
+    /// Representation learning without labels: SimCLR, MoCo or relative patch position
+    /// (see [`crate::ssl`]).
+    SelfSupervised(SelfSupervisedConfig),
 }
 
 impl StrategyConfig {
@@ -38,6 +43,7 @@ impl StrategyConfig {
             StrategyConfig::LinearProbe(_) => Ok(()),
             StrategyConfig::Continual(c) => c.validate(),
             StrategyConfig::Multitask(c) => c.validate(),
+            StrategyConfig::SelfSupervised(c) => c.validate(),
         }
     }
 
@@ -49,6 +55,7 @@ impl StrategyConfig {
             StrategyConfig::LinearProbe(_) => "linear-probe",
             StrategyConfig::Continual(_) => "continual",
             StrategyConfig::Multitask(_) => "multitask",
+            StrategyConfig::SelfSupervised(_) => "self-supervised",
         }
     }
 }
@@ -69,16 +76,20 @@ pub enum StrategyError {
         "a multitask strategy trains several tasks: run it with `mentor multitask` or `mentor train` (multitask::run_multitask)"
     )]
     Multitask,
+    /// A self-supervised objective does not fit the data.
+    #[error(transparent)]
+    SelfSupervised(#[from] crate::ssl::SslError),
 }
 
-/// Builds the objective of `strategy` for a run on `data`; `device` is the training
-/// device (networks that do not train, such as a teacher, live on it without autodiff).
+/// Builds the objective of `config`'s strategy for a run on `data`; `device` is the
+/// training device (networks that do not train, such as a teacher, live on it without
+/// autodiff).
 pub fn build_objective(
-    strategy: &StrategyConfig,
+    config: &RunConfig,
     data: &PreparedData,
     device: &Device,
 ) -> Result<Box<dyn Objective>, StrategyError> {
-    Ok(match strategy {
+    Ok(match &config.strategy {
         StrategyConfig::Supervised => Box::new(CrossEntropy),
         StrategyConfig::Distill(c) => Box::new(KnowledgeDistillation::from_checkpoint(
             c,
@@ -86,6 +97,9 @@ pub fn build_objective(
             device,
         )?),
         StrategyConfig::LinearProbe(c) => Box::new(LinearProbe::new(c, &data.train)),
+        StrategyConfig::SelfSupervised(c) => {
+            crate::ssl::build_objective(c, &data.train, data.normalization.as_ref(), config.seed)?
+        }
         StrategyConfig::Continual(_) => return Err(StrategyError::Continual),
         StrategyConfig::Multitask(_) => return Err(StrategyError::Multitask),
     })

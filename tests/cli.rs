@@ -370,3 +370,67 @@ fn rotation_pretext_trains_and_knn_probes_its_features() {
     assert!(knn > 0.3, "kNN on the digits' own labels: {knn}");
     assert_eq!(v["train_examples"], 1293);
 }
+
+#[test]
+fn ssl_pretrain_then_probe_at_label_fractions() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("moco");
+    let out_s = out.to_str().unwrap();
+    let (code, _, err) = mentor(&[
+        "ssl",
+        "pretrain",
+        "--method",
+        "moco",
+        "--dataset",
+        "digits",
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--set",
+        "strategy.queue=128",
+        "--log-format",
+        "quiet",
+        "--out",
+        out_s,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains("type = \"projected\""), "{config}");
+    let probe = dir.path().join("probe.json");
+    let (code, stdout, err) = mentor(&[
+        "ssl",
+        "eval",
+        "--checkpoint",
+        out.join("checkpoints/last.ckpt").to_str().unwrap(),
+        "--fractions",
+        "0.1,1",
+        "--epochs",
+        "2",
+        "--out",
+        probe.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["labels"], 1293);
+    assert!(rows[1]["linear_accuracy"].as_f64().unwrap() > 0.5, "{v}");
+    assert!(probe.is_file());
+    // The relative-position grid does not fit 8x8 digits: a one-line error.
+    let (code, _, err) = mentor(&[
+        "ssl",
+        "pretrain",
+        "--method",
+        "relative-position",
+        "--dataset",
+        "digits",
+        "--out",
+        dir.path().join("relpos").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not fit a 3x3 grid"), "{err}");
+    let (code, _, err) = mentor(&["ssl", "pretrain", "--method", "byol", "--out", out_s]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown --method"), "{err}");
+}

@@ -47,7 +47,7 @@ fn cached_and_per_batch_teacher_train_the_same_student() {
     for cache in [true, false] {
         let cfg = config(&student_sets(&ckpt, cache));
         let data = prepare_data(&cfg.data, cfg.seed).unwrap();
-        let mut objective = build_objective(&cfg.strategy, &data, &Device::flex()).unwrap();
+        let mut objective = build_objective(&cfg, &data, &Device::flex()).unwrap();
         let out = dir.path().join(format!("student-{cache}"));
         let (_, net) = train(&cfg, &data, objective.as_mut(), &quiet(&out)).unwrap();
         students.push(weights(&net).concat());
@@ -94,7 +94,7 @@ fn a_teacher_for_other_classes_is_refused() {
     let ckpt = teacher(dir.path(), &["data.classes=[0,1,2,3,4]"]);
     let cfg = config(&student_sets(&ckpt, true));
     let data = prepare_data(&cfg.data, cfg.seed).unwrap();
-    let err = build_objective(&cfg.strategy, &data, &Device::flex())
+    let err = build_objective(&cfg, &data, &Device::flex())
         .err()
         .expect("a 5-class teacher cannot teach 10 classes")
         .to_string();
@@ -139,7 +139,7 @@ fn fitnets_hints_train_cached_or_not_alike_and_resume_exactly() {
         sets.push("epochs=4".into());
         let cfg = config(&sets);
         let data = prepare_data(&cfg.data, cfg.seed).unwrap();
-        let mut objective = build_objective(&cfg.strategy, &data, &Device::flex()).unwrap();
+        let mut objective = build_objective(&cfg, &data, &Device::flex()).unwrap();
         let opts = mentor::engine::TrainOptions {
             stop_after: stop,
             resume,

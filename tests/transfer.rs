@@ -182,7 +182,7 @@ fn linear_probe_on_cached_features_matches_a_frozen_backbone_run() {
         cfg.init.pretrained = Some(ckpt.clone());
         let data = prepare_data(&cfg.data, cfg.seed).unwrap();
         let mut objective =
-            mentor::strategy::build_objective(&cfg.strategy, &data, &Device::flex()).unwrap();
+            mentor::strategy::build_objective(&cfg, &data, &Device::flex()).unwrap();
         let out = dir.path().join(strategy);
         let (_, net) = train(&cfg, &data, objective.as_mut(), &quiet(&out)).unwrap();
         heads.push(weights_by_name(&net));
@@ -216,8 +216,7 @@ fn svm_head_trains_on_frozen_features() {
     ]);
     cfg.init.pretrained = Some(ckpt.clone());
     let data = prepare_data(&cfg.data, cfg.seed).unwrap();
-    let mut objective =
-        mentor::strategy::build_objective(&cfg.strategy, &data, &Device::flex()).unwrap();
+    let mut objective = mentor::strategy::build_objective(&cfg, &data, &Device::flex()).unwrap();
     let out = dir.path().join("svm");
     let (summary, net) = train(&cfg, &data, objective.as_mut(), &quiet(&out)).unwrap();
     assert!(summary.test_accuracy > 0.4, "{}", summary.test_accuracy);
@@ -263,7 +262,7 @@ fn advisor_measures_size_and_similarity_and_writes_a_runnable_config() {
     // The recommended run is a valid config that trains.
     advice.config.validate().unwrap();
     let mut objective =
-        mentor::strategy::build_objective(&advice.config.strategy, &data, &Device::flex()).unwrap();
+        mentor::strategy::build_objective(&advice.config, &data, &Device::flex()).unwrap();
     let out = dir.path().join("advised");
     train(&advice.config, &data, objective.as_mut(), &quiet(&out)).unwrap();
     assert!(out.join("transfer.json").is_file());

@@ -19,19 +19,20 @@ use mentor::transfer::{LinearProbe, LinearProbeConfig};
 use serde::{Deserialize, Serialize};
 
 /// The workloads `mentor bench` knows.
-const WORKLOADS: [&str; 5] = [
+const WORKLOADS: [&str; 6] = [
     "cnn-step",
     "mlp-step",
     "kd-epoch",
     "linear-probe",
     "lwf-task",
+    "simclr-step",
 ];
 
 /// Arguments of `mentor bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Workloads to run (default: all): cnn-step, mlp-step, kd-epoch, linear-probe,
-    /// lwf-task.
+    /// lwf-task, simclr-step.
     workloads: Vec<String>,
     /// Timed steps per step workload (after warm-up).
     #[arg(long, default_value_t = 30)]
@@ -336,6 +337,74 @@ fn run_lwf_task(samples: usize) -> anyhow::Result<Vec<BenchResult>> {
     Ok(out)
 }
 
+/// simclr-step: one SimCLR step of the projected CNN (conv32-conv64-fc128, projector
+/// 128-128) at batch 256 on 28x28 images: two augmented views per image (SimCLR's
+/// augmentations, made on the CPU), one forward pass of the 512 views, NT-Xent, backward,
+/// Adam. A second row times making the views alone, the part the network does not see.
+fn run_simclr_step(steps: usize, warmup: usize) -> anyhow::Result<Vec<BenchResult>> {
+    let batch = 256;
+    let data = synthetic(batch * (steps + warmup))?;
+    let config = run_config(&[
+        "strategy.type=\"self-supervised\"",
+        "model={type=\"projected\", encoder={type=\"cnn\"}}",
+        "batch_size=256",
+    ])?;
+    config.validate()?;
+    let mentor::strategy::StrategyConfig::SelfSupervised(ssl) = &config.strategy else {
+        bail!("internal: not a self-supervised config");
+    };
+    let mut objective = mentor::ssl::build_objective(ssl, &data, None, 1)?;
+    let device = Device::flex().autodiff();
+    let mut network = seeded_init(&config.model, [1, 28, 28], 10, &device, 5);
+    let groups = ParamGroups::resolve(&config.groups, &param_infos(&network))?;
+    let mut optimizer = config.optim.init();
+    let mut step_times = Vec::new();
+    let mut view_times = Vec::new();
+    let order = BatchOrder::sequential(data.len(), batch);
+    for (i, idx) in order.batches().enumerate() {
+        let started = Instant::now();
+        for view in 0..2 {
+            let _ = ssl.augment.views(&data, idx, view, i as u64);
+        }
+        let views = started.elapsed().as_secs_f64();
+        let b = Batch::gather(&data, idx, &device);
+        let started = Instant::now();
+        let (n, _, _) = train_step(
+            network,
+            &mut optimizer,
+            &groups,
+            objective.as_mut(),
+            &b,
+            idx,
+            config.lr,
+        )
+        .map_err(|v| anyhow::anyhow!("loss became {v}"))?;
+        network = n;
+        if i >= warmup {
+            step_times.push(started.elapsed().as_secs_f64());
+            view_times.push(views);
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let result = |workload: &str, seconds: f64| BenchResult {
+        workload: workload.into(),
+        batch_size: batch,
+        repeats: steps,
+        seconds,
+        samples_per_second: batch as f64 / seconds,
+        setup_seconds: 0.0,
+        peak_memory_mib: peak_memory_mib(),
+        threads: threads(),
+    };
+    Ok(vec![
+        result("simclr-step", median(step_times)),
+        result("simclr-step/views-only", median(view_times)),
+    ])
+}
+
 fn run_worker(name: &str, args: &BenchArgs) -> anyhow::Result<Vec<BenchResult>> {
     match name {
         "cnn-step" | "mlp-step" => Ok(vec![run_step_workload(
@@ -347,6 +416,7 @@ fn run_worker(name: &str, args: &BenchArgs) -> anyhow::Result<Vec<BenchResult>> 
         "kd-epoch" => run_kd_epoch(args.samples),
         "linear-probe" => run_linear_probe(args.samples),
         "lwf-task" => run_lwf_task(args.samples),
+        "simclr-step" => run_simclr_step(args.steps, args.warmup),
         other => bail!(
             "unknown workload {other:?}; known: {}",
             WORKLOADS.join(", ")

@@ -3,7 +3,9 @@
 //! beside the same MLP trained alone; transfer of a CNN trained on digits 0-4 to digits
 //! 5-9 with 20 examples a class, beside the same CNN trained from scratch; continual
 //! learning of the digits as 5 class-incremental tasks, fine-tuned and with replay;
-//! multitask learning of overlaid digit pairs (left and right digit) with hard sharing.
+//! multitask learning of overlaid digit pairs (left and right digit) with hard sharing;
+//! self-supervised SimCLR pretraining probed with 10% of the labels, beside the same
+//! probe of the untrained encoder.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -11,8 +13,9 @@ use std::time::Instant;
 use clap::Args;
 use mentor::config::RunConfig;
 use mentor::continual::run_continual;
-use mentor::engine::{LogFormat, TrainOptions, prepare_data, train};
+use mentor::engine::{LogFormat, TrainOptions, prepare_data, seeded_init, train};
 use mentor::multitask::run_multitask;
+use mentor::ssl::probe::{ProbeConfig, probe};
 use mentor::strategy::{StrategyConfig, build_objective};
 
 /// Arguments of `mentor demo`.
@@ -160,14 +163,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             log: args.log_format,
             ..TrainOptions::new(args.out.join(dir_name(strategy, name)))
         };
-        let mut objective = build_objective(&config.strategy, &data, &options.device)?;
+        let mut objective = build_objective(&config, &data, &options.device)?;
         let (summary, _) = train(&config, &data, objective.as_mut(), &options)?;
         let detail = match &config.strategy {
             StrategyConfig::Distill(d) => format!(", T={} lambda={}", d.temperature, d.lambda),
             StrategyConfig::LinearProbe(_)
             | StrategyConfig::Supervised
             | StrategyConfig::Continual(_)
-            | StrategyConfig::Multitask(_) => String::new(),
+            | StrategyConfig::Multitask(_)
+            | StrategyConfig::SelfSupervised(_) => String::new(),
         };
         rows.push(Row {
             strategy,
@@ -241,6 +245,65 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             accuracy: mean,
             seconds: started.elapsed().as_secs_f64(),
         });
+    }
+    // Self-supervised: SimCLR pretrains an MLP encoder without labels; a linear probe on
+    // its frozen features with 10% of the labels, beside the same probe of the untrained
+    // encoder.
+    {
+        eprintln!("demo: self-supervised simclr on digits ...");
+        let started = Instant::now();
+        let config = supervised_owned(
+            "mlp",
+            30,
+            1e-3,
+            &[
+                "strategy.type=\"self-supervised\"".into(),
+                "strategy.augment.flip=0.0".into(),
+                "strategy.augment.crop_scale=[0.3,1.0]".into(),
+                "model={type=\"projected\", hidden=[128], outputs=64, encoder={type=\"mlp\", hidden=[128]}}".into(),
+            ],
+        )?;
+        let data = prepare_data(&config.data, config.seed)?;
+        let options = TrainOptions {
+            log: args.log_format,
+            ..TrainOptions::new(args.out.join(dir_name("self-supervised", "simclr")))
+        };
+        let mut objective = build_objective(&config, &data, &options.device)?;
+        let (_, network) = train(&config, &data, objective.as_mut(), &options)?;
+        let pretrain_seconds = started.elapsed().as_secs_f64();
+        let probe_config = ProbeConfig {
+            fractions: vec![0.1],
+            ..ProbeConfig::default()
+        };
+        let random = seeded_init(
+            &config.model,
+            data.train.shape,
+            data.train.num_classes,
+            &options.device,
+            config.seed,
+        );
+        for (name, encoder) in [("simclr", &network), ("untrained", &random)] {
+            let probe_started = Instant::now();
+            let probes = probe(encoder, &data.train, &data.test, &probe_config)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let pretrain = if name == "simclr" {
+                pretrain_seconds
+            } else {
+                0.0
+            };
+            for r in probes {
+                rows.push(Row {
+                    strategy: "self-superv.",
+                    what: format!(
+                        "{name} mlp encoder, linear probe, {:.0}% labels ({})",
+                        100.0 * r.fraction,
+                        r.labels
+                    ),
+                    accuracy: r.linear_accuracy,
+                    seconds: pretrain + probe_started.elapsed().as_secs_f64(),
+                });
+            }
+        }
     }
     println!();
     println!("mentor demo: embedded UCI digits (8x8 pixels; all classes: {sizes})");

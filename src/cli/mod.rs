@@ -13,6 +13,7 @@ mod knn;
 mod multitask;
 mod params;
 mod plot_sweep;
+mod ssl;
 mod summarize;
 mod train;
 mod transfer;
@@ -71,6 +72,14 @@ enum Command {
         mentor augment --dataset digits --out runs/augment.png\n  \
         mentor augment --dataset mnist --data-dir ../shared/datasets --aug crop_scale=[0.2,1.0] --aug flip=0.0 --out grid.png")]
     Augment(augment::AugmentArgs),
+    /// Self-supervised learning: pretrain an encoder without labels (SimCLR, MoCo,
+    /// relative position, rotation), then probe it at 1% / 10% / 100% of the labels.
+    #[command(after_help = "Examples:\n  \
+        mentor ssl pretrain --method simclr --dataset mnist --data-dir ../shared/datasets --model cnn --epochs 3 --batch-size 256 --out runs/simclr\n  \
+        mentor ssl pretrain --method moco --dataset digits --model cnn --epochs 5 --out runs/moco\n  \
+        mentor ssl eval --checkpoint runs/simclr/checkpoints/last.ckpt --fractions 0.01,0.1,1 --out runs/simclr/probe.json\n  \
+        mentor ssl eval --checkpoint runs/simclr/checkpoints/last.ckpt --random-init")]
+    Ssl(ssl::SslArgs),
     /// Weighted kNN accuracy (k = 200, cosine, T = 0.1) of a checkpoint's frozen features.
     #[command(
         after_help = "Example:\n  mentor knn --checkpoint runs/mlp/checkpoints/best.ckpt --set data.per_class=10"
@@ -118,6 +127,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Continual(a) => continual::run(a),
         Command::Multitask(a) => multitask::run(a),
         Command::Augment(a) => augment::run(a),
+        Command::Ssl(a) => ssl::run(a),
         Command::Knn(a) => knn::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Demo(a) => demo::run(a),

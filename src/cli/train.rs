@@ -55,6 +55,13 @@ impl ConfigArgs {
 
     /// Applies the flags and `--set`s to `base`, then validates.
     pub fn apply(&self, base: RunConfig) -> anyhow::Result<RunConfig> {
+        let config = base.with_overrides(&self.overrides())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The flags and `--set`s as `key=value` overrides, flags first.
+    pub fn overrides(&self) -> Vec<String> {
         let mut sets = Vec::new();
         if let Some(d) = &self.dataset {
             sets.push(format!("data.dataset={d:?}"));
@@ -78,9 +85,7 @@ impl ConfigArgs {
             sets.push(format!("seed={s}"));
         }
         sets.extend(self.sets.iter().cloned());
-        let config = base.with_overrides(&sets)?;
-        config.validate()?;
-        Ok(config)
+        sets
     }
 }
 
@@ -150,7 +155,7 @@ pub fn run_config(config: RunConfig, args: RunArgs) -> anyhow::Result<()> {
             }
             Box::new(kd)
         }
-        other => build_objective(other, &data, &options.device)?,
+        _ => build_objective(&config, &data, &options.device)?,
     };
     let (summary, _) = train(&config, &data, objective.as_mut(), &options)?;
     match args.log_format {

@@ -138,6 +138,7 @@ impl Objective for ContinualObjective {
         StepOutput {
             loss,
             logits: masked,
+            targets: None,
         }
     }
 

@@ -72,6 +72,11 @@ pub fn per_class_subsample(
     if per_class == 0 {
         return Err(DataError::Invalid("per_class must be at least 1".into()));
     }
+    Ok(data.select(&per_class_indices(data, per_class, seed)))
+}
+
+/// The indices [`per_class_subsample`] keeps, ascending.
+pub fn per_class_indices(data: &Dataset, per_class: usize, seed: u64) -> Vec<usize> {
     let mut rng = rng(seed);
     let mut keep = vec![false; data.len()];
     for class in 0..data.num_classes {
@@ -83,8 +88,7 @@ pub fn per_class_subsample(
             keep[i] = true;
         }
     }
-    let idx: Vec<usize> = (0..data.len()).filter(|&i| keep[i]).collect();
-    Ok(data.select(&idx))
+    (0..data.len()).filter(|&i| keep[i]).collect()
 }
 
 /// A fixed permutation of an image's pixels, as in Permuted-MNIST.
@@ -150,6 +154,21 @@ impl Normalization {
         Self {
             mean: mean.iter().map(|&m| m as f32).collect(),
             std,
+        }
+    }
+
+    /// Undoes [`Normalization::apply`]: `x * std + mean` per channel, in place (back to
+    /// the pixel range augmentations expect).
+    pub fn invert(&self, data: &mut Dataset) {
+        let [c, h, w] = data.shape;
+        let plane = h * w;
+        for img in data.images.chunks_exact_mut(c * plane) {
+            for ch in 0..c {
+                let (m, s) = (self.mean[ch], self.std[ch]);
+                for v in &mut img[ch * plane..(ch + 1) * plane] {
+                    *v = *v * s + m;
+                }
+            }
         }
     }
 

@@ -287,7 +287,11 @@ impl Objective for KnowledgeDistillation {
                 .get_or_insert_with(|| HintRegressor::new(HintState::new(fs, ft, 0), weight, lr));
             loss = loss + hint.loss_and_update(features, target);
         }
-        StepOutput { loss, logits }
+        StepOutput {
+            loss,
+            logits,
+            targets: None,
+        }
     }
 
     fn state(&self) -> Option<serde_json::Value> {

@@ -33,12 +33,26 @@ impl ExampleCache {
 
     /// The rows at `indices` as a `[B, width]` tensor on `device`.
     pub fn rows(&self, indices: &[usize], device: &Device) -> Tensor<2> {
+        let rows = self.select(indices);
+        Tensor::from_data(
+            TensorData::new(rows.values, [indices.len(), self.width]),
+            device,
+        )
+    }
+
+    /// A cache of `values`, `width` per row.
+    pub fn from_values(values: Vec<f32>, width: usize) -> Self {
+        Self { values, width }
+    }
+
+    /// The rows at `indices`, as a new cache.
+    pub fn select(&self, indices: &[usize]) -> Self {
         let w = self.width;
-        let mut out = Vec::with_capacity(indices.len() * w);
+        let mut values = Vec::with_capacity(indices.len() * w);
         for &i in indices {
-            out.extend_from_slice(&self.values[i * w..(i + 1) * w]);
+            values.extend_from_slice(&self.values[i * w..(i + 1) * w]);
         }
-        Tensor::from_data(TensorData::new(out, [indices.len(), w]), device)
+        Self { values, width: w }
     }
 
     /// Row width.

@@ -4,9 +4,9 @@
 use std::ops::Range;
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor};
 
-use crate::data::Batch;
+use crate::data::{Batch, Dataset};
 use crate::models::Network;
 
 /// The result of one step's forward pass.
@@ -15,6 +15,9 @@ pub struct StepOutput {
     pub loss: Tensor<1>,
     /// Class logits `[B, classes]`, for the training accuracy.
     pub logits: Tensor<2>,
+    /// What the training accuracy compares the logits' argmax with: `None` for the
+    /// batch's labels; a self-supervised objective gives its own (each view's positive).
+    pub targets: Option<Tensor<1, Int>>,
 }
 
 /// A training objective: the loss of `network` on `batch`. `indices` are the batch's
@@ -33,6 +36,13 @@ pub trait Objective {
     /// Called after each epoch's last step with the 1-based epoch (dynamic task weights
     /// update here).
     fn end_epoch(&mut self, _epoch: usize) {}
+
+    /// Loss and accuracy of `network` on `data` when the engine's classification
+    /// evaluation does not apply (a self-supervised network has no class outputs: its
+    /// objective scores it with a kNN probe); `None`, the default, keeps the engine's.
+    fn evaluate(&self, _network: &Network, _data: &Dataset) -> Option<(f64, f64)> {
+        None
+    }
 
     /// State of the objective's own that a checkpoint must keep for an exact resume
     /// (e.g. a loss history); `None` for stateless objectives.
@@ -56,6 +66,10 @@ impl Objective for CrossEntropy {
         let loss = CrossEntropyLossConfig::new()
             .init(&logits.device())
             .forward(logits.clone(), batch.labels.clone());
-        StepOutput { loss, logits }
+        StepOutput {
+            loss,
+            logits,
+            targets: None,
+        }
     }
 }

@@ -181,6 +181,14 @@ pub fn evaluate_outputs(
     (run.loss(), run.accuracy())
 }
 
+/// The objective's own evaluation of `network` on `data` if it has one, else the
+/// classification loss and accuracy on its scored outputs.
+fn evaluate_with(objective: &dyn Objective, network: &Network, data: &Dataset) -> (f64, f64) {
+    objective
+        .evaluate(network, data)
+        .unwrap_or_else(|| evaluate_outputs(network, data, 1000, objective.eval_outputs()))
+}
+
 /// Value added to the logits of masked-out output units: far enough below any real logit
 /// that its softmax weight is exactly 0 in `f32`, finite so that `0 * mask` stays 0.
 pub const MASKED_LOGIT: f32 = -1e9;
@@ -225,7 +233,8 @@ pub fn train_step(
     if !loss_value.is_finite() {
         return Err(loss_value);
     }
-    let right = correct(output.logits.detach(), batch.labels.clone());
+    let targets = output.targets.unwrap_or_else(|| batch.labels.clone());
+    let right = correct(output.logits.detach(), targets);
     let mut grads = output.loss.backward();
     let mut network = network;
     for group in groups.trained() {
@@ -462,15 +471,14 @@ pub fn train(
             ("train_acc", running.accuracy()),
         ];
         let val_acc = if let Some(val) = &data.val {
-            let (l, a) = evaluate_outputs(&network, val, 1000, objective.eval_outputs());
+            let (l, a) = evaluate_with(objective, &network, val);
             rows.push(row("val", l, a));
             values.extend([("val_loss", l), ("val_acc", a)]);
             Some(a)
         } else {
             None
         };
-        let (test_loss, test_acc) =
-            evaluate_outputs(&network, &data.test, 1000, objective.eval_outputs());
+        let (test_loss, test_acc) = evaluate_with(objective, &network, &data.test);
         rows.push(row("test", test_loss, test_acc));
         values.extend([("test_loss", test_loss), ("test_acc", test_acc)]);
         state.history.extend(rows);
@@ -489,8 +497,7 @@ pub fn train(
         progress.end_epoch(epoch + 1, config.epochs, &values);
     }
 
-    let (test_loss, test_accuracy) =
-        evaluate_outputs(&network, &data.test, 1000, objective.eval_outputs());
+    let (test_loss, test_accuracy) = evaluate_with(objective, &network, &data.test);
     let summary = RunSummary {
         test_accuracy,
         test_loss,

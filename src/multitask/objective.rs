@@ -297,6 +297,7 @@ impl Objective for MultitaskObjective {
         StepOutput {
             loss: loss.unwrap_or_else(|| Tensor::zeros([1], &device)),
             logits,
+            targets: None,
         }
     }
 

@@ -28,12 +28,37 @@ pub fn knn_accuracy(
     k: usize,
     temperature: f64,
 ) -> f64 {
+    knn_evaluate(
+        train,
+        train_labels,
+        test,
+        test_labels,
+        classes,
+        k,
+        temperature,
+    )
+    .1
+}
+
+/// [`knn_accuracy`] with a loss: `(loss, accuracy)`, the loss being the mean negative log
+/// of the true class's share of the votes (floored at 1e-12), so that a kNN probe can
+/// stand where a classifier's test loss and accuracy are reported.
+pub fn knn_evaluate(
+    train: &ExampleCache,
+    train_labels: &[usize],
+    test: &ExampleCache,
+    test_labels: &[usize],
+    classes: usize,
+    k: usize,
+    temperature: f64,
+) -> (f64, f64) {
     let device = Device::flex();
     let bank = l2_normalize(features_tensor(train, &device)).transpose(); // [F, Ntr]
     let queries = l2_normalize(features_tensor(test, &device));
     let [n_test, _] = queries.dims();
     let k = k.min(train_labels.len()).max(1);
     let mut correct = 0usize;
+    let mut loss = 0.0f64;
     let chunk = 256;
     for start in (0..n_test).step_by(chunk) {
         let end = (start + chunk).min(n_test);
@@ -66,9 +91,14 @@ pub fn knn_accuracy(
                 .max_by(|a, b| a.1.total_cmp(b.1))
                 .map_or(0, |(c, _)| c);
             correct += usize::from(best == *label);
+            let total: f64 = votes.iter().sum();
+            loss -= (votes[*label] / total.max(f64::MIN_POSITIVE))
+                .max(1e-12)
+                .ln();
         }
     }
-    correct as f64 / n_test.max(1) as f64
+    let n = n_test.max(1) as f64;
+    (loss / n, correct as f64 / n)
 }
 
 #[cfg(test)]
@@ -97,5 +127,18 @@ mod tests {
         // k = 1: the single most similar training point decides.
         let acc = knn_accuracy(&train, &labels, &test, &[0, 1, 0], 2, 1, 0.1);
         assert!((acc - 2.0 / 3.0).abs() < 1e-12, "{acc}");
+    }
+
+    #[test]
+    fn the_loss_is_the_true_class_share_of_the_votes() {
+        let train = cache(&[[1.0, 0.0], [5.0, 0.5], [0.0, 1.0], [0.2, 3.0]]);
+        let test = cache(&[[1.0, 0.0]]);
+        // Cosines with the test point: 1, 5/sqrt(25.25), 0, 0.2/sqrt(9.04); T = 1.
+        let v0 = 1f64.exp() + (5.0 / 25.25f64.sqrt()).exp();
+        let v1 = 0f64.exp() + (0.2 / 9.04f64.sqrt()).exp();
+        let (loss, acc) = knn_evaluate(&train, &[0, 0, 1, 1], &test, &[1], 2, 4, 1.0);
+        assert_eq!(acc, 0.0);
+        let expected = -(v1 / (v0 + v1)).ln();
+        assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
     }
 }

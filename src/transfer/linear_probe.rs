@@ -97,7 +97,11 @@ impl Objective for LinearProbe {
         let features = cache.rows(indices, &batch.images.device());
         let logits = network.head_forward(features);
         let loss = head_loss(self.loss, logits.clone(), batch.labels.clone());
-        StepOutput { loss, logits }
+        StepOutput {
+            loss,
+            logits,
+            targets: None,
+        }
     }
 }
 

@@ -1,0 +1,85 @@
+//! SimCLR (Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual
+//! Representations"): two augmented views of every image in the batch go through the
+//! encoder `f` and the projection head `g`; NT-Xent pulls each view's `z = g(f(x))`
+//! towards the other view of its image and away from the other `2(N - 1)` views. The
+//! representation kept for downstream tasks is `h = f(x)`, the backbone's features.
+//!
+//! Each epoch draws new views: view `v` of example `i` in epoch `e` is seeded by
+//! `(seed, e, i, v)`, so a resumed run sees the same views as an uninterrupted one.
+
+use crate::data::{Batch, Dataset};
+use crate::engine::{Objective, StepOutput};
+use crate::models::Network;
+
+use super::{
+    KnnMonitor, SelfSupervisedConfig, ViewSource, epoch_state, epoch_views_seed, nt_xent,
+    restore_epoch, retrieval_logits,
+};
+
+/// The SimCLR objective.
+pub struct Simclr {
+    views: ViewSource,
+    temperature: f64,
+    seed: u64,
+    epoch: usize,
+    monitor: KnnMonitor,
+}
+
+impl Simclr {
+    /// SimCLR over the training images of `views` (labels unused).
+    pub fn new(
+        config: &SelfSupervisedConfig,
+        views: ViewSource,
+        seed: u64,
+        monitor: KnnMonitor,
+    ) -> Self {
+        Self {
+            views,
+            temperature: config.temperature,
+            seed,
+            epoch: 0,
+            monitor,
+        }
+    }
+}
+
+impl Objective for Simclr {
+    fn step(&mut self, network: &Network, batch: &Batch, indices: &[usize]) -> StepOutput {
+        let device = batch.images.device();
+        let seed = epoch_views_seed(self.seed, self.epoch);
+        let n = indices.len();
+        let views = burn::tensor::Tensor::cat(
+            (0..2)
+                .map(|v| self.views.images(indices, v, seed, &device))
+                .collect(),
+            0,
+        );
+        // Both views in one forward pass.
+        let z = network.forward(views);
+        let z1 = z.clone().narrow(0, 0, n);
+        let z2 = z.narrow(0, n, n);
+        let (logits, targets) = retrieval_logits(z1.clone(), z2.clone());
+        StepOutput {
+            loss: nt_xent(z1, z2, self.temperature),
+            logits,
+            targets: Some(targets),
+        }
+    }
+
+    fn evaluate(&self, network: &Network, data: &Dataset) -> Option<(f64, f64)> {
+        Some(self.monitor.evaluate(network, data))
+    }
+
+    fn end_epoch(&mut self, epoch: usize) {
+        self.epoch = epoch;
+    }
+
+    fn state(&self) -> Option<serde_json::Value> {
+        Some(epoch_state(self.epoch))
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), String> {
+        self.epoch = restore_epoch(state)?;
+        Ok(())
+    }
+}

@@ -417,6 +417,17 @@ fn ssl_pretrain_then_probe_at_label_fractions() {
     assert_eq!(rows[1]["labels"], 1293);
     assert!(rows[1]["linear_accuracy"].as_f64().unwrap() > 0.5, "{v}");
     assert!(probe.is_file());
+    // `mentor summarize` reads probe.json files (no summary.json needed).
+    let enc = dir.path().join("enc-s1");
+    std::fs::create_dir_all(&enc).unwrap();
+    std::fs::copy(&probe, enc.join("probe.json")).unwrap();
+    let (code, stdout, err) = mentor(&["summarize", enc.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        stdout.contains("| encoder | seeds | kNN 10% | kNN 100% | linear 10% | linear 100% |"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("| enc | 1 |"), "{stdout}");
     // The relative-position grid does not fit 8x8 digits: a one-line error.
     let (code, _, err) = mentor(&[
         "ssl",

@@ -1,6 +1,7 @@
 //! `mentor summarize`: test accuracy (for continual runs average accuracy, backward
-//! transfer and forgetting; for multitask runs per-task accuracy and Delta_m) of run
-//! directories, grouped by name with the seed suffix
+//! transfer and forgetting; for multitask runs per-task accuracy and Delta_m; for
+//! directories with a `probe.json` from `mentor ssl eval`, kNN and linear-probe accuracy
+//! per label fraction) of run directories, grouped by name with the seed suffix
 //! (`-s<N>`) removed, as mean ± sample standard deviation.
 
 use std::collections::BTreeMap;
@@ -11,11 +12,12 @@ use clap::Args;
 use mentor::continual::ContinualSummary;
 use mentor::engine::RunSummary;
 use mentor::multitask::MultitaskSummary;
+use mentor::ssl::probe::ProbeRow;
 
 /// Arguments of `mentor summarize`.
 #[derive(Debug, Args)]
 pub struct SummarizeArgs {
-    /// Run directories (each with a summary.json).
+    /// Run directories (each with a summary.json, a probe.json, or both).
     #[arg(required = true)]
     runs: Vec<PathBuf>,
 }
@@ -53,7 +55,21 @@ pub fn run(args: SummarizeArgs) -> anyhow::Result<()> {
     let mut groups: BTreeMap<String, Vec<RunSummary>> = BTreeMap::new();
     let mut continual: BTreeMap<String, Vec<ContinualSummary>> = BTreeMap::new();
     let mut multitask: BTreeMap<String, Vec<MultitaskSummary>> = BTreeMap::new();
+    let mut probes: BTreeMap<String, Vec<Vec<ProbeRow>>> = BTreeMap::new();
     for dir in &args.runs {
+        let probe = dir.join("probe.json");
+        if probe.is_file() {
+            let text = std::fs::read_to_string(&probe)
+                .with_context(|| format!("reading {}", probe.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", probe.display()))?;
+            let rows: Vec<ProbeRow> = serde_json::from_value(v["rows"].clone())
+                .with_context(|| format!("reading the rows of {}", probe.display()))?;
+            probes.entry(group_name(dir)).or_default().push(rows);
+            if !dir.join("summary.json").is_file() {
+                continue;
+            }
+        }
         let path = dir.join("summary.json");
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
@@ -140,7 +156,46 @@ pub fn run(args: SummarizeArgs) -> anyhow::Result<()> {
             runs[0].parameters
         );
     }
+    print_probes(&probes);
     Ok(())
+}
+
+/// One row per encoder: kNN and linear-probe accuracy (%) at each label fraction.
+fn print_probes(probes: &BTreeMap<String, Vec<Vec<ProbeRow>>>) {
+    let Some(first) = probes.values().next().and_then(|runs| runs.first()) else {
+        return;
+    };
+    let fractions: Vec<f64> = first.iter().map(|r| r.fraction).collect();
+    let heads: Vec<String> = ["kNN", "linear"]
+        .iter()
+        .flat_map(|p| fractions.iter().map(move |f| format!("{p} {}%", 100.0 * f)))
+        .collect();
+    println!("| encoder | seeds | {} |", heads.join(" | "));
+    println!("|---|---|{}", "---|".repeat(heads.len()));
+    for (name, runs) in probes {
+        let cell = |f: f64, pick: &dyn Fn(&ProbeRow) -> f64| {
+            let v: Vec<f64> = runs
+                .iter()
+                .filter_map(|rows| {
+                    rows.iter()
+                        .find(|r| r.fraction == f)
+                        .map(|r| 100.0 * pick(r))
+                })
+                .collect();
+            if v.len() == runs.len() {
+                let (m, s) = mean_std(&v);
+                format!("{m:.2} ± {s:.2}")
+            } else {
+                "-".into()
+            }
+        };
+        let cells: Vec<String> = fractions
+            .iter()
+            .map(|&f| cell(f, &|r| r.knn_accuracy))
+            .chain(fractions.iter().map(|&f| cell(f, &|r| r.linear_accuracy)))
+            .collect();
+        println!("| {name} | {} | {} |", runs.len(), cells.join(" | "));
+    }
 }
 
 #[cfg(test)]

@@ -20,14 +20,12 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rand::Rng;
 
 use crate::data::split::rng;
-use crate::data::{Batch, Dataset};
-use crate::engine::{Objective, StepOutput};
+use crate::data::Batch;
+use crate::engine::StepOutput;
 use crate::models::Network;
 use crate::models::params::flat_parameters;
 
-use super::{
-    KnnMonitor, SelfSupervisedConfig, ViewSource, epoch_views_seed, info_nce, retrieval_logits,
-};
+use super::{PretextLoss, SelfSupervisedConfig, ViewSource, info_nce, retrieval_logits};
 
 /// The MoCo objective.
 pub struct Moco {
@@ -36,8 +34,6 @@ pub struct Moco {
     momentum: f64,
     capacity: usize,
     seed: u64,
-    epoch: usize,
-    monitor: KnnMonitor,
     /// The key encoder (no autodiff); `None` before the first step.
     key: Option<Network>,
     /// Key weights restored from a checkpoint, applied at the next step.
@@ -50,20 +46,13 @@ pub struct Moco {
 
 impl Moco {
     /// MoCo over the training images of `views` (labels unused).
-    pub fn new(
-        config: &SelfSupervisedConfig,
-        views: ViewSource,
-        seed: u64,
-        monitor: KnnMonitor,
-    ) -> Self {
+    pub fn new(config: &SelfSupervisedConfig, views: ViewSource, seed: u64) -> Self {
         Self {
             views,
             temperature: config.temperature,
             momentum: config.momentum,
             capacity: config.queue,
             seed,
-            epoch: 0,
-            monitor,
             key: None,
             saved_key: None,
             queue: Vec::new(),
@@ -205,8 +194,14 @@ fn decode(text: &str) -> Result<Vec<f32>, String> {
         .collect())
 }
 
-impl Objective for Moco {
-    fn step(&mut self, network: &Network, batch: &Batch, indices: &[usize]) -> StepOutput {
+impl PretextLoss for Moco {
+    fn step(
+        &mut self,
+        network: &Network,
+        batch: &Batch,
+        indices: &[usize],
+        seed: u64,
+    ) -> StepOutput {
         let device = batch.images.device();
         let query_inner = network.valid();
         let inner_device = query_inner
@@ -215,7 +210,6 @@ impl Objective for Moco {
             .cloned()
             .unwrap_or_else(Device::flex);
         let key = self.advance_key(query_inner);
-        let seed = epoch_views_seed(self.seed, self.epoch);
         let q = network.forward(self.views.images(indices, 0, seed, &device));
         let k_inner = key.forward(self.views.images(indices, 1, seed, &inner_device));
         self.key = Some(key);
@@ -240,15 +234,7 @@ impl Objective for Moco {
         }
     }
 
-    fn evaluate(&self, network: &Network, data: &Dataset) -> Option<(f64, f64)> {
-        Some(self.monitor.evaluate(network, data))
-    }
-
-    fn end_epoch(&mut self, epoch: usize) {
-        self.epoch = epoch;
-    }
-
-    fn state(&self) -> Option<serde_json::Value> {
+    fn state(&self) -> serde_json::Value {
         let key = self.key.as_ref().map(|k| {
             let values: Vec<f32> = flat_parameters(k)
                 .into_iter()
@@ -261,16 +247,14 @@ impl Objective for Moco {
                 .collect();
             encode(&values)
         });
-        Some(serde_json::json!({
-            "epoch": self.epoch,
+        serde_json::json!({
             "next": self.next,
             "queue": encode(&self.queue),
             "key": key,
-        }))
+        })
     }
 
     fn restore(&mut self, state: &serde_json::Value) -> Result<(), String> {
-        self.epoch = super::restore_epoch(state)?;
         self.next = state
             .get("next")
             .and_then(|v| v.as_u64())
@@ -299,6 +283,7 @@ impl Objective for Moco {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Dataset;
     use crate::models::{MlpConfig, ModelConfig};
 
     fn net(seed: u64) -> Network {
@@ -341,7 +326,7 @@ mod tests {
         };
         let data = Dataset::new(vec![0.0; 4], vec![0], [1, 2, 2], 1).unwrap();
         let views = || ViewSource::new(&data, &cfg.augment, None);
-        let mut moco = Moco::new(&cfg, views(), 7, KnnMonitor::new(&cfg, &data));
+        let mut moco = Moco::new(&cfg, views(), 7);
         moco.fill_queue(2);
         assert_eq!(moco.queue().len(), 6);
         for row in moco.queue().chunks(2) {
@@ -354,8 +339,8 @@ mod tests {
         assert_eq!(moco.queue(), &[0.8, 0.6, 0.0, 1.0, 0.6, 0.8]);
         assert_eq!(moco.next, 1);
         // The state round-trips exactly.
-        let state = moco.state().unwrap();
-        let mut other = Moco::new(&cfg, views(), 7, KnnMonitor::new(&cfg, &data));
+        let state = moco.state();
+        let mut other = Moco::new(&cfg, views(), 7);
         other.restore(&state).unwrap();
         assert_eq!(other.queue(), moco.queue());
         assert_eq!(other.next, 1);

@@ -157,11 +157,21 @@ pub fn build_objective(
     let monitor = KnnMonitor::new(config, train);
     let views = || ViewSource::new(train, &config.augment, normalization);
     Ok(match config.method {
-        SslMethod::Simclr => Box::new(Simclr::new(config, views(), seed, monitor)),
-        SslMethod::Moco => Box::new(Moco::new(config, views(), seed, monitor)),
-        SslMethod::RelativePosition => {
-            Box::new(RelativePosition::new(config, train, seed, monitor)?)
-        }
+        SslMethod::Simclr => Box::new(Pretraining::new(
+            Simclr::new(config, views()),
+            seed,
+            monitor,
+        )),
+        SslMethod::Moco => Box::new(Pretraining::new(
+            Moco::new(config, views(), seed),
+            seed,
+            monitor,
+        )),
+        SslMethod::RelativePosition => Box::new(Pretraining::new(
+            RelativePosition::new(config, train)?,
+            seed,
+            monitor,
+        )),
     })
 }
 
@@ -208,18 +218,88 @@ impl KnnMonitor {
     }
 }
 
-/// The epoch counter that seeds each epoch's views, as objective state: `{"epoch": n}`.
-pub(crate) fn epoch_state(epoch: usize) -> serde_json::Value {
-    serde_json::json!({ "epoch": epoch })
+/// The loss of one self-supervised method for one step, given the seed of the epoch's
+/// views; [`Pretraining`] makes it an engine objective.
+pub trait PretextLoss {
+    /// Forward pass and loss; the step's views are seeded by `views_seed`.
+    fn step(
+        &mut self,
+        network: &Network,
+        batch: &crate::data::Batch,
+        indices: &[usize],
+        views_seed: u64,
+    ) -> crate::engine::StepOutput;
+
+    /// State of the method's own that an exact resume needs (MoCo's key encoder and
+    /// queue); `Null` for none.
+    fn state(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
+    /// Restores what [`PretextLoss::state`] returned.
+    fn restore(&mut self, _state: &serde_json::Value) -> Result<(), String> {
+        Ok(())
+    }
 }
 
-/// Reads [`epoch_state`] back.
-pub(crate) fn restore_epoch(state: &serde_json::Value) -> Result<usize, String> {
-    state
-        .get("epoch")
-        .and_then(|e| e.as_u64())
-        .map(|e| e as usize)
-        .ok_or_else(|| "no epoch counter".to_string())
+/// A self-supervised method as an engine objective: it counts epochs (each epoch draws
+/// new views, seeded by the run's seed and the epoch, so a resumed run sees the same
+/// views), evaluates with the kNN monitor, and saves the epoch with the method's state.
+pub struct Pretraining<M> {
+    method: M,
+    seed: u64,
+    epoch: usize,
+    monitor: KnnMonitor,
+}
+
+impl<M: PretextLoss> Pretraining<M> {
+    /// `method` in a run seeded `seed`, scored by `monitor`.
+    pub fn new(method: M, seed: u64, monitor: KnnMonitor) -> Self {
+        Self {
+            method,
+            seed,
+            epoch: 0,
+            monitor,
+        }
+    }
+
+    /// The method.
+    pub fn method(&self) -> &M {
+        &self.method
+    }
+}
+
+impl<M: PretextLoss> Objective for Pretraining<M> {
+    fn step(
+        &mut self,
+        network: &Network,
+        batch: &crate::data::Batch,
+        indices: &[usize],
+    ) -> crate::engine::StepOutput {
+        let seed = epoch_views_seed(self.seed, self.epoch);
+        self.method.step(network, batch, indices, seed)
+    }
+
+    fn evaluate(&self, network: &Network, data: &Dataset) -> Option<(f64, f64)> {
+        Some(self.monitor.evaluate(network, data))
+    }
+
+    fn end_epoch(&mut self, epoch: usize) {
+        self.epoch = epoch;
+    }
+
+    fn state(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "epoch": self.epoch, "method": self.method.state() }))
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), String> {
+        self.epoch = state
+            .get("epoch")
+            .and_then(|e| e.as_u64())
+            .ok_or("no epoch counter")? as usize;
+        self.method
+            .restore(state.get("method").unwrap_or(&serde_json::Value::Null))
+    }
 }
 
 /// Where SimCLR's and MoCo's views come from: the training images in pixel units (the

@@ -17,12 +17,10 @@ use rand::Rng;
 
 use crate::data::augment::{Image, patch_grid, resized_crop, view_rng};
 use crate::data::{Batch, Dataset};
-use crate::engine::{Objective, StepOutput};
+use crate::engine::StepOutput;
 use crate::models::Network;
 
-use super::{
-    KnnMonitor, SelfSupervisedConfig, SslError, epoch_state, epoch_views_seed, restore_epoch,
-};
+use super::{PretextLoss, SelfSupervisedConfig, SslError};
 
 /// Number of classes: the 8 neighbours of the centre cell.
 pub const NEIGHBOURS: usize = 8;
@@ -47,20 +45,12 @@ pub fn patch_pair(img: &Image, patch: usize, seed: u64, index: usize) -> (Image,
 pub struct RelativePosition {
     train: Dataset,
     patch: usize,
-    seed: u64,
-    epoch: usize,
-    monitor: KnnMonitor,
 }
 
 impl RelativePosition {
     /// The task over the training images `train` (labels unused); errors when a 3x3 grid
     /// of `config.patch`-pixel patches does not fit the images.
-    pub fn new(
-        config: &SelfSupervisedConfig,
-        train: &Dataset,
-        seed: u64,
-        monitor: KnnMonitor,
-    ) -> Result<Self, SslError> {
+    pub fn new(config: &SelfSupervisedConfig, train: &Dataset) -> Result<Self, SslError> {
         let [_, h, w] = train.shape;
         if config.patch > h.min(w) / 3 {
             return Err(SslError::Data(format!(
@@ -72,17 +62,19 @@ impl RelativePosition {
         Ok(Self {
             train: train.clone(),
             patch: config.patch,
-            seed,
-            epoch: 0,
-            monitor,
         })
     }
 }
 
-impl Objective for RelativePosition {
-    fn step(&mut self, network: &Network, batch: &Batch, indices: &[usize]) -> StepOutput {
+impl PretextLoss for RelativePosition {
+    fn step(
+        &mut self,
+        network: &Network,
+        batch: &Batch,
+        indices: &[usize],
+        seed: u64,
+    ) -> StepOutput {
         let device = batch.images.device();
-        let seed = epoch_views_seed(self.seed, self.epoch);
         let n = indices.len();
         let mut pixels = [Vec::new(), Vec::new()];
         let mut classes = Vec::with_capacity(n);
@@ -112,23 +104,6 @@ impl Objective for RelativePosition {
             logits,
             targets: Some(targets),
         }
-    }
-
-    fn evaluate(&self, network: &Network, data: &Dataset) -> Option<(f64, f64)> {
-        Some(self.monitor.evaluate(network, data))
-    }
-
-    fn end_epoch(&mut self, epoch: usize) {
-        self.epoch = epoch;
-    }
-
-    fn state(&self) -> Option<serde_json::Value> {
-        Some(epoch_state(self.epoch))
-    }
-
-    fn restore(&mut self, state: &serde_json::Value) -> Result<(), String> {
-        self.epoch = restore_epoch(state)?;
-        Ok(())
     }
 }
 
@@ -166,9 +141,7 @@ mod tests {
             patch: 10,
             ..SelfSupervisedConfig::default()
         };
-        let err = RelativePosition::new(&cfg, &data, 1, KnnMonitor::new(&cfg, &data))
-            .err()
-            .unwrap();
+        let err = RelativePosition::new(&cfg, &data).err().unwrap();
         assert!(err.to_string().contains("does not fit"), "{err}");
     }
 }

@@ -7,46 +7,37 @@
 //! Each epoch draws new views: view `v` of example `i` in epoch `e` is seeded by
 //! `(seed, e, i, v)`, so a resumed run sees the same views as an uninterrupted one.
 
-use crate::data::{Batch, Dataset};
-use crate::engine::{Objective, StepOutput};
+use crate::data::Batch;
+use crate::engine::StepOutput;
 use crate::models::Network;
 
-use super::{
-    KnnMonitor, SelfSupervisedConfig, ViewSource, epoch_state, epoch_views_seed, nt_xent,
-    restore_epoch, retrieval_logits,
-};
+use super::{PretextLoss, SelfSupervisedConfig, ViewSource, nt_xent, retrieval_logits};
 
 /// The SimCLR objective.
 pub struct Simclr {
     views: ViewSource,
     temperature: f64,
-    seed: u64,
-    epoch: usize,
-    monitor: KnnMonitor,
 }
 
 impl Simclr {
     /// SimCLR over the training images of `views` (labels unused).
-    pub fn new(
-        config: &SelfSupervisedConfig,
-        views: ViewSource,
-        seed: u64,
-        monitor: KnnMonitor,
-    ) -> Self {
+    pub fn new(config: &SelfSupervisedConfig, views: ViewSource) -> Self {
         Self {
             views,
             temperature: config.temperature,
-            seed,
-            epoch: 0,
-            monitor,
         }
     }
 }
 
-impl Objective for Simclr {
-    fn step(&mut self, network: &Network, batch: &Batch, indices: &[usize]) -> StepOutput {
+impl PretextLoss for Simclr {
+    fn step(
+        &mut self,
+        network: &Network,
+        batch: &Batch,
+        indices: &[usize],
+        seed: u64,
+    ) -> StepOutput {
         let device = batch.images.device();
-        let seed = epoch_views_seed(self.seed, self.epoch);
         let n = indices.len();
         let views = burn::tensor::Tensor::cat(
             (0..2)
@@ -64,22 +55,5 @@ impl Objective for Simclr {
             logits,
             targets: Some(targets),
         }
-    }
-
-    fn evaluate(&self, network: &Network, data: &Dataset) -> Option<(f64, f64)> {
-        Some(self.monitor.evaluate(network, data))
-    }
-
-    fn end_epoch(&mut self, epoch: usize) {
-        self.epoch = epoch;
-    }
-
-    fn state(&self) -> Option<serde_json::Value> {
-        Some(epoch_state(self.epoch))
-    }
-
-    fn restore(&mut self, state: &serde_json::Value) -> Result<(), String> {
-        self.epoch = restore_epoch(state)?;
-        Ok(())
     }
 }

@@ -19,8 +19,8 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::Rng;
 
-use crate::data::split::rng;
 use crate::data::Batch;
+use crate::data::split::rng;
 use crate::engine::StepOutput;
 use crate::models::Network;
 use crate::models::params::flat_parameters;

@@ -160,27 +160,23 @@ impl Normalization {
     /// Undoes [`Normalization::apply`]: `x * std + mean` per channel, in place (back to
     /// the pixel range augmentations expect).
     pub fn invert(&self, data: &mut Dataset) {
-        let [c, h, w] = data.shape;
-        let plane = h * w;
-        for img in data.images.chunks_exact_mut(c * plane) {
-            for ch in 0..c {
-                let (m, s) = (self.mean[ch], self.std[ch]);
-                for v in &mut img[ch * plane..(ch + 1) * plane] {
-                    *v = *v * s + m;
-                }
-            }
-        }
+        self.per_channel(data, |v, m, s| v * s + m);
     }
 
     /// Applies `(x - mean) / std` per channel, in place.
     pub fn apply(&self, data: &mut Dataset) {
+        self.per_channel(data, |v, m, s| (v - m) / s);
+    }
+
+    /// Replaces every pixel `v` of channel `ch` by `f(v, mean[ch], std[ch])`.
+    fn per_channel(&self, data: &mut Dataset, f: impl Fn(f32, f32, f32) -> f32) {
         let [c, h, w] = data.shape;
         let plane = h * w;
         for img in data.images.chunks_exact_mut(c * plane) {
             for ch in 0..c {
                 let (m, s) = (self.mean[ch], self.std[ch]);
                 for v in &mut img[ch * plane..(ch + 1) * plane] {
-                    *v = (*v - m) / s;
+                    *v = f(*v, m, s);
                 }
             }
         }

@@ -187,6 +187,10 @@ pub struct KnnMonitor {
     bank: Dataset,
     k: usize,
     temperature: f64,
+    /// The bank's features and the epoch they were computed after: the network only
+    /// changes between epochs, so the validation and test evaluations of one epoch share
+    /// them.
+    cached: std::cell::RefCell<Option<(usize, crate::engine::cache::ExampleCache)>>,
 }
 
 impl KnnMonitor {
@@ -198,16 +202,24 @@ impl KnnMonitor {
             bank,
             k: config.knn_k,
             temperature: config.knn_temperature,
+            cached: std::cell::RefCell::new(None),
         }
     }
 
-    /// (kNN vote loss, kNN accuracy) of `network`'s features on `data`.
-    pub fn evaluate(&self, network: &Network, data: &Dataset) -> (f64, f64) {
+    /// (kNN vote loss, kNN accuracy) of `network`'s features on `data`, after `epoch`
+    /// epochs (the bank's features are computed once per epoch).
+    pub fn evaluate(&self, network: &Network, data: &Dataset, epoch: usize) -> (f64, f64) {
         let bank = &self.bank;
-        let train = backbone_features(network, bank);
+        let mut cached = self.cached.borrow_mut();
+        if cached.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            *cached = Some((epoch, backbone_features(network, bank)));
+        }
+        let Some((_, train)) = cached.as_ref() else {
+            unreachable!("filled above")
+        };
         let test = backbone_features(network, data);
         knn_evaluate(
-            &train,
+            train,
             &bank.labels,
             &test,
             &data.labels,
@@ -281,7 +293,7 @@ impl<M: PretextLoss> Objective for Pretraining<M> {
     }
 
     fn evaluate(&self, network: &Network, data: &Dataset) -> Option<(f64, f64)> {
-        Some(self.monitor.evaluate(network, data))
+        Some(self.monitor.evaluate(network, data, self.epoch))
     }
 
     fn end_epoch(&mut self, epoch: usize) {

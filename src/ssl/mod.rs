@@ -14,6 +14,7 @@
 //! Training never reads a label: the labels of the training set are only read by the
 //! kNN monitor, which scores the representation after each epoch.
 
+pub mod clustering;
 pub mod knn;
 pub mod losses;
 pub mod moco;

@@ -96,11 +96,7 @@ pub fn estimate_fisher(
     samples: usize,
     seed: u64,
 ) -> Vec<Vec<f32>> {
-    let device = network
-        .devices()
-        .first()
-        .cloned()
-        .unwrap_or_else(Device::flex);
+    let device = crate::engine::module_device(network);
     let mut order: Vec<usize> = (0..data.len()).collect();
     order.shuffle(&mut rng(seed ^ 0xF15E_4E12));
     order.truncate(samples.min(data.len()));

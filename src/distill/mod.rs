@@ -141,11 +141,7 @@ impl KnowledgeDistillation {
     /// `config.cache_teacher` the teacher's logits are computed here, once.
     pub fn new(teacher: Network, config: &DistillConfig, train: &Dataset) -> Self {
         let teacher = teacher.valid();
-        let device = teacher
-            .devices()
-            .first()
-            .cloned()
-            .unwrap_or_else(Device::flex);
+        let device = crate::engine::module_device(&teacher);
         let cache = config
             .cache_teacher
             .then(|| ExampleCache::compute(train, &device, |x| teacher.forward(x)));
@@ -217,12 +213,7 @@ impl KnowledgeDistillation {
         shape: [usize; 3],
         temperatures: &[f64],
     ) -> Vec<Vec<f32>> {
-        let device = self
-            .teacher
-            .devices()
-            .first()
-            .cloned()
-            .unwrap_or_else(Device::flex);
+        let device = crate::engine::module_device(&self.teacher);
         let [c, h, w] = shape;
         let x = Tensor::<4>::from_data(TensorData::new(image.to_vec(), [1, c, h, w]), &device);
         let logits = self.teacher.forward(x);

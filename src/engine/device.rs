@@ -1,6 +1,7 @@
 //! Choosing the device a run trains on: `cpu` (Burn's flex backend, always built), or
 //! `cuda[:N]` / `wgpu` when mentor is built with the `cuda` / `wgpu` feature.
 
+use burn::module::Module;
 use burn::tensor::Device;
 
 /// A device name that this build cannot serve.
@@ -17,6 +18,15 @@ pub enum DeviceError {
         /// The Cargo feature that provides it.
         feature: &'static str,
     },
+}
+
+/// The device `module`'s parameters live on (the CPU for a module without parameters).
+pub fn module_device<M: Module>(module: &M) -> Device {
+    module
+        .devices()
+        .first()
+        .cloned()
+        .unwrap_or_else(Device::flex)
 }
 
 /// Parses `cpu`, `cuda`, `cuda:N` or `wgpu` into a Burn device.

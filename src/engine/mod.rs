@@ -21,7 +21,7 @@ pub mod restore;
 pub mod schedule;
 pub mod trainer;
 
-pub use device::parse_device;
+pub use device::{module_device, parse_device};
 pub use objective::{CrossEntropy, Objective, StepOutput};
 pub use prepare::{PreparedData, prepare_data};
 pub use progress::LogFormat;

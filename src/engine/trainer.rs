@@ -159,10 +159,7 @@ pub fn evaluate_outputs(
 ) -> (f64, f64) {
     let model = network.valid();
     let mut run = Running::default();
-    let device = match model.devices().first() {
-        Some(d) => d.clone(),
-        None => Device::flex(),
-    };
+    let device = super::module_device(&model);
     for idx in BatchOrder::sequential(data.len(), batch_size).batches() {
         let batch = Batch::gather(data, idx, &device);
         let mut logits = model.forward(batch.images);

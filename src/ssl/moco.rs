@@ -204,11 +204,7 @@ impl PretextLoss for Moco {
     ) -> StepOutput {
         let device = batch.images.device();
         let query_inner = network.valid();
-        let inner_device = query_inner
-            .devices()
-            .first()
-            .cloned()
-            .unwrap_or_else(Device::flex);
+        let inner_device = crate::engine::module_device(&query_inner);
         let key = self.advance_key(query_inner);
         let q = network.forward(self.views.images(indices, 0, seed, &device));
         let k_inner = key.forward(self.views.images(indices, 1, seed, &inner_device));

@@ -168,7 +168,7 @@ fn linear_classifier(
         }
     }
     let head = head.valid();
-    let inner = head.devices().first().cloned().unwrap_or_else(Device::flex);
+    let inner = crate::engine::module_device(&head);
     let all: Vec<usize> = (0..test_labels.len()).collect();
     let mut correct = 0usize;
     for idx in all.chunks(1000) {

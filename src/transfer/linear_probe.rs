@@ -11,7 +11,7 @@
 
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLossConfig, MultiMarginLossConfig, Reduction};
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Batch, Dataset};
@@ -41,11 +41,7 @@ pub struct LinearProbeConfig {
 /// `network`'s backbone features (inference mode) for every example of `data`.
 pub fn backbone_features(network: &Network, data: &Dataset) -> ExampleCache {
     let model = network.valid();
-    let device = model
-        .devices()
-        .first()
-        .cloned()
-        .unwrap_or_else(Device::flex);
+    let device = crate::engine::module_device(&model);
     ExampleCache::compute(data, &device, |x| model.features(x))
 }
 

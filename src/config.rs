@@ -312,6 +312,16 @@ impl RunConfig {
                 ));
             }
         }
+        if let (crate::strategy::StrategyConfig::Distill(d), crate::models::ModelConfig::Vit(v)) =
+            (&self.strategy, &self.model)
+            && v.distillation_token
+            && d.hint_weight > 0.0
+        {
+            return Err(invalid(
+                "strategy.hint_weight",
+                "a student with a distillation token learns the teacher through its distillation head; FitNets hints are not combined with it (set hint_weight = 0)",
+            ));
+        }
         for (i, g) in self.groups.iter().enumerate() {
             if g.pattern.is_empty() {
                 return Err(invalid(

@@ -79,6 +79,9 @@ pub enum StrategyError {
     /// A self-supervised objective does not fit the data.
     #[error(transparent)]
     SelfSupervised(#[from] crate::ssl::SslError),
+    /// The network cannot take the data's images.
+    #[error("model: {0}")]
+    Model(String),
 }
 
 /// Builds the objective of `config`'s strategy for a run on `data`; `device` is the
@@ -89,6 +92,10 @@ pub fn build_objective(
     data: &PreparedData,
     device: &Device,
 ) -> Result<Box<dyn Objective>, StrategyError> {
+    config
+        .model
+        .check_input(data.train.shape)
+        .map_err(StrategyError::Model)?;
     Ok(match &config.strategy {
         StrategyConfig::Supervised => Box::new(CrossEntropy),
         StrategyConfig::Distill(c) => Box::new(KnowledgeDistillation::from_checkpoint(

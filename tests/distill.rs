@@ -75,6 +75,7 @@ fn cached_and_per_batch_losses_agree_on_a_batch() {
             cache_teacher: cache,
             hint_weight: 0.0,
             hint_lr: 1e-3,
+            targets: Default::default(),
         };
         let mut objective = KnowledgeDistillation::new(teacher_net.clone(), &kd, &data.train);
         assert_eq!(objective.is_cached(), cache);
@@ -156,4 +157,94 @@ fn fitnets_hints_train_cached_or_not_alike_and_resume_exactly() {
     // The adapter (and its Adam state) is part of the checkpoint: exact resume.
     run(true, 0.5, "hint-resumed", Some(2), false);
     assert_eq!(hinted, run(true, 0.5, "hint-resumed", None, true));
+}
+
+#[test]
+fn a_vit_student_learns_the_teacher_through_its_distillation_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = teacher(dir.path(), &[]);
+    let mut sets = student_sets(&ckpt, true);
+    sets[0] = "model.type=\"vit\"".into();
+    sets.extend([
+        "model.patch=4".into(),
+        "model.dim=16".into(),
+        "model.depth=1".into(),
+        "model.heads=2".into(),
+        "model.distillation_token=true".into(),
+        "strategy.targets=\"hard\"".into(),
+        "strategy.lambda=0.5".into(),
+    ]);
+    let cfg = config(&sets);
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let device = Device::flex().autodiff();
+    let student = seeded_init(&cfg.model, data.train.shape, 10, &device, 5);
+    let teacher_net = load_network(&ckpt, &Device::flex()).unwrap().network;
+    let idx: Vec<usize> = (0..16).collect();
+    let batch = Batch::gather(&data.train, &idx, &device);
+    let mut objective = build_objective(&cfg, &data, &Device::flex()).unwrap();
+    let out = objective.step(&student, &batch, &idx);
+
+    // The loss is DeiT's: labels on the class head, the teacher's top class on the
+    // distillation head, each weighted 1/2; the logits are the heads' mean.
+    let mentor::models::Network::Vit(vit) = &student else {
+        panic!("a ViT")
+    };
+    let (class, dist) = vit.heads(batch.images.clone());
+    let dist = dist.expect("a distillation head");
+    let teacher_logits = teacher_net.forward(batch.images.clone().inner()).autodiff();
+    let expected = mentor::distill::deit_loss(
+        class.clone(),
+        dist.clone(),
+        teacher_logits.clone(),
+        batch.labels.clone(),
+        mentor::distill::TeacherTargets::Hard,
+        4.0,
+        0.5,
+    );
+    let got = out.loss.into_scalar::<f32>();
+    assert!((got - expected.into_scalar::<f32>()).abs() < 1e-5, "{got}");
+    let mean: Vec<f32> = ((class + dist) / 2.0).into_data().try_to_vec().unwrap();
+    let logits: Vec<f32> = out.logits.into_data().try_to_vec().unwrap();
+    assert_eq!(mean, logits);
+
+    // Only the distillation head sees the teacher: with lambda = 1 the class head's
+    // weights get a zero gradient.
+    let mut only_teacher = cfg.clone();
+    if let mentor::strategy::StrategyConfig::Distill(d) = &mut only_teacher.strategy {
+        d.lambda = 1.0;
+    }
+    let mut objective = build_objective(&only_teacher, &data, &Device::flex()).unwrap();
+    let loss = objective.step(&student, &batch, &idx).loss;
+    let grads = loss.backward();
+    let magnitude = |w: &burn::tensor::Tensor<2>| -> f32 {
+        w.grad(&grads)
+            .map_or(0.0, |g| g.abs().sum().into_scalar::<f32>())
+    };
+    let dist_head = vit.head_dist.as_ref().expect("a distillation head");
+    assert_eq!(magnitude(&vit.head.weight.val()), 0.0);
+    assert!(magnitude(&dist_head.weight.val()) > 0.0);
+
+    // And it trains end to end (10 classes: chance is 0.1).
+    let mut cfg = cfg;
+    cfg.epochs = 8;
+    let mut objective = build_objective(&cfg, &data, &Device::flex()).unwrap();
+    let (summary, _) = train(
+        &cfg,
+        &data,
+        objective.as_mut(),
+        &quiet(&dir.path().join("vit")),
+    )
+    .unwrap();
+    assert!(summary.test_accuracy > 0.3, "{}", summary.test_accuracy);
+}
+
+#[test]
+fn a_vit_needs_patches_that_tile_the_image() {
+    let cfg = config(&["model.type=\"vit\"", "model.patch=3"]);
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let err = build_objective(&cfg, &data, &Device::flex())
+        .err()
+        .expect("8x8 digits do not split into 3x3 patches")
+        .to_string();
+    assert!(err.contains("multiples of 3"), "{err}");
 }

@@ -213,6 +213,7 @@ fn run_kd_epoch(samples: usize) -> anyhow::Result<Vec<BenchResult>> {
             cache_teacher: cache,
             hint_weight: 0.0,
             hint_lr: 1e-3,
+            targets: Default::default(),
         };
         let setup = Instant::now();
         let mut objective = KnowledgeDistillation::new(teacher.clone(), &kd, &data);

@@ -20,6 +20,10 @@ pub struct DistillArgs {
     /// Weight of the soft (teacher) term in [0, 1] (torchdistill's alpha is 1 - lambda).
     #[arg(long)]
     lambda: Option<f64>,
+    /// Soft (tempered distribution, Hinton et al.) or hard (top class, DeiT) teacher
+    /// targets.
+    #[arg(long, value_parser = ["soft", "hard"])]
+    targets: Option<String>,
     /// Run the teacher on every batch instead of caching its logits once.
     #[arg(long)]
     no_cache: bool,
@@ -57,6 +61,9 @@ pub fn run(mut args: DistillArgs) -> anyhow::Result<()> {
     }
     if let Some(h) = args.hint_weight {
         sets.push(format!("strategy.hint_weight={h:e}"));
+    }
+    if let Some(t) = &args.targets {
+        sets.push(format!("strategy.targets={t:?}"));
     }
     if args.no_cache {
         sets.push("strategy.cache_teacher=false".into());

@@ -14,10 +14,27 @@
 //! instead of cross-entropy for the soft term: `KL(q || p) = CE(q, p) - H(q)`, and the
 //! teacher entropy `H(q)` is constant in the student's weights, so gradients (and trained
 //! students) are identical; only the reported loss value differs by `T^2 lambda H(q)`.
+//!
+//! *Hard* teacher targets (DeiT, Touvron et al. 2021) replace the soft term by
+//! `CE(argmax t, p(s))`, the teacher's top class as a label (no temperature, no `T^2`).
+//! DeiT's distillation-token loss ([`deit_loss`]) splits the two terms between two heads
+//! of the student: the class head learns the labels, the distillation head the teacher.
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// What the student learns from the teacher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TeacherTargets {
+    /// The teacher's temperature-softened distribution (Hinton et al. 2015).
+    #[default]
+    Soft,
+    /// The teacher's top class as a label (DeiT's hard distillation).
+    Hard,
+}
 
 /// Cross-entropy of soft `targets` (rows summing to 1) against `log_probs`, batch mean.
 pub fn soft_cross_entropy(log_probs: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
@@ -34,13 +51,76 @@ pub fn distillation_loss(
     temperature: f64,
     lambda: f64,
 ) -> Tensor<1> {
+    distillation_loss_with(
+        student,
+        teacher,
+        labels,
+        TeacherTargets::Soft,
+        temperature,
+        lambda,
+    )
+}
+
+/// The teacher term of `student` logits against `teacher` logits (constants): the soft
+/// term `T^2 CE(q(t/T), p(s/T))` or the hard term `CE(argmax t, p(s))`.
+pub fn teacher_term(
+    student: Tensor<2>,
+    teacher: Tensor<2>,
+    targets: TeacherTargets,
+    temperature: f64,
+) -> Tensor<1> {
+    match targets {
+        TeacherTargets::Soft => soft_distillation_loss(student, teacher, temperature),
+        TeacherTargets::Hard => {
+            let top = teacher.detach().argmax(1).flatten::<1>(0, 1);
+            CrossEntropyLossConfig::new()
+                .init(&student.device())
+                .forward(student, top)
+        }
+    }
+}
+
+/// The KD loss with either kind of teacher target:
+/// `lambda * teacher_term(s, t) + (1 - lambda) * CE(y, p(s))`; with soft targets it is
+/// [`distillation_loss`].
+pub fn distillation_loss_with(
+    student: Tensor<2>,
+    teacher: Tensor<2>,
+    labels: Tensor<1, Int>,
+    targets: TeacherTargets,
+    temperature: f64,
+    lambda: f64,
+) -> Tensor<1> {
+    deit_loss(
+        student.clone(),
+        student,
+        teacher,
+        labels,
+        targets,
+        temperature,
+        lambda,
+    )
+}
+
+/// DeiT's loss (Touvron et al. 2021, eq. 2-3) for a student with a class head and a
+/// distillation head: `(1 - lambda) CE(y, p(class)) + lambda * teacher_term(dist, t)`.
+/// DeiT's hard distillation uses `lambda = 1/2`; its soft one `lambda = 0.1`, `T = 3`.
+pub fn deit_loss(
+    class_logits: Tensor<2>,
+    distillation_logits: Tensor<2>,
+    teacher: Tensor<2>,
+    labels: Tensor<1, Int>,
+    targets: TeacherTargets,
+    temperature: f64,
+    lambda: f64,
+) -> Tensor<1> {
     let hard = CrossEntropyLossConfig::new()
-        .init(&student.device())
-        .forward(student.clone(), labels);
+        .init(&class_logits.device())
+        .forward(class_logits, labels);
     if lambda == 0.0 {
         return hard;
     }
-    soft_distillation_loss(student, teacher, temperature)
+    teacher_term(distillation_logits, teacher, targets, temperature)
         .mul_scalar(lambda as f32)
         .add(hard.mul_scalar((1.0 - lambda) as f32))
 }
@@ -118,6 +198,55 @@ mod tests {
                 "T={t} lambda={lam}: {got} vs {expected}"
             );
         }
+    }
+
+    // Hard targets and DeiT's two heads, with the same helpers and
+    //   D = [[0.5, -0.5, 1.5], [2.0, 0.0, -1.0]]  (distillation head), argmax R = [0, 2]
+    //   ce = lambda Z, c: -sum(lsm(s, 1)[k] for s, k in zip(Z, c)) / 2
+    //   soft = lambda Z, T: -sum(sum(math.exp(q) * p for q, p in
+    //                                 zip(lsm(r, T), lsm(s, T))) for r, s in zip(R, Z)) / 2
+    //   plain hard, lambda 0.5: 0.5 ce(S, y) + 0.5 ce(S, [0, 2])   = 0.5202599809
+    //   DeiT hard, lambda 0.5:  0.5 ce(S, y) + 0.5 ce(D, [0, 2])   = 1.2794929864
+    //   DeiT soft, T 3, l 0.1:  0.9 ce(S, y) + 0.1 * 9 * soft(D, 3) = 1.3951399811
+    const D: [[f32; 3]; 2] = [[0.5, -0.5, 1.5], [2.0, 0.0, -1.0]];
+
+    #[test]
+    fn hard_targets_and_deit_golden_values() {
+        let plain = distillation_loss_with(
+            logits(S),
+            logits(R),
+            labels([1, 2]),
+            TeacherTargets::Hard,
+            1.0,
+            0.5,
+        );
+        assert!((value(plain) - 0.520_259_980_9).abs() < 1e-5);
+        let deit = |targets, t, lam| {
+            value(deit_loss(
+                logits(S),
+                logits(D),
+                logits(R),
+                labels([1, 2]),
+                targets,
+                t,
+                lam,
+            ))
+        };
+        let hard = deit(TeacherTargets::Hard, 1.0, 0.5);
+        assert!((hard - 1.279_492_986_4).abs() < 1e-5, "{hard}");
+        let soft = deit(TeacherTargets::Soft, 3.0, 0.1);
+        assert!((soft - 1.395_139_981_1).abs() < 1e-5, "{soft}");
+        // Soft targets through the generic entry point are the classic KD loss.
+        let classic = distillation_loss(logits(S), logits(R), labels([1, 2]), 4.0, 0.5);
+        let generic = distillation_loss_with(
+            logits(S),
+            logits(R),
+            labels([1, 2]),
+            TeacherTargets::Soft,
+            4.0,
+            0.5,
+        );
+        assert!((value(classic) - value(generic)).abs() < 1e-6);
     }
 
     #[test]

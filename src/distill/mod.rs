@@ -21,7 +21,9 @@ use crate::engine::{Objective, StepOutput};
 use crate::models::Network;
 
 use hints::{HintRegressor, HintState};
-pub use loss::{distillation_loss, soft_targets};
+pub use loss::{
+    TeacherTargets, deit_loss, distillation_loss, distillation_loss_with, soft_targets,
+};
 
 /// `[strategy] type = "distill"`: where the teacher is and how to distil.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +48,15 @@ pub struct DistillConfig {
     /// Adam learning rate of the hint adapter.
     #[serde(default = "default_hint_lr")]
     pub hint_lr: f64,
+    /// Soft (tempered distribution) or hard (top class) teacher targets. A student with
+    /// a distillation token (a DeiT-style ViT) learns them with its distillation head
+    /// and the labels with its class head ([`deit_loss`]).
+    #[serde(default, skip_serializing_if = "is_soft")]
+    pub targets: TeacherTargets,
+}
+
+fn is_soft(t: &TeacherTargets) -> bool {
+    *t == TeacherTargets::Soft
 }
 
 fn is_zero(v: &f64) -> bool {
@@ -130,6 +141,7 @@ pub struct KnowledgeDistillation {
     cache: Option<ExampleCache>,
     temperature: f64,
     lambda: f64,
+    targets: TeacherTargets,
     hint_weight: f64,
     hint_lr: f64,
     feature_cache: Option<ExampleCache>,
@@ -152,6 +164,7 @@ impl KnowledgeDistillation {
             cache,
             temperature: config.temperature,
             lambda: config.lambda,
+            targets: config.targets,
             hint_weight: config.hint_weight,
             hint_lr: config.hint_lr,
             feature_cache,
@@ -253,6 +266,29 @@ impl KnowledgeDistillation {
 
 impl Objective for KnowledgeDistillation {
     fn step(&mut self, network: &Network, batch: &Batch, indices: &[usize]) -> StepOutput {
+        let teacher = self.teacher_logits(batch, indices);
+        // A student with a distillation token: its class head learns the labels, its
+        // distillation head the teacher, and its logits are the two heads' mean (DeiT).
+        if let Network::Vit(vit) = network
+            && vit.head_dist.is_some()
+        {
+            let (class, dist) = vit.heads(batch.images.clone());
+            let dist = dist.unwrap_or_else(|| class.clone());
+            let loss = deit_loss(
+                class.clone(),
+                dist.clone(),
+                teacher,
+                batch.labels.clone(),
+                self.targets,
+                self.temperature,
+                self.lambda,
+            );
+            return StepOutput {
+                loss,
+                logits: (class + dist).div_scalar(2.0),
+                targets: None,
+            };
+        }
         // With hints the student's features are needed too: the same forward pass, split
         // at the head.
         let (logits, features) = if self.hint_weight == 0.0 {
@@ -261,11 +297,11 @@ impl Objective for KnowledgeDistillation {
             let features = network.features(batch.images.clone());
             (network.head_forward(features.clone()), Some(features))
         };
-        let teacher = self.teacher_logits(batch, indices);
-        let mut loss = distillation_loss(
+        let mut loss = distillation_loss_with(
             logits.clone(),
             teacher,
             batch.labels.clone(),
+            self.targets,
             self.temperature,
             self.lambda,
         );

@@ -69,7 +69,10 @@ impl ColumnsConfig {
             match &*self.column {
                 ModelConfig::Mlp(m) => mlp.push(m.init(input, c, device)),
                 ModelConfig::Cnn(m) => cnn.push(m.init(input, c, device)),
-                ModelConfig::Resnet(_) | ModelConfig::Columns(_) | ModelConfig::Projected(_) => {}
+                ModelConfig::Resnet(_)
+                | ModelConfig::Columns(_)
+                | ModelConfig::Projected(_)
+                | ModelConfig::Vit(_) => {}
             }
         }
         let stages = match &*self.column {

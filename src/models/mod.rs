@@ -9,6 +9,7 @@ pub mod mlp;
 pub mod params;
 pub mod projected;
 pub mod resnet;
+pub mod vit;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -20,6 +21,7 @@ pub use mlp::{Mlp, MlpConfig};
 pub use params::{ParamInfo, param_infos, trainable_count};
 pub use projected::{Projected, ProjectedConfig};
 pub use resnet::{ResNet, ResNetConfig};
+pub use vit::{Vit, VitConfig};
 
 /// Which network to build, with its hyperparameters (`[model]` in a run config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +37,8 @@ pub enum ModelConfig {
     Columns(ColumnsConfig),
     /// An encoder's backbone with a projection MLP (self-supervised learning).
     Projected(ProjectedConfig),
+    /// A small vision transformer, optionally with DeiT's distillation token.
+    Vit(VitConfig),
 }
 
 impl Default for ModelConfig {
@@ -52,6 +56,7 @@ impl ModelConfig {
             ModelConfig::Resnet(_) => "resnet",
             ModelConfig::Columns(_) => "columns",
             ModelConfig::Projected(_) => "projected",
+            ModelConfig::Vit(_) => "vit",
         }
     }
 
@@ -63,6 +68,16 @@ impl ModelConfig {
             ModelConfig::Resnet(c) => c.validate(),
             ModelConfig::Columns(c) => c.validate(),
             ModelConfig::Projected(c) => c.validate(),
+            ModelConfig::Vit(c) => c.validate(),
+        }
+    }
+
+    /// Checks that the network can take `[C, H, W]` images (a ViT's patches must tile
+    /// them); other networks take any size their layers allow.
+    pub fn check_input(&self, input: [usize; 3]) -> Result<(), String> {
+        match self {
+            ModelConfig::Vit(c) => c.check_input(input),
+            _ => Ok(()),
         }
     }
 
@@ -127,6 +142,18 @@ impl ModelConfig {
                 }
                 flops + linear(width, c.outputs)
             }
+            ModelConfig::Vit(c) => {
+                let [ch, h, w] = input;
+                let patches = (h / c.patch) * (w / c.patch);
+                let (t, d) = (c.tokens(input) as u64, c.dim);
+                let per_token = linear(d, 3 * d) + linear(d, d) + 2 * linear(d, d * c.mlp_ratio);
+                // Scores QK^T and their product with V: 2 T^2 d multiply-adds per block.
+                let attention = 2 * 2 * t * t * d as u64;
+                let heads = 1 + u64::from(c.distillation_token);
+                linear(ch * c.patch * c.patch, d) * patches as u64
+                    + c.depth as u64 * (t * per_token + attention)
+                    + heads * linear(d, num_classes)
+            }
         }
     }
 
@@ -139,6 +166,7 @@ impl ModelConfig {
             ModelConfig::Resnet(c) => c.width << c.blocks.len().saturating_sub(1),
             ModelConfig::Columns(c) => c.classes.len() * c.column.feature_width(input),
             ModelConfig::Projected(c) => c.encoder.feature_width(input),
+            ModelConfig::Vit(c) => c.dim,
         }
     }
 
@@ -159,6 +187,7 @@ impl ModelConfig {
             ModelConfig::Columns(c) => Network::Columns(c.init(input, device)),
             // The projector's outputs fix the network's outputs.
             ModelConfig::Projected(c) => Network::Projected(c.init(input, device)),
+            ModelConfig::Vit(c) => Network::Vit(c.init(input, num_classes, device)),
         };
         // Listing the parameters reads each one, which initialises it.
         let _ = param_infos(&network);
@@ -181,6 +210,8 @@ pub enum Network {
     Columns(Columns),
     /// See [`Projected`].
     Projected(Projected),
+    /// See [`Vit`].
+    Vit(Vit),
 }
 
 impl Network {
@@ -192,6 +223,7 @@ impl Network {
             Network::Resnet(m) => m.forward(images),
             Network::Columns(m) => m.forward(images),
             Network::Projected(m) => m.forward(images),
+            Network::Vit(m) => m.forward(images),
         }
     }
 
@@ -203,6 +235,7 @@ impl Network {
             Network::Resnet(m) => m.head.forward(features),
             Network::Columns(m) => m.head_forward(features),
             Network::Projected(m) => m.head_forward(features),
+            Network::Vit(m) => m.head.forward(features),
         }
     }
 
@@ -213,7 +246,8 @@ impl Network {
             Network::Mlp(m) => Some(m.head.weight.val()),
             Network::Cnn(m) => Some(m.head.weight.val()),
             Network::Resnet(m) => Some(m.head.weight.val()),
-            Network::Columns(_) | Network::Projected(_) => None,
+            Network::Vit(m) if m.head_dist.is_none() => Some(m.head.weight.val()),
+            Network::Columns(_) | Network::Projected(_) | Network::Vit(_) => None,
         }
     }
 
@@ -225,6 +259,7 @@ impl Network {
             Network::Resnet(m) => m.features(images),
             Network::Columns(m) => m.features(images),
             Network::Projected(m) => m.features(images),
+            Network::Vit(m) => m.features(images),
         }
     }
 }

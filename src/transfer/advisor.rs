@@ -151,6 +151,17 @@ pub fn lower_and_upper(model: &ModelConfig) -> (Vec<String>, Vec<String>) {
         }
         // The backbone of a projected network has its encoder's names.
         ModelConfig::Projected(p) => lower_and_upper(&p.encoder),
+        // A ViT: the embeddings and all blocks but the last, then the last block and norm.
+        ModelConfig::Vit(v) => {
+            let mut lower: Vec<String> = ["patch_embed", "cls_token", "dist_token", "position"]
+                .iter()
+                .filter(|n| v.distillation_token || **n != "dist_token")
+                .map(|n| format!("backbone.{n}*"))
+                .collect();
+            lower.extend((0..v.depth - 1).map(|i| format!("backbone.blocks.layers.{i}")));
+            let last = format!("backbone.blocks.layers.{}", v.depth - 1);
+            (lower, vec![last, "backbone.norm".into()])
+        }
         // Multitask columns are not a transfer source; nothing to split.
         ModelConfig::Columns(_) => (Vec::new(), Vec::new()),
     }

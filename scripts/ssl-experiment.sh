@@ -10,7 +10,11 @@
 # mirror-symmetric; Fashion-MNIST keeps flip 0.5). Then `mentor ssl eval` probes every
 # encoder's frozen features: weighted kNN (k 200, T 0.1) and a linear classifier at 1%,
 # 10% and 100% of the training labels.
+# DeepCluster (100 clusters, 20 k-means iterations per epoch) trains on views with the
+# paper's augmentations only: crops and flips, no colour jitter, grey or blur.
 # SCALING=1 adds SimCLR on MNIST (seed 1) at batch 64, 128 and 512 (the scaling row).
+# METHODS (default: all) keeps only the jobs whose directory names match, e.g.
+# METHODS=deep-cluster.
 # usage: [SEEDS="1 2 3"] [EPOCHS=4] [PARALLEL=2] scripts/ssl-experiment.sh [DATA_DIR] [OUT]
 # Runs whose probe.json exists are skipped.
 set -euo pipefail
@@ -38,6 +42,7 @@ for dataset in ${DATASETS:-mnist fashion-mnist}; do
     job $d/relative-position-s$seed "$bin ssl pretrain --method relative-position --epochs $epochs $common" $seed
     job $d/moco-s$seed "$bin ssl pretrain --method moco --epochs $epochs $common $aug" $seed
     job $d/rotation-s$seed "$bin ssl pretrain --method rotation --epochs 1 $common" $seed
+    job $d/deep-cluster-s$seed "$bin ssl pretrain --method deep-cluster --epochs $epochs $common $aug --set strategy.augment.jitter_p=0 --set strategy.augment.grayscale=0 --set strategy.augment.blur=0" $seed
     job $d/supervised-s$seed "$bin train --epochs $epochs $common" $seed
   done
 done
@@ -47,7 +52,7 @@ if [ "${SCALING:-0}" = 1 ]; then
     job $d/simclr-b$b "$bin ssl pretrain --method simclr --epochs $epochs $common --set strategy.augment.crop_scale=[0.2,1.0] --set strategy.augment.flip=0.0" 1
   done
 fi
-printf '%s\n' "${jobs[@]}" | grep -v '^$' | xargs -P "${PARALLEL:-2}" -I{} sh -c '{} > /dev/null 2>&1 || echo "failed: {}"' || true
+printf '%s\n' "${jobs[@]}" | grep -v '^$' | grep -E -- "${METHODS:-.}" | xargs -P "${PARALLEL:-2}" -I{} sh -c '{} > /dev/null 2>&1 || echo "failed: {}"' || true
 # The random encoders need the supervised runs' configs only.
 jobs=()
 for dataset in ${DATASETS:-mnist fashion-mnist}; do

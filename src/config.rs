@@ -297,16 +297,19 @@ impl RunConfig {
         self.init.validate().map_err(|(k, r)| invalid(&k, r))?;
         self.strategy.validate().map_err(|(k, r)| invalid(&k, r))?;
         if let crate::strategy::StrategyConfig::SelfSupervised(ssl) = &self.strategy {
-            let (_, inputs) = ssl.projection(1);
             let fits = match &self.model {
-                crate::models::ModelConfig::Projected(p) => p.inputs == inputs,
-                _ => inputs == 1,
+                crate::models::ModelConfig::Projected(p) => {
+                    ssl.projection(p.outputs) == (p.outputs, p.inputs)
+                }
+                // A contrastive loss can compare any network's outputs.
+                _ => ssl.method.contrastive(),
             };
             if !fits {
+                let (outputs, inputs) = ssl.projection(128);
                 return Err(invalid(
                     "model",
                     format!(
-                        "{:?} needs a projected network over {inputs} feature vectors (model.type = \"projected\", inputs = {inputs})",
+                        "{:?} needs a projected network over {inputs} feature vectors with {outputs} outputs (model.type = \"projected\", inputs = {inputs}, outputs = {outputs})",
                         ssl.method
                     ),
                 ));

@@ -167,3 +167,63 @@ fn probes_report_each_label_fraction() {
     };
     assert!(probe(&network, &data.train, &data.test, &bad).is_err());
 }
+
+fn deep_cluster_config(epochs: usize) -> RunConfig {
+    config(&[
+        "strategy.type=\"self-supervised\"".to_string(),
+        "strategy.method=\"deep-cluster\"".into(),
+        "strategy.clusters=20".into(),
+        "strategy.kmeans_iterations=10".into(),
+        "strategy.monitor_examples=500".into(),
+        "strategy.augment.flip=0.0".into(),
+        "strategy.augment.crop_scale=[0.5,1.0]".into(),
+        "model={type=\"projected\", hidden=[64], outputs=20, encoder={type=\"mlp\", hidden=[64]}}"
+            .into(),
+        format!("epochs={epochs}"),
+        "batch_size=64".into(),
+    ])
+}
+
+#[test]
+fn deep_cluster_learns_its_pseudo_labels_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = deep_cluster_config(3);
+    let straight = run(&cfg, &dir.path().join("a"), None, false);
+    // Stopped after one epoch and resumed: the pseudo-labels come back from the
+    // checkpoint and the next clusterings start from them, as in the straight run.
+    run(&cfg, &dir.path().join("b"), Some(1), false);
+    let resumed = run(&cfg, &dir.path().join("b"), None, true);
+    assert!(straight == resumed, "a resumed DeepCluster run differs");
+    // The training accuracy is the pseudo-label accuracy: it climbs every epoch, to
+    // well above chance (1/20), as the network learns its clusters.
+    let acc = history(&dir.path().join("a"), "train", 3);
+    assert!(acc.windows(2).all(|w| w[1] > w[0]), "{acc:?}");
+    assert!(acc.last().unwrap() > &0.25, "pseudo-label accuracy {acc:?}");
+    let knn = history(&dir.path().join("a"), "test", 3);
+    assert!(knn.iter().all(|a| (0.1..=1.0).contains(a)), "{knn:?}");
+}
+
+#[test]
+fn deep_cluster_needs_one_output_per_cluster() {
+    let mut sets: Vec<String> = vec![
+        "strategy.type=\"self-supervised\"".into(),
+        "strategy.method=\"deep-cluster\"".into(),
+        "strategy.clusters=20".into(),
+        "model={type=\"projected\", outputs=32, encoder={type=\"mlp\"}}".into(),
+    ];
+    let err = RunConfig::default()
+        .with_overrides(&sets)
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("outputs = 20"), "{err}");
+    sets[3] = "model.type=\"mlp\"".into();
+    assert!(
+        RunConfig::default()
+            .with_overrides(&sets)
+            .unwrap()
+            .validate()
+            .is_err()
+    );
+}

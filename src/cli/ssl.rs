@@ -34,7 +34,7 @@ enum SslCommand {
 /// Arguments of `mentor ssl pretrain`.
 #[derive(Debug, Args)]
 pub struct PretrainArgs {
-    /// simclr, moco, relative-position or rotation.
+    /// simclr, moco, relative-position, deep-cluster or rotation.
     #[arg(long, default_value = "simclr")]
     method: String,
     /// Width of the projection z (SimCLR, MoCo).
@@ -94,9 +94,12 @@ fn parse_method(name: &str) -> anyhow::Result<Option<SslMethod>> {
         "simclr" => Some(SslMethod::Simclr),
         "moco" => Some(SslMethod::Moco),
         "relative-position" => Some(SslMethod::RelativePosition),
+        "deep-cluster" => Some(SslMethod::DeepCluster),
         "rotation" => None,
         other => {
-            anyhow::bail!("unknown --method {other:?}: simclr, moco, relative-position or rotation")
+            anyhow::bail!(
+                "unknown --method {other:?}: simclr, moco, relative-position, deep-cluster or rotation"
+            )
         }
     })
 }

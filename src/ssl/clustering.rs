@@ -7,8 +7,9 @@
 //! cluster taking that cluster's centroid with a small random perturbation, and the
 //! points of the split cluster are reassigned between the two.
 //!
-//! The DeepCluster objective that trains on these pseudo-labels is the next step of the
-//! remaining-methods issue; this module is its clustering.
+//! [`kmeans_from`] runs Lloyd's algorithm from given centroids: DeepCluster
+//! ([`super::deep_cluster`]) warm-starts each epoch's clustering from the previous
+//! epoch's clusters so that cluster ids, and so the classifier trained on them, persist.
 
 use rand::Rng;
 
@@ -88,6 +89,49 @@ pub fn kmeans(
             *d = d.min(squared_distance(row(i), row(pick)) as f64);
         }
     }
+    lloyd(points, dim, centroids, iterations, &mut r)
+}
+
+/// Lloyd's algorithm on the `n x dim` rows of `points` from the `k x dim` `centroids`
+/// (at most `iterations` steps, empty clusters split as in [`kmeans`]; the splits draw
+/// from `seed`). Errors when the sizes do not fit or there are fewer points than
+/// centroids.
+pub fn kmeans_from(
+    points: &[f32],
+    dim: usize,
+    centroids: Vec<f32>,
+    iterations: usize,
+    seed: u64,
+) -> Result<KMeans, String> {
+    if dim == 0
+        || centroids.is_empty()
+        || !points.len().is_multiple_of(dim)
+        || !centroids.len().is_multiple_of(dim)
+    {
+        return Err(format!(
+            "k-means needs centroids and rows of dim >= 1 ({} values, {} centroid values, dim {dim})",
+            points.len(),
+            centroids.len()
+        ));
+    }
+    let (n, k) = (points.len() / dim, centroids.len() / dim);
+    if n < k {
+        return Err(format!(
+            "k-means with k = {k} needs at least {k} points, got {n}"
+        ));
+    }
+    lloyd(points, dim, centroids, iterations, &mut rng(seed))
+}
+
+fn lloyd(
+    points: &[f32],
+    dim: usize,
+    mut centroids: Vec<f32>,
+    iterations: usize,
+    r: &mut impl Rng,
+) -> Result<KMeans, String> {
+    let (n, k) = (points.len() / dim, centroids.len() / dim);
+    let row = |i: usize| &points[i * dim..(i + 1) * dim];
     let mut assignments: Vec<usize> = (0..n).map(|i| nearest(row(i), &centroids, dim)).collect();
     let mut splits = 0;
     let mut done = 0;

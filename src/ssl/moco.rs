@@ -13,8 +13,6 @@
 //! checkpoint, so a resumed run continues exactly. (MoCo's shuffled batch norm needs
 //! several devices; the CNN and MLP encoders have no batch norm.)
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::Rng;
@@ -25,7 +23,10 @@ use crate::engine::StepOutput;
 use crate::models::Network;
 use crate::models::params::flat_parameters;
 
-use super::{PretextLoss, SelfSupervisedConfig, ViewSource, info_nce, retrieval_logits};
+use super::{
+    PretextLoss, SelfSupervisedConfig, ViewSource, decode_f32 as decode, encode_f32 as encode,
+    info_nce, retrieval_logits,
+};
 
 /// The MoCo objective.
 pub struct Moco {
@@ -176,22 +177,6 @@ fn tensor_values(t: Tensor<2>) -> Vec<f32> {
         .convert::<f32>()
         .try_into_vec()
         .unwrap_or_default()
-}
-
-fn encode(values: &[f32]) -> String {
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    BASE64.encode(bytes)
-}
-
-fn decode(text: &str) -> Result<Vec<f32>, String> {
-    let bytes = BASE64.decode(text).map_err(|e| e.to_string())?;
-    if bytes.len() % 4 != 0 {
-        return Err("not a whole number of f32 values".into());
-    }
-    Ok(bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect())
 }
 
 impl PretextLoss for Moco {

@@ -4,7 +4,8 @@
 //! - Losses ([`losses`]): InfoNCE, NT-Xent, triplet.
 //! - Methods, each an engine [`Objective`] over a [`crate::models::Projected`] network
 //!   (`[strategy] type = "self-supervised"`): SimCLR ([`simclr`]), MoCo ([`moco`]) and
-//!   the relative-position pretext task ([`relative_position`]). The rotation pretext
+//!   the relative-position pretext task ([`relative_position`]), DeepCluster
+//!   ([`deep_cluster`], k-means pseudo-labels, [`clustering`]). The rotation pretext
 //!   task is a data transform (`data.pretext = "rotation"`) trained as plain supervised
 //!   classification of the rotation.
 //! - Probes: weighted kNN ([`knn`]), and a linear probe on cached features at a chosen
@@ -15,6 +16,7 @@
 //! kNN monitor, which scores the representation after each epoch.
 
 pub mod clustering;
+pub mod deep_cluster;
 pub mod knn;
 pub mod losses;
 pub mod moco;
@@ -31,6 +33,7 @@ use crate::engine::Objective;
 use crate::models::Network;
 use crate::transfer::linear_probe::backbone_features;
 
+pub use deep_cluster::DeepCluster;
 pub use knn::{knn_accuracy, knn_evaluate};
 pub use losses::{info_nce, l2_normalize, nt_xent, triplet};
 pub use moco::Moco;
@@ -49,6 +52,17 @@ pub enum SslMethod {
     /// Relative patch position (Doersch et al. 2015): which of the 8 neighbours of the
     /// centre patch a second patch is.
     RelativePosition,
+    /// DeepCluster (Caron et al. 2018): predict the k-means cluster of the features.
+    DeepCluster,
+}
+
+impl SslMethod {
+    /// Whether the method compares embeddings (SimCLR, MoCo) rather than classifying a
+    /// pretext label (relative position, DeepCluster), whose class count fixes the
+    /// network's outputs.
+    pub fn contrastive(self) -> bool {
+        matches!(self, SslMethod::Simclr | SslMethod::Moco)
+    }
 }
 
 /// `[strategy] type = "self-supervised"`.
@@ -66,7 +80,11 @@ pub struct SelfSupervisedConfig {
     /// Relative position's patch side in pixels (a 3x3 grid of cells; the rest of a cell
     /// is the gap and jitter).
     pub patch: usize,
-    /// The augmentations of SimCLR's and MoCo's views.
+    /// DeepCluster's number of k-means clusters (the classifier's outputs).
+    pub clusters: usize,
+    /// DeepCluster's k-means (Lloyd) iterations per epoch, at most.
+    pub kmeans_iterations: usize,
+    /// The augmentations of SimCLR's, MoCo's and DeepCluster's views.
     pub augment: AugmentConfig,
     /// Training examples whose features form the kNN monitor's bank (at least 1).
     pub monitor_examples: usize,
@@ -79,7 +97,9 @@ pub struct SelfSupervisedConfig {
 impl Default for SelfSupervisedConfig {
     /// tau 0.2 and MoCo's m 0.99 with a 4096 queue (solo-learn's CIFAR settings, the
     /// nearest published setup to 28x28 images); 7-pixel patches in 9-pixel cells of a
-    /// 28x28 image; SimCLR's augmentations; a 10 000-example kNN monitor (k 200, T 0.1).
+    /// 28x28 image; 100 DeepCluster clusters (10x over-clustering of 10 classes; the
+    /// paper found over-clustering helps) with 20 k-means iterations; SimCLR's
+    /// augmentations; a 10 000-example kNN monitor (k 200, T 0.1).
     fn default() -> Self {
         Self {
             method: SslMethod::Simclr,
@@ -87,6 +107,8 @@ impl Default for SelfSupervisedConfig {
             momentum: 0.99,
             queue: 4096,
             patch: 7,
+            clusters: 100,
+            kmeans_iterations: 20,
             augment: AugmentConfig::default(),
             monitor_examples: 10_000,
             knn_k: 200,
@@ -116,6 +138,15 @@ impl SelfSupervisedConfig {
         if self.method == SslMethod::Moco && self.queue == 0 {
             return Err(("strategy.queue".into(), "MoCo needs a queue >= 1".into()));
         }
+        if self.clusters < 2 || self.kmeans_iterations == 0 {
+            return Err((
+                "strategy.clusters".into(),
+                format!(
+                    "DeepCluster needs clusters >= 2 and kmeans_iterations >= 1, got {} and {}",
+                    self.clusters, self.kmeans_iterations
+                ),
+            ));
+        }
         if self.patch == 0 {
             return Err(("strategy.patch".into(), "must be >= 1".into()));
         }
@@ -130,11 +161,14 @@ impl SelfSupervisedConfig {
             .map_err(|(k, r)| (format!("strategy.{k}"), r))
     }
 
-    /// The projection outputs and inputs the method's network needs: (outputs, inputs).
+    /// The projection outputs and inputs the method's network needs, (outputs, inputs),
+    /// given the width `outputs` asked for (used by the contrastive methods; the
+    /// classification pretexts fix their own).
     pub fn projection(&self, outputs: usize) -> (usize, usize) {
         match self.method {
             SslMethod::Simclr | SslMethod::Moco => (outputs, 1),
             SslMethod::RelativePosition => (relative_position::NEIGHBOURS, 2),
+            SslMethod::DeepCluster => (self.clusters, 1),
         }
     }
 }
@@ -170,6 +204,11 @@ pub fn build_objective(
         )),
         SslMethod::RelativePosition => Box::new(Pretraining::new(
             RelativePosition::new(config, train)?,
+            seed,
+            monitor,
+        )),
+        SslMethod::DeepCluster => Box::new(Pretraining::new(
+            DeepCluster::new(config, train, views())?,
             seed,
             monitor,
         )),
@@ -358,6 +397,29 @@ impl ViewSource {
         let all: Vec<usize> = (0..views.len()).collect();
         crate::data::Batch::gather(&views, &all, device).images
     }
+}
+
+/// `values` as base64 of their little-endian bytes: a method's state (MoCo's queue,
+/// DeepCluster's pseudo-labels) saved exactly and compactly in a checkpoint.
+pub(crate) fn encode_f32(values: &[f32]) -> String {
+    use base64::Engine as _;
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The values [`encode_f32`] wrote.
+pub(crate) fn decode_f32(text: &str) -> Result<Vec<f32>, String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() % 4 != 0 {
+        return Err("not a whole number of f32 values".into());
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
 }
 
 /// Retrieval "accuracy" of a contrastive step: for each query row of `q` `[N, D]`, the

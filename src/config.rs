@@ -300,6 +300,7 @@ impl RunConfig {
             let fits = match &self.model {
                 crate::models::ModelConfig::Projected(p) => {
                     ssl.projection(p.outputs) == (p.outputs, p.inputs)
+                        && (p.local || ssl.method != crate::ssl::SslMethod::Amdim)
                 }
                 // A contrastive loss can compare any network's outputs.
                 _ => ssl.method.contrastive(),
@@ -309,8 +310,13 @@ impl RunConfig {
                 return Err(invalid(
                     "model",
                     format!(
-                        "{:?} needs a projected network over {inputs} feature vectors with {outputs} outputs (model.type = \"projected\", inputs = {inputs}, outputs = {outputs})",
-                        ssl.method
+                        "{:?} needs a projected network over {inputs} feature vectors with {outputs} outputs (model.type = \"projected\", inputs = {inputs}, outputs = {outputs}){}",
+                        ssl.method,
+                        if ssl.method == crate::ssl::SslMethod::Amdim {
+                            " and local heads on a CNN encoder (local = true)"
+                        } else {
+                            ""
+                        }
                     ),
                 ));
             }

@@ -227,3 +227,36 @@ fn deep_cluster_needs_one_output_per_cluster() {
             .is_err()
     );
 }
+
+#[test]
+fn amdim_lowers_its_loss_across_scales_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[
+        "strategy.type=\"self-supervised\"",
+        "strategy.method=\"amdim\"",
+        "strategy.monitor_examples=500",
+        "strategy.augment.flip=0.0",
+        "strategy.augment.crop_scale=[0.5,1.0]",
+        "model={type=\"projected\", hidden=[32], outputs=32, local=true, encoder={type=\"cnn\", channels=[8,16], hidden=32}}",
+        "epochs=3",
+        "batch_size=64",
+    ]);
+    let straight = run(&cfg, &dir.path().join("a"), None, false);
+    run(&cfg, &dir.path().join("b"), Some(1), false);
+    let resumed = run(&cfg, &dir.path().join("b"), None, true);
+    assert!(straight == resumed, "a resumed AMDIM run differs");
+    let loss = history(&dir.path().join("a"), "train", 2);
+    assert!(loss.windows(2).all(|w| w[1] < w[0]), "{loss:?}");
+    // Without local heads the run is refused before it starts.
+    let err = RunConfig::default()
+        .with_overrides(&[
+            "strategy.type=\"self-supervised\"".to_string(),
+            "strategy.method=\"amdim\"".into(),
+            "model={type=\"projected\", encoder={type=\"cnn\"}}".into(),
+        ])
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("local = true"), "{err}");
+}

@@ -34,7 +34,7 @@ enum SslCommand {
 /// Arguments of `mentor ssl pretrain`.
 #[derive(Debug, Args)]
 pub struct PretrainArgs {
-    /// simclr, moco, relative-position, deep-cluster or rotation.
+    /// simclr, moco, relative-position, deep-cluster, amdim or rotation.
     #[arg(long, default_value = "simclr")]
     method: String,
     /// Width of the projection z (SimCLR, MoCo).
@@ -95,10 +95,11 @@ fn parse_method(name: &str) -> anyhow::Result<Option<SslMethod>> {
         "moco" => Some(SslMethod::Moco),
         "relative-position" => Some(SslMethod::RelativePosition),
         "deep-cluster" => Some(SslMethod::DeepCluster),
+        "amdim" => Some(SslMethod::Amdim),
         "rotation" => None,
         other => {
             anyhow::bail!(
-                "unknown --method {other:?}: simclr, moco, relative-position, deep-cluster or rotation"
+                "unknown --method {other:?}: simclr, moco, relative-position, deep-cluster, amdim or rotation"
             )
         }
     })
@@ -133,12 +134,14 @@ fn pretrain_config(args: &PretrainArgs) -> anyhow::Result<RunConfig> {
         && !matches!(config.model, ModelConfig::Projected(_))
     {
         let (outputs, inputs) = ssl.projection(args.projection);
-        config.model = ModelConfig::Projected(ProjectedConfig::new(
+        let mut projected = ProjectedConfig::new(
             config.model.clone(),
             args.projector_hidden.clone(),
             outputs,
             inputs,
-        ));
+        );
+        projected.local = ssl.method == SslMethod::Amdim;
+        config.model = ModelConfig::Projected(projected);
     }
     config.validate()?;
     Ok(config)

@@ -97,9 +97,19 @@ pub struct Cnn {
 impl CnnBackbone {
     /// The `hidden`-wide features.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = self.pool.forward(relu(self.conv1.forward(images)));
-        let x = self.pool.forward(relu(self.conv2.forward(x)));
-        self.dropout.forward(relu(self.fc.forward(x.flatten(1, 3))))
+        self.feature_maps(images).2
+    }
+
+    /// The two pooled convolution maps (`[B, c1, H/2, W/2]`, `[B, c2, H/4, W/4]`) and
+    /// the `hidden`-wide features computed from them: AMDIM compares features across
+    /// these scales.
+    pub fn feature_maps(&self, images: Tensor<4>) -> (Tensor<4>, Tensor<4>, Tensor<2>) {
+        let first = self.pool.forward(relu(self.conv1.forward(images)));
+        let second = self.pool.forward(relu(self.conv2.forward(first.clone())));
+        let features = self
+            .dropout
+            .forward(relu(self.fc.forward(second.clone().flatten(1, 3))));
+        (first, second, features)
     }
 }
 

@@ -37,6 +37,10 @@ pub struct ProjectedConfig {
     /// pair of patches (relative position).
     #[serde(default = "one")]
     pub inputs: usize,
+    /// AMDIM's local heads (a CNN encoder only): one linear map per position of each of
+    /// the CNN's two pooled feature maps to `outputs`, named `local.0` and `local.1`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local: bool,
 }
 
 fn default_hidden() -> Vec<usize> {
@@ -59,6 +63,7 @@ impl ProjectedConfig {
             hidden,
             outputs,
             inputs,
+            local: false,
         }
     }
 
@@ -80,6 +85,12 @@ impl ProjectedConfig {
                     "outputs, inputs and hidden widths must be >= 1, got outputs {}, inputs {}, hidden {:?}",
                     self.outputs, self.inputs, self.hidden
                 ),
+            ));
+        }
+        if self.local && (!matches!(*self.encoder, ModelConfig::Cnn(_)) || self.inputs != 1) {
+            return Err((
+                "model.local".into(),
+                "local heads (AMDIM) need a CNN encoder (its feature maps, `--model cnn`) and inputs = 1".into(),
             ));
         }
         self.encoder.validate()
@@ -104,10 +115,19 @@ impl ProjectedConfig {
             projector.push(LinearConfig::new(from, h).init(device));
             from = h;
         }
+        let local = match (&*self.encoder, self.local) {
+            (ModelConfig::Cnn(c), true) => c
+                .channels
+                .iter()
+                .map(|&ch| LinearConfig::new(ch, self.outputs).init(device))
+                .collect(),
+            _ => Vec::new(),
+        };
         Projected {
             backbone,
             projector,
             head: LinearConfig::new(from, self.outputs).init(device),
+            local,
             inputs: self.inputs,
         }
     }
@@ -145,6 +165,8 @@ pub struct Projected {
     pub projector: Vec<Linear>,
     /// The projector's output layer.
     pub head: Linear,
+    /// AMDIM's local heads, one per feature map (empty without them).
+    pub local: Vec<Linear>,
     /// Feature vectors concatenated before the projector.
     inputs: usize,
 }
@@ -167,6 +189,28 @@ impl Projected {
     /// Feature vectors the projector takes side by side.
     pub fn inputs(&self) -> usize {
         self.inputs
+    }
+
+    /// AMDIM's multiscale outputs: the global `z = g(f(x))` `[B, D]` and, for each of
+    /// the CNN encoder's feature maps, its local features `[B, positions, D]` (each
+    /// position's channels through its local head); `None` without local heads.
+    pub fn multiscale(&self, images: Tensor<4>) -> Option<(Tensor<2>, Vec<Tensor<3>>)> {
+        let Backbone::Cnn(cnn) = &self.backbone else {
+            return None;
+        };
+        if self.local.is_empty() {
+            return None;
+        }
+        let (first, second, features) = cnn.feature_maps(images);
+        let locals = [first, second]
+            .into_iter()
+            .zip(&self.local)
+            .map(|(map, head)| {
+                // [B, C, H, W] -> [B, H*W, C] -> [B, H*W, D]
+                head.forward(map.flatten::<3>(2, 3).swap_dims(1, 2))
+            })
+            .collect();
+        Some((self.head_forward(features), locals))
     }
 
     /// `z = g(f(x))` for images `[B, C, H, W]`. A projector over several inputs sees each
@@ -227,6 +271,35 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn local_heads_map_each_feature_map_position() {
+        let device = Device::flex();
+        let mut cfg = ProjectedConfig::new(
+            toml::from_str("type = \"cnn\"\nchannels = [4, 8]").unwrap(),
+            vec![16],
+            12,
+            1,
+        );
+        cfg.local = true;
+        let net = cfg.init([1, 28, 28], &device);
+        let x = Tensor::<4>::random([3, 1, 28, 28], burn::tensor::Distribution::Default, &device);
+        let (global, locals) = net.multiscale(x.clone()).expect("local heads");
+        assert_eq!(global.dims(), [3, 12]);
+        assert_eq!(locals[0].dims(), [3, 14 * 14, 12]);
+        assert_eq!(locals[1].dims(), [3, 7 * 7, 12]);
+        let plain: Vec<f32> = net.forward(x).into_data().try_to_vec().unwrap();
+        let global: Vec<f32> = global.into_data().try_to_vec().unwrap();
+        assert_eq!(plain, global);
+        let names: Vec<String> = param_infos(&Network::Projected(net))
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert!(names.contains(&"local.1.weight".to_string()), "{names:?}");
+        // A CNN encoder only.
+        *cfg.encoder = ModelConfig::default();
+        assert_eq!(cfg.validate().unwrap_err().0, "model.local");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! - Methods, each an engine [`Objective`] over a [`crate::models::Projected`] network
 //!   (`[strategy] type = "self-supervised"`): SimCLR ([`simclr`]), MoCo ([`moco`]) and
 //!   the relative-position pretext task ([`relative_position`]), DeepCluster
-//!   ([`deep_cluster`], k-means pseudo-labels, [`clustering`]). The rotation pretext
+//!   ([`deep_cluster`], k-means pseudo-labels, [`clustering`]), AMDIM ([`amdim`]). The rotation pretext
 //!   task is a data transform (`data.pretext = "rotation"`) trained as plain supervised
 //!   classification of the rotation.
 //! - Probes: weighted kNN ([`knn`]), and a linear probe on cached features at a chosen
@@ -15,6 +15,7 @@
 //! Training never reads a label: the labels of the training set are only read by the
 //! kNN monitor, which scores the representation after each epoch.
 
+pub mod amdim;
 pub mod clustering;
 pub mod deep_cluster;
 pub mod knn;
@@ -33,6 +34,7 @@ use crate::engine::Objective;
 use crate::models::Network;
 use crate::transfer::linear_probe::backbone_features;
 
+pub use amdim::Amdim;
 pub use deep_cluster::DeepCluster;
 pub use knn::{knn_accuracy, knn_evaluate};
 pub use losses::{info_nce, l2_normalize, nt_xent, triplet};
@@ -54,12 +56,16 @@ pub enum SslMethod {
     RelativePosition,
     /// DeepCluster (Caron et al. 2018): predict the k-means cluster of the features.
     DeepCluster,
+    /// AMDIM (Bachman et al. 2019): NCE between one view's global vector and the other
+    /// view's local features, across scales.
+    Amdim,
 }
 
 impl SslMethod {
-    /// Whether the method compares embeddings (SimCLR, MoCo) rather than classifying a
-    /// pretext label (relative position, DeepCluster), whose class count fixes the
-    /// network's outputs.
+    /// Whether the method compares embeddings of whole images (SimCLR, MoCo), which any
+    /// network's outputs can be, rather than classifying a pretext label (relative
+    /// position, DeepCluster: the class count fixes the outputs) or comparing across
+    /// scales (AMDIM: a projected CNN with local heads).
     pub fn contrastive(self) -> bool {
         matches!(self, SslMethod::Simclr | SslMethod::Moco)
     }
@@ -169,6 +175,7 @@ impl SelfSupervisedConfig {
             SslMethod::Simclr | SslMethod::Moco => (outputs, 1),
             SslMethod::RelativePosition => (relative_position::NEIGHBOURS, 2),
             SslMethod::DeepCluster => (self.clusters, 1),
+            SslMethod::Amdim => (outputs, 1),
         }
     }
 }
@@ -207,6 +214,7 @@ pub fn build_objective(
             seed,
             monitor,
         )),
+        SslMethod::Amdim => Box::new(Pretraining::new(Amdim::new(views()), seed, monitor)),
         SslMethod::DeepCluster => Box::new(Pretraining::new(
             DeepCluster::new(config, train, views())?,
             seed,

@@ -13,6 +13,9 @@
 # DeepCluster (100 clusters, 20 k-means iterations per epoch) trains on views with the
 # paper's augmentations only: crops and flips, no colour jitter, grey or blur.
 # AMDIM (global vs 14x14 and 7x7 local features) uses SimCLR's views, as SimCLR does.
+# CPC encodes 8x8 patches every 4 pixels (a 6x6 grid) with the same CNN, a GRU context
+# predicting 2 rows ahead, batch 64 (its negatives grow with the square of the batch),
+# no augmentation; its features pool the codes over a 2x2 split of the grid.
 # SCALING=1 adds SimCLR on MNIST (seed 1) at batch 64, 128 and 512 (the scaling row).
 # METHODS (default: all) keeps only the jobs whose directory names match, e.g.
 # METHODS=deep-cluster.
@@ -45,6 +48,7 @@ for dataset in ${DATASETS:-mnist fashion-mnist}; do
     job $d/rotation-s$seed "$bin ssl pretrain --method rotation --epochs 1 $common" $seed
     job $d/deep-cluster-s$seed "$bin ssl pretrain --method deep-cluster --epochs $epochs $common $aug --set strategy.augment.jitter_p=0 --set strategy.augment.grayscale=0 --set strategy.augment.blur=0" $seed
     job $d/amdim-s$seed "$bin ssl pretrain --method amdim --epochs $epochs $common $aug" $seed
+    job $d/cpc-s$seed "$bin ssl pretrain --method cpc --epochs $epochs $common --set batch_size=64" $seed
     job $d/supervised-s$seed "$bin train --epochs $epochs $common" $seed
   done
 done

@@ -297,14 +297,25 @@ impl RunConfig {
         self.init.validate().map_err(|(k, r)| invalid(&k, r))?;
         self.strategy.validate().map_err(|(k, r)| invalid(&k, r))?;
         if let crate::strategy::StrategyConfig::SelfSupervised(ssl) = &self.strategy {
-            let fits = match &self.model {
-                crate::models::ModelConfig::Projected(p) => {
+            use crate::models::ModelConfig;
+            use crate::ssl::SslMethod;
+            let fits = match (&self.model, ssl.method) {
+                (ModelConfig::Cpc(_), method) => method == SslMethod::Cpc,
+                (_, SslMethod::Cpc) => false,
+                (ModelConfig::Projected(p), method) => {
                     ssl.projection(p.outputs) == (p.outputs, p.inputs)
-                        && (p.local || ssl.method != crate::ssl::SslMethod::Amdim)
+                        && (p.local || method != SslMethod::Amdim)
                 }
                 // A contrastive loss can compare any network's outputs.
-                _ => ssl.method.contrastive(),
+                (_, method) => method.contrastive(),
             };
+            if !fits && (ssl.method == SslMethod::Cpc || matches!(self.model, ModelConfig::Cpc(_)))
+            {
+                return Err(invalid(
+                    "model",
+                    "CPC (strategy.method = \"cpc\") and a CPC network (model.type = \"cpc\") go together",
+                ));
+            }
             if !fits {
                 let (outputs, inputs) = ssl.projection(128);
                 return Err(invalid(

@@ -260,3 +260,38 @@ fn amdim_lowers_its_loss_across_scales_and_resumes_exactly() {
         .to_string();
     assert!(err.contains("local = true"), "{err}");
 }
+
+#[test]
+fn cpc_predicts_the_patches_below_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[
+        "strategy.type=\"self-supervised\"",
+        "strategy.method=\"cpc\"",
+        "strategy.monitor_examples=500",
+        // 4x4 patches every 2 pixels: a 3x3 grid on 8x8 digits, one row ahead.
+        "model={type=\"cpc\", patch=4, stride=2, steps=1, pool=1, context=16, encoder={type=\"mlp\", hidden=[32]}}",
+        "epochs=3",
+        "batch_size=64",
+    ]);
+    let straight = run(&cfg, &dir.path().join("a"), None, false);
+    run(&cfg, &dir.path().join("b"), Some(1), false);
+    let resumed = run(&cfg, &dir.path().join("b"), None, true);
+    assert!(straight == resumed, "a resumed CPC run differs");
+    let loss = history(&dir.path().join("a"), "train", 2);
+    assert!(loss.windows(2).all(|w| w[1] < w[0]), "{loss:?}");
+    // Training accuracy: the true patch below is the best of the batch's 64 x 9 codes
+    // (chance 1/576) for a clear share of the predictions.
+    let acc = history(&dir.path().join("a"), "train", 3);
+    assert!(acc.last().unwrap() > &0.05, "{acc:?}");
+    // CPC and its network go together.
+    let err = RunConfig::default()
+        .with_overrides(&[
+            "strategy.type=\"self-supervised\"".to_string(),
+            "strategy.method=\"cpc\"".into(),
+        ])
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("model.type = \"cpc\""), "{err}");
+}

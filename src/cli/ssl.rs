@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use clap::{Args, Subcommand};
 use mentor::config::{Pretext, RunConfig};
 use mentor::engine::{LogFormat, load_network, prepare_data, seeded_init};
-use mentor::models::{ModelConfig, ProjectedConfig};
+use mentor::models::{CpcConfig, ModelConfig, ProjectedConfig};
 use mentor::ssl::SslMethod;
 use mentor::ssl::probe::{ProbeConfig, probe};
 use mentor::strategy::StrategyConfig;
@@ -34,7 +34,7 @@ enum SslCommand {
 /// Arguments of `mentor ssl pretrain`.
 #[derive(Debug, Args)]
 pub struct PretrainArgs {
-    /// simclr, moco, relative-position, deep-cluster, amdim or rotation.
+    /// simclr, moco, relative-position, deep-cluster, amdim, cpc or rotation.
     #[arg(long, default_value = "simclr")]
     method: String,
     /// Width of the projection z (SimCLR, MoCo).
@@ -96,10 +96,11 @@ fn parse_method(name: &str) -> anyhow::Result<Option<SslMethod>> {
         "relative-position" => Some(SslMethod::RelativePosition),
         "deep-cluster" => Some(SslMethod::DeepCluster),
         "amdim" => Some(SslMethod::Amdim),
+        "cpc" => Some(SslMethod::Cpc),
         "rotation" => None,
         other => {
             anyhow::bail!(
-                "unknown --method {other:?}: simclr, moco, relative-position, deep-cluster, amdim or rotation"
+                "unknown --method {other:?}: simclr, moco, relative-position, deep-cluster, amdim, cpc or rotation"
             )
         }
     })
@@ -131,6 +132,12 @@ fn pretrain_config(args: &PretrainArgs) -> anyhow::Result<RunConfig> {
     sets.extend(args.config.overrides());
     let mut config = base.with_overrides(&sets)?;
     if let StrategyConfig::SelfSupervised(ssl) = &config.strategy
+        && ssl.method == SslMethod::Cpc
+        && !matches!(config.model, ModelConfig::Cpc(_))
+    {
+        // CPC encodes patches: the encoder (--model) inside a CPC network.
+        config.model = ModelConfig::Cpc(CpcConfig::new(config.model.clone()));
+    } else if let StrategyConfig::SelfSupervised(ssl) = &config.strategy
         && !matches!(config.model, ModelConfig::Projected(_))
     {
         let (outputs, inputs) = ssl.projection(args.projection);

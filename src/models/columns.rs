@@ -72,7 +72,8 @@ impl ColumnsConfig {
                 ModelConfig::Resnet(_)
                 | ModelConfig::Columns(_)
                 | ModelConfig::Projected(_)
-                | ModelConfig::Vit(_) => {}
+                | ModelConfig::Vit(_)
+                | ModelConfig::Cpc(_) => {}
             }
         }
         let stages = match &*self.column {

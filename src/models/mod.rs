@@ -5,6 +5,7 @@
 
 pub mod cnn;
 pub mod columns;
+pub mod cpc;
 pub mod mlp;
 pub mod params;
 pub mod projected;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cnn::{Cnn, CnnConfig};
 pub use columns::{Columns, ColumnsConfig};
+pub use cpc::{Cpc, CpcConfig};
 pub use mlp::{Mlp, MlpConfig};
 pub use params::{ParamInfo, param_infos, trainable_count};
 pub use projected::{Projected, ProjectedConfig};
@@ -39,6 +41,8 @@ pub enum ModelConfig {
     Projected(ProjectedConfig),
     /// A small vision transformer, optionally with DeiT's distillation token.
     Vit(VitConfig),
+    /// A patch encoder with an autoregressive context network (CPC).
+    Cpc(CpcConfig),
 }
 
 impl Default for ModelConfig {
@@ -57,6 +61,7 @@ impl ModelConfig {
             ModelConfig::Columns(_) => "columns",
             ModelConfig::Projected(_) => "projected",
             ModelConfig::Vit(_) => "vit",
+            ModelConfig::Cpc(_) => "cpc",
         }
     }
 
@@ -69,6 +74,7 @@ impl ModelConfig {
             ModelConfig::Columns(c) => c.validate(),
             ModelConfig::Projected(c) => c.validate(),
             ModelConfig::Vit(c) => c.validate(),
+            ModelConfig::Cpc(c) => c.validate(),
         }
     }
 
@@ -77,6 +83,7 @@ impl ModelConfig {
     pub fn check_input(&self, input: [usize; 3]) -> Result<(), String> {
         match self {
             ModelConfig::Vit(c) => c.check_input(input),
+            ModelConfig::Cpc(c) => c.check_input(input),
             _ => Ok(()),
         }
     }
@@ -154,6 +161,18 @@ impl ModelConfig {
                     + c.depth as u64 * (t * per_token + attention)
                     + heads * linear(d, num_classes)
             }
+            ModelConfig::Cpc(c) => {
+                let patch = [input[0], c.patch, c.patch];
+                let (rows, cols) = c.grid(input);
+                let cells = (rows * cols) as u64;
+                let f = c.encoder.feature_width(patch);
+                // (The pooled features are pool^2 codes wide; the predictors see one.)
+                // The encoder on every patch, the GRU's three gates, the predictors.
+                cells
+                    * (c.encoder.forward_flops(patch, 0)
+                        + 3 * (linear(f, c.context) + linear(c.context, c.context))
+                        + c.steps as u64 * linear(c.context, f))
+            }
         }
     }
 
@@ -167,6 +186,9 @@ impl ModelConfig {
             ModelConfig::Columns(c) => c.classes.len() * c.column.feature_width(input),
             ModelConfig::Projected(c) => c.encoder.feature_width(input),
             ModelConfig::Vit(c) => c.dim,
+            ModelConfig::Cpc(c) => {
+                c.pool * c.pool * c.encoder.feature_width([input[0], c.patch, c.patch])
+            }
         }
     }
 
@@ -188,6 +210,8 @@ impl ModelConfig {
             // The projector's outputs fix the network's outputs.
             ModelConfig::Projected(c) => Network::Projected(c.init(input, device)),
             ModelConfig::Vit(c) => Network::Vit(c.init(input, num_classes, device)),
+            // A CPC network has no classifier: its outputs are its features.
+            ModelConfig::Cpc(c) => Network::Cpc(c.init(input, device)),
         };
         // Listing the parameters reads each one, which initialises it.
         let _ = param_infos(&network);
@@ -212,6 +236,8 @@ pub enum Network {
     Projected(Projected),
     /// See [`Vit`].
     Vit(Vit),
+    /// See [`Cpc`].
+    Cpc(Cpc),
 }
 
 impl Network {
@@ -224,6 +250,7 @@ impl Network {
             Network::Columns(m) => m.forward(images),
             Network::Projected(m) => m.forward(images),
             Network::Vit(m) => m.forward(images),
+            Network::Cpc(m) => m.features(images),
         }
     }
 
@@ -236,6 +263,7 @@ impl Network {
             Network::Columns(m) => m.head_forward(features),
             Network::Projected(m) => m.head_forward(features),
             Network::Vit(m) => m.head.forward(features),
+            Network::Cpc(_) => features,
         }
     }
 
@@ -247,7 +275,7 @@ impl Network {
             Network::Cnn(m) => Some(m.head.weight.val()),
             Network::Resnet(m) => Some(m.head.weight.val()),
             Network::Vit(m) if m.head_dist.is_none() => Some(m.head.weight.val()),
-            Network::Columns(_) | Network::Projected(_) | Network::Vit(_) => None,
+            Network::Columns(_) | Network::Projected(_) | Network::Vit(_) | Network::Cpc(_) => None,
         }
     }
 
@@ -260,6 +288,7 @@ impl Network {
             Network::Columns(m) => m.features(images),
             Network::Projected(m) => m.features(images),
             Network::Vit(m) => m.features(images),
+            Network::Cpc(m) => m.features(images),
         }
     }
 }

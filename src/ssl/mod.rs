@@ -5,7 +5,8 @@
 //! - Methods, each an engine [`Objective`] over a [`crate::models::Projected`] network
 //!   (`[strategy] type = "self-supervised"`): SimCLR ([`simclr`]), MoCo ([`moco`]) and
 //!   the relative-position pretext task ([`relative_position`]), DeepCluster
-//!   ([`deep_cluster`], k-means pseudo-labels, [`clustering`]), AMDIM ([`amdim`]). The rotation pretext
+//!   ([`deep_cluster`], k-means pseudo-labels, [`clustering`]), AMDIM ([`amdim`]);
+//!   CPC ([`cpc`]) runs over a [`crate::models::Cpc`] network instead. The rotation pretext
 //!   task is a data transform (`data.pretext = "rotation"`) trained as plain supervised
 //!   classification of the rotation.
 //! - Probes: weighted kNN ([`knn`]), and a linear probe on cached features at a chosen
@@ -17,6 +18,7 @@
 
 pub mod amdim;
 pub mod clustering;
+pub mod cpc;
 pub mod deep_cluster;
 pub mod knn;
 pub mod losses;
@@ -35,6 +37,7 @@ use crate::models::Network;
 use crate::transfer::linear_probe::backbone_features;
 
 pub use amdim::Amdim;
+pub use cpc::ContrastivePredictiveCoding;
 pub use deep_cluster::DeepCluster;
 pub use knn::{knn_accuracy, knn_evaluate};
 pub use losses::{info_nce, l2_normalize, nt_xent, triplet};
@@ -59,6 +62,9 @@ pub enum SslMethod {
     /// AMDIM (Bachman et al. 2019): NCE between one view's global vector and the other
     /// view's local features, across scales.
     Amdim,
+    /// Contrastive Predictive Coding (van den Oord et al. 2018): predict the codes of
+    /// patches below from a context of the patches above (a CPC network).
+    Cpc,
 }
 
 impl SslMethod {
@@ -175,7 +181,7 @@ impl SelfSupervisedConfig {
             SslMethod::Simclr | SslMethod::Moco => (outputs, 1),
             SslMethod::RelativePosition => (relative_position::NEIGHBOURS, 2),
             SslMethod::DeepCluster => (self.clusters, 1),
-            SslMethod::Amdim => (outputs, 1),
+            SslMethod::Amdim | SslMethod::Cpc => (outputs, 1),
         }
     }
 }
@@ -215,6 +221,7 @@ pub fn build_objective(
             monitor,
         )),
         SslMethod::Amdim => Box::new(Pretraining::new(Amdim::new(views()), seed, monitor)),
+        SslMethod::Cpc => Box::new(Pretraining::new(ContrastivePredictiveCoding, seed, monitor)),
         SslMethod::DeepCluster => Box::new(Pretraining::new(
             DeepCluster::new(config, train, views())?,
             seed,

@@ -151,6 +151,7 @@ pub fn lower_and_upper(model: &ModelConfig) -> (Vec<String>, Vec<String>) {
         }
         // The backbone of a projected network has its encoder's names.
         ModelConfig::Projected(p) => lower_and_upper(&p.encoder),
+        ModelConfig::Cpc(c) => lower_and_upper(&c.encoder),
         // A ViT: the embeddings and all blocks but the last, then the last block and norm.
         ModelConfig::Vit(v) => {
             let mut lower: Vec<String> = ["patch_embed", "cls_token", "dist_token", "position"]

@@ -164,6 +164,16 @@ fn demo_runs_on_the_embedded_data_and_prints_its_table() {
         stdout.contains("| distillation | cnn -> mlp-32"),
         "{stdout}"
     );
+    for method in ["simclr", "deep-cluster", "amdim", "cpc", "untrained cnn"] {
+        assert!(
+            stdout.contains(&format!("| self-superv. | {method}")),
+            "{method}: {stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("| distillation | cnn -> vit, DeiT token"),
+        "{stdout}"
+    );
     // Every row's accuracy is a real number well above chance (0.1).
     let rows = stdout.lines().filter(|l| {
         ["| supervised", "| distillation", "| transfer"]

@@ -13,6 +13,7 @@ use std::time::Instant;
 use clap::Args;
 use mentor::config::RunConfig;
 use mentor::continual::run_continual;
+use mentor::distill::TeacherTargets;
 use mentor::engine::{LogFormat, TrainOptions, prepare_data, seeded_init, train};
 use mentor::multitask::run_multitask;
 use mentor::ssl::probe::{ProbeConfig, probe};
@@ -71,6 +72,9 @@ fn dir_name(strategy: &str, name: &str) -> String {
 }
 
 /// Runs the demo and prints its table.
+/// The demo's ViT on 8x8 digits: 4x4 patches (4 tokens), width 32, 2 blocks.
+const VIT_DIGITS: [&str; 3] = ["model.patch=4", "model.dim=32", "model.depth=2"];
+
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let teacher = args
         .out
@@ -114,6 +118,35 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                     "strategy.type=\"distill\"",
                     &teacher_set,
                     "strategy.temperature=4.0",
+                    "strategy.lambda=0.5",
+                ],
+            )?,
+        ),
+        (
+            "supervised",
+            "vit",
+            supervised(
+                "vit",
+                40,
+                1e-3,
+                &[VIT_DIGITS[0], VIT_DIGITS[1], VIT_DIGITS[2]],
+            )?,
+        ),
+        (
+            "distillation",
+            "cnn -> vit, DeiT token",
+            supervised(
+                "vit",
+                40,
+                1e-3,
+                &[
+                    VIT_DIGITS[0],
+                    VIT_DIGITS[1],
+                    VIT_DIGITS[2],
+                    "model.distillation_token=true",
+                    "strategy.type=\"distill\"",
+                    &teacher_set,
+                    "strategy.targets=\"hard\"",
                     "strategy.lambda=0.5",
                 ],
             )?,
@@ -166,6 +199,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let mut objective = build_objective(&config, &data, &options.device)?;
         let (summary, _) = train(&config, &data, objective.as_mut(), &options)?;
         let detail = match &config.strategy {
+            StrategyConfig::Distill(d) if d.targets == TeacherTargets::Hard => {
+                format!(", hard targets lambda={}", d.lambda)
+            }
             StrategyConfig::Distill(d) => format!(", T={} lambda={}", d.temperature, d.lambda),
             StrategyConfig::LinearProbe(_)
             | StrategyConfig::Supervised
@@ -246,63 +282,116 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             seconds: started.elapsed().as_secs_f64(),
         });
     }
-    // Self-supervised: SimCLR pretrains an MLP encoder without labels; a linear probe on
-    // its frozen features with 10% of the labels, beside the same probe of the untrained
-    // encoder.
-    {
-        eprintln!("demo: self-supervised simclr on digits ...");
-        let started = Instant::now();
-        let config = supervised_owned(
+    // Self-supervised: each method pretrains an encoder without labels; a linear probe
+    // on its frozen features with 10% of the labels, beside the same probe of the
+    // untrained MLP encoder.
+    let probe_config = ProbeConfig {
+        fractions: vec![0.1],
+        ..ProbeConfig::default()
+    };
+    let views = [
+        "strategy.augment.flip=0.0".to_string(),
+        "strategy.augment.crop_scale=[0.3,1.0]".into(),
+    ];
+    let mlp_encoder = "encoder={type=\"mlp\", hidden=[128]}";
+    let cnn_encoder = "encoder={type=\"cnn\", channels=[16,32], hidden=128}";
+    let ssl_runs: [(&str, &str, usize, Vec<String>); 4] = [
+        (
+            "simclr",
             "mlp",
             30,
-            1e-3,
-            &[
-                "strategy.type=\"self-supervised\"".into(),
-                "strategy.augment.flip=0.0".into(),
-                "strategy.augment.crop_scale=[0.3,1.0]".into(),
-                "model={type=\"projected\", hidden=[128], outputs=64, encoder={type=\"mlp\", hidden=[128]}}".into(),
+            vec![format!(
+                "model={{type=\"projected\", hidden=[128], outputs=64, {mlp_encoder}}}"
+            )],
+        ),
+        (
+            "deep-cluster",
+            "mlp",
+            30,
+            vec![
+                "strategy.method=\"deep-cluster\"".into(),
+                "strategy.clusters=50".into(),
+                format!("model={{type=\"projected\", hidden=[128], outputs=50, {mlp_encoder}}}"),
             ],
-        )?;
+        ),
+        (
+            "amdim",
+            "cnn",
+            10,
+            vec![
+                "strategy.method=\"amdim\"".into(),
+                format!(
+                    "model={{type=\"projected\", hidden=[128], outputs=64, local=true, {cnn_encoder}}}"
+                ),
+            ],
+        ),
+        (
+            "cpc",
+            "mlp",
+            20,
+            vec![
+                "strategy.method=\"cpc\"".into(),
+                format!("model={{type=\"cpc\", patch=4, stride=2, steps=1, {mlp_encoder}}}"),
+            ],
+        ),
+    ];
+    for (method, encoder, epochs, sets) in ssl_runs {
+        eprintln!("demo: self-supervised {method} on digits ...");
+        let started = Instant::now();
+        let mut all = vec!["strategy.type=\"self-supervised\"".to_string()];
+        all.extend(views.iter().cloned());
+        all.extend(sets);
+        let config = supervised_owned("mlp", epochs, 1e-3, &all)?;
         let data = prepare_data(&config.data, config.seed)?;
         let options = TrainOptions {
             log: args.log_format,
-            ..TrainOptions::new(args.out.join(dir_name("self-supervised", "simclr")))
+            ..TrainOptions::new(args.out.join(dir_name("self-supervised", method)))
         };
         let mut objective = build_objective(&config, &data, &options.device)?;
         let (_, network) = train(&config, &data, objective.as_mut(), &options)?;
-        let pretrain_seconds = started.elapsed().as_secs_f64();
-        let probe_config = ProbeConfig {
-            fractions: vec![0.1],
-            ..ProbeConfig::default()
-        };
+        let probes = probe(&network, &data.train, &data.test, &probe_config)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for r in probes {
+            rows.push(Row {
+                strategy: "self-superv.",
+                what: format!(
+                    "{method} {encoder} encoder, linear probe, {:.0}% labels ({})",
+                    100.0 * r.fraction,
+                    r.labels
+                ),
+                accuracy: r.linear_accuracy,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+    }
+    // The untrained encoders have the shapes of the pretrained ones.
+    for (encoder, shape) in [
+        ("mlp", "model.hidden=[128]"),
+        ("cnn", "model.channels=[16,32]"),
+    ] {
+        let started = Instant::now();
+        let config = supervised_owned(encoder, 1, 1e-3, &[shape.to_string()])?;
+        let data = prepare_data(&config.data, config.seed)?;
         let random = seeded_init(
             &config.model,
             data.train.shape,
             data.train.num_classes,
-            &options.device,
+            &TrainOptions::new(&args.out).device,
             config.seed,
         );
-        for (name, encoder) in [("simclr", &network), ("untrained", &random)] {
-            let probe_started = Instant::now();
-            let probes = probe(encoder, &data.train, &data.test, &probe_config)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let pretrain = if name == "simclr" {
-                pretrain_seconds
-            } else {
-                0.0
-            };
-            for r in probes {
-                rows.push(Row {
-                    strategy: "self-superv.",
-                    what: format!(
-                        "{name} mlp encoder, linear probe, {:.0}% labels ({})",
-                        100.0 * r.fraction,
-                        r.labels
-                    ),
-                    accuracy: r.linear_accuracy,
-                    seconds: pretrain + probe_started.elapsed().as_secs_f64(),
-                });
-            }
+        for r in probe(&random, &data.train, &data.test, &probe_config)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+        {
+            rows.push(Row {
+                strategy: "self-superv.",
+                what: format!(
+                    "untrained {encoder} encoder, linear probe, {:.0}% labels ({})",
+                    100.0 * r.fraction,
+                    r.labels
+                ),
+                accuracy: r.linear_accuracy,
+                seconds: started.elapsed().as_secs_f64(),
+            });
         }
     }
     println!();

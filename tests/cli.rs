@@ -455,3 +455,21 @@ fn ssl_pretrain_then_probe_at_label_fractions() {
     assert_eq!(code, 1);
     assert!(err.contains("unknown --method"), "{err}");
 }
+
+#[test]
+fn every_example_config_parses_and_validates() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let config = mentor::config::RunConfig::from_file(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            if let Err(e) = config.validate() {
+                panic!("{}: {e}", path.display());
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 10, "{seen} examples");
+}

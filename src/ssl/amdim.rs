@@ -92,12 +92,7 @@ impl PretextLoss for Amdim {
     ) -> StepOutput {
         let device = batch.images.device();
         let n = indices.len();
-        let views = Tensor::cat(
-            (0..2)
-                .map(|v| self.views.images(indices, v, seed, &device))
-                .collect(),
-            0,
-        );
+        let views = self.views.both(indices, seed, &device);
         // Checked when the run was validated: AMDIM needs a projected network with local
         // heads.
         let Network::Projected(projected) = network else {

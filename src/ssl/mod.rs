@@ -412,6 +412,22 @@ impl ViewSource {
         let all: Vec<usize> = (0..views.len()).collect();
         crate::data::Batch::gather(&views, &all, device).images
     }
+
+    /// Views 0 and 1 of the examples at `indices` stacked in one batch `[2B, C, H, W]`
+    /// (view 0 first), for one forward pass over both.
+    pub fn both(
+        &self,
+        indices: &[usize],
+        seed: u64,
+        device: &burn::tensor::Device,
+    ) -> burn::tensor::Tensor<4> {
+        burn::tensor::Tensor::cat(
+            (0..2)
+                .map(|v| self.images(indices, v, seed, device))
+                .collect(),
+            0,
+        )
+    }
 }
 
 /// `values` as base64 of their little-endian bytes: a method's state (MoCo's queue,

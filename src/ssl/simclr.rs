@@ -39,12 +39,7 @@ impl PretextLoss for Simclr {
     ) -> StepOutput {
         let device = batch.images.device();
         let n = indices.len();
-        let views = burn::tensor::Tensor::cat(
-            (0..2)
-                .map(|v| self.views.images(indices, v, seed, &device))
-                .collect(),
-            0,
-        );
+        let views = self.views.both(indices, seed, &device);
         // Both views in one forward pass.
         let z = network.forward(views);
         let z1 = z.clone().narrow(0, 0, n);

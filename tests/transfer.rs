@@ -298,3 +298,66 @@ fn safetensors_export_seeds_a_transfer_with_a_partial_load() {
         serde_json::from_str(&std::fs::read_to_string(out.join("transfer.json")).unwrap()).unwrap();
     assert_eq!(report.copied.len(), 4);
 }
+
+/// The value `scripts/make_pt_fixture.py` wrote at flat (PyTorch, row-major) index `i`
+/// of tensor `t`.
+fn fixture_value(t: usize, i: usize) -> f32 {
+    ((0.37 * i as f64 + t as f64).sin() / 4.0) as f32
+}
+
+#[test]
+fn a_pytorch_state_dict_seeds_a_run_through_a_key_map() {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-mlp.pt");
+    let mut cfg = config(&["model.hidden=[16]", "epochs=1"]);
+    cfg.init.pretrained = Some(fixture.clone());
+    cfg.init.keep_head = true;
+    cfg.init.key_map = vec!["model.0.=backbone.fc.0.".into(), "model.2.=head.".into()];
+    cfg.validate().unwrap();
+    let device = Device::flex();
+    let fresh = mentor::engine::seeded_init(&cfg.model, [1, 8, 8], 10, &device, 1);
+    let (net, report) =
+        mentor::transfer::import_pretrained(fresh, &cfg.init, &device, false).unwrap();
+    assert_eq!(report.copied.len(), 4, "{report:?}");
+    let by_name: std::collections::HashMap<String, Vec<u32>> =
+        weights_by_name(&net).into_iter().collect();
+    let value = |name: &str, k: usize| f32::from_bits(by_name[name][k]);
+    // torch's Linear weight is [out, in]; Burn's is [in, out]: element (i, o) of the
+    // imported weight is PyTorch's (o, i).
+    for (name, t, inputs, outputs) in [
+        ("backbone.fc.0.weight", 0, 64, 16),
+        ("head.weight", 2, 16, 10),
+    ] {
+        for i in 0..inputs {
+            for o in 0..outputs {
+                assert_eq!(
+                    value(name, i * outputs + o),
+                    fixture_value(t, o * inputs + i),
+                    "{name}"
+                );
+            }
+        }
+    }
+    for (name, t, n) in [("backbone.fc.0.bias", 1, 16), ("head.bias", 3, 10)] {
+        for k in 0..n {
+            assert_eq!(value(name, k), fixture_value(t, k), "{name}");
+        }
+    }
+    // Without the key map nothing matches: an error, not a silently fresh network.
+    cfg.init.key_map.clear();
+    let fresh = mentor::engine::seeded_init(&cfg.model, [1, 8, 8], 10, &device, 1);
+    let err = mentor::transfer::import_pretrained(fresh, &cfg.init, &device, false)
+        .expect_err("no key matches without the map")
+        .to_string();
+    assert!(err.contains("backbone.fc.0.weight"), "{err}");
+    // A file that is not a checkpoint is a clear error naming it.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.pt");
+    std::fs::write(&bad, b"not a zip").unwrap();
+    cfg.init.pretrained = Some(bad);
+    let fresh = mentor::engine::seeded_init(&cfg.model, [1, 8, 8], 10, &device, 1);
+    let err = mentor::transfer::import_pretrained(fresh, &cfg.init, &device, false)
+        .expect_err("not a checkpoint")
+        .to_string();
+    assert!(err.contains("bad.pt") && err.contains("PyTorch"), "{err}");
+}

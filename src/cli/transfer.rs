@@ -32,7 +32,8 @@ pub struct TransferArgs {
     /// Copy only parameters matching this pattern (repeatable), e.g. 'backbone'.
     #[arg(long, value_name = "PATTERN")]
     load_only: Vec<String>,
-    /// Rename keys of a .safetensors file: FROM=TO prefix rewrite (repeatable).
+    /// Rename keys of a .safetensors or PyTorch .pt/.pth file: FROM=TO prefix rewrite
+    /// (repeatable).
     #[arg(long, value_name = "FROM=TO")]
     key_map: Vec<String>,
     /// Copy the pretrained head as well (same classes on both tasks).

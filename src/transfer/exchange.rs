@@ -138,6 +138,20 @@ pub fn parse_key_map(entries: &[String]) -> Result<Vec<(String, String)>, Exchan
         .collect()
 }
 
+/// One tensor of a weights file: shape, and its values as f32 or the name of the dtype
+/// it holds instead.
+struct FileTensor {
+    shape: Vec<usize>,
+    values: Result<Vec<f32>, String>,
+}
+
+fn f32_values(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
 /// Reads a safetensors file into tensors named and laid out for `target`: keys are
 /// rewritten by `key_map` (first matching prefix), then matched to `target`'s parameters
 /// under mentor or PyTorch names; linear weights stored `[out, in]` are transposed back.
@@ -155,8 +169,61 @@ pub fn read_safetensors(
         path: path.into(),
         reason: format!("not a safetensors file ({e})"),
     })?;
-    let mut by_key: HashMap<String, TensorView<'_>> = HashMap::new();
-    for (key, view) in file.tensors() {
+    let tensors = file
+        .tensors()
+        .into_iter()
+        .map(|(key, view): (String, TensorView<'_>)| {
+            let values = match view.dtype() {
+                Dtype::F32 => Ok(f32_values(view.data())),
+                other => Err(format!("{other:?}")),
+            };
+            let shape = view.shape().to_vec();
+            (key, FileTensor { shape, values })
+        })
+        .collect();
+    match_to_target(path, tensors, key_map, target)
+}
+
+/// Reads a PyTorch checkpoint (`torch.save` of a `state_dict`, zip or legacy format;
+/// nested dicts give dotted keys) like [`read_safetensors`], through Burn's
+/// `pytorch-reader`.
+pub fn read_pytorch(
+    path: &Path,
+    key_map: &[(String, String)],
+    target: &Network,
+) -> Result<HashMap<String, TensorData>, ExchangeError> {
+    let reader = pytorch_reader::PytorchReader::new(path).map_err(|e| ExchangeError::Format {
+        path: path.into(),
+        reason: format!("not a PyTorch checkpoint ({e})"),
+    })?;
+    let mut tensors = HashMap::new();
+    for (key, tensor) in reader.into_tensors() {
+        let shape = tensor.shape().to_vec();
+        let values = match tensor.dtype() {
+            pytorch_reader::DType::F32 => {
+                let bytes = tensor.read().map_err(|e| ExchangeError::Format {
+                    path: path.into(),
+                    reason: format!("tensor {key}: {e}"),
+                })?;
+                Ok(f32_values(&bytes))
+            }
+            other => Err(format!("{other:?}")),
+        };
+        tensors.insert(key, FileTensor { shape, values });
+    }
+    match_to_target(path, tensors, key_map, target)
+}
+
+/// The tensors of a file (`path`, for errors) named and laid out for `target`, after
+/// the `key_map` rewrites; see [`read_safetensors`].
+fn match_to_target(
+    path: &Path,
+    tensors: HashMap<String, FileTensor>,
+    key_map: &[(String, String)],
+    target: &Network,
+) -> Result<HashMap<String, TensorData>, ExchangeError> {
+    let mut by_key: HashMap<String, FileTensor> = HashMap::new();
+    for (key, tensor) in tensors {
         let key = key_map
             .iter()
             .find_map(|(from, to)| {
@@ -164,31 +231,24 @@ pub fn read_safetensors(
                     .map(|rest| format!("{to}{rest}"))
             })
             .unwrap_or(key);
-        by_key.insert(key, view);
+        by_key.insert(key, tensor);
     }
     let mut out = HashMap::new();
     for info in param_infos(target) {
         let candidates = [Some(info.name.clone()), bn_torch_name(&info.name)];
-        let Some(view) = candidates.iter().flatten().find_map(|k| by_key.get(k)) else {
+        let Some(tensor) = candidates.iter().flatten().find_map(|k| by_key.get(k)) else {
             continue;
         };
-        let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            other => {
+        let values = match &tensor.values {
+            Ok(values) => values.clone(),
+            Err(dtype) => {
                 return Err(ExchangeError::Format {
                     path: path.into(),
-                    reason: format!(
-                        "tensor for {} is {other:?}; only F32 is supported",
-                        info.name
-                    ),
+                    reason: format!("tensor for {} is {dtype}; only F32 is supported", info.name),
                 });
             }
         };
-        let shape = view.shape().to_vec();
+        let shape = tensor.shape.clone();
         // Files follow PyTorch: a linear weight is [out, in], the transpose of Burn's.
         let linear = info.shape.len() == 2 && info.name.ends_with(".weight");
         let data = if linear && shape == [info.shape[1], info.shape[0]] {

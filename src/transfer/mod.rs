@@ -34,7 +34,8 @@ pub struct InitConfig {
     /// Copy only parameters matching these patterns (e.g. `["backbone"]` for a partial
     /// load); empty copies everything that fits.
     pub load_only: Vec<String>,
-    /// For a `.safetensors` file: `from=to` prefix rewrites of its keys to mentor names.
+    /// For a `.safetensors`, `.pt` or `.pth` file: `from=to` prefix rewrites of its keys
+    /// to mentor names.
     pub key_map: Vec<String>,
     /// Copy the pretrained head too when its shape fits. Off by default: a new task's
     /// classes are not the source's, even when there are as many of them.
@@ -80,8 +81,8 @@ impl InitConfig {
     }
 }
 
-/// Imports `config.pretrained` (a mentor checkpoint, or a `.safetensors` file with
-/// PyTorch conventions) into `network` as the config says; `in_run` is true when the
+/// Imports `config.pretrained` (a mentor checkpoint, or a `.safetensors`, `.pt` or
+/// `.pth` file with PyTorch conventions) into `network` as the config says; `in_run` is true when the
 /// caller holds the engine's RNG lock (inside `train`).
 pub fn import_pretrained(
     network: Network,
@@ -92,9 +93,13 @@ pub fn import_pretrained(
     let Some(path) = &config.pretrained else {
         return Ok((network, ImportReport::default()));
     };
-    let tensors = if path.extension().is_some_and(|e| e == "safetensors") {
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let tensors = if extension == "safetensors" {
         let map = exchange::parse_key_map(&config.key_map)?;
         exchange::read_safetensors(path, &map, &network)?
+    } else if extension == "pt" || extension == "pth" {
+        let map = exchange::parse_key_map(&config.key_map)?;
+        exchange::read_pytorch(path, &map, &network)?
     } else {
         let source = if in_run {
             crate::engine::restore::load_network_in_run(path, device)?

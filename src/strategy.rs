@@ -79,8 +79,8 @@ pub enum StrategyError {
     /// A self-supervised objective does not fit the data.
     #[error(transparent)]
     SelfSupervised(#[from] crate::ssl::SslError),
-    /// The network cannot take the data's images.
-    #[error("model: {0}")]
+    /// The config breaks a rule, or the network cannot take the data's images.
+    #[error("{0}")]
     Model(String),
 }
 
@@ -92,6 +92,12 @@ pub fn build_objective(
     data: &PreparedData,
     device: &Device,
 ) -> Result<Box<dyn Objective>, StrategyError> {
+    // The objectives rely on the config's rules (a DeepCluster network has one output
+    // per cluster, AMDIM's has local heads, CPC's is a CPC network): check them here too
+    // for callers that built the config by hand.
+    config
+        .validate()
+        .map_err(|e| StrategyError::Model(e.to_string()))?;
     config
         .model
         .check_input(data.train.shape)

@@ -218,6 +218,14 @@ fn deep_cluster_needs_one_output_per_cluster() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("outputs = 20"), "{err}");
+    // A config built by hand, never validated, is refused when the objective is built.
+    let unchecked = RunConfig::default().with_overrides(&sets).unwrap();
+    let data = mentor::engine::prepare_data(&unchecked.data, unchecked.seed).unwrap();
+    let err = build_objective(&unchecked, &data, &burn::tensor::Device::flex())
+        .err()
+        .expect("a mismatched DeepCluster network")
+        .to_string();
+    assert!(err.contains("outputs = 20"), "{err}");
     sets[3] = "model.type=\"mlp\"".into();
     assert!(
         RunConfig::default()

@@ -213,7 +213,7 @@ fn group_lr_multiplier_scales_the_sgd_update() {
         }];
         let groups = ParamGroups::resolve(&rules, &param_infos(&net)).unwrap();
         let mut optim = cfg.optim.init();
-        let (after, _, _) = train_step(
+        let (after, _, _, _) = train_step(
             net,
             &mut optim,
             &groups,

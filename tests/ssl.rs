@@ -288,9 +288,13 @@ fn cpc_predicts_the_patches_below_and_resumes_exactly() {
     let loss = history(&dir.path().join("a"), "train", 2);
     assert!(loss.windows(2).all(|w| w[1] < w[0]), "{loss:?}");
     // Training accuracy: the true patch below is the best of the batch's 64 x 9 codes
-    // (chance 1/576) for a clear share of the predictions.
+    // (chance 1/576) for a share of the predictions that grows every epoch, to several
+    // times chance.
     let acc = history(&dir.path().join("a"), "train", 3);
-    assert!(acc.last().unwrap() > &0.05, "{acc:?}");
+    // (The share of predictions, not a count per image: at most 1.)
+    assert!(acc.iter().all(|a| *a <= 1.0), "{acc:?}");
+    assert!(acc.windows(2).all(|w| w[1] > w[0]), "{acc:?}");
+    assert!(acc.last().unwrap() > &0.01, "{acc:?}");
     // CPC and its network go together.
     let err = RunConfig::default()
         .with_overrides(&[

@@ -125,7 +125,7 @@ fn run_step_workload(
     let mut times = Vec::with_capacity(steps);
     for i in 0..warmup + steps {
         let t = Instant::now();
-        let (n, _, _) = train_step(
+        let (n, _, _, _) = train_step(
             network,
             &mut optimizer,
             &groups,
@@ -180,7 +180,7 @@ fn time_epochs(
     for epoch in 0..epochs {
         for idx in BatchOrder::shuffled(data.len(), config.batch_size, 1, epoch).batches() {
             let batch = Batch::gather(data, idx, &device);
-            let (n, _, _) = train_step(
+            let (n, _, _, _) = train_step(
                 network,
                 &mut optimizer,
                 &groups,
@@ -370,7 +370,7 @@ fn run_simclr_step(steps: usize, warmup: usize) -> anyhow::Result<Vec<BenchResul
         let views = started.elapsed().as_secs_f64();
         let b = Batch::gather(&data, idx, &device);
         let started = Instant::now();
-        let (n, _, _) = train_step(
+        let (n, _, _, _) = train_step(
             network,
             &mut optimizer,
             &groups,

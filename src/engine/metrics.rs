@@ -45,14 +45,22 @@ pub fn write_history(dir: &Path, rows: &[MetricRow]) -> Result<(), CheckpointErr
 pub struct Running {
     loss_sum: f64,
     correct: u64,
+    predictions: u64,
     count: u64,
 }
 
 impl Running {
     /// Adds a batch of `n` examples with mean loss `loss` and `correct` right answers.
     pub fn add(&mut self, loss: f64, correct: u64, n: usize) {
+        self.add_predictions(loss, correct, n as u64, n);
+    }
+
+    /// Adds a batch of `n` examples with mean loss `loss` whose `predictions` outputs
+    /// (more than `n` when an objective makes several per example) had `correct` right.
+    pub fn add_predictions(&mut self, loss: f64, correct: u64, predictions: u64, n: usize) {
         self.loss_sum += loss * n as f64;
         self.correct += correct;
+        self.predictions += predictions;
         self.count += n as u64;
     }
 
@@ -66,8 +74,8 @@ impl Running {
         self.count
     }
 
-    /// Accuracy.
+    /// Accuracy: the share of right predictions.
     pub fn accuracy(&self) -> f64 {
-        self.correct as f64 / self.count.max(1) as f64
+        self.correct as f64 / self.predictions.max(1) as f64
     }
 }

@@ -214,8 +214,10 @@ fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> u64 {
 
 /// One optimiser step: the objective's loss on `batch`, its gradients, then one update
 /// per trained group at `lr` times the group's multiplier (frozen groups get none).
-/// Returns the updated network, the loss and the number of correct predictions, or the
-/// loss value when it is not finite (no update is made).
+/// Returns the updated network, the loss, the number of correct predictions and the
+/// number of predictions (the targets: one per example unless the objective scores
+/// several per example, as CPC does), or the loss value when it is not finite (no update
+/// is made).
 pub fn train_step(
     network: Network,
     optimizer: &mut ModuleOptimizer,
@@ -224,13 +226,14 @@ pub fn train_step(
     batch: &Batch,
     indices: &[usize],
     lr: f64,
-) -> Result<(Network, f64, u64), f64> {
+) -> Result<(Network, f64, u64, u64), f64> {
     let output = objective.step(&network, batch, indices);
     let loss_value = output.loss.clone().into_scalar::<f32>() as f64;
     if !loss_value.is_finite() {
         return Err(loss_value);
     }
     let targets = output.targets.unwrap_or_else(|| batch.labels.clone());
+    let predictions = targets.dims()[0] as u64;
     let right = correct(output.logits.detach(), targets);
     let mut grads = output.loss.backward();
     let mut network = network;
@@ -238,7 +241,7 @@ pub fn train_step(
         let group_grads = GradientsParams::from_params(&mut grads, &network, &group.ids);
         network = optimizer.step(lr * group.lr_mult, network, group_grads);
     }
-    Ok((network, loss_value, right))
+    Ok((network, loss_value, right, predictions))
 }
 
 /// The dropout / initialisation seed of epoch `epoch` (and of init, epoch `usize::MAX`).
@@ -431,8 +434,8 @@ pub fn train(
             );
             let loss_value;
             (network, loss_value) = match step_result {
-                Ok((n, l, c)) => {
-                    running.add(l, c, idx.len());
+                Ok((n, l, c, p)) => {
+                    running.add_predictions(l, c, p, idx.len());
                     (n, l)
                 }
                 Err(value) => {

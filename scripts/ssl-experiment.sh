@@ -16,6 +16,8 @@
 # CPC encodes 8x8 patches every 4 pixels (a 6x6 grid) with the same CNN, a GRU context
 # predicting 2 rows ahead, batch 64 (its negatives grow with the square of the batch),
 # no augmentation; its features pool the codes over a 2x2 split of the grid.
+# (AMDIM's and CPC's 4-epoch runs did not fit a session's CPU; the README's rows for them
+# come from scripts/ssl-one-epoch.sh, their first epochs.)
 # SCALING=1 adds SimCLR on MNIST (seed 1) at batch 64, 128 and 512 (the scaling row).
 # METHODS (default: all) keeps only the jobs whose directory names match, e.g.
 # METHODS=deep-cluster.

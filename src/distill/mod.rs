@@ -267,38 +267,21 @@ impl KnowledgeDistillation {
 impl Objective for KnowledgeDistillation {
     fn step(&mut self, network: &Network, batch: &Batch, indices: &[usize]) -> StepOutput {
         let teacher = self.teacher_logits(batch, indices);
-        // A student with a distillation token: its class head learns the labels, its
-        // distillation head the teacher, and its logits are the two heads' mean (DeiT).
-        if let Network::Vit(vit) = network
-            && vit.head_dist.is_some()
-        {
-            let (class, dist) = vit.heads(batch.images.clone());
-            let dist = dist.unwrap_or_else(|| class.clone());
-            let loss = deit_loss(
-                class.clone(),
-                dist.clone(),
-                teacher,
-                batch.labels.clone(),
-                self.targets,
-                self.temperature,
-                self.lambda,
-            );
-            return StepOutput {
-                loss,
-                logits: (class + dist).div_scalar(2.0),
-                targets: None,
-            };
-        }
         // With hints the student's features are needed too: the same forward pass, split
-        // at the head.
-        let (logits, features) = if self.hint_weight == 0.0 {
-            (network.forward(batch.images.clone()), None)
+        // at the head. A student with a distillation token (DeiT; never with hints, the
+        // config forbids it) has a second head that learns the teacher while the class
+        // head learns the labels.
+        let (logits, distillation, features) = if self.hint_weight == 0.0 {
+            let (class, distillation) = network.heads(batch.images.clone());
+            (class, distillation, None)
         } else {
             let features = network.features(batch.images.clone());
-            (network.head_forward(features.clone()), Some(features))
+            (network.head_forward(features.clone()), None, Some(features))
         };
-        let mut loss = distillation_loss_with(
+        let teacher_head = distillation.clone().unwrap_or_else(|| logits.clone());
+        let mut loss = deit_loss(
             logits.clone(),
+            teacher_head,
             teacher,
             batch.labels.clone(),
             self.targets,
@@ -314,6 +297,11 @@ impl Objective for KnowledgeDistillation {
                 .get_or_insert_with(|| HintRegressor::new(HintState::new(fs, ft, 0), weight, lr));
             loss = loss + hint.loss_and_update(features, target);
         }
+        // DeiT's test-time rule: the two heads' mean.
+        let logits = match distillation {
+            Some(d) => (logits + d).div_scalar(2.0),
+            None => logits,
+        };
         StepOutput {
             loss,
             logits,

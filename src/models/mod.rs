@@ -254,6 +254,16 @@ impl Network {
         }
     }
 
+    /// The class logits `[B, classes]` and, for a network with a second, distillation
+    /// head (a ViT with DeiT's token), that head's logits; [`Network::forward`] is their
+    /// mean.
+    pub fn heads(&self, images: Tensor<4>) -> (Tensor<2>, Option<Tensor<2>>) {
+        match self {
+            Network::Vit(m) => m.heads(images),
+            _ => (self.forward(images), None),
+        }
+    }
+
     /// The head's logits for backbone features `[B, F]`.
     pub fn head_forward(&self, features: Tensor<2>) -> Tensor<2> {
         match self {

@@ -69,26 +69,22 @@ impl PretextLoss for ContrastivePredictiveCoding {
         let codes = cpc.codes(batch.images.clone());
         let states = cpc.context_states(codes.clone());
         let [b, cols, rows, width] = states.dims();
-        let mut total = None;
-        let mut first = None;
-        for (step, predictor) in cpc.predictors.iter().enumerate() {
+        let f = codes.dims()[3];
+        // One InfoNCE term per step k: contexts of rows 0..rows-k predict the codes k rows
+        // below.
+        let mut terms = cpc.predictors.iter().enumerate().map(|(step, predictor)| {
             let k = step + 1;
-            // Contexts of rows 0..rows-k predict the codes k rows below.
             let context = states.clone().narrow(2, 0, rows - k);
             let predicted = predictor
                 .forward(context.reshape([b * cols * (rows - k), width]))
-                .reshape([b, cols, rows - k, codes.dims()[3]]);
-            let (loss, logits, targets) = cpc_info_nce(codes.clone(), predicted, k);
-            total = Some(match total {
-                Some(t) => t + loss,
-                None => loss,
-            });
-            first.get_or_insert((logits, targets));
-        }
-        let steps = cpc.predictors.len();
-        let (Some(total), Some((logits, targets))) = (total, first) else {
+                .reshape([b, cols, rows - k, f]);
+            cpc_info_nce(codes.clone(), predicted, k)
+        });
+        let Some((first, logits, targets)) = terms.next() else {
             unreachable!("a CPC network predicts at least one step")
         };
+        let total = terms.fold(first, |total, (loss, _, _)| total + loss);
+        let steps = cpc.predictors.len();
         StepOutput {
             loss: total.div_scalar(steps as f32),
             // Training accuracy: the patch one row below is the best-scoring code.

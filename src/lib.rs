@@ -22,6 +22,7 @@ pub mod continual;
 pub mod data;
 pub mod distill;
 pub mod engine;
+pub mod kernels;
 pub mod models;
 pub mod multitask;
 pub mod report;

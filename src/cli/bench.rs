@@ -49,9 +49,23 @@ pub struct BenchArgs {
     /// Device for the step workloads: cpu, or cuda[:N] / wgpu in a build with that feature.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Which convolution and max-pool kernels the CPU runs: mentor's own (im2col + gemm,
+    /// src/kernels) or Burn's flex built-ins, for a side-by-side comparison.
+    #[arg(long, value_enum, default_value_t = Kernels::Mentor)]
+    kernels: Kernels,
     /// Internal: run one workload in this process and print its JSON results.
     #[arg(long, hide = true)]
     worker: bool,
+}
+
+/// The CPU kernels a benchmark runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Kernels {
+    /// mentor's convolution and max-pool kernels (the default for every command).
+    Mentor,
+    /// Burn's own flex implementations.
+    Burn,
 }
 
 /// One measurement.
@@ -69,6 +83,13 @@ struct BenchResult {
     setup_seconds: f64,
     peak_memory_mib: f64,
     threads: usize,
+    /// The convolution kernels the run used (`mentor` or `burn`).
+    #[serde(default = "default_kernels")]
+    kernels: Kernels,
+}
+
+fn default_kernels() -> Kernels {
+    Kernels::Mentor
 }
 
 fn run_config(sets: &[&str]) -> anyhow::Result<RunConfig> {
@@ -152,6 +173,7 @@ fn run_step_workload(
         setup_seconds: 0.0,
         peak_memory_mib: peak_memory_mib(),
         threads: threads(),
+        kernels: Kernels::Mentor,
     })
 }
 
@@ -235,6 +257,7 @@ fn run_kd_epoch(samples: usize) -> anyhow::Result<Vec<BenchResult>> {
             setup_seconds,
             peak_memory_mib: peak_memory_mib(),
             threads: threads(),
+            kernels: Kernels::Mentor,
         });
     }
     Ok(out)
@@ -280,6 +303,7 @@ fn run_linear_probe(samples: usize) -> anyhow::Result<Vec<BenchResult>> {
             setup_seconds: 0.0,
             peak_memory_mib: peak_memory_mib(),
             threads: threads(),
+            kernels: Kernels::Mentor,
         });
     }
     Ok(out)
@@ -333,6 +357,7 @@ fn run_lwf_task(samples: usize) -> anyhow::Result<Vec<BenchResult>> {
             setup_seconds,
             peak_memory_mib: peak_memory_mib(),
             threads: threads(),
+            kernels: Kernels::Mentor,
         });
     }
     Ok(out)
@@ -399,6 +424,7 @@ fn run_simclr_step(steps: usize, warmup: usize) -> anyhow::Result<Vec<BenchResul
         setup_seconds: 0.0,
         peak_memory_mib: peak_memory_mib(),
         threads: threads(),
+        kernels: Kernels::Mentor,
     };
     Ok(vec![
         result("simclr-step", median(step_times)),
@@ -407,7 +433,8 @@ fn run_simclr_step(steps: usize, warmup: usize) -> anyhow::Result<Vec<BenchResul
 }
 
 fn run_worker(name: &str, args: &BenchArgs) -> anyhow::Result<Vec<BenchResult>> {
-    match name {
+    mentor::kernels::set_enabled(args.kernels == Kernels::Mentor);
+    let mut results = match name {
         "cnn-step" | "mlp-step" => Ok(vec![run_step_workload(
             name,
             args.steps,
@@ -422,6 +449,17 @@ fn run_worker(name: &str, args: &BenchArgs) -> anyhow::Result<Vec<BenchResult>> 
             "unknown workload {other:?}; known: {}",
             WORKLOADS.join(", ")
         ),
+    }?;
+    for result in &mut results {
+        result.kernels = args.kernels;
+    }
+    Ok(results)
+}
+
+fn kernels_name(kernels: Kernels) -> &'static str {
+    match kernels {
+        Kernels::Mentor => "mentor",
+        Kernels::Burn => "burn",
     }
 }
 
@@ -454,6 +492,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             .args(["--warmup", &args.warmup.to_string()])
             .args(["--samples", &args.samples.to_string()])
             .args(["--device", &args.device])
+            .args(["--kernels", kernels_name(args.kernels)])
             .output()
             .with_context(|| format!("running the {name} worker"))?;
         if !out.status.success() {
@@ -470,13 +509,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
         println!(
-            "| workload | batch | seconds (median step / per epoch) | samples/s | setup s | peak MiB |"
+            "| workload | kernels | batch | seconds (median step / per epoch) | samples/s | setup s | peak MiB |"
         );
-        println!("|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|");
         for r in &results {
             println!(
-                "| {} | {} | {:.4} | {:.0} | {:.2} | {:.0} |",
+                "| {} | {} | {} | {:.4} | {:.0} | {:.2} | {:.0} |",
                 r.workload,
+                kernels_name(r.kernels),
                 r.batch_size,
                 r.seconds,
                 r.samples_per_second,

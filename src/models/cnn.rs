@@ -10,6 +10,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::kernels::{conv2d, max_pool2d};
+
 /// CNN hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -104,8 +106,8 @@ impl CnnBackbone {
     /// the `hidden`-wide features computed from them: AMDIM compares features across
     /// these scales.
     pub fn feature_maps(&self, images: Tensor<4>) -> (Tensor<4>, Tensor<4>, Tensor<2>) {
-        let first = self.pool.forward(relu(self.conv1.forward(images)));
-        let second = self.pool.forward(relu(self.conv2.forward(first.clone())));
+        let first = max_pool2d(&self.pool, relu(conv2d(&self.conv1, images)));
+        let second = max_pool2d(&self.pool, relu(conv2d(&self.conv2, first.clone())));
         let features = self
             .dropout
             .forward(relu(self.fc.forward(second.clone().flatten(1, 3))));

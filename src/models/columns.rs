@@ -17,6 +17,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::{Cnn, Mlp, ModelConfig};
+use crate::kernels::{conv2d, max_pool2d};
 
 /// Columns' hyperparameters (`model.type = "columns"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,8 +163,8 @@ fn mlp_stage(m: &Mlp, s: usize, x: Activation) -> Activation {
 fn cnn_stage(m: &Cnn, s: usize, x: Activation) -> Activation {
     let b = &m.backbone;
     match (s, x) {
-        (0, Activation::Map(x)) => Activation::Map(b.pool.forward(relu(b.conv1.forward(x)))),
-        (1, Activation::Map(x)) => Activation::Map(b.pool.forward(relu(b.conv2.forward(x)))),
+        (0, Activation::Map(x)) => Activation::Map(max_pool2d(&b.pool, relu(conv2d(&b.conv1, x)))),
+        (1, Activation::Map(x)) => Activation::Map(max_pool2d(&b.pool, relu(conv2d(&b.conv2, x)))),
         (_, x) => Activation::Flat(b.dropout.forward(relu(b.fc.forward(x.flat())))),
     }
 }

@@ -9,6 +9,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::kernels::conv2d;
+
 /// ResNet hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -111,10 +113,10 @@ impl BasicBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let y = self.bn2.forward(self.conv2.forward(y));
+        let y = relu(self.bn1.forward(conv2d(&self.conv1, x.clone())));
+        let y = self.bn2.forward(conv2d(&self.conv2, y));
         let s = match &self.shortcut {
-            Some(sc) => sc.bn.forward(sc.conv.forward(x)),
+            Some(sc) => sc.bn.forward(conv2d(&sc.conv, x)),
             None => x,
         };
         relu(y + s)
@@ -141,7 +143,7 @@ pub struct ResNet {
 impl ResNetBackbone {
     /// Globally average-pooled features (`4 * width` of them).
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.stem_bn.forward(self.stem.forward(images)));
+        let mut x = relu(self.stem_bn.forward(conv2d(&self.stem, images)));
         for block in &self.blocks {
             x = block.forward(x);
         }

@@ -24,6 +24,8 @@ use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::kernels::conv2d;
+
 /// Vision transformer hyperparameters (`model.type = "vit"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -164,9 +166,7 @@ impl VitBackbone {
     pub fn tokens(&self, images: Tensor<4>) -> Tensor<3> {
         let [b, _, _, _] = images.dims();
         // [B, dim, H/p, W/p] -> [B, patches, dim]
-        let patches = self
-            .patch_embed
-            .forward(images)
+        let patches = conv2d(&self.patch_embed, images)
             .flatten::<3>(2, 3)
             .swap_dims(1, 2);
         let [_, _, dim] = patches.dims();

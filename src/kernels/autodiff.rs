@@ -1,0 +1,265 @@
+//! The kernels as Burn operations: on a flex tensor they run directly; on an
+//! `Autodiff<Flex>` tensor they also record a node whose backward runs the kernels'
+//! gradients (the pattern of burn-autodiff's own `conv2d`, with our kernels inside).
+
+use std::sync::Arc;
+
+use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::backend::tensor::FloatTensor;
+use burn::tensor::{Tensor, TensorData};
+
+use super::conv::{self, ConvGeometry};
+use super::pool::{self, PoolGeometry};
+
+/// Flex under Burn's autodiff, as `Device::flex().autodiff()` builds it.
+type Ad = Autodiff<Flex, NoCheckpointing>;
+
+fn on_autodiff<const D: usize>(tensor: &Tensor<D>) -> Option<FloatTensor<Ad>> {
+    tensor.clone().try_into_primitive::<Ad>().ok()
+}
+
+fn on_flex<const D: usize>(tensor: &Tensor<D>) -> Option<FlexTensor> {
+    tensor.clone().try_into_primitive::<Flex>().ok()
+}
+
+fn contiguous(tensor: &FlexTensor) -> FlexTensor {
+    if tensor.is_contiguous() {
+        tensor.clone()
+    } else {
+        tensor.to_contiguous()
+    }
+}
+
+fn values(tensor: &FlexTensor) -> &[f32] {
+    tensor
+        .as_slice::<f32>()
+        .expect("the kernels take contiguous f32 tensors (dtype checked before dispatch)")
+}
+
+fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// The convolution through the kernels: `None` when the tensors are not all on flex
+/// (or all on autodiff flex), for the caller to run Burn's layer instead.
+pub(super) fn conv2d(
+    input: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    geometry: ConvGeometry,
+) -> Option<Tensor<4>> {
+    if let (Some(x), Some(w)) = (on_autodiff(input), on_autodiff(weight)) {
+        let b = match bias {
+            Some(b) => Some(on_autodiff(b)?),
+            None => None,
+        };
+        return Some(Tensor::from_primitive::<Ad>(tracked_conv2d(
+            x, w, b, geometry,
+        )));
+    }
+    let (x, w) = (on_flex(input)?, on_flex(weight)?);
+    let b = match bias {
+        Some(b) => Some(on_flex(b)?),
+        None => None,
+    };
+    Some(Tensor::from_primitive::<Flex>(conv_output(
+        &x,
+        &w,
+        b.as_ref(),
+        &geometry,
+    )))
+}
+
+fn conv_output(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+    g: &ConvGeometry,
+) -> FlexTensor {
+    let (x, weight) = (contiguous(x), contiguous(weight));
+    let bias = bias.map(contiguous);
+    let out = conv::forward(values(&x), values(&weight), bias.as_ref().map(values), g);
+    let [oh, ow] = g
+        .output_size()
+        .expect("the geometry was checked before dispatch");
+    flex_tensor(out, [g.batch, g.out_channels, oh, ow])
+}
+
+/// What the convolution's backward needs.
+#[derive(Debug, Clone)]
+struct ConvState {
+    x: FlexTensor,
+    weight: FlexTensor,
+    geometry: ConvGeometry,
+}
+
+#[derive(Debug)]
+struct ConvWithBias;
+
+#[derive(Debug)]
+struct ConvNoBias;
+
+impl Backward<Flex, 3> for ConvWithBias {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<ConvState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x, w, b] = ops.parents.map(|node| node.map(|node| node.id));
+        let grad = grads.consume::<Flex>(&ops.node);
+        conv_backward(&ops.state, &grad, [x, w, b], grads);
+    }
+}
+
+impl Backward<Flex, 2> for ConvNoBias {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<ConvState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x, w] = ops.parents.map(|node| node.map(|node| node.id));
+        let grad = grads.consume::<Flex>(&ops.node);
+        conv_backward(&ops.state, &grad, [x, w, None], grads);
+    }
+}
+
+/// Registers the gradients of the input, weight and bias nodes that want one.
+fn conv_backward(
+    state: &ConvState,
+    grad: &FlexTensor,
+    [x_node, weight_node, bias_node]: [Option<NodeId>; 3],
+    grads: &mut Gradients,
+) {
+    let g = &state.geometry;
+    let grad = contiguous(grad);
+    if let Some(node) = x_node {
+        let weight = contiguous(&state.weight);
+        let dx = conv::input_grad(values(&weight), values(&grad), g);
+        let shape = [g.batch, g.in_channels, g.height, g.width];
+        grads.register::<Flex>(node, flex_tensor(dx, shape));
+    }
+    if weight_node.is_some() || bias_node.is_some() {
+        let x = contiguous(&state.x);
+        let (dw, db) = conv::weight_grad(values(&x), values(&grad), g);
+        if let Some(node) = weight_node {
+            let [kh, kw] = g.kernel;
+            let shape = [g.out_channels, g.in_channels, kh, kw];
+            grads.register::<Flex>(node, flex_tensor(dw, shape));
+        }
+        if let Some(node) = bias_node {
+            grads.register::<Flex>(node, flex_tensor(db, [g.out_channels]));
+        }
+    }
+}
+
+fn tracked_conv2d(
+    x: FloatTensor<Ad>,
+    weight: FloatTensor<Ad>,
+    bias: Option<FloatTensor<Ad>>,
+    geometry: ConvGeometry,
+) -> FloatTensor<Ad> {
+    let output = || {
+        conv_output(
+            x.primitive(),
+            weight.primitive(),
+            bias.as_ref().map(|b| b.primitive()),
+            &geometry,
+        )
+    };
+    let state = || ConvState {
+        x: x.primitive().clone(),
+        weight: weight.primitive().clone(),
+        geometry,
+    };
+    match &bias {
+        Some(b) => match ConvWithBias
+            .prepare::<NoCheckpointing>([x.node(), weight.node(), b.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state(), output()),
+            OpsKind::UnTracked(prep) => prep.finish(output()),
+        },
+        None => match ConvNoBias
+            .prepare::<NoCheckpointing>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state(), output()),
+            OpsKind::UnTracked(prep) => prep.finish(output()),
+        },
+    }
+}
+
+/// Max pooling through the kernel: `None` when the input is not on flex.
+pub(super) fn max_pool2d(input: &Tensor<4>, geometry: PoolGeometry) -> Option<Tensor<4>> {
+    let shape = input.dims();
+    if let Some(x) = on_autodiff(input) {
+        return Some(Tensor::from_primitive::<Ad>(tracked_max_pool2d(
+            x, shape, geometry,
+        )));
+    }
+    let x = on_flex(input)?;
+    Some(Tensor::from_primitive::<Flex>(
+        pool_output(&x, shape, &geometry).0,
+    ))
+}
+
+fn pool_output(x: &FlexTensor, shape: [usize; 4], g: &PoolGeometry) -> (FlexTensor, Vec<u32>) {
+    let x = contiguous(x);
+    let (out, argmax) = pool::forward(values(&x), g);
+    let [oh, ow] = g
+        .output_size()
+        .expect("the geometry was checked before dispatch");
+    (flex_tensor(out, [shape[0], shape[1], oh, ow]), argmax)
+}
+
+/// What max pooling's backward needs: each output's argmax and the input's shape.
+#[derive(Debug, Clone)]
+struct PoolState {
+    argmax: Arc<Vec<u32>>,
+    shape: [usize; 4],
+    geometry: PoolGeometry,
+}
+
+#[derive(Debug)]
+struct MaxPoolBackward;
+
+impl Backward<Flex, 1> for MaxPoolBackward {
+    type State = PoolState;
+
+    fn backward(self, ops: Ops<PoolState, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node] = ops.parents.map(|node| node.map(|node| node.id));
+        let grad = contiguous(&grads.consume::<Flex>(&ops.node));
+        if let Some(node) = x_node {
+            let state = &ops.state;
+            let dx = pool::backward(values(&grad), &state.argmax, &state.geometry);
+            grads.register::<Flex>(node, flex_tensor(dx, state.shape));
+        }
+    }
+}
+
+fn tracked_max_pool2d(
+    x: FloatTensor<Ad>,
+    shape: [usize; 4],
+    geometry: PoolGeometry,
+) -> FloatTensor<Ad> {
+    match MaxPoolBackward
+        .prepare::<NoCheckpointing>([x.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (out, argmax) = pool_output(x.primitive(), shape, &geometry);
+            let state = PoolState {
+                argmax: Arc::new(argmax),
+                shape,
+                geometry,
+            };
+            prep.finish(state, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(pool_output(x.primitive(), shape, &geometry).0),
+    }
+}

@@ -1,0 +1,148 @@
+//! A bounds-checked front to the `gemm` crate, the matrix multiply that Burn's flex
+//! backend itself runs (AVX-512 here): the convolution kernels are im2col + this.
+
+/// A read-only strided matrix view: element `(r, c)` is `data[r * row_stride + c * col_stride]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A row-major `rows x cols` matrix.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of this view (no copy).
+    pub fn t(self) -> Self {
+        Self {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+
+    fn check(&self, what: &str) {
+        if self.rows > 0 && self.cols > 0 {
+            let last = (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride;
+            assert!(
+                last < self.data.len(),
+                "gemm: {what} view {}x{} (strides {}, {}) overruns {} elements",
+                self.rows,
+                self.cols,
+                self.row_stride,
+                self.col_stride,
+                self.data.len()
+            );
+        }
+    }
+}
+
+/// `dst = lhs * rhs`, or `dst += lhs * rhs` when `accumulate`, with `dst` a row-major
+/// `lhs.rows x rhs.cols` matrix. Runs on the calling thread: callers parallelise over
+/// images, which keeps both cores busy on the small matrices of a convolution.
+pub(crate) fn gemm(dst: &mut [f32], accumulate: bool, lhs: MatRef<'_>, rhs: MatRef<'_>) {
+    assert_eq!(lhs.cols, rhs.rows, "gemm: inner dimensions differ");
+    let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
+    assert_eq!(dst.len(), m * n, "gemm: destination is not {m}x{n}");
+    lhs.check("left");
+    rhs.check("right");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst.fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: every index the multiply touches lies inside the three slices (checked
+    // above: the last element of each view is in bounds, strides are non-negative), and
+    // `dst` is borrowed mutably, so it does not alias `lhs` or `rhs`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: MatRef<'_>, b: MatRef<'_>) -> Vec<f32> {
+        let mut out = vec![0.0; a.rows * b.cols];
+        for r in 0..a.rows {
+            for c in 0..b.cols {
+                out[r * b.cols + c] = (0..a.cols)
+                    .map(|i| {
+                        a.data[r * a.row_stride + i * a.col_stride]
+                            * b.data[i * b.row_stride + c * b.col_stride]
+                    })
+                    .sum();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_a_naive_product_with_transposed_views_and_accumulation() {
+        let a: Vec<f32> = (0..15).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..20).map(|i| (i as f32 * 0.11).cos()).collect();
+        let lhs = MatRef::row_major(&a, 5, 3).t(); // 3x5
+        let rhs = MatRef::row_major(&b, 4, 5).t(); // 5x4
+        let mut dst = vec![1.0; 12];
+        gemm(&mut dst, true, lhs, rhs);
+        let want = naive(lhs, rhs);
+        for (got, want) in dst.iter().zip(&want) {
+            assert!((got - (want + 1.0)).abs() < 1e-5, "{got} vs {}", want + 1.0);
+        }
+        gemm(&mut dst, false, lhs, rhs);
+        for (got, want) in dst.iter().zip(&want) {
+            assert!((got - want).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "overruns")]
+    fn refuses_a_view_larger_than_its_slice() {
+        let a = vec![0.0; 5];
+        let mut dst = vec![0.0; 4];
+        gemm(
+            &mut dst,
+            false,
+            MatRef::row_major(&a, 2, 3),
+            MatRef::row_major(&a, 3, 2),
+        );
+    }
+}

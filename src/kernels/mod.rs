@@ -1,0 +1,334 @@
+//! mentor's own CPU kernels for the layers where Burn 0.22.1's flex backend is slow:
+//! 2-D convolution ([`conv2d`]: im2col + gemm, forward and both gradients) and
+//! non-overlapping max pooling ([`max_pool2d`]). shared/PERF-NOTES.md measured where
+//! flex's CNN step loses its time (weight gradient, first layer, max-pool); these run
+//! the same mathematics as Burn's layers and take part in Burn's autodiff graph with
+//! their own backward (`burn-autodiff`'s `Backward` trait), without forking Burn.
+//!
+//! The fast path is taken for f32 tensors on the CPU (flex, with or without autodiff)
+//! and for the layer options it covers (groups 1, dilation 1, explicit or no padding;
+//! pooling windows equal to their stride). Everything else (GPU backends, other
+//! options) goes through Burn's own layer, so results never depend on the device
+//! being served. [`set_enabled`] switches the kernels off for a comparison run
+//! (`mentor bench --kernels burn`). A test compares both paths, forward and gradients.
+
+mod autodiff;
+mod conv;
+mod gemm;
+mod pool;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
+use burn::tensor::{DType, Tensor};
+
+pub(crate) use conv::ConvGeometry;
+pub(crate) use pool::PoolGeometry;
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns mentor's kernels on (the default) or off (every layer runs Burn's own
+/// implementation). Process-wide; meant for benchmarks and comparisons.
+pub fn set_enabled(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether mentor's kernels are used where they apply.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// `conv.forward(input)`, through mentor's convolution where it applies.
+pub fn conv2d(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
+    match conv_geometry(conv, &input) {
+        Some(geometry) => {
+            let weight = conv.weight.val();
+            let bias = conv.bias.as_ref().map(|b| b.val());
+            autodiff::conv2d(&input, &weight, bias.as_ref(), geometry)
+                .unwrap_or_else(|| conv.forward(input))
+        }
+        None => conv.forward(input),
+    }
+}
+
+/// `pool.forward(input)`, through mentor's max pooling where it applies.
+pub fn max_pool2d(pool: &MaxPool2d, input: Tensor<4>) -> Tensor<4> {
+    match pool_geometry(pool, &input) {
+        Some(geometry) => {
+            autodiff::max_pool2d(&input, geometry).unwrap_or_else(|| pool.forward(input))
+        }
+        None => pool.forward(input),
+    }
+}
+
+/// The convolution's shapes when mentor's kernel covers it.
+fn conv_geometry(conv: &Conv2d, input: &Tensor<4>) -> Option<ConvGeometry> {
+    if !enabled() || input.dtype() != DType::F32 || conv.groups != 1 || conv.dilation != [1, 1] {
+        return None;
+    }
+    let padding = match conv.padding {
+        PaddingConfig2d::Valid => [(0, 0); 2],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+        PaddingConfig2d::Same => return None,
+    };
+    let [batch, in_channels, height, width] = input.dims();
+    let [out_channels, weight_in, kh, kw] = conv.weight.dims();
+    if weight_in != in_channels || [kh, kw] != conv.kernel_size {
+        return None; // let Burn report the mismatch
+    }
+    let geometry = ConvGeometry {
+        batch,
+        in_channels,
+        height,
+        width,
+        out_channels,
+        kernel: [kh, kw],
+        stride: conv.stride,
+        padding,
+    };
+    geometry.output_size().map(|_| geometry)
+}
+
+/// The pooling's shapes when mentor's kernel covers it.
+fn pool_geometry(pool: &MaxPool2d, input: &Tensor<4>) -> Option<PoolGeometry> {
+    let no_padding = matches!(
+        pool.padding,
+        PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
+    );
+    if !enabled()
+        || input.dtype() != DType::F32
+        || !no_padding
+        || pool.kernel_size != pool.stride
+        || pool.dilation != [1, 1]
+        || pool.ceil_mode
+    {
+        return None;
+    }
+    let [batch, channels, height, width] = input.dims();
+    let geometry = PoolGeometry {
+        planes: batch * channels,
+        height,
+        width,
+        kernel: pool.kernel_size,
+    };
+    geometry.output_size().map(|_| geometry)
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::Module;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::nn::pool::MaxPool2dConfig;
+    use burn::tensor::{Device, Distribution, TensorData};
+
+    use super::*;
+
+    /// Largest absolute difference over the largest reference magnitude.
+    fn relative_error<const D: usize>(got: Tensor<D>, want: Tensor<D>) -> f32 {
+        let got = got.into_data().try_into_vec::<f32>().expect("f32 data");
+        let want = want.into_data().try_into_vec::<f32>().expect("f32 data");
+        assert_eq!(got.len(), want.len(), "sizes differ");
+        let scale = want.iter().fold(1e-6_f32, |m, v| m.max(v.abs()));
+        let diff = got
+            .iter()
+            .zip(&want)
+            .fold(0.0_f32, |m, (a, b)| m.max((a - b).abs()));
+        diff / scale
+    }
+
+    fn random_data(shape: [usize; 4], device: &Device) -> TensorData {
+        Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), device).into_data()
+    }
+
+    /// Runs `layer` through mentor's kernel and through Burn's, each followed by a sum
+    /// against the same random weights, and compares outputs and every gradient.
+    fn compare_conv(
+        shape: [usize; 4],
+        out: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 4],
+        bias: bool,
+    ) {
+        let device = Device::flex().autodiff();
+        let [top, left, bottom, right] = padding;
+        let conv = Conv2dConfig::new([shape[1], out], kernel)
+            .with_stride(stride)
+            .with_padding(PaddingConfig2d::Explicit(top, left, bottom, right))
+            .with_bias(bias)
+            .init(&device);
+        let data = random_data(shape, &device);
+        let geometry = conv_geometry(&conv, &Tensor::<4>::from_data(data.clone(), &device))
+            .expect("the kernel covers this convolution");
+        let run = |fast: bool| {
+            let x = Tensor::<4>::from_data(data.clone(), &device).require_grad();
+            let y = if fast {
+                let bias = conv.bias.as_ref().map(|b| b.val());
+                autodiff::conv2d(&x, &conv.weight.val(), bias.as_ref(), geometry)
+                    .expect("all tensors are on autodiff flex")
+            } else {
+                conv.forward(x.clone())
+            };
+            let weights = Tensor::<4>::from_data(
+                TensorData::new(
+                    (0..y.shape().num_elements())
+                        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 6.0)
+                        .collect::<Vec<_>>(),
+                    y.dims(),
+                ),
+                &device,
+            );
+            let grads = (y.clone() * weights).sum().backward();
+            let dx = x.grad(&grads).expect("input gradient");
+            let dw = conv.weight.grad(&grads).expect("weight gradient");
+            let db = conv
+                .bias
+                .as_ref()
+                .map(|b| b.grad(&grads).expect("bias gradient"));
+            (y.inner(), dx, dw, db)
+        };
+        let (y, dx, dw, db) = run(true);
+        let (y_ref, dx_ref, dw_ref, db_ref) = run(false);
+        let case = format!(
+            "{shape:?} -> {out}, kernel {kernel:?}, stride {stride:?}, padding {padding:?}"
+        );
+        assert_eq!(y.dims(), y_ref.dims(), "{case}: output shape");
+        for (what, error) in [
+            ("output", relative_error(y, y_ref)),
+            ("input gradient", relative_error(dx, dx_ref)),
+            ("weight gradient", relative_error(dw, dw_ref)),
+        ] {
+            assert!(
+                error < 1e-4,
+                "{case}: {what} differs by {error:e} (relative)"
+            );
+        }
+        if let (Some(db), Some(db_ref)) = (db, db_ref) {
+            let error = relative_error(db, db_ref);
+            assert!(error < 1e-4, "{case}: bias gradient differs by {error:e}");
+        }
+    }
+
+    #[test]
+    fn convolution_matches_burns_forward_and_gradients() {
+        // The CNN's two layers, then strides, asymmetric padding, odd sizes, 1x1 and
+        // rectangular kernels, no bias, no padding.
+        compare_conv([4, 1, 28, 28], 8, [3, 3], [1, 1], [1, 1, 1, 1], true);
+        compare_conv([3, 8, 14, 14], 16, [3, 3], [1, 1], [1, 1, 1, 1], true);
+        compare_conv([2, 3, 11, 9], 5, [3, 3], [2, 2], [1, 1, 1, 1], true);
+        compare_conv([2, 3, 10, 13], 4, [3, 5], [1, 2], [2, 0, 1, 3], false);
+        compare_conv([3, 6, 7, 5], 7, [1, 1], [1, 1], [0, 0, 0, 0], true);
+        compare_conv([2, 4, 9, 9], 3, [1, 1], [2, 2], [0, 0, 0, 0], false);
+        compare_conv([1, 2, 5, 6], 3, [5, 4], [1, 1], [0, 0, 0, 0], true);
+        compare_conv([2, 1, 28, 28], 4, [7, 7], [7, 7], [0, 0, 0, 0], true);
+    }
+
+    #[test]
+    fn convolution_without_autodiff_and_with_a_frozen_weight() {
+        let device = Device::flex();
+        let conv = Conv2dConfig::new([3, 4], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device);
+        let x = Tensor::<4>::from_data(random_data([2, 3, 9, 8], &device), &device);
+        let geometry = conv_geometry(&conv, &x).expect("covered");
+        let bias = conv.bias.as_ref().map(|b| b.val());
+        let fast =
+            autodiff::conv2d(&x, &conv.weight.val(), bias.as_ref(), geometry).expect("on flex");
+        assert!(relative_error(fast, conv.forward(x)) < 1e-5);
+
+        // A frozen (untracked) weight on an autodiff device: only the input gets a gradient.
+        let device = Device::flex().autodiff();
+        let conv = Conv2dConfig::new([3, 4], [3, 3]).init(&device).freeze();
+        let x = Tensor::<4>::from_data(random_data([2, 3, 6, 6], &device), &device).require_grad();
+        let geometry = conv_geometry(&conv, &x).expect("covered");
+        let bias = conv.bias.as_ref().map(|b| b.val());
+        let y =
+            autodiff::conv2d(&x, &conv.weight.val(), bias.as_ref(), geometry).expect("on autodiff");
+        let grads = y.sum().backward();
+        assert!(x.grad(&grads).is_some());
+        assert!(conv.weight.grad(&grads).is_none());
+    }
+
+    #[test]
+    fn layers_outside_the_kernels_go_to_burn() {
+        let device = Device::flex();
+        let x = Tensor::<4>::zeros([1, 2, 8, 8], &device);
+        let same = Conv2dConfig::new([2, 2], [3, 3])
+            .with_padding(PaddingConfig2d::Same)
+            .init(&device);
+        let grouped = Conv2dConfig::new([2, 2], [3, 3])
+            .with_groups(2)
+            .init(&device);
+        let dilated = Conv2dConfig::new([2, 2], [3, 3])
+            .with_dilation([2, 2])
+            .init(&device);
+        for conv in [&same, &grouped, &dilated] {
+            assert!(conv_geometry(conv, &x).is_none());
+            assert_eq!(
+                conv2d(conv, x.clone()).dims(),
+                conv.forward(x.clone()).dims()
+            );
+        }
+        let overlapping = MaxPool2dConfig::new([3, 3]).with_strides([1, 1]).init();
+        assert!(pool_geometry(&overlapping, &x).is_none());
+        assert_eq!(max_pool2d(&overlapping, x.clone()).dims(), [1, 2, 6, 6]);
+    }
+
+    fn compare_pool(shape: [usize; 4], kernel: [usize; 2]) {
+        let device = Device::flex().autodiff();
+        let pool = MaxPool2dConfig::new(kernel).with_strides(kernel).init();
+        let data = random_data(shape, &device);
+        let geometry = pool_geometry(&pool, &Tensor::<4>::from_data(data.clone(), &device))
+            .expect("the kernel covers this pooling");
+        let run = |fast: bool| {
+            let x = Tensor::<4>::from_data(data.clone(), &device).require_grad();
+            let y = if fast {
+                autodiff::max_pool2d(&x, geometry).expect("on autodiff flex")
+            } else {
+                pool.forward(x.clone())
+            };
+            let weights = y.clone().inner().detach();
+            let weights = Tensor::<4>::from_data(weights.into_data(), &device);
+            let grads = (y.clone() * weights).sum().backward();
+            (y.inner(), x.grad(&grads).expect("input gradient"))
+        };
+        let (y, dx) = run(true);
+        let (y_ref, dx_ref) = run(false);
+        assert_eq!(y.dims(), y_ref.dims(), "{shape:?} {kernel:?}: output shape");
+        assert!(
+            relative_error(y, y_ref) < 1e-6,
+            "{shape:?} {kernel:?}: output"
+        );
+        assert!(
+            relative_error(dx, dx_ref) < 1e-6,
+            "{shape:?} {kernel:?}: gradient"
+        );
+    }
+
+    #[test]
+    fn max_pooling_matches_burns_forward_and_gradient() {
+        compare_pool([2, 3, 28, 28], [2, 2]);
+        compare_pool([2, 3, 7, 9], [2, 2]); // odd sizes drop the last row and column
+        compare_pool([1, 2, 9, 12], [3, 4]);
+    }
+
+    #[test]
+    fn max_pooling_picks_the_first_maximum_and_routes_the_gradient_there() {
+        let g = PoolGeometry {
+            planes: 1,
+            height: 2,
+            width: 4,
+            kernel: [2, 2],
+        };
+        let x = [1.0, 5.0, -1.0, -3.0, 5.0, 2.0, -2.0, -1.0];
+        let (out, argmax) = pool::forward(&x, &g);
+        assert_eq!(out, vec![5.0, -1.0]);
+        assert_eq!(argmax, vec![1, 2]);
+        assert_eq!(
+            pool::backward(&[10.0, 20.0], &argmax, &g),
+            vec![0.0, 10.0, 20.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        );
+    }
+}

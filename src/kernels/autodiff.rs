@@ -2,8 +2,6 @@
 //! `Autodiff<Flex>` tensor they also record a node whose backward runs the kernels'
 //! gradients (the pattern of burn-autodiff's own `conv2d`, with our kernels inside).
 
-use std::sync::Arc;
-
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -202,24 +200,25 @@ pub(super) fn max_pool2d(input: &Tensor<4>, geometry: PoolGeometry) -> Option<Te
         )));
     }
     let x = on_flex(input)?;
-    Some(Tensor::from_primitive::<Flex>(
-        pool_output(&x, shape, &geometry).0,
-    ))
+    Some(Tensor::from_primitive::<Flex>(pool_output(
+        &x, shape, &geometry,
+    )))
 }
 
-fn pool_output(x: &FlexTensor, shape: [usize; 4], g: &PoolGeometry) -> (FlexTensor, Vec<u32>) {
+fn pool_output(x: &FlexTensor, shape: [usize; 4], g: &PoolGeometry) -> FlexTensor {
     let x = contiguous(x);
-    let (out, argmax) = pool::forward(values(&x), g);
+    let out = pool::forward(values(&x), g);
     let [oh, ow] = g
         .output_size()
         .expect("the geometry was checked before dispatch");
-    (flex_tensor(out, [shape[0], shape[1], oh, ow]), argmax)
+    flex_tensor(out, [shape[0], shape[1], oh, ow])
 }
 
-/// What max pooling's backward needs: each output's argmax and the input's shape.
+/// What max pooling's backward needs: its input and output (shared, not copied).
 #[derive(Debug, Clone)]
 struct PoolState {
-    argmax: Arc<Vec<u32>>,
+    x: FlexTensor,
+    y: FlexTensor,
     shape: [usize; 4],
     geometry: PoolGeometry,
 }
@@ -235,7 +234,8 @@ impl Backward<Flex, 1> for MaxPoolBackward {
         let grad = contiguous(&grads.consume::<Flex>(&ops.node));
         if let Some(node) = x_node {
             let state = &ops.state;
-            let dx = pool::backward(values(&grad), &state.argmax, &state.geometry);
+            let (x, y) = (contiguous(&state.x), contiguous(&state.y));
+            let dx = pool::backward(values(&x), values(&y), values(&grad), &state.geometry);
             grads.register::<Flex>(node, flex_tensor(dx, state.shape));
         }
     }
@@ -246,20 +246,21 @@ fn tracked_max_pool2d(
     shape: [usize; 4],
     geometry: PoolGeometry,
 ) -> FloatTensor<Ad> {
+    let out = pool_output(x.primitive(), shape, &geometry);
     match MaxPoolBackward
         .prepare::<NoCheckpointing>([x.node()])
         .compute_bound()
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let (out, argmax) = pool_output(x.primitive(), shape, &geometry);
             let state = PoolState {
-                argmax: Arc::new(argmax),
+                x: x.primitive().clone(),
+                y: out.clone(),
                 shape,
                 geometry,
             };
             prep.finish(state, out)
         }
-        OpsKind::UnTracked(prep) => prep.finish(pool_output(x.primitive(), shape, &geometry).0),
+        OpsKind::UnTracked(prep) => prep.finish(out),
     }
 }

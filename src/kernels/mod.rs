@@ -276,10 +276,20 @@ mod tests {
         assert_eq!(max_pool2d(&overlapping, x.clone()).dims(), [1, 2, 6, 6]);
     }
 
-    fn compare_pool(shape: [usize; 4], kernel: [usize; 2]) {
+    /// `rectified`: zero the negative inputs, so that windows hold ties (as after a ReLU).
+    fn compare_pool(shape: [usize; 4], kernel: [usize; 2], rectified: bool) {
         let device = Device::flex().autodiff();
         let pool = MaxPool2dConfig::new(kernel).with_strides(kernel).init();
-        let data = random_data(shape, &device);
+        let mut data = random_data(shape, &device);
+        if rectified {
+            let values: Vec<f32> = data
+                .try_to_vec::<f32>()
+                .expect("f32")
+                .iter()
+                .map(|v| v.max(0.0))
+                .collect();
+            data = TensorData::new(values, shape);
+        }
         let geometry = pool_geometry(&pool, &Tensor::<4>::from_data(data.clone(), &device))
             .expect("the kernel covers this pooling");
         let run = |fast: bool| {
@@ -309,9 +319,10 @@ mod tests {
 
     #[test]
     fn max_pooling_matches_burns_forward_and_gradient() {
-        compare_pool([2, 3, 28, 28], [2, 2]);
-        compare_pool([2, 3, 7, 9], [2, 2]); // odd sizes drop the last row and column
-        compare_pool([1, 2, 9, 12], [3, 4]);
+        compare_pool([2, 3, 28, 28], [2, 2], false);
+        compare_pool([2, 3, 28, 28], [2, 2], true);
+        compare_pool([2, 3, 7, 9], [2, 2], false); // odd sizes drop the last row and column
+        compare_pool([1, 2, 9, 12], [3, 4], true);
     }
 
     #[test]
@@ -322,13 +333,26 @@ mod tests {
             width: 4,
             kernel: [2, 2],
         };
-        let x = [1.0, 5.0, -1.0, -3.0, 5.0, 2.0, -2.0, -1.0];
-        let (out, argmax) = pool::forward(&x, &g);
-        assert_eq!(out, vec![5.0, -1.0]);
-        assert_eq!(argmax, vec![1, 2]);
+        // Ties (as after a ReLU): the first position in the window wins.
+        let x = [1.0, 5.0, 0.0, 0.0, 5.0, 2.0, 0.0, 0.0];
+        let y = pool::forward(&x, &g);
+        assert_eq!(y, vec![5.0, 0.0]);
         assert_eq!(
-            pool::backward(&[10.0, 20.0], &argmax, &g),
+            pool::backward(&x, &y, &[10.0, 20.0], &g),
             vec![0.0, 10.0, 20.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        );
+        // A 3x2 window takes the general path.
+        let g = PoolGeometry {
+            kernel: [2, 3],
+            width: 3,
+            ..g
+        };
+        let x = [0.0, 2.0, 2.0, -1.0, 1.0, 2.0];
+        let y = pool::forward(&x, &g);
+        assert_eq!(y, vec![2.0]);
+        assert_eq!(
+            pool::backward(&x, &y, &[1.0], &g),
+            vec![0.0, 1.0, 0.0, 0.0, 0.0, 0.0]
         );
     }
 }

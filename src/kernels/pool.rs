@@ -1,7 +1,13 @@
 //! Max pooling with non-overlapping windows (kernel = stride, no padding, floor mode)
-//! on f32 NCHW slices: the forward keeps each window's argmax, the backward routes the
-//! gradient to it. Flex's general max-pool costs ~100 cycles an output here
-//! (shared/PERF-NOTES.md); this is a plain loop over planes on rayon's threads.
+//! on f32 NCHW slices. Flex's general max-pool costs ~100 cycles an output here
+//! (shared/PERF-NOTES.md) and so did a first version of this one that tracked each
+//! window's argmax: the forward now only takes maxima (2x2 windows, the CNN's, have a
+//! straight-line loop), and the backward finds each window's first maximum again by
+//! comparing the input with the pooled value, which is the same choice (first on
+//! ties, as Burn and PyTorch) at a fraction of the cost.
+//!
+//! NaN: a window's maximum ignores a NaN that follows a number (training stops on a NaN
+//! loss before this matters); Burn's own pooling propagates it.
 
 use rayon::prelude::*;
 
@@ -28,62 +34,116 @@ impl PoolGeometry {
     }
 }
 
-/// The pooled maxima (`[planes, OH, OW]`) and, for each, the index of the maximum
-/// within its input plane (the first one on ties, as PyTorch).
-pub(crate) fn forward(x: &[f32], g: &PoolGeometry) -> (Vec<f32>, Vec<u32>) {
-    let [oh_n, ow_n] = g.out_hw();
-    let (h, w) = (g.height, g.width);
-    let [kh, kw] = g.kernel;
-    assert_eq!(x.len(), g.planes * h * w, "pool input size");
-    assert!(h * w <= u32::MAX as usize, "pool plane too large");
-    let out_plane = oh_n * ow_n;
-    let mut out = vec![0.0; g.planes * out_plane];
-    let mut argmax = vec![0u32; g.planes * out_plane];
-    if out.is_empty() {
-        return (out, argmax);
-    }
-    out.par_chunks_mut(out_plane)
-        .zip(argmax.par_chunks_mut(out_plane))
-        .zip(x.par_chunks(h * w))
-        .for_each(|((out, argmax), plane)| {
-            for oh in 0..oh_n {
-                for ow in 0..ow_n {
-                    let (mut best, mut at) = (f32::NEG_INFINITY, oh * kh * w + ow * kw);
-                    for i in 0..kh {
-                        let row = (oh * kh + i) * w + ow * kw;
-                        for (j, &value) in plane[row..row + kw].iter().enumerate() {
-                            // A NaN wins the window, so that it propagates.
-                            if value > best || (value.is_nan() && !best.is_nan()) {
-                                best = value;
-                                at = row + j;
-                            }
-                        }
-                    }
-                    out[oh * ow_n + ow] = best;
-                    argmax[oh * ow_n + ow] = at as u32;
-                }
-            }
-        });
-    (out, argmax)
+/// The larger of two values, the first on ties.
+#[inline(always)]
+fn max2(a: f32, b: f32) -> f32 {
+    if b > a { b } else { a }
 }
 
-/// The input gradient `[planes, H, W]`: each output's gradient lands on its argmax.
-pub(crate) fn backward(dy: &[f32], argmax: &[u32], g: &PoolGeometry) -> Vec<f32> {
+/// Pools one plane into `out`.
+fn pool_plane(plane: &[f32], g: &PoolGeometry, out: &mut [f32]) {
+    let [_, ow_n] = g.out_hw();
+    let w = g.width;
+    let [kh, kw] = g.kernel;
+    for (oh, out_row) in out.chunks_exact_mut(ow_n).enumerate() {
+        let top = &plane[oh * kh * w..][..ow_n * kw];
+        if [kh, kw] == [2, 2] {
+            let bottom = &plane[(oh * 2 + 1) * w..][..ow_n * 2];
+            for ((o, t), b) in out_row
+                .iter_mut()
+                .zip(top.chunks_exact(2))
+                .zip(bottom.chunks_exact(2))
+            {
+                *o = max2(max2(t[0], t[1]), max2(b[0], b[1]));
+            }
+            continue;
+        }
+        for (ow, o) in out_row.iter_mut().enumerate() {
+            let mut best = f32::NEG_INFINITY;
+            for i in 0..kh {
+                let row = &plane[(oh * kh + i) * w + ow * kw..][..kw];
+                best = row.iter().fold(best, |m, &v| max2(m, v));
+            }
+            *o = best;
+        }
+    }
+}
+
+/// The pooled maxima `[planes, OH, OW]`.
+pub(crate) fn forward(x: &[f32], g: &PoolGeometry) -> Vec<f32> {
     let [oh_n, ow_n] = g.out_hw();
     let plane = g.height * g.width;
+    assert_eq!(x.len(), g.planes * plane, "pool input size");
+    let mut out = vec![0.0; g.planes * oh_n * ow_n];
+    if out.is_empty() {
+        return out;
+    }
+    out.par_chunks_mut(oh_n * ow_n)
+        .zip(x.par_chunks(plane))
+        .for_each(|(out, plane)| pool_plane(plane, g, out));
+    out
+}
+
+/// The input gradient `[planes, H, W]`: each output's gradient `dy` lands on the first
+/// position of its window where the input `x` equals the pooled value `y`.
+pub(crate) fn backward(x: &[f32], y: &[f32], dy: &[f32], g: &PoolGeometry) -> Vec<f32> {
+    let [oh_n, ow_n] = g.out_hw();
+    let (w, plane) = (g.width, g.height * g.width);
+    let [kh, kw] = g.kernel;
     let out_plane = oh_n * ow_n;
-    assert_eq!(dy.len(), g.planes * out_plane, "pool output gradient size");
-    assert_eq!(argmax.len(), dy.len(), "pool argmax size");
-    let mut dx = vec![0.0; g.planes * plane];
+    assert_eq!(x.len(), g.planes * plane, "pool input size");
+    assert_eq!(y.len(), g.planes * out_plane, "pool output size");
+    assert_eq!(dy.len(), y.len(), "pool output gradient size");
+    let mut dx = vec![0.0; x.len()];
     if dx.is_empty() || dy.is_empty() {
         return dx;
     }
     dx.par_chunks_mut(plane)
-        .zip(dy.par_chunks(out_plane).zip(argmax.par_chunks(out_plane)))
-        .for_each(|(dx, (dy, argmax))| {
-            for (&d, &at) in dy.iter().zip(argmax) {
-                dx[at as usize] += d;
+        .zip(x.par_chunks(plane))
+        .zip(y.par_chunks(out_plane).zip(dy.par_chunks(out_plane)))
+        .for_each(|((dx, x), (y, dy))| {
+            if [kh, kw] == [2, 2] {
+                unpool_plane_2x2(x, y, dy, w, ow_n, dx);
+                return;
+            }
+            for (o, (&max, &grad)) in y.iter().zip(dy).enumerate() {
+                let (oh, ow) = (o / ow_n, o % ow_n);
+                'window: for i in 0..kh {
+                    let start = (oh * kh + i) * w + ow * kw;
+                    for (j, &value) in x[start..start + kw].iter().enumerate() {
+                        if value == max {
+                            dx[start + j] += grad;
+                            break 'window;
+                        }
+                    }
+                }
             }
         });
     dx
+}
+
+/// [`backward`] for one plane with 2x2 windows, without branches: every window's four
+/// gradients are written (windows do not overlap), all but the first maximum's zero.
+fn unpool_plane_2x2(x: &[f32], y: &[f32], dy: &[f32], w: usize, ow_n: usize, dx: &mut [f32]) {
+    for ((y_row, dy_row), oh) in y.chunks_exact(ow_n).zip(dy.chunks_exact(ow_n)).zip(0..) {
+        let (top, bottom) = (2 * oh * w, (2 * oh + 1) * w);
+        let (x_top, x_bottom) = (&x[top..top + 2 * ow_n], &x[bottom..bottom + 2 * ow_n]);
+        let (dx_top, dx_bottom) = dx[top..].split_at_mut(w);
+        let windows = x_top
+            .chunks_exact(2)
+            .zip(x_bottom.chunks_exact(2))
+            .zip(dx_top[..2 * ow_n].chunks_exact_mut(2))
+            .zip(dx_bottom[..2 * ow_n].chunks_exact_mut(2))
+            .zip(y_row.iter().zip(dy_row));
+        for ((((xt, xb), dt), db), (&max, &grad)) in windows {
+            let first = xt[0] == max;
+            let second = !first && xt[1] == max;
+            let third = !(first || second) && xb[0] == max;
+            let fourth = !(first || second || third) && xb[1] == max;
+            dt[0] = if first { grad } else { 0.0 };
+            dt[1] = if second { grad } else { 0.0 };
+            db[0] = if third { grad } else { 0.0 };
+            db[1] = if fourth { grad } else { 0.0 };
+        }
+    }
 }

@@ -19,9 +19,10 @@ use mentor::transfer::{LinearProbe, LinearProbeConfig};
 use serde::{Deserialize, Serialize};
 
 /// The workloads `mentor bench` knows.
-const WORKLOADS: [&str; 6] = [
+const WORKLOADS: [&str; 7] = [
     "cnn-step",
     "mlp-step",
+    "resnet-step",
     "kd-epoch",
     "linear-probe",
     "lwf-task",
@@ -31,8 +32,8 @@ const WORKLOADS: [&str; 6] = [
 /// Arguments of `mentor bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Workloads to run (default: all): cnn-step, mlp-step, kd-epoch, linear-probe,
-    /// lwf-task, simclr-step.
+    /// Workloads to run (default: all): cnn-step, mlp-step, resnet-step, kd-epoch,
+    /// linear-probe, lwf-task, simclr-step.
     workloads: Vec<String>,
     /// Timed steps per step workload (after warm-up).
     #[arg(long, default_value_t = 30)]
@@ -99,11 +100,13 @@ fn run_config(sets: &[&str]) -> anyhow::Result<RunConfig> {
 
 /// The CNN step is conv32-conv64-fc128-fc10 on 1x28x28 at batch 128 with SGD momentum
 /// 0.9; the MLP step is 784-512-512-10 at batch 256 (the PyTorch peer in shared/bench
-/// uses the same).
+/// uses the same); the ResNet step is mentor's default ResNet (widths 16-32-64, one
+/// basic block a stage, batch norm) on 1x28x28 at batch 128.
 fn step_workload(name: &str) -> anyhow::Result<(RunConfig, usize)> {
     let base = ["optim.type=\"sgd\"", "optim.momentum=0.9", "lr=0.01"];
     let (extra, batch): (&[&str], usize) = match name {
         "cnn-step" => (&["model.type=\"cnn\""], 128),
+        "resnet-step" => (&["model.type=\"resnet\""], 128),
         "mlp-step" => (&["model.type=\"mlp\"", "model.hidden=[512,512]"], 256),
         other => bail!("{other} is not a step workload"),
     };
@@ -435,7 +438,7 @@ fn run_simclr_step(steps: usize, warmup: usize) -> anyhow::Result<Vec<BenchResul
 fn run_worker(name: &str, args: &BenchArgs) -> anyhow::Result<Vec<BenchResult>> {
     mentor::kernels::set_enabled(args.kernels == Kernels::Mentor);
     let mut results = match name {
-        "cnn-step" | "mlp-step" => Ok(vec![run_step_workload(
+        "cnn-step" | "mlp-step" | "resnet-step" => Ok(vec![run_step_workload(
             name,
             args.steps,
             args.warmup,

@@ -226,6 +226,39 @@ mod tests {
     }
 
     #[test]
+    fn convolution_matches_burns_on_random_shapes() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut checked = 0;
+        while checked < 16 {
+            let shape = [
+                rng.random_range(1..4),
+                rng.random_range(1..5),
+                rng.random_range(3..13),
+                rng.random_range(3..13),
+            ];
+            let kernel = [rng.random_range(1..5), rng.random_range(1..5)];
+            let stride = [rng.random_range(1..4), rng.random_range(1..4)];
+            let padding = [0; 4].map(|_| rng.random_range(0..3));
+            // A kernel must fit the padded input.
+            if shape[2] + padding[0] + padding[2] < kernel[0]
+                || shape[3] + padding[1] + padding[3] < kernel[1]
+            {
+                continue;
+            }
+            compare_conv(
+                shape,
+                rng.random_range(1..6),
+                kernel,
+                stride,
+                padding,
+                rng.random(),
+            );
+            checked += 1;
+        }
+    }
+
+    #[test]
     fn convolution_without_autodiff_and_with_a_frozen_weight() {
         let device = Device::flex();
         let conv = Conv2dConfig::new([3, 4], [3, 3])

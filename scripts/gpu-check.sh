@@ -2,6 +2,8 @@
 # GPU check, for a machine with an NVIDIA GPU and CUDA (under 5 minutes after the build):
 # builds mentor with the cuda feature, runs the CNN and MLP step benchmarks on the GPU and
 # on the CPU, then one short training run on the GPU.
+# The cuda build downloads an LLVM bundle (tracel-llvm-bundler, a build dependency of
+# cubecl-cuda): run it where the build can reach the network, or with that bundle cached.
 # usage: scripts/gpu-check.sh [OUT_DIR]
 set -euo pipefail
 out=${1:-runs/gpu-check}

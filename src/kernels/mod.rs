@@ -358,6 +358,49 @@ mod tests {
         compare_pool([1, 2, 9, 12], [3, 4], true);
     }
 
+    /// The CNN pools before its ReLU (a quarter of the ReLU work); that must give exactly
+    /// the values and input gradients of ReLU then pool, on Burn's layers and on ours,
+    /// including windows that are all negative or that hold ties at zero.
+    #[test]
+    fn pooling_then_relu_equals_relu_then_pooling() {
+        use burn::tensor::activation::relu;
+        let device = Device::flex().autodiff();
+        let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+        let mut values = random_data([2, 3, 10, 10], &device)
+            .try_into_vec::<f32>()
+            .expect("f32");
+        values[..8].fill(0.0); // ties at zero
+        values[20..24].fill(-1.0);
+        let data = TensorData::new(values, [2, 3, 10, 10]);
+        let weights = Tensor::<4>::from_data(random_data([2, 3, 5, 5], &device), &device);
+        let geometry = pool_geometry(&pool, &Tensor::<4>::from_data(data.clone(), &device))
+            .expect("the kernel covers this pooling");
+        // Burn's layer or ours, called directly: the process-wide switch is not touched
+        // while other tests run.
+        let max_pool = |fast: bool, x: Tensor<4>| {
+            if fast {
+                autodiff::max_pool2d(&x, geometry).expect("on autodiff flex")
+            } else {
+                pool.forward(x)
+            }
+        };
+        for fast in [true, false] {
+            let run = |pool_first: bool| {
+                let x = Tensor::<4>::from_data(data.clone(), &device).require_grad();
+                let y = if pool_first {
+                    relu(max_pool(fast, x.clone()))
+                } else {
+                    max_pool(fast, relu(x.clone()))
+                };
+                let grads = (y.clone() * weights.clone()).sum().backward();
+                let dx = x.grad(&grads).expect("input gradient");
+                let vec = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().expect("f32");
+                (vec(y.inner()), vec(dx))
+            };
+            assert_eq!(run(true), run(false), "mentor's pooling: {fast}");
+        }
+    }
+
     #[test]
     fn max_pooling_picks_the_first_maximum_and_routes_the_gradient_there() {
         let g = PoolGeometry {

@@ -106,8 +106,11 @@ impl CnnBackbone {
     /// the `hidden`-wide features computed from them: AMDIM compares features across
     /// these scales.
     pub fn feature_maps(&self, images: Tensor<4>) -> (Tensor<4>, Tensor<4>, Tensor<2>) {
-        let first = max_pool2d(&self.pool, relu(conv2d(&self.conv1, images)));
-        let second = max_pool2d(&self.pool, relu(conv2d(&self.conv2, first.clone())));
+        // Pool, then ReLU: the same values and gradients as ReLU then pool (max commutes
+        // with a non-decreasing function, and both send a window's gradient to its first
+        // maximum or nowhere), with a quarter of the ReLU work.
+        let first = relu(max_pool2d(&self.pool, conv2d(&self.conv1, images)));
+        let second = relu(max_pool2d(&self.pool, conv2d(&self.conv2, first.clone())));
         let features = self
             .dropout
             .forward(relu(self.fc.forward(second.clone().flatten(1, 3))));

@@ -163,8 +163,8 @@ fn mlp_stage(m: &Mlp, s: usize, x: Activation) -> Activation {
 fn cnn_stage(m: &Cnn, s: usize, x: Activation) -> Activation {
     let b = &m.backbone;
     match (s, x) {
-        (0, Activation::Map(x)) => Activation::Map(max_pool2d(&b.pool, relu(conv2d(&b.conv1, x)))),
-        (1, Activation::Map(x)) => Activation::Map(max_pool2d(&b.pool, relu(conv2d(&b.conv2, x)))),
+        (0, Activation::Map(x)) => Activation::Map(relu(max_pool2d(&b.pool, conv2d(&b.conv1, x)))),
+        (1, Activation::Map(x)) => Activation::Map(relu(max_pool2d(&b.pool, conv2d(&b.conv2, x)))),
         (_, x) => Activation::Flat(b.dropout.forward(relu(b.fc.forward(x.flat())))),
     }
 }

@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm::{MatRef, gemm};
+use super::gemm::{MatRef, filled, gemm, gemm_into, unfilled};
 
 /// Shapes of one convolution: NCHW input, `[out, in, kh, kw]` weight, groups 1,
 /// dilation 1, padding `[(top, bottom), (left, right)]`.
@@ -149,73 +149,111 @@ fn col2im_add(cols: &[f32], g: &ConvGeometry, image: &mut [f32]) {
     }
 }
 
-/// The convolution's output `[N, out, OH, OW]` (row-major) for input `x` and weight `w`.
+/// The output `[N, Co, OH, OW]`: per image, `[W | b] x [cols; 1]` — the bias rides in
+/// the product as a last column of the weights against a row of ones, so the output is
+/// written once, by the multiply, into memory that was never zero-filled.
 pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry) -> Vec<f32> {
     let (k, p, co) = (g.patch(), g.positions(), g.out_channels);
     assert_eq!(x.len(), g.batch * g.image(), "conv input size");
     assert_eq!(w.len(), co * k, "conv weight size");
-    let mut out = vec![0.0; g.batch * co * p];
+    let mut out = unfilled(g.batch * co * p);
     if out.is_empty() {
-        return out;
+        return Vec::new();
     }
-    let weight = MatRef::row_major(w, co, k);
+    let weight = match bias {
+        Some(bias) => {
+            assert_eq!(bias.len(), co, "conv bias size");
+            with_bias_column(w, bias, k)
+        }
+        None => w.to_vec(),
+    };
+    let rows = k + usize::from(bias.is_some());
+    let direct = g.is_pointwise() && bias.is_none();
     out.par_chunks_mut(co * p)
         .zip(x.par_chunks(g.image()))
         .for_each_init(
-            || vec![0.0; if g.is_pointwise() { 0 } else { k * p }],
+            || ones_below(k, if direct { 0 } else { rows }, p),
             |cols, (out_n, x_n)| {
-                let cols = if g.is_pointwise() {
+                let cols = if direct {
                     x_n
                 } else {
-                    im2col(x_n, g, cols);
+                    unfold(x_n, g, &mut cols[..k * p]);
                     &cols[..]
                 };
-                if let Some(bias) = bias {
-                    for (row, b) in out_n.chunks_exact_mut(p).zip(bias) {
-                        row.fill(*b);
-                    }
-                }
-                gemm(out_n, bias.is_some(), weight, MatRef::row_major(cols, k, p));
+                gemm_into(
+                    out_n,
+                    MatRef::row_major(&weight, co, rows),
+                    MatRef::row_major(cols, rows, p),
+                );
             },
         );
-    out
+    // SAFETY: the chunks cover `out`, and `gemm_into` wrote every element of each.
+    unsafe { filled(out) }
 }
 
-/// Gradients of the weight (`[out, in, kh, kw]`) and of the bias (`[out]`) for output
-/// gradient `dy`: `dW = sum_n dY_n cols_n^T`, `db = sum_n,p dY`.
+/// `[W | b]`: each of the `co` weight rows (`k` long) followed by its bias.
+fn with_bias_column(w: &[f32], bias: &[f32], k: usize) -> Vec<f32> {
+    w.chunks_exact(k)
+        .zip(bias)
+        .flat_map(|(row, b)| row.iter().chain(std::iter::once(b)))
+        .copied()
+        .collect()
+}
+
+/// A `rows x p` column buffer whose rows from `k` on are ones (the bias row); the rest
+/// is overwritten by `unfold` before each use.
+fn ones_below(k: usize, rows: usize, p: usize) -> Vec<f32> {
+    let mut cols = vec![0.0; rows * p];
+    cols[(k * p).min(rows * p)..].fill(1.0);
+    cols
+}
+
+/// `im2col`, or a copy for a pointwise convolution (whose columns are the image itself).
+fn unfold(image: &[f32], g: &ConvGeometry, cols: &mut [f32]) {
+    if g.is_pointwise() {
+        cols.copy_from_slice(image);
+    } else {
+        im2col(image, g, cols);
+    }
+}
+
+/// `(dW, db)`: per image `[dW | db] += dY x [cols; 1]^T` (the row of ones sums `dY` into
+/// the bias gradient inside the product), folded per thread, then summed.
 pub(crate) fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> (Vec<f32>, Vec<f32>) {
     let (k, p, co) = (g.patch(), g.positions(), g.out_channels);
     assert_eq!(x.len(), g.batch * g.image(), "conv input size");
     assert_eq!(dy.len(), g.batch * co * p, "conv output gradient size");
-    let zeros = || (vec![0.0; co * k], vec![0.0; co]);
+    let rows = k + 1;
+    let zeros = || vec![0.0; co * rows];
     let per_thread = g.batch.div_ceil(rayon::current_num_threads().max(1)).max(1);
-    x.par_chunks(g.image())
+    let sums = x
+        .par_chunks(g.image())
         .zip(dy.par_chunks(co * p))
         .with_min_len(per_thread)
         .fold(
             || (zeros(), Vec::new()),
-            |((mut dw, mut db), mut cols), (x_n, dy_n)| {
-                let cols_n = if g.is_pointwise() {
-                    x_n
-                } else {
-                    cols.resize(k * p, 0.0);
-                    im2col(x_n, g, &mut cols);
-                    &cols[..]
-                };
-                let grad = MatRef::row_major(dy_n, co, p);
-                gemm(&mut dw, true, grad, MatRef::row_major(cols_n, k, p).t());
-                for (b, row) in db.iter_mut().zip(dy_n.chunks_exact(p)) {
-                    *b += row.iter().sum::<f32>();
+            |(mut sums, mut cols), (x_n, dy_n)| {
+                if cols.is_empty() {
+                    cols = ones_below(k, rows, p);
                 }
-                ((dw, db), cols)
+                unfold(x_n, g, &mut cols[..k * p]);
+                let grad = MatRef::row_major(dy_n, co, p);
+                gemm(&mut sums, true, grad, MatRef::row_major(&cols, rows, p).t());
+                (sums, cols)
             },
         )
         .map(|(sums, _)| sums)
-        .reduce(zeros, |(mut dw, mut db), (dw2, db2)| {
-            dw.iter_mut().zip(&dw2).for_each(|(a, b)| *a += b);
-            db.iter_mut().zip(&db2).for_each(|(a, b)| *a += b);
-            (dw, db)
-        })
+        .reduce(zeros, |mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        });
+    let mut dw = Vec::with_capacity(co * k);
+    let mut db = Vec::with_capacity(co);
+    for row in sums.chunks_exact(rows) {
+        dw.extend_from_slice(&row[..k]);
+        db.push(row[k]);
+    }
+    (dw, db)
 }
 
 /// Gradient of the input `[N, C, H, W]`: `dX_n = col2im(W^T dY_n)`.

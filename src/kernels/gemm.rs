@@ -1,6 +1,8 @@
 //! A bounds-checked front to the `gemm` crate, the matrix multiply that Burn's flex
 //! backend itself runs (AVX-512 here): the convolution kernels are im2col + this.
 
+use std::mem::MaybeUninit;
+
 /// A read-only strided matrix view: element `(r, c)` is `data[r * row_stride + c * col_stride]`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MatRef<'a> {
@@ -54,32 +56,65 @@ impl<'a> MatRef<'a> {
 /// `lhs.rows x rhs.cols` matrix. Runs on the calling thread: callers parallelise over
 /// images, which keeps both cores busy on the small matrices of a convolution.
 pub(crate) fn gemm(dst: &mut [f32], accumulate: bool, lhs: MatRef<'_>, rhs: MatRef<'_>) {
-    assert_eq!(lhs.cols, rhs.rows, "gemm: inner dimensions differ");
-    let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
-    assert_eq!(dst.len(), m * n, "gemm: destination is not {m}x{n}");
-    lhs.check("left");
-    rhs.check("right");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
+    let (m, n) = check(dst.len(), lhs, rhs);
+    if lhs.cols == 0 {
         if !accumulate {
             dst.fill(0.0);
         }
         return;
     }
-    // SAFETY: every index the multiply touches lies inside the three slices (checked
-    // above: the last element of each view is in bounds, strides are non-negative), and
-    // `dst` is borrowed mutably, so it does not alias `lhs` or `rhs`.
+    // SAFETY: `check` proved every index the multiply touches in bounds; `dst` is
+    // borrowed mutably, so it does not alias `lhs` or `rhs`.
+    unsafe { multiply(dst.as_mut_ptr(), accumulate, m, n, lhs, rhs) }
+}
+
+/// `dst = lhs * rhs` into memory that was never initialised: every element of `dst` is
+/// written (the product does not read its destination), so the caller needs no zero fill.
+pub(crate) fn gemm_into(dst: &mut [MaybeUninit<f32>], lhs: MatRef<'_>, rhs: MatRef<'_>) {
+    let (m, n) = check(dst.len(), lhs, rhs);
+    if lhs.cols == 0 {
+        dst.fill(MaybeUninit::new(0.0));
+        return;
+    }
+    // SAFETY: as in `gemm`; with `read_dst` false the product only writes `dst`, so its
+    // uninitialised contents are never read. `MaybeUninit<f32>` has `f32`'s layout.
+    unsafe { multiply(dst.as_mut_ptr().cast(), false, m, n, lhs, rhs) }
+}
+
+/// Checks the shapes and bounds of a product into `dst_len` elements; returns `(m, n)`.
+fn check(dst_len: usize, lhs: MatRef<'_>, rhs: MatRef<'_>) -> (usize, usize) {
+    assert_eq!(lhs.cols, rhs.rows, "gemm: inner dimensions differ");
+    let (m, n) = (lhs.rows, rhs.cols);
+    assert_eq!(dst_len, m * n, "gemm: destination is not {m}x{n}");
+    lhs.check("left");
+    rhs.check("right");
+    (m, n)
+}
+
+/// # Safety
+/// `dst` points to `m * n` writable floats (readable too when `read_dst`) that alias
+/// neither operand, and both operand views were bounds-checked.
+unsafe fn multiply(
+    dst: *mut f32,
+    read_dst: bool,
+    m: usize,
+    n: usize,
+    lhs: MatRef<'_>,
+    rhs: MatRef<'_>,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: the caller's contract; strides are non-negative and in bounds.
     unsafe {
         gemm::gemm(
             m,
             n,
-            k,
-            dst.as_mut_ptr(),
+            lhs.cols,
+            dst,
             1,
             n as isize,
-            accumulate,
+            read_dst,
             lhs.data.as_ptr(),
             lhs.col_stride as isize,
             lhs.row_stride as isize,
@@ -94,6 +129,21 @@ pub(crate) fn gemm(dst: &mut [f32], accumulate: bool, lhs: MatRef<'_>, rhs: MatR
             gemm::Parallelism::None,
         );
     }
+}
+
+/// `len` floats that a kernel will write in full before anything reads them: the
+/// allocation skips the zero fill that `vec![0.0; len]` pays (tens of MB per step).
+pub(crate) fn unfilled(len: usize) -> Box<[MaybeUninit<f32>]> {
+    Box::new_uninit_slice(len)
+}
+
+/// The buffer of [`unfilled`] once every element was written.
+///
+/// # Safety
+/// Every element of `buffer` must have been written.
+pub(crate) unsafe fn filled(buffer: Box<[MaybeUninit<f32>]>) -> Vec<f32> {
+    // SAFETY: the caller's contract.
+    unsafe { buffer.assume_init() }.into_vec()
 }
 
 #[cfg(test)]
@@ -131,6 +181,26 @@ mod tests {
         for (got, want) in dst.iter().zip(&want) {
             assert!((got - want).abs() < 1e-5);
         }
+    }
+
+    #[test]
+    fn writes_every_element_of_an_unfilled_destination() {
+        let a: Vec<f32> = (0..6).map(|i| i as f32 - 2.5).collect();
+        let lhs = MatRef::row_major(&a, 2, 3);
+        let rhs = MatRef::row_major(&a, 3, 2);
+        let mut dst = unfilled(4);
+        gemm_into(&mut dst, lhs, rhs);
+        // SAFETY: gemm_into wrote all four elements.
+        let dst = unsafe { filled(dst) };
+        assert_eq!(dst, naive(lhs, rhs));
+        let mut empty_inner = unfilled(4);
+        gemm_into(
+            &mut empty_inner,
+            MatRef::row_major(&[], 2, 0),
+            MatRef::row_major(&[], 0, 2),
+        );
+        // SAFETY: as above (a product over no terms is zero).
+        assert_eq!(unsafe { filled(empty_inner) }, vec![0.0; 4]);
     }
 
     #[test]

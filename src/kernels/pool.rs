@@ -9,7 +9,11 @@
 //! NaN: a window's maximum ignores a NaN that follows a number (training stops on a NaN
 //! loss before this matters); Burn's own pooling propagates it.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
+
+use super::gemm::{filled, unfilled};
 
 /// Shapes of one pooling: `planes = N * C` planes of `height x width`, `kernel` windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +45,7 @@ fn max2(a: f32, b: f32) -> f32 {
 }
 
 /// Pools one plane into `out`.
-fn pool_plane(plane: &[f32], g: &PoolGeometry, out: &mut [f32]) {
+fn pool_plane(plane: &[f32], g: &PoolGeometry, out: &mut [MaybeUninit<f32>]) {
     let [_, ow_n] = g.out_hw();
     let w = g.width;
     let [kh, kw] = g.kernel;
@@ -54,7 +58,7 @@ fn pool_plane(plane: &[f32], g: &PoolGeometry, out: &mut [f32]) {
                 .zip(top.chunks_exact(2))
                 .zip(bottom.chunks_exact(2))
             {
-                *o = max2(max2(t[0], t[1]), max2(b[0], b[1]));
+                o.write(max2(max2(t[0], t[1]), max2(b[0], b[1])));
             }
             continue;
         }
@@ -64,7 +68,7 @@ fn pool_plane(plane: &[f32], g: &PoolGeometry, out: &mut [f32]) {
                 let row = &plane[(oh * kh + i) * w + ow * kw..][..kw];
                 best = row.iter().fold(best, |m, &v| max2(m, v));
             }
-            *o = best;
+            o.write(best);
         }
     }
 }
@@ -74,14 +78,15 @@ pub(crate) fn forward(x: &[f32], g: &PoolGeometry) -> Vec<f32> {
     let [oh_n, ow_n] = g.out_hw();
     let plane = g.height * g.width;
     assert_eq!(x.len(), g.planes * plane, "pool input size");
-    let mut out = vec![0.0; g.planes * oh_n * ow_n];
+    let mut out = unfilled(g.planes * oh_n * ow_n);
     if out.is_empty() {
-        return out;
+        return Vec::new();
     }
     out.par_chunks_mut(oh_n * ow_n)
         .zip(x.par_chunks(plane))
         .for_each(|(out, plane)| pool_plane(plane, g, out));
-    out
+    // SAFETY: the chunks cover `out`, and `pool_plane` writes every output of a plane.
+    unsafe { filled(out) }
 }
 
 /// The input gradient `[planes, H, W]`: each output's gradient `dy` lands on the first
@@ -94,56 +99,114 @@ pub(crate) fn backward(x: &[f32], y: &[f32], dy: &[f32], g: &PoolGeometry) -> Ve
     assert_eq!(x.len(), g.planes * plane, "pool input size");
     assert_eq!(y.len(), g.planes * out_plane, "pool output size");
     assert_eq!(dy.len(), y.len(), "pool output gradient size");
-    let mut dx = vec![0.0; x.len()];
-    if dx.is_empty() || dy.is_empty() {
-        return dx;
+    if x.is_empty() {
+        return Vec::new();
     }
+    let mut dx = unfilled(x.len());
+    let simd = pulp::Arch::new();
     dx.par_chunks_mut(plane)
         .zip(x.par_chunks(plane))
         .zip(y.par_chunks(out_plane).zip(dy.par_chunks(out_plane)))
         .for_each(|((dx, x), (y, dy))| {
             if [kh, kw] == [2, 2] {
-                unpool_plane_2x2(x, y, dy, w, ow_n, dx);
+                simd.dispatch(Unpool2x2 {
+                    x,
+                    y,
+                    dy,
+                    w,
+                    ow_n,
+                    dx,
+                });
                 return;
             }
+            dx.fill(MaybeUninit::new(0.0));
             for (o, (&max, &grad)) in y.iter().zip(dy).enumerate() {
                 let (oh, ow) = (o / ow_n, o % ow_n);
                 'window: for i in 0..kh {
                     let start = (oh * kh + i) * w + ow * kw;
                     for (j, &value) in x[start..start + kw].iter().enumerate() {
                         if value == max {
-                            dx[start + j] += grad;
+                            // Windows do not overlap: one gradient per position.
+                            dx[start + j].write(grad);
                             break 'window;
                         }
                     }
                 }
             }
         });
-    dx
+    // SAFETY: the chunks cover `dx`; each plane is either zero-filled first (general
+    // windows) or written in full by `unpool_plane_2x2`.
+    unsafe { filled(dx) }
+}
+
+/// [`unpool_plane_2x2`] as a `pulp` operation: `Arch::dispatch` runs it compiled for the
+/// best instruction set the CPU has (a closure would not be inlined there).
+struct Unpool2x2<'a> {
+    x: &'a [f32],
+    y: &'a [f32],
+    dy: &'a [f32],
+    w: usize,
+    ow_n: usize,
+    dx: &'a mut [MaybeUninit<f32>],
+}
+
+impl pulp::WithSimd for Unpool2x2<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        unpool_plane_2x2(self.x, self.y, self.dy, self.w, self.ow_n, self.dx);
+    }
 }
 
 /// [`backward`] for one plane with 2x2 windows, without branches: every window's four
 /// gradients are written (windows do not overlap), all but the first maximum's zero.
-fn unpool_plane_2x2(x: &[f32], y: &[f32], dy: &[f32], w: usize, ow_n: usize, dx: &mut [f32]) {
+/// Inlined into a `pulp` dispatch, so that the loop is compiled for AVX-512 too.
+#[inline(always)]
+fn unpool_plane_2x2(
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    w: usize,
+    ow_n: usize,
+    dx: &mut [MaybeUninit<f32>],
+) {
+    let zero = MaybeUninit::new(0.0);
+    let covered = 2 * (y.len() / ow_n.max(1)) * w;
     for ((y_row, dy_row), oh) in y.chunks_exact(ow_n).zip(dy.chunks_exact(ow_n)).zip(0..) {
         let (top, bottom) = (2 * oh * w, (2 * oh + 1) * w);
-        let (x_top, x_bottom) = (&x[top..top + 2 * ow_n], &x[bottom..bottom + 2 * ow_n]);
         let (dx_top, dx_bottom) = dx[top..].split_at_mut(w);
-        let windows = x_top
-            .chunks_exact(2)
-            .zip(x_bottom.chunks_exact(2))
-            .zip(dx_top[..2 * ow_n].chunks_exact_mut(2))
-            .zip(dx_bottom[..2 * ow_n].chunks_exact_mut(2))
-            .zip(y_row.iter().zip(dy_row));
-        for ((((xt, xb), dt), db), (&max, &grad)) in windows {
-            let first = xt[0] == max;
-            let second = !first && xt[1] == max;
-            let third = !(first || second) && xb[0] == max;
-            let fourth = !(first || second || third) && xb[1] == max;
-            dt[0] = if first { grad } else { 0.0 };
-            dt[1] = if second { grad } else { 0.0 };
-            db[0] = if third { grad } else { 0.0 };
-            db[1] = if fourth { grad } else { 0.0 };
-        }
+        let dx_bottom = &mut dx_bottom[..w];
+        // An odd width leaves a last column outside every window.
+        dx_top[2 * ow_n..].fill(zero);
+        dx_bottom[2 * ow_n..].fill(zero);
+        unpool_rows_2x2(
+            [&x[top..top + w], &x[bottom..bottom + w]],
+            y_row,
+            dy_row,
+            [dx_top, dx_bottom],
+        );
+    }
+    // An odd height leaves a last row outside every window.
+    dx[covered..].fill(zero);
+}
+
+/// One row of 2x2 windows. Plain indexing over exact-length slices and non-short-circuit
+/// `&` keep the loop free of bounds checks and branches, so that it vectorises.
+#[inline(always)]
+fn unpool_rows_2x2(x: [&[f32]; 2], y: &[f32], dy: &[f32], dx: [&mut [MaybeUninit<f32>]; 2]) {
+    let n = y.len();
+    let (dy, xt, xb) = (&dy[..n], &x[0][..2 * n], &x[1][..2 * n]);
+    let [dt, db] = dx;
+    let (dt, db) = (&mut dt[..2 * n], &mut db[..2 * n]);
+    for o in 0..n {
+        let (max, grad) = (y[o], dy[o]);
+        let (a, b) = (xt[2 * o] == max, xt[2 * o + 1] == max);
+        let (c, d) = (xb[2 * o] == max, xb[2 * o + 1] == max);
+        let pick = |hit: bool| MaybeUninit::new(if hit { grad } else { 0.0 });
+        dt[2 * o] = pick(a);
+        dt[2 * o + 1] = pick(b & !a);
+        db[2 * o] = pick(c & !(a | b));
+        db[2 * o + 1] = pick(d & !(a | b | c));
     }
 }

@@ -72,6 +72,25 @@ fn unknown_config_key_names_the_key() {
 }
 
 #[test]
+fn data_parallel_devices_are_refused_where_burn_cannot_all_reduce() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["train", "--out", out.to_str().unwrap(), "--set", "epochs=1"];
+        args.extend_from_slice(extra);
+        mentor(&args)
+    };
+    // Burn 0.22.1's CPU backend has no collective operations: refused before training.
+    let (code, _, err) = run(&["--devices", "cpu"]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "only on CUDA");
+    assert!(!out.join("checkpoints").exists());
+    let (code, _, err) = run(&["--devices", "cuda:0,cuda:0"]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "listed twice");
+}
+
+#[test]
 fn truncated_idx_file_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let mut images = vec![0u8, 0, 8, 3, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0, 2];

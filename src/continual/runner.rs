@@ -210,6 +210,7 @@ pub fn run_continual(
             log: options.log,
             stop_after: partial,
             device: options.device.clone(),
+            devices: Vec::new(),
             start_from: Some(network.clone()),
             start_optimizer: optimizer_state.clone(),
             max_steps: Some(continual.iterations_per_task),

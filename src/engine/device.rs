@@ -10,6 +10,17 @@ pub enum DeviceError {
     /// The name is not a device mentor knows.
     #[error("unknown device {0:?}: expected cpu, cuda, cuda:N or wgpu")]
     Unknown(String),
+    /// Data-parallel training was asked for on a backend that cannot all-reduce.
+    #[error(
+        "--devices: {0:?} cannot train data-parallel: Burn 0.22.1 all-reduces gradients only on CUDA (NCCL); its CPU (flex) and wgpu backends have no collective operations"
+    )]
+    NoCollectives(String),
+    /// A device list names the same device twice.
+    #[error("--devices: {0:?} is listed twice")]
+    Repeated(String),
+    /// An empty device list.
+    #[error("--devices: give at least one device, e.g. cuda:0,cuda:1")]
+    NoDevices,
     /// The backend exists but this binary was built without it.
     #[error("device {name:?} needs mentor built with `--features {feature}`")]
     NotBuilt {
@@ -49,6 +60,33 @@ pub fn parse_device(name: &str) -> Result<Device, DeviceError> {
     }
 }
 
+/// Parses a comma-separated device list for data-parallel training (`cuda:0,cuda:1`):
+/// every device must exist in this build, appear once, and be able to all-reduce.
+pub fn parse_devices(list: &str) -> Result<Vec<Device>, DeviceError> {
+    let names: Vec<String> = list
+        .split(',')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .map(|n| if n == "cuda" { "cuda:0".into() } else { n })
+        .collect();
+    if names.is_empty() {
+        return Err(DeviceError::NoDevices);
+    }
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(DeviceError::Repeated(name.clone()));
+        }
+        if !name.starts_with("cuda") {
+            // A known backend without collectives is refused for that reason, built or not.
+            return Err(match parse_device(name) {
+                Err(unknown @ DeviceError::Unknown(_)) => unknown,
+                _ => DeviceError::NoCollectives(name.clone()),
+            });
+        }
+    }
+    names.iter().map(|name| parse_device(name)).collect()
+}
+
 #[cfg(feature = "cuda")]
 fn cuda_device(_name: &str, index: usize) -> Result<Device, DeviceError> {
     Ok(Device::cuda(index))
@@ -78,6 +116,20 @@ fn wgpu_device(name: &str) -> Result<Device, DeviceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_lists_refuse_backends_without_collectives_and_repeats() {
+        let err = |list: &str| parse_devices(list).unwrap_err();
+        assert_eq!(err("cpu"), DeviceError::NoCollectives("cpu".into()));
+        assert_eq!(err(" , "), DeviceError::NoDevices);
+        assert_eq!(err("cuda:0,cuda"), DeviceError::Repeated("cuda:0".into()));
+        assert!(matches!(err("tpu"), DeviceError::Unknown(_)));
+        assert!(err("cpu").to_string().contains("only on CUDA"));
+        #[cfg(not(feature = "cuda"))]
+        assert!(matches!(err("cuda:0,cuda:1"), DeviceError::NotBuilt { .. }));
+        #[cfg(feature = "cuda")]
+        assert_eq!(parse_devices("cuda:0,cuda:1").map(|d| d.len()), Ok(2));
+    }
 
     #[test]
     fn names_parse_or_fail_clearly() {

@@ -15,13 +15,14 @@ pub mod groups;
 pub mod metrics;
 pub mod objective;
 pub mod optim;
+pub mod parallel;
 pub mod prepare;
 pub mod progress;
 pub mod restore;
 pub mod schedule;
 pub mod trainer;
 
-pub use device::{module_device, parse_device};
+pub use device::{module_device, parse_device, parse_devices};
 pub use objective::{CrossEntropy, Objective, StepOutput};
 pub use prepare::{PreparedData, prepare_data};
 pub use progress::LogFormat;

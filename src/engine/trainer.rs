@@ -15,6 +15,7 @@ use super::checkpoint::{self, CheckpointError, TrainingState};
 use super::groups::{GroupError, ParamGroups};
 use super::metrics::{MetricRow, Running, write_history};
 use super::objective::Objective;
+use super::parallel::DataParallel;
 use super::prepare::PreparedData;
 use super::progress::{LogFormat, Progress};
 use crate::config::RunConfig;
@@ -57,6 +58,9 @@ pub enum EngineError {
     /// Pretrained weights could not be imported.
     #[error(transparent)]
     Transfer(#[from] crate::transfer::TransferError),
+    /// Data-parallel training could not start.
+    #[error("data parallel: {0}")]
+    DataParallel(String),
     /// A run directory file could not be written.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -81,6 +85,10 @@ pub struct TrainOptions {
     pub stop_after: Option<usize>,
     /// The device to train on (its autodiff version is used for training).
     pub device: Device,
+    /// Data-parallel training on these devices (see [`super::parallel`]); empty trains
+    /// on `device` alone. The first should be `device`. Supervised runs only: the other
+    /// devices' replicas minimise cross-entropy.
+    pub devices: Vec<Device>,
     /// Start from these weights instead of a fresh initialisation (continual learning's
     /// next task starts from the previous task's network); ignored when resuming.
     pub start_from: Option<Network>,
@@ -101,6 +109,7 @@ impl TrainOptions {
             log: LogFormat::Human,
             stop_after: None,
             device: Device::flex(),
+            devices: Vec::new(),
             start_from: None,
             start_optimizer: None,
             max_steps: None,
@@ -302,7 +311,12 @@ pub fn train(
     let ckpt_dir = out.join("checkpoints");
     let last_path = ckpt_dir.join("last.ckpt");
     let config_toml = config.to_toml();
-    let device = options.device.clone().autodiff();
+    let device = options
+        .devices
+        .first()
+        .unwrap_or(&options.device)
+        .clone()
+        .autodiff();
 
     let mut network = match &options.start_from {
         Some(start) => start.clone(),
@@ -389,6 +403,20 @@ pub fn train(
         }
     }
     let groups = ParamGroups::resolve(&config.groups, &param_infos(&network))?;
+    let mut parallel = None;
+    if !options.devices.is_empty() {
+        let devices: Vec<Device> = options
+            .devices
+            .iter()
+            .map(|d| d.clone().autodiff())
+            .collect();
+        let (replicas, marked) =
+            DataParallel::start(&devices, network, &optimizer, || config.optim.init())
+                .map_err(EngineError::DataParallel)?;
+        network = marked;
+        parallel = Some(replicas);
+    }
+    let shards = options.devices.len().max(1);
 
     let label = format!("[{} {}]", config.model.kind(), config.data.dataset);
     let mut progress = Progress::new(options.log, &label);
@@ -405,6 +433,9 @@ pub fn train(
             break;
         }
         device.seed(epoch_seed(config.seed, epoch));
+        if let Some(replicas) = &parallel {
+            replicas.seed(epoch_seed(config.seed, epoch));
+        }
         let order = BatchOrder::shuffled(data.train.len(), config.batch_size, config.seed, epoch);
         progress.start_epoch(epoch + 1, config.epochs, steps_per_epoch);
         let epoch_groups = groups.at_epoch(epoch + 1);
@@ -422,16 +453,35 @@ pub fn train(
             lr = config
                 .schedule
                 .lr(config.lr, progress_epochs, config.epochs, steps_per_epoch);
-            let batch = Batch::gather(&data.train, idx, &device);
-            let step_result = train_step(
-                network,
-                &mut optimizer,
-                &epoch_groups,
-                objective,
-                &batch,
-                idx,
-                lr,
-            );
+            if idx.len() < shards {
+                // Every device must take part in each step's gradient all-reduce.
+                continue;
+            }
+            let step_result = match &mut parallel {
+                Some(replicas) => replicas
+                    .step(
+                        network,
+                        &mut optimizer,
+                        &epoch_groups,
+                        objective,
+                        &data.train,
+                        idx,
+                        lr,
+                    )
+                    .map(|(n, s)| (n, s.loss, s.correct, s.predictions)),
+                None => {
+                    let batch = Batch::gather(&data.train, idx, &device);
+                    train_step(
+                        network,
+                        &mut optimizer,
+                        &epoch_groups,
+                        objective,
+                        &batch,
+                        idx,
+                        lr,
+                    )
+                }
+            };
             let loss_value;
             (network, loss_value) = match step_result {
                 Ok((n, l, c, p)) => {

@@ -12,7 +12,10 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 use burn::tensor::{Tensor, TensorData};
 
+use std::sync::Arc;
+
 use super::conv::{self, ConvGeometry};
+use super::conv_pool;
 use super::pool::{self, PoolGeometry};
 
 /// Flex under Burn's autodiff, as `Device::flex().autodiff()` builds it.
@@ -262,5 +265,173 @@ fn tracked_max_pool2d(
             prep.finish(state, out)
         }
         OpsKind::UnTracked(prep) => prep.finish(out),
+    }
+}
+
+/// Convolution then max pooling through the fused kernel: `None` when the tensors are
+/// not all on flex (or all on autodiff flex).
+pub(super) fn conv2d_max_pool2d(
+    input: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    geometry: ConvGeometry,
+    kernel: [usize; 2],
+) -> Option<Tensor<4>> {
+    if let (Some(x), Some(w)) = (on_autodiff(input), on_autodiff(weight)) {
+        let b = match bias {
+            Some(b) => Some(on_autodiff(b)?),
+            None => None,
+        };
+        return Some(Tensor::from_primitive::<Ad>(tracked_conv_pool(
+            x, w, b, geometry, kernel,
+        )));
+    }
+    let (x, w) = (on_flex(input)?, on_flex(weight)?);
+    let b = match bias {
+        Some(b) => Some(on_flex(b)?),
+        None => None,
+    };
+    let (pooled, _) = conv_pool_output(&x, &w, b.as_ref(), &geometry, kernel);
+    Some(Tensor::from_primitive::<Flex>(pooled))
+}
+
+fn conv_pool_output(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+    g: &ConvGeometry,
+    kernel: [usize; 2],
+) -> (FlexTensor, Vec<u8>) {
+    let (x, weight) = (contiguous(x), contiguous(weight));
+    let bias = bias.map(contiguous);
+    let (out, argmax) = conv_pool::forward(
+        values(&x),
+        values(&weight),
+        bias.as_ref().map(values),
+        g,
+        kernel,
+    );
+    let [oh, ow] = g
+        .output_size()
+        .expect("the geometry was checked before dispatch");
+    let shape = [g.batch, g.out_channels, oh / kernel[0], ow / kernel[1]];
+    (flex_tensor(out, shape), argmax)
+}
+
+/// What the fused backward needs: the input, the weight, and each window's argmax.
+#[derive(Debug, Clone)]
+struct ConvPoolState {
+    x: FlexTensor,
+    weight: FlexTensor,
+    argmax: Arc<Vec<u8>>,
+    geometry: ConvGeometry,
+    kernel: [usize; 2],
+}
+
+#[derive(Debug)]
+struct ConvPoolWithBias;
+
+#[derive(Debug)]
+struct ConvPoolNoBias;
+
+impl Backward<Flex, 3> for ConvPoolWithBias {
+    type State = ConvPoolState;
+
+    fn backward(self, ops: Ops<ConvPoolState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x, w, b] = ops.parents.map(|node| node.map(|node| node.id));
+        let grad = grads.consume::<Flex>(&ops.node);
+        conv_pool_backward(&ops.state, &grad, [x, w, b], grads);
+    }
+}
+
+impl Backward<Flex, 2> for ConvPoolNoBias {
+    type State = ConvPoolState;
+
+    fn backward(self, ops: Ops<ConvPoolState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x, w] = ops.parents.map(|node| node.map(|node| node.id));
+        let grad = grads.consume::<Flex>(&ops.node);
+        conv_pool_backward(&ops.state, &grad, [x, w, None], grads);
+    }
+}
+
+fn conv_pool_backward(
+    state: &ConvPoolState,
+    grad: &FlexTensor,
+    [x_node, weight_node, bias_node]: [Option<NodeId>; 3],
+    grads: &mut Gradients,
+) {
+    let g = &state.geometry;
+    let want_weight = weight_node.is_some() || bias_node.is_some();
+    if x_node.is_none() && !want_weight {
+        return;
+    }
+    let (grad, x, weight) = (
+        contiguous(grad),
+        contiguous(&state.x),
+        contiguous(&state.weight),
+    );
+    let result = conv_pool::backward(
+        values(&x),
+        values(&weight),
+        values(&grad),
+        &state.argmax,
+        g,
+        state.kernel,
+        [x_node.is_some(), want_weight],
+    );
+    if let (Some(node), Some(dx)) = (x_node, result.input) {
+        let shape = [g.batch, g.in_channels, g.height, g.width];
+        grads.register::<Flex>(node, flex_tensor(dx, shape));
+    }
+    if let Some((dw, db)) = result.weight_bias {
+        if let Some(node) = weight_node {
+            let [kh, kw] = g.kernel;
+            let shape = [g.out_channels, g.in_channels, kh, kw];
+            grads.register::<Flex>(node, flex_tensor(dw, shape));
+        }
+        if let Some(node) = bias_node {
+            grads.register::<Flex>(node, flex_tensor(db, [g.out_channels]));
+        }
+    }
+}
+
+fn tracked_conv_pool(
+    x: FloatTensor<Ad>,
+    weight: FloatTensor<Ad>,
+    bias: Option<FloatTensor<Ad>>,
+    geometry: ConvGeometry,
+    kernel: [usize; 2],
+) -> FloatTensor<Ad> {
+    let (out, argmax) = conv_pool_output(
+        x.primitive(),
+        weight.primitive(),
+        bias.as_ref().map(|b| b.primitive()),
+        &geometry,
+        kernel,
+    );
+    let state = || ConvPoolState {
+        x: x.primitive().clone(),
+        weight: weight.primitive().clone(),
+        argmax: Arc::new(argmax),
+        geometry,
+        kernel,
+    };
+    match &bias {
+        Some(b) => match ConvPoolWithBias
+            .prepare::<NoCheckpointing>([x.node(), weight.node(), b.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state(), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        },
+        None => match ConvPoolNoBias
+            .prepare::<NoCheckpointing>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state(), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        },
     }
 }

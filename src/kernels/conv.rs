@@ -39,23 +39,23 @@ impl ConvGeometry {
         ])
     }
 
-    fn out_hw(&self) -> [usize; 2] {
+    pub(super) fn out_hw(&self) -> [usize; 2] {
         self.output_size()
             .expect("ConvGeometry::output_size is checked before the kernels run")
     }
 
     /// Rows of the im2col matrix (`in_channels * kh * kw`).
-    fn patch(&self) -> usize {
+    pub(super) fn patch(&self) -> usize {
         self.in_channels * self.kernel[0] * self.kernel[1]
     }
 
     /// Columns of the im2col matrix (output positions of one image).
-    fn positions(&self) -> usize {
+    pub(super) fn positions(&self) -> usize {
         let [oh, ow] = self.out_hw();
         oh * ow
     }
 
-    fn image(&self) -> usize {
+    pub(super) fn image(&self) -> usize {
         self.in_channels * self.height * self.width
     }
 
@@ -192,7 +192,7 @@ pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeomet
 }
 
 /// `[W | b]`: each of the `co` weight rows (`k` long) followed by its bias.
-fn with_bias_column(w: &[f32], bias: &[f32], k: usize) -> Vec<f32> {
+pub(super) fn with_bias_column(w: &[f32], bias: &[f32], k: usize) -> Vec<f32> {
     w.chunks_exact(k)
         .zip(bias)
         .flat_map(|(row, b)| row.iter().chain(std::iter::once(b)))
@@ -202,14 +202,14 @@ fn with_bias_column(w: &[f32], bias: &[f32], k: usize) -> Vec<f32> {
 
 /// A `rows x p` column buffer whose rows from `k` on are ones (the bias row); the rest
 /// is overwritten by `unfold` before each use.
-fn ones_below(k: usize, rows: usize, p: usize) -> Vec<f32> {
+pub(super) fn ones_below(k: usize, rows: usize, p: usize) -> Vec<f32> {
     let mut cols = vec![0.0; rows * p];
     cols[(k * p).min(rows * p)..].fill(1.0);
     cols
 }
 
 /// `im2col`, or a copy for a pointwise convolution (whose columns are the image itself).
-fn unfold(image: &[f32], g: &ConvGeometry, cols: &mut [f32]) {
+pub(super) fn unfold(image: &[f32], g: &ConvGeometry, cols: &mut [f32]) {
     if g.is_pointwise() {
         cols.copy_from_slice(image);
     } else {
@@ -233,12 +233,7 @@ pub(crate) fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> (Vec<f32>,
         .fold(
             || (zeros(), Vec::new()),
             |(mut sums, mut cols), (x_n, dy_n)| {
-                if cols.is_empty() {
-                    cols = ones_below(k, rows, p);
-                }
-                unfold(x_n, g, &mut cols[..k * p]);
-                let grad = MatRef::row_major(dy_n, co, p);
-                gemm(&mut sums, true, grad, MatRef::row_major(&cols, rows, p).t());
+                add_weight_grad(&mut sums, &mut cols, x_n, dy_n, g);
                 (sums, cols)
             },
         )
@@ -247,12 +242,33 @@ pub(crate) fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> (Vec<f32>,
             a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
             a
         });
-    let mut dw = Vec::with_capacity(co * k);
-    let mut db = Vec::with_capacity(co);
-    for row in sums.chunks_exact(rows) {
-        dw.extend_from_slice(&row[..k]);
-        db.push(row[k]);
+    split_bias_column(&sums, k)
+}
+
+/// One image's share of the weight gradient: `sums += dY_n x [cols_n; 1]^T`, with
+/// `sums` the `Co x (K + 1)` running `[dW | db]` and `cols` a scratch buffer (empty on
+/// first use).
+pub(super) fn add_weight_grad(
+    sums: &mut [f32],
+    cols: &mut Vec<f32>,
+    x_n: &[f32],
+    dy_n: &[f32],
+    g: &ConvGeometry,
+) {
+    let (k, p, co) = (g.patch(), g.positions(), g.out_channels);
+    if cols.len() != (k + 1) * p {
+        *cols = ones_below(k, k + 1, p);
     }
+    unfold(x_n, g, &mut cols[..k * p]);
+    let grad = MatRef::row_major(dy_n, co, p);
+    gemm(sums, true, grad, MatRef::row_major(cols, k + 1, p).t());
+}
+
+/// `[dW | db]` (`Co x (K + 1)`) split into `dW` and `db`.
+pub(super) fn split_bias_column(sums: &[f32], k: usize) -> (Vec<f32>, Vec<f32>) {
+    let rows = sums.chunks_exact(k + 1);
+    let dw = rows.clone().flat_map(|row| &row[..k]).copied().collect();
+    let db = rows.map(|row| row[k]).collect();
     (dw, db)
 }
 
@@ -265,19 +281,32 @@ pub(crate) fn input_grad(w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
     if dx.is_empty() {
         return dx;
     }
-    let weight_t = MatRef::row_major(w, co, k).t();
     dx.par_chunks_mut(g.image())
         .zip(dy.par_chunks(co * p))
         .for_each_init(
             || vec![0.0; k * p],
-            |cols, (dx_n, dy_n)| {
-                if g.is_pointwise() {
-                    gemm(dx_n, false, weight_t, MatRef::row_major(dy_n, co, p));
-                } else {
-                    gemm(cols, false, weight_t, MatRef::row_major(dy_n, co, p));
-                    col2im_add(cols, g, dx_n);
-                }
-            },
+            |cols, (dx_n, dy_n)| add_input_grad(dx_n, cols, w, dy_n, g),
         );
     dx
+}
+
+/// One image's input gradient added into `dx_n`: `dX_n += col2im(W^T dY_n)`, with
+/// `cols` a scratch buffer of at least `K x P`.
+pub(super) fn add_input_grad(
+    dx_n: &mut [f32],
+    cols: &mut [f32],
+    w: &[f32],
+    dy_n: &[f32],
+    g: &ConvGeometry,
+) {
+    let (k, p, co) = (g.patch(), g.positions(), g.out_channels);
+    let weight_t = MatRef::row_major(w, co, k).t();
+    let dy_n = MatRef::row_major(dy_n, co, p);
+    if g.is_pointwise() {
+        gemm(dx_n, true, weight_t, dy_n);
+    } else {
+        let cols = &mut cols[..k * p];
+        gemm(cols, false, weight_t, dy_n);
+        col2im_add(cols, g, dx_n);
+    }
 }

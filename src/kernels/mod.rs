@@ -14,6 +14,7 @@
 
 mod autodiff;
 mod conv;
+mod conv_pool;
 mod gemm;
 mod pool;
 
@@ -63,6 +64,27 @@ pub fn max_pool2d(pool: &MaxPool2d, input: Tensor<4>) -> Tensor<4> {
     }
 }
 
+/// `max_pool2d(pool, conv2d(conv, input))`, fused where mentor's kernels cover both:
+/// the convolution's full-resolution output is pooled image by image while in cache and
+/// never stored (see `conv_pool`); otherwise the two layers one after the other.
+pub fn conv2d_max_pool2d(conv: &Conv2d, pool: &MaxPool2d, input: Tensor<4>) -> Tensor<4> {
+    let fused = conv_geometry(conv, &input).filter(|g| {
+        let [oh, ow] = g.output_size().unwrap_or([0, 0]);
+        pool_geometry_of(pool, input.dtype(), [g.batch, g.out_channels, oh, ow]).is_some()
+            && conv_pool::covers(g, pool.kernel_size)
+    });
+    if let Some(geometry) = fused {
+        let weight = conv.weight.val();
+        let bias = conv.bias.as_ref().map(|b| b.val());
+        let pooled =
+            autodiff::conv2d_max_pool2d(&input, &weight, bias.as_ref(), geometry, pool.kernel_size);
+        if let Some(pooled) = pooled {
+            return pooled;
+        }
+    }
+    max_pool2d(pool, conv2d(conv, input))
+}
+
 /// The convolution's shapes when mentor's kernel covers it.
 fn conv_geometry(conv: &Conv2d, input: &Tensor<4>) -> Option<ConvGeometry> {
     if !enabled() || input.dtype() != DType::F32 || conv.groups != 1 || conv.dilation != [1, 1] {
@@ -93,12 +115,17 @@ fn conv_geometry(conv: &Conv2d, input: &Tensor<4>) -> Option<ConvGeometry> {
 
 /// The pooling's shapes when mentor's kernel covers it.
 fn pool_geometry(pool: &MaxPool2d, input: &Tensor<4>) -> Option<PoolGeometry> {
+    pool_geometry_of(pool, input.dtype(), input.dims())
+}
+
+/// [`pool_geometry`] for an input of `dtype` and `dims`.
+fn pool_geometry_of(pool: &MaxPool2d, dtype: DType, dims: [usize; 4]) -> Option<PoolGeometry> {
     let no_padding = matches!(
         pool.padding,
         PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
     );
     if !enabled()
-        || input.dtype() != DType::F32
+        || dtype != DType::F32
         || !no_padding
         || pool.kernel_size != pool.stride
         || pool.dilation != [1, 1]
@@ -106,7 +133,7 @@ fn pool_geometry(pool: &MaxPool2d, input: &Tensor<4>) -> Option<PoolGeometry> {
     {
         return None;
     }
-    let [batch, channels, height, width] = input.dims();
+    let [batch, channels, height, width] = dims;
     let geometry = PoolGeometry {
         planes: batch * channels,
         height,
@@ -256,6 +283,100 @@ mod tests {
             );
             checked += 1;
         }
+    }
+
+    /// The fused convolution + max-pool against Burn's two layers, each followed by a
+    /// sum against the same random weights: output and every gradient (the input's only
+    /// when `input_grad`, as for a network's first layer).
+    fn compare_conv_pool(
+        shape: [usize; 4],
+        out: usize,
+        padding: usize,
+        window: [usize; 2],
+        bias: bool,
+        input_grad: bool,
+    ) {
+        let device = Device::flex().autodiff();
+        let conv = Conv2dConfig::new([shape[1], out], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(
+                padding, padding, padding, padding,
+            ))
+            .with_bias(bias)
+            .init(&device);
+        let pool = MaxPool2dConfig::new(window).with_strides(window).init();
+        let data = random_data(shape, &device);
+        let probe = Tensor::<4>::from_data(data.clone(), &device);
+        let geometry = conv_geometry(&conv, &probe).expect("covered");
+        assert!(conv_pool::covers(&geometry, window));
+        let run = |fast: bool| {
+            let mut x = Tensor::<4>::from_data(data.clone(), &device);
+            if input_grad {
+                x = x.require_grad();
+            }
+            let y = if fast {
+                let bias = conv.bias.as_ref().map(|b| b.val());
+                autodiff::conv2d_max_pool2d(&x, &conv.weight.val(), bias.as_ref(), geometry, window)
+                    .expect("all tensors are on autodiff flex")
+            } else {
+                pool.forward(conv.forward(x.clone()))
+            };
+            let weights = Tensor::<4>::random(y.dims(), Distribution::Default, &device);
+            (y, weights, x)
+        };
+        // The same sum weights for both paths.
+        let (y_fast, weights, x_fast) = run(true);
+        let (y_ref, _, x_ref) = run(false);
+        let case = format!("{shape:?} -> {out}, pad {padding}, window {window:?}, bias {bias}");
+        assert_eq!(y_fast.dims(), y_ref.dims(), "{case}: output shape");
+        let grads = (y_fast.clone() * weights.clone()).sum().backward();
+        let grads_ref = (y_ref.clone() * weights).sum().backward();
+        let mut errors = vec![
+            ("output", relative_error(y_fast.inner(), y_ref.inner())),
+            (
+                "weight gradient",
+                relative_error(
+                    conv.weight.grad(&grads).expect("dW"),
+                    conv.weight.grad(&grads_ref).expect("dW"),
+                ),
+            ),
+        ];
+        if let Some(b) = &conv.bias {
+            let (db, db_ref) = (b.grad(&grads), b.grad(&grads_ref));
+            errors.push((
+                "bias gradient",
+                relative_error(db.expect("db"), db_ref.expect("db")),
+            ));
+        }
+        if input_grad {
+            let (dx, dx_ref) = (x_fast.grad(&grads), x_ref.grad(&grads_ref));
+            errors.push((
+                "input gradient",
+                relative_error(dx.expect("dx"), dx_ref.expect("dx")),
+            ));
+        } else {
+            assert!(
+                x_fast.grad(&grads).is_none(),
+                "{case}: an untracked input got a gradient"
+            );
+        }
+        for (what, error) in errors {
+            assert!(
+                error < 1e-4,
+                "{case}: {what} differs by {error:e} (relative)"
+            );
+        }
+    }
+
+    #[test]
+    fn fused_convolution_and_pooling_match_burns_layers() {
+        // The CNN's two stages (the first without an input gradient), then odd output
+        // sizes (the last row and column are outside every window), no bias, a 3x3
+        // window, a rectangular one, and ties after a zero-padded border.
+        compare_conv_pool([3, 1, 28, 28], 8, 1, [2, 2], true, false);
+        compare_conv_pool([2, 6, 14, 14], 8, 1, [2, 2], true, true);
+        compare_conv_pool([2, 3, 9, 11], 5, 1, [2, 2], false, true);
+        compare_conv_pool([2, 2, 12, 12], 4, 0, [3, 3], true, true);
+        compare_conv_pool([1, 3, 10, 9], 3, 2, [2, 3], true, true);
     }
 
     #[test]

@@ -32,7 +32,7 @@ impl PoolGeometry {
             .then(|| [self.height / kh, self.width / kw])
     }
 
-    fn out_hw(&self) -> [usize; 2] {
+    pub(super) fn out_hw(&self) -> [usize; 2] {
         self.output_size()
             .expect("PoolGeometry::output_size is checked before the kernels run")
     }
@@ -208,5 +208,77 @@ fn unpool_rows_2x2(x: [&[f32]; 2], y: &[f32], dy: &[f32], dx: [&mut [MaybeUninit
         dt[2 * o + 1] = pick(b & !a);
         db[2 * o] = pick(c & !(a | b));
         db[2 * o + 1] = pick(d & !(a | b | c));
+    }
+}
+
+/// Pools the planes of `x` into `out` as [`forward`] does, also writing each pooled
+/// value's position in its window (`i * kw + j`, the first maximum) into `argmax`.
+pub(crate) fn forward_with_argmax(
+    x: &[f32],
+    g: &PoolGeometry,
+    out: &mut [MaybeUninit<f32>],
+    argmax: &mut [u8],
+) {
+    let [oh_n, ow_n] = g.out_hw();
+    let (w, plane) = (g.width, g.height * g.width);
+    let [kh, kw] = g.kernel;
+    let windows = out
+        .chunks_exact_mut(ow_n)
+        .zip(argmax.chunks_exact_mut(ow_n));
+    for ((out_row, arg_row), row) in windows.zip(0..g.planes * oh_n) {
+        let (c, oh) = (row / oh_n, row % oh_n);
+        let top = c * plane + oh * kh * w;
+        if [kh, kw] == [2, 2] {
+            let (t, b) = (&x[top..top + 2 * ow_n], &x[top + w..top + w + 2 * ow_n]);
+            for (ow, (o, a)) in out_row.iter_mut().zip(arg_row.iter_mut()).enumerate() {
+                let mut best = (t[2 * ow], 0);
+                for (value, at) in [(t[2 * ow + 1], 1), (b[2 * ow], 2), (b[2 * ow + 1], 3)] {
+                    if value > best.0 {
+                        best = (value, at);
+                    }
+                }
+                o.write(best.0);
+                *a = best.1;
+            }
+            continue;
+        }
+        for (ow, (o, a)) in out_row.iter_mut().zip(arg_row.iter_mut()).enumerate() {
+            let mut best = (f32::NEG_INFINITY, 0u8);
+            let mut first = true;
+            for i in 0..kh {
+                let start = top + i * w + ow * kw;
+                for (j, &value) in x[start..start + kw].iter().enumerate() {
+                    if first || value > best.0 {
+                        best = (value, (i * kw + j) as u8);
+                        first = false;
+                    }
+                }
+            }
+            o.write(best.0);
+            *a = best.1;
+        }
+    }
+}
+
+/// The gradient of [`forward_with_argmax`]'s input: zero, but for each pooled value's
+/// gradient `dy` at its argmax position.
+pub(crate) fn unpool_argmax(dy: &[f32], argmax: &[u8], g: &PoolGeometry, dx: &mut [f32]) {
+    let [oh_n, ow_n] = g.out_hw();
+    let (w, plane) = (g.width, g.height * g.width);
+    let [kh, kw] = g.kernel;
+    dx.fill(0.0);
+    let rows = dy.chunks_exact(ow_n).zip(argmax.chunks_exact(ow_n));
+    for ((dy_row, arg_row), row) in rows.zip(0..g.planes * oh_n) {
+        let top = (row / oh_n) * plane + (row % oh_n) * kh * w;
+        let window_row = &mut dx[top..top + kh * w];
+        for (ow, (&grad, &at)) in dy_row.iter().zip(arg_row).enumerate() {
+            let at = usize::from(at);
+            let (i, j) = if kw == 2 {
+                (at >> 1, at & 1)
+            } else {
+                (at / kw, at % kw)
+            };
+            window_row[i * w + ow * kw + j] = grad;
+        }
     }
 }

@@ -10,7 +10,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::{conv2d, max_pool2d};
+use crate::kernels::conv2d_max_pool2d;
 
 /// CNN hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,8 +109,8 @@ impl CnnBackbone {
         // Pool, then ReLU: the same values and gradients as ReLU then pool (max commutes
         // with a non-decreasing function, and both send a window's gradient to its first
         // maximum or nowhere), with a quarter of the ReLU work.
-        let first = relu(max_pool2d(&self.pool, conv2d(&self.conv1, images)));
-        let second = relu(max_pool2d(&self.pool, conv2d(&self.conv2, first.clone())));
+        let first = relu(conv2d_max_pool2d(&self.conv1, &self.pool, images));
+        let second = relu(conv2d_max_pool2d(&self.conv2, &self.pool, first.clone()));
         let features = self
             .dropout
             .forward(relu(self.fc.forward(second.clone().flatten(1, 3))));

@@ -17,7 +17,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::{Cnn, Mlp, ModelConfig};
-use crate::kernels::{conv2d, max_pool2d};
+use crate::kernels::conv2d_max_pool2d;
 
 /// Columns' hyperparameters (`model.type = "columns"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,8 +163,8 @@ fn mlp_stage(m: &Mlp, s: usize, x: Activation) -> Activation {
 fn cnn_stage(m: &Cnn, s: usize, x: Activation) -> Activation {
     let b = &m.backbone;
     match (s, x) {
-        (0, Activation::Map(x)) => Activation::Map(relu(max_pool2d(&b.pool, conv2d(&b.conv1, x)))),
-        (1, Activation::Map(x)) => Activation::Map(relu(max_pool2d(&b.pool, conv2d(&b.conv2, x)))),
+        (0, Activation::Map(x)) => Activation::Map(relu(conv2d_max_pool2d(&b.conv1, &b.pool, x))),
+        (1, Activation::Map(x)) => Activation::Map(relu(conv2d_max_pool2d(&b.conv2, &b.pool, x))),
         (_, x) => Activation::Flat(b.dropout.forward(relu(b.fc.forward(x.flat())))),
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use super::conv::{self, ConvGeometry};
 use super::conv_pool;
+use super::linear::{self, LinearGeometry};
 use super::pool::{self, PoolGeometry};
 
 /// Flex under Burn's autodiff, as `Device::flex().autodiff()` builds it.
@@ -432,6 +433,146 @@ fn tracked_conv_pool(
         {
             OpsKind::Tracked(prep) => prep.finish(state(), out),
             OpsKind::UnTracked(prep) => prep.finish(out),
+        },
+    }
+}
+
+/// The fully connected layer through the kernel: `None` when the tensors are not all on
+/// flex (or all on autodiff flex).
+pub(super) fn linear(
+    input: &Tensor<2>,
+    weight: &Tensor<2>,
+    bias: Option<&Tensor<1>>,
+    geometry: LinearGeometry,
+) -> Option<Tensor<2>> {
+    if let (Some(x), Some(w)) = (on_autodiff(input), on_autodiff(weight)) {
+        let b = match bias {
+            Some(b) => Some(on_autodiff(b)?),
+            None => None,
+        };
+        return Some(Tensor::from_primitive::<Ad>(tracked_linear(
+            x, w, b, geometry,
+        )));
+    }
+    let (x, w) = (on_flex(input)?, on_flex(weight)?);
+    let b = match bias {
+        Some(b) => Some(on_flex(b)?),
+        None => None,
+    };
+    Some(Tensor::from_primitive::<Flex>(linear_output(
+        &x,
+        &w,
+        b.as_ref(),
+        &geometry,
+    )))
+}
+
+fn linear_output(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+    g: &LinearGeometry,
+) -> FlexTensor {
+    let (x, weight) = (contiguous(x), contiguous(weight));
+    let bias = bias.map(contiguous);
+    let y = linear::forward(values(&x), values(&weight), bias.as_ref().map(values), g);
+    flex_tensor(y, [g.batch, g.outputs])
+}
+
+/// What the layer's backward needs.
+#[derive(Debug, Clone)]
+struct LinearState {
+    x: FlexTensor,
+    weight: FlexTensor,
+    geometry: LinearGeometry,
+}
+
+#[derive(Debug)]
+struct LinearWithBias;
+
+#[derive(Debug)]
+struct LinearNoBias;
+
+impl Backward<Flex, 3> for LinearWithBias {
+    type State = LinearState;
+
+    fn backward(self, ops: Ops<LinearState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x, w, b] = ops.parents.map(|node| node.map(|node| node.id));
+        let grad = grads.consume::<Flex>(&ops.node);
+        linear_backward(&ops.state, &grad, [x, w, b], grads);
+    }
+}
+
+impl Backward<Flex, 2> for LinearNoBias {
+    type State = LinearState;
+
+    fn backward(self, ops: Ops<LinearState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x, w] = ops.parents.map(|node| node.map(|node| node.id));
+        let grad = grads.consume::<Flex>(&ops.node);
+        linear_backward(&ops.state, &grad, [x, w, None], grads);
+    }
+}
+
+fn linear_backward(
+    state: &LinearState,
+    grad: &FlexTensor,
+    [x_node, weight_node, bias_node]: [Option<NodeId>; 3],
+    grads: &mut Gradients,
+) {
+    let g = &state.geometry;
+    let grad = contiguous(grad);
+    if let Some(node) = x_node {
+        let weight = contiguous(&state.weight);
+        let dx = linear::input_grad(values(&weight), values(&grad), g);
+        grads.register::<Flex>(node, flex_tensor(dx, [g.batch, g.inputs]));
+    }
+    if weight_node.is_some() || bias_node.is_some() {
+        let x = contiguous(&state.x);
+        let (dw, db) = linear::weight_grad(values(&x), values(&grad), g);
+        if let Some(node) = weight_node {
+            grads.register::<Flex>(node, flex_tensor(dw, [g.inputs, g.outputs]));
+        }
+        if let Some(node) = bias_node {
+            grads.register::<Flex>(node, flex_tensor(db, [g.outputs]));
+        }
+    }
+}
+
+fn tracked_linear(
+    x: FloatTensor<Ad>,
+    weight: FloatTensor<Ad>,
+    bias: Option<FloatTensor<Ad>>,
+    geometry: LinearGeometry,
+) -> FloatTensor<Ad> {
+    let output = || {
+        linear_output(
+            x.primitive(),
+            weight.primitive(),
+            bias.as_ref().map(|b| b.primitive()),
+            &geometry,
+        )
+    };
+    let state = || LinearState {
+        x: x.primitive().clone(),
+        weight: weight.primitive().clone(),
+        geometry,
+    };
+    match &bias {
+        Some(b) => match LinearWithBias
+            .prepare::<NoCheckpointing>([x.node(), weight.node(), b.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state(), output()),
+            OpsKind::UnTracked(prep) => prep.finish(output()),
+        },
+        None => match LinearNoBias
+            .prepare::<NoCheckpointing>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state(), output()),
+            OpsKind::UnTracked(prep) => prep.finish(output()),
         },
     }
 }

@@ -16,13 +16,14 @@ mod autodiff;
 mod conv;
 mod conv_pool;
 mod gemm;
+mod linear;
 mod pool;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
+use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::{DType, Tensor};
 
 pub(crate) use conv::ConvGeometry;
@@ -83,6 +84,29 @@ pub fn conv2d_max_pool2d(conv: &Conv2d, pool: &MaxPool2d, input: Tensor<4>) -> T
         }
     }
     max_pool2d(pool, conv2d(conv, input))
+}
+
+/// `layer.forward(input)` for a batch of feature rows, through mentor's fully connected
+/// kernel where it applies (its products split across the cores by rows).
+pub fn linear(layer: &Linear, input: Tensor<2>) -> Tensor<2> {
+    let [batch, inputs] = input.dims();
+    let [weight_in, outputs] = layer.weight.dims();
+    let weight = layer.weight.val();
+    if !enabled()
+        || input.dtype() != DType::F32
+        || weight.dtype() != DType::F32
+        || weight_in != inputs
+    {
+        return layer.forward(input);
+    }
+    let geometry = linear::LinearGeometry {
+        batch,
+        inputs,
+        outputs,
+    };
+    let bias = layer.bias.as_ref().map(|b| b.val());
+    autodiff::linear(&input, &weight, bias.as_ref(), geometry)
+        .unwrap_or_else(|| layer.forward(input))
 }
 
 /// The convolution's shapes when mentor's kernel covers it.
@@ -377,6 +401,60 @@ mod tests {
         compare_conv_pool([2, 3, 9, 11], 5, 1, [2, 2], false, true);
         compare_conv_pool([2, 2, 12, 12], 4, 0, [3, 3], true, true);
         compare_conv_pool([1, 3, 10, 9], 3, 2, [2, 3], true, true);
+    }
+
+    #[test]
+    fn fully_connected_layer_matches_burns_forward_and_gradients() {
+        use burn::nn::LinearConfig;
+        let device = Device::flex().autodiff();
+        for (batch, inputs, outputs, bias, input_grad) in [
+            (7, 13, 5, true, true),
+            (256, 64, 10, true, false),
+            (3, 4, 9, false, true),
+        ] {
+            let layer = LinearConfig::new(inputs, outputs)
+                .with_bias(bias)
+                .init(&device);
+            let data = Tensor::<2>::random([batch, inputs], Distribution::Default, &device);
+            let weights = Tensor::<2>::random([batch, outputs], Distribution::Default, &device);
+            let run = |fast: bool| {
+                let mut x = Tensor::<2>::from_data(data.to_data(), &device);
+                if input_grad {
+                    x = x.require_grad();
+                }
+                let y = if fast {
+                    let geometry = linear::LinearGeometry {
+                        batch,
+                        inputs,
+                        outputs,
+                    };
+                    let bias = layer.bias.as_ref().map(|b| b.val());
+                    autodiff::linear(&x, &layer.weight.val(), bias.as_ref(), geometry)
+                        .expect("all tensors are on autodiff flex")
+                } else {
+                    layer.forward(x.clone())
+                };
+                let grads = (y.clone() * weights.clone()).sum().backward();
+                let dw = layer.weight.grad(&grads).expect("dW");
+                let db = layer.bias.as_ref().map(|b| b.grad(&grads).expect("db"));
+                (y.inner(), x.grad(&grads), dw, db)
+            };
+            let (y, dx, dw, db) = run(true);
+            let (y_ref, dx_ref, dw_ref, db_ref) = run(false);
+            let case = format!("{batch}x{inputs} -> {outputs}, bias {bias}");
+            assert!(relative_error(y, y_ref) < 1e-5, "{case}: output");
+            assert!(relative_error(dw, dw_ref) < 1e-5, "{case}: weight gradient");
+            if let (Some(db), Some(db_ref)) = (db, db_ref) {
+                assert!(relative_error(db, db_ref) < 1e-5, "{case}: bias gradient");
+            }
+            match (dx, dx_ref) {
+                (Some(dx), Some(dx_ref)) => {
+                    assert!(relative_error(dx, dx_ref) < 1e-5, "{case}: input gradient")
+                }
+                (None, None) => assert!(!input_grad),
+                _ => panic!("{case}: only one path gave an input gradient"),
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::conv2d_max_pool2d;
+use crate::kernels::{conv2d_max_pool2d, linear};
 
 /// CNN hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,7 +113,7 @@ impl CnnBackbone {
         let second = relu(conv2d_max_pool2d(&self.conv2, &self.pool, first.clone()));
         let features = self
             .dropout
-            .forward(relu(self.fc.forward(second.clone().flatten(1, 3))));
+            .forward(relu(linear(&self.fc, second.clone().flatten(1, 3))));
         (first, second, features)
     }
 }
@@ -126,6 +126,6 @@ impl Cnn {
 
     /// Class logits.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        self.head.forward(self.features(images))
+        linear(&self.head, self.features(images))
     }
 }

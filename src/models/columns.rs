@@ -17,7 +17,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::{Cnn, Mlp, ModelConfig};
-use crate::kernels::conv2d_max_pool2d;
+use crate::kernels::{conv2d_max_pool2d, linear};
 
 /// Columns' hyperparameters (`model.type = "columns"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,7 +157,7 @@ impl Activation {
 
 fn mlp_stage(m: &Mlp, s: usize, x: Activation) -> Activation {
     let b = &m.backbone;
-    Activation::Flat(b.dropout.forward(relu(b.fc[s].forward(x.flat()))))
+    Activation::Flat(b.dropout.forward(relu(linear(&b.fc[s], x.flat()))))
 }
 
 fn cnn_stage(m: &Cnn, s: usize, x: Activation) -> Activation {
@@ -165,7 +165,7 @@ fn cnn_stage(m: &Cnn, s: usize, x: Activation) -> Activation {
     match (s, x) {
         (0, Activation::Map(x)) => Activation::Map(relu(conv2d_max_pool2d(&b.conv1, &b.pool, x))),
         (1, Activation::Map(x)) => Activation::Map(relu(conv2d_max_pool2d(&b.conv2, &b.pool, x))),
-        (_, x) => Activation::Flat(b.dropout.forward(relu(b.fc.forward(x.flat())))),
+        (_, x) => Activation::Flat(b.dropout.forward(relu(linear(&b.fc, x.flat())))),
     }
 }
 
@@ -235,8 +235,8 @@ impl Columns {
             .into_iter()
             .enumerate()
             .map(|(c, f)| match self.mlp.get(c) {
-                Some(m) => m.head.forward(f),
-                None => self.cnn[c].head.forward(f),
+                Some(m) => linear(&m.head, f),
+                None => linear(&self.cnn[c].head, f),
             })
             .collect();
         Tensor::cat(logits, 1)

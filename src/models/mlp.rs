@@ -6,6 +6,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::kernels::linear;
+
 /// MLP hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -82,7 +84,7 @@ impl MlpBackbone {
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         let mut x: Tensor<2> = images.flatten(1, 3);
         for layer in &self.fc {
-            x = self.dropout.forward(relu(layer.forward(x)));
+            x = self.dropout.forward(relu(linear(layer, x)));
         }
         x
     }
@@ -96,6 +98,6 @@ impl Mlp {
 
     /// Class logits.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        self.head.forward(self.features(images))
+        linear(&self.head, self.features(images))
     }
 }

@@ -267,8 +267,8 @@ impl Network {
     /// The head's logits for backbone features `[B, F]`.
     pub fn head_forward(&self, features: Tensor<2>) -> Tensor<2> {
         match self {
-            Network::Mlp(m) => m.head.forward(features),
-            Network::Cnn(m) => m.head.forward(features),
+            Network::Mlp(m) => crate::kernels::linear(&m.head, features),
+            Network::Cnn(m) => crate::kernels::linear(&m.head, features),
             Network::Resnet(m) => m.head.forward(features),
             Network::Columns(m) => m.head_forward(features),
             Network::Projected(m) => m.head_forward(features),

@@ -1,6 +1,12 @@
 //! The kernels as Burn operations: on a flex tensor they run directly; on an
 //! `Autodiff<Flex>` tensor they also record a node whose backward runs the kernels'
 //! gradients (the pattern of burn-autodiff's own `conv2d`, with our kernels inside).
+//! The layers with a weight and an optional bias (convolution, convolution + pooling,
+//! fully connected) share one glue, [`Weighted`]; max pooling has its own.
+
+use std::fmt::Debug;
+use std::marker::PhantomData;
+use std::sync::Arc;
 
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::NodeId;
@@ -11,8 +17,6 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 use burn::tensor::{Tensor, TensorData};
-
-use std::sync::Arc;
 
 use super::conv::{self, ConvGeometry};
 use super::conv_pool;
@@ -48,20 +52,82 @@ fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTenso
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-/// The convolution through the kernels: `None` when the tensors are not all on flex
-/// (or all on autodiff flex), for the caller to run Burn's layer instead.
-pub(super) fn conv2d(
-    input: &Tensor<4>,
-    weight: &Tensor<4>,
+/// A layer with a weight and an optional bias, run by one of mentor's kernels.
+trait Weighted: Debug + Clone + Send + Sync + 'static {
+    /// The shapes the kernel runs at.
+    type Geometry: Debug + Clone + Send + Sync + 'static;
+    /// What the backward keeps from the forward besides the input and the weight.
+    type Kept: Debug + Clone + Send + Sync + 'static;
+
+    /// The output, and what the backward keeps.
+    fn forward(
+        x: &FlexTensor,
+        weight: &FlexTensor,
+        bias: Option<&FlexTensor>,
+        g: &Self::Geometry,
+    ) -> (FlexTensor, Self::Kept);
+
+    /// Registers the gradients of the input, weight and bias nodes that want one.
+    fn backward(
+        state: &Saved<Self>,
+        grad: &FlexTensor,
+        nodes: [Option<NodeId>; 3],
+        grads: &mut Gradients,
+    );
+}
+
+/// What a weighted layer's backward needs (tensors shared, not copied).
+#[derive(Debug, Clone)]
+struct Saved<K: Weighted> {
+    x: FlexTensor,
+    weight: FlexTensor,
+    geometry: K::Geometry,
+    kept: K::Kept,
+}
+
+/// The backward node of a layer with a bias (three parents) ...
+#[derive(Debug)]
+struct WithBias<K>(PhantomData<K>);
+
+/// ... and without one (two parents).
+#[derive(Debug)]
+struct NoBias<K>(PhantomData<K>);
+
+impl<K: Weighted> Backward<Flex, 3> for WithBias<K> {
+    type State = Saved<K>;
+
+    fn backward(self, ops: Ops<Saved<K>, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let nodes = ops.parents.map(|node| node.map(|node| node.id));
+        let grad = grads.consume::<Flex>(&ops.node);
+        K::backward(&ops.state, &grad, nodes, grads);
+    }
+}
+
+impl<K: Weighted> Backward<Flex, 2> for NoBias<K> {
+    type State = Saved<K>;
+
+    fn backward(self, ops: Ops<Saved<K>, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x, w] = ops.parents.map(|node| node.map(|node| node.id));
+        let grad = grads.consume::<Flex>(&ops.node);
+        K::backward(&ops.state, &grad, [x, w, None], grads);
+    }
+}
+
+/// Runs kernel `K`: with autodiff when the input and weight are autodiff flex tensors
+/// (recording its backward), directly when they are flex tensors; `None` otherwise (or
+/// when the bias is elsewhere), for the caller to run Burn's layer instead.
+fn run<K: Weighted, const D: usize, const E: usize, const O: usize>(
+    input: &Tensor<D>,
+    weight: &Tensor<E>,
     bias: Option<&Tensor<1>>,
-    geometry: ConvGeometry,
-) -> Option<Tensor<4>> {
+    geometry: K::Geometry,
+) -> Option<Tensor<O>> {
     if let (Some(x), Some(w)) = (on_autodiff(input), on_autodiff(weight)) {
         let b = match bias {
             Some(b) => Some(on_autodiff(b)?),
             None => None,
         };
-        return Some(Tensor::from_primitive::<Ad>(tracked_conv2d(
+        return Some(Tensor::from_primitive::<Ad>(tracked::<K>(
             x, w, b, geometry,
         )));
     }
@@ -70,128 +136,257 @@ pub(super) fn conv2d(
         Some(b) => Some(on_flex(b)?),
         None => None,
     };
-    Some(Tensor::from_primitive::<Flex>(conv_output(
-        &x,
-        &w,
-        b.as_ref(),
-        &geometry,
-    )))
+    let (out, _) = K::forward(&x, &w, b.as_ref(), &geometry);
+    Some(Tensor::from_primitive::<Flex>(out))
 }
 
-fn conv_output(
-    x: &FlexTensor,
-    weight: &FlexTensor,
-    bias: Option<&FlexTensor>,
-    g: &ConvGeometry,
-) -> FlexTensor {
-    let (x, weight) = (contiguous(x), contiguous(weight));
-    let bias = bias.map(contiguous);
-    let out = conv::forward(values(&x), values(&weight), bias.as_ref().map(values), g);
-    let [oh, ow] = g
-        .output_size()
-        .expect("the geometry was checked before dispatch");
-    flex_tensor(out, [g.batch, g.out_channels, oh, ow])
-}
-
-/// What the convolution's backward needs.
-#[derive(Debug, Clone)]
-struct ConvState {
-    x: FlexTensor,
-    weight: FlexTensor,
-    geometry: ConvGeometry,
-}
-
-#[derive(Debug)]
-struct ConvWithBias;
-
-#[derive(Debug)]
-struct ConvNoBias;
-
-impl Backward<Flex, 3> for ConvWithBias {
-    type State = ConvState;
-
-    fn backward(self, ops: Ops<ConvState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [x, w, b] = ops.parents.map(|node| node.map(|node| node.id));
-        let grad = grads.consume::<Flex>(&ops.node);
-        conv_backward(&ops.state, &grad, [x, w, b], grads);
-    }
-}
-
-impl Backward<Flex, 2> for ConvNoBias {
-    type State = ConvState;
-
-    fn backward(self, ops: Ops<ConvState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [x, w] = ops.parents.map(|node| node.map(|node| node.id));
-        let grad = grads.consume::<Flex>(&ops.node);
-        conv_backward(&ops.state, &grad, [x, w, None], grads);
-    }
-}
-
-/// Registers the gradients of the input, weight and bias nodes that want one.
-fn conv_backward(
-    state: &ConvState,
-    grad: &FlexTensor,
-    [x_node, weight_node, bias_node]: [Option<NodeId>; 3],
-    grads: &mut Gradients,
-) {
-    let g = &state.geometry;
-    let grad = contiguous(grad);
-    if let Some(node) = x_node {
-        let weight = contiguous(&state.weight);
-        let dx = conv::input_grad(values(&weight), values(&grad), g);
-        let shape = [g.batch, g.in_channels, g.height, g.width];
-        grads.register::<Flex>(node, flex_tensor(dx, shape));
-    }
-    if weight_node.is_some() || bias_node.is_some() {
-        let x = contiguous(&state.x);
-        let (dw, db) = conv::weight_grad(values(&x), values(&grad), g);
-        if let Some(node) = weight_node {
-            let [kh, kw] = g.kernel;
-            let shape = [g.out_channels, g.in_channels, kh, kw];
-            grads.register::<Flex>(node, flex_tensor(dw, shape));
-        }
-        if let Some(node) = bias_node {
-            grads.register::<Flex>(node, flex_tensor(db, [g.out_channels]));
-        }
-    }
-}
-
-fn tracked_conv2d(
+fn tracked<K: Weighted>(
     x: FloatTensor<Ad>,
     weight: FloatTensor<Ad>,
     bias: Option<FloatTensor<Ad>>,
-    geometry: ConvGeometry,
+    geometry: K::Geometry,
 ) -> FloatTensor<Ad> {
-    let output = || {
-        conv_output(
-            x.primitive(),
-            weight.primitive(),
-            bias.as_ref().map(|b| b.primitive()),
-            &geometry,
-        )
-    };
-    let state = || ConvState {
+    let (out, kept) = K::forward(
+        x.primitive(),
+        weight.primitive(),
+        bias.as_ref().map(|b| b.primitive()),
+        &geometry,
+    );
+    let state = || Saved::<K> {
         x: x.primitive().clone(),
         weight: weight.primitive().clone(),
         geometry,
+        kept,
     };
     match &bias {
-        Some(b) => match ConvWithBias
+        Some(b) => match WithBias::<K>(PhantomData)
             .prepare::<NoCheckpointing>([x.node(), weight.node(), b.node()])
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish(state(), output()),
-            OpsKind::UnTracked(prep) => prep.finish(output()),
+            OpsKind::Tracked(prep) => prep.finish(state(), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
         },
-        None => match ConvNoBias
+        None => match NoBias::<K>(PhantomData)
             .prepare::<NoCheckpointing>([x.node(), weight.node()])
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish(state(), output()),
-            OpsKind::UnTracked(prep) => prep.finish(output()),
+            OpsKind::Tracked(prep) => prep.finish(state(), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
         },
+    }
+}
+
+/// The convolution through the kernels: `None` when the tensors are not all on flex
+/// (or all on autodiff flex), for the caller to run Burn's layer instead.
+pub(super) fn conv2d(
+    input: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    geometry: ConvGeometry,
+) -> Option<Tensor<4>> {
+    run::<Conv, 4, 4, 4>(input, weight, bias, geometry)
+}
+
+/// Convolution then max pooling (windows `window`) through the fused kernel: `None` as
+/// for [`conv2d`].
+pub(super) fn conv2d_max_pool2d(
+    input: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    geometry: ConvGeometry,
+    window: [usize; 2],
+) -> Option<Tensor<4>> {
+    run::<ConvPool, 4, 4, 4>(input, weight, bias, (geometry, window))
+}
+
+/// The fully connected layer through the kernel: `None` as for [`conv2d`].
+pub(super) fn linear(
+    input: &Tensor<2>,
+    weight: &Tensor<2>,
+    bias: Option<&Tensor<1>>,
+    geometry: LinearGeometry,
+) -> Option<Tensor<2>> {
+    run::<Linear, 2, 2, 2>(input, weight, bias, geometry)
+}
+
+/// The contiguous input, weight and bias of a forward pass.
+fn operands(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+) -> (FlexTensor, FlexTensor, Option<FlexTensor>) {
+    (contiguous(x), contiguous(weight), bias.map(contiguous))
+}
+
+#[derive(Debug, Clone)]
+struct Conv;
+
+impl Weighted for Conv {
+    type Geometry = ConvGeometry;
+    type Kept = ();
+
+    fn forward(
+        x: &FlexTensor,
+        weight: &FlexTensor,
+        bias: Option<&FlexTensor>,
+        g: &ConvGeometry,
+    ) -> (FlexTensor, ()) {
+        let (x, weight, bias) = operands(x, weight, bias);
+        let out = conv::forward(values(&x), values(&weight), bias.as_ref().map(values), g);
+        let [oh, ow] = g
+            .output_size()
+            .expect("the geometry was checked before dispatch");
+        (flex_tensor(out, [g.batch, g.out_channels, oh, ow]), ())
+    }
+
+    fn backward(
+        state: &Saved<Self>,
+        grad: &FlexTensor,
+        [x_node, weight_node, bias_node]: [Option<NodeId>; 3],
+        grads: &mut Gradients,
+    ) {
+        let g = &state.geometry;
+        let grad = contiguous(grad);
+        if let Some(node) = x_node {
+            let weight = contiguous(&state.weight);
+            let dx = conv::input_grad(values(&weight), values(&grad), g);
+            let shape = [g.batch, g.in_channels, g.height, g.width];
+            grads.register::<Flex>(node, flex_tensor(dx, shape));
+        }
+        if weight_node.is_some() || bias_node.is_some() {
+            let x = contiguous(&state.x);
+            let (dw, db) = conv::weight_grad(values(&x), values(&grad), g);
+            register_conv_weight(g, weight_node, bias_node, dw, db, grads);
+        }
+    }
+}
+
+/// Registers a convolution's weight and bias gradients where their nodes want them.
+fn register_conv_weight(
+    g: &ConvGeometry,
+    weight_node: Option<NodeId>,
+    bias_node: Option<NodeId>,
+    dw: Vec<f32>,
+    db: Vec<f32>,
+    grads: &mut Gradients,
+) {
+    if let Some(node) = weight_node {
+        let [kh, kw] = g.kernel;
+        let shape = [g.out_channels, g.in_channels, kh, kw];
+        grads.register::<Flex>(node, flex_tensor(dw, shape));
+    }
+    if let Some(node) = bias_node {
+        grads.register::<Flex>(node, flex_tensor(db, [g.out_channels]));
+    }
+}
+
+/// Convolution + max pooling; the backward keeps each window's argmax.
+#[derive(Debug, Clone)]
+struct ConvPool;
+
+impl Weighted for ConvPool {
+    type Geometry = (ConvGeometry, [usize; 2]);
+    type Kept = Arc<Vec<u8>>;
+
+    fn forward(
+        x: &FlexTensor,
+        weight: &FlexTensor,
+        bias: Option<&FlexTensor>,
+        (g, window): &(ConvGeometry, [usize; 2]),
+    ) -> (FlexTensor, Arc<Vec<u8>>) {
+        let (x, weight, bias) = operands(x, weight, bias);
+        let (out, argmax) = conv_pool::forward(
+            values(&x),
+            values(&weight),
+            bias.as_ref().map(values),
+            g,
+            *window,
+        );
+        let [oh, ow] = g
+            .output_size()
+            .expect("the geometry was checked before dispatch");
+        let shape = [g.batch, g.out_channels, oh / window[0], ow / window[1]];
+        (flex_tensor(out, shape), Arc::new(argmax))
+    }
+
+    fn backward(
+        state: &Saved<Self>,
+        grad: &FlexTensor,
+        [x_node, weight_node, bias_node]: [Option<NodeId>; 3],
+        grads: &mut Gradients,
+    ) {
+        let (g, window) = &state.geometry;
+        let want_weight = weight_node.is_some() || bias_node.is_some();
+        if x_node.is_none() && !want_weight {
+            return;
+        }
+        let (grad, x, weight) = (
+            contiguous(grad),
+            contiguous(&state.x),
+            contiguous(&state.weight),
+        );
+        let result = conv_pool::backward(
+            values(&x),
+            values(&weight),
+            values(&grad),
+            &state.kept,
+            g,
+            *window,
+            [x_node.is_some(), want_weight],
+        );
+        if let (Some(node), Some(dx)) = (x_node, result.input) {
+            let shape = [g.batch, g.in_channels, g.height, g.width];
+            grads.register::<Flex>(node, flex_tensor(dx, shape));
+        }
+        if let Some((dw, db)) = result.weight_bias {
+            register_conv_weight(g, weight_node, bias_node, dw, db, grads);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Linear;
+
+impl Weighted for Linear {
+    type Geometry = LinearGeometry;
+    type Kept = ();
+
+    fn forward(
+        x: &FlexTensor,
+        weight: &FlexTensor,
+        bias: Option<&FlexTensor>,
+        g: &LinearGeometry,
+    ) -> (FlexTensor, ()) {
+        let (x, weight, bias) = operands(x, weight, bias);
+        let y = linear::forward(values(&x), values(&weight), bias.as_ref().map(values), g);
+        (flex_tensor(y, [g.batch, g.outputs]), ())
+    }
+
+    fn backward(
+        state: &Saved<Self>,
+        grad: &FlexTensor,
+        [x_node, weight_node, bias_node]: [Option<NodeId>; 3],
+        grads: &mut Gradients,
+    ) {
+        let g = &state.geometry;
+        let grad = contiguous(grad);
+        if let Some(node) = x_node {
+            let weight = contiguous(&state.weight);
+            let dx = linear::input_grad(values(&weight), values(&grad), g);
+            grads.register::<Flex>(node, flex_tensor(dx, [g.batch, g.inputs]));
+        }
+        if weight_node.is_some() || bias_node.is_some() {
+            let x = contiguous(&state.x);
+            let (dw, db) = linear::weight_grad(values(&x), values(&grad), g);
+            if let Some(node) = weight_node {
+                grads.register::<Flex>(node, flex_tensor(dw, [g.inputs, g.outputs]));
+            }
+            if let Some(node) = bias_node {
+                grads.register::<Flex>(node, flex_tensor(db, [g.outputs]));
+            }
+        }
     }
 }
 
@@ -266,313 +461,5 @@ fn tracked_max_pool2d(
             prep.finish(state, out)
         }
         OpsKind::UnTracked(prep) => prep.finish(out),
-    }
-}
-
-/// Convolution then max pooling through the fused kernel: `None` when the tensors are
-/// not all on flex (or all on autodiff flex).
-pub(super) fn conv2d_max_pool2d(
-    input: &Tensor<4>,
-    weight: &Tensor<4>,
-    bias: Option<&Tensor<1>>,
-    geometry: ConvGeometry,
-    kernel: [usize; 2],
-) -> Option<Tensor<4>> {
-    if let (Some(x), Some(w)) = (on_autodiff(input), on_autodiff(weight)) {
-        let b = match bias {
-            Some(b) => Some(on_autodiff(b)?),
-            None => None,
-        };
-        return Some(Tensor::from_primitive::<Ad>(tracked_conv_pool(
-            x, w, b, geometry, kernel,
-        )));
-    }
-    let (x, w) = (on_flex(input)?, on_flex(weight)?);
-    let b = match bias {
-        Some(b) => Some(on_flex(b)?),
-        None => None,
-    };
-    let (pooled, _) = conv_pool_output(&x, &w, b.as_ref(), &geometry, kernel);
-    Some(Tensor::from_primitive::<Flex>(pooled))
-}
-
-fn conv_pool_output(
-    x: &FlexTensor,
-    weight: &FlexTensor,
-    bias: Option<&FlexTensor>,
-    g: &ConvGeometry,
-    kernel: [usize; 2],
-) -> (FlexTensor, Vec<u8>) {
-    let (x, weight) = (contiguous(x), contiguous(weight));
-    let bias = bias.map(contiguous);
-    let (out, argmax) = conv_pool::forward(
-        values(&x),
-        values(&weight),
-        bias.as_ref().map(values),
-        g,
-        kernel,
-    );
-    let [oh, ow] = g
-        .output_size()
-        .expect("the geometry was checked before dispatch");
-    let shape = [g.batch, g.out_channels, oh / kernel[0], ow / kernel[1]];
-    (flex_tensor(out, shape), argmax)
-}
-
-/// What the fused backward needs: the input, the weight, and each window's argmax.
-#[derive(Debug, Clone)]
-struct ConvPoolState {
-    x: FlexTensor,
-    weight: FlexTensor,
-    argmax: Arc<Vec<u8>>,
-    geometry: ConvGeometry,
-    kernel: [usize; 2],
-}
-
-#[derive(Debug)]
-struct ConvPoolWithBias;
-
-#[derive(Debug)]
-struct ConvPoolNoBias;
-
-impl Backward<Flex, 3> for ConvPoolWithBias {
-    type State = ConvPoolState;
-
-    fn backward(self, ops: Ops<ConvPoolState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [x, w, b] = ops.parents.map(|node| node.map(|node| node.id));
-        let grad = grads.consume::<Flex>(&ops.node);
-        conv_pool_backward(&ops.state, &grad, [x, w, b], grads);
-    }
-}
-
-impl Backward<Flex, 2> for ConvPoolNoBias {
-    type State = ConvPoolState;
-
-    fn backward(self, ops: Ops<ConvPoolState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [x, w] = ops.parents.map(|node| node.map(|node| node.id));
-        let grad = grads.consume::<Flex>(&ops.node);
-        conv_pool_backward(&ops.state, &grad, [x, w, None], grads);
-    }
-}
-
-fn conv_pool_backward(
-    state: &ConvPoolState,
-    grad: &FlexTensor,
-    [x_node, weight_node, bias_node]: [Option<NodeId>; 3],
-    grads: &mut Gradients,
-) {
-    let g = &state.geometry;
-    let want_weight = weight_node.is_some() || bias_node.is_some();
-    if x_node.is_none() && !want_weight {
-        return;
-    }
-    let (grad, x, weight) = (
-        contiguous(grad),
-        contiguous(&state.x),
-        contiguous(&state.weight),
-    );
-    let result = conv_pool::backward(
-        values(&x),
-        values(&weight),
-        values(&grad),
-        &state.argmax,
-        g,
-        state.kernel,
-        [x_node.is_some(), want_weight],
-    );
-    if let (Some(node), Some(dx)) = (x_node, result.input) {
-        let shape = [g.batch, g.in_channels, g.height, g.width];
-        grads.register::<Flex>(node, flex_tensor(dx, shape));
-    }
-    if let Some((dw, db)) = result.weight_bias {
-        if let Some(node) = weight_node {
-            let [kh, kw] = g.kernel;
-            let shape = [g.out_channels, g.in_channels, kh, kw];
-            grads.register::<Flex>(node, flex_tensor(dw, shape));
-        }
-        if let Some(node) = bias_node {
-            grads.register::<Flex>(node, flex_tensor(db, [g.out_channels]));
-        }
-    }
-}
-
-fn tracked_conv_pool(
-    x: FloatTensor<Ad>,
-    weight: FloatTensor<Ad>,
-    bias: Option<FloatTensor<Ad>>,
-    geometry: ConvGeometry,
-    kernel: [usize; 2],
-) -> FloatTensor<Ad> {
-    let (out, argmax) = conv_pool_output(
-        x.primitive(),
-        weight.primitive(),
-        bias.as_ref().map(|b| b.primitive()),
-        &geometry,
-        kernel,
-    );
-    let state = || ConvPoolState {
-        x: x.primitive().clone(),
-        weight: weight.primitive().clone(),
-        argmax: Arc::new(argmax),
-        geometry,
-        kernel,
-    };
-    match &bias {
-        Some(b) => match ConvPoolWithBias
-            .prepare::<NoCheckpointing>([x.node(), weight.node(), b.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state(), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        },
-        None => match ConvPoolNoBias
-            .prepare::<NoCheckpointing>([x.node(), weight.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state(), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        },
-    }
-}
-
-/// The fully connected layer through the kernel: `None` when the tensors are not all on
-/// flex (or all on autodiff flex).
-pub(super) fn linear(
-    input: &Tensor<2>,
-    weight: &Tensor<2>,
-    bias: Option<&Tensor<1>>,
-    geometry: LinearGeometry,
-) -> Option<Tensor<2>> {
-    if let (Some(x), Some(w)) = (on_autodiff(input), on_autodiff(weight)) {
-        let b = match bias {
-            Some(b) => Some(on_autodiff(b)?),
-            None => None,
-        };
-        return Some(Tensor::from_primitive::<Ad>(tracked_linear(
-            x, w, b, geometry,
-        )));
-    }
-    let (x, w) = (on_flex(input)?, on_flex(weight)?);
-    let b = match bias {
-        Some(b) => Some(on_flex(b)?),
-        None => None,
-    };
-    Some(Tensor::from_primitive::<Flex>(linear_output(
-        &x,
-        &w,
-        b.as_ref(),
-        &geometry,
-    )))
-}
-
-fn linear_output(
-    x: &FlexTensor,
-    weight: &FlexTensor,
-    bias: Option<&FlexTensor>,
-    g: &LinearGeometry,
-) -> FlexTensor {
-    let (x, weight) = (contiguous(x), contiguous(weight));
-    let bias = bias.map(contiguous);
-    let y = linear::forward(values(&x), values(&weight), bias.as_ref().map(values), g);
-    flex_tensor(y, [g.batch, g.outputs])
-}
-
-/// What the layer's backward needs.
-#[derive(Debug, Clone)]
-struct LinearState {
-    x: FlexTensor,
-    weight: FlexTensor,
-    geometry: LinearGeometry,
-}
-
-#[derive(Debug)]
-struct LinearWithBias;
-
-#[derive(Debug)]
-struct LinearNoBias;
-
-impl Backward<Flex, 3> for LinearWithBias {
-    type State = LinearState;
-
-    fn backward(self, ops: Ops<LinearState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [x, w, b] = ops.parents.map(|node| node.map(|node| node.id));
-        let grad = grads.consume::<Flex>(&ops.node);
-        linear_backward(&ops.state, &grad, [x, w, b], grads);
-    }
-}
-
-impl Backward<Flex, 2> for LinearNoBias {
-    type State = LinearState;
-
-    fn backward(self, ops: Ops<LinearState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [x, w] = ops.parents.map(|node| node.map(|node| node.id));
-        let grad = grads.consume::<Flex>(&ops.node);
-        linear_backward(&ops.state, &grad, [x, w, None], grads);
-    }
-}
-
-fn linear_backward(
-    state: &LinearState,
-    grad: &FlexTensor,
-    [x_node, weight_node, bias_node]: [Option<NodeId>; 3],
-    grads: &mut Gradients,
-) {
-    let g = &state.geometry;
-    let grad = contiguous(grad);
-    if let Some(node) = x_node {
-        let weight = contiguous(&state.weight);
-        let dx = linear::input_grad(values(&weight), values(&grad), g);
-        grads.register::<Flex>(node, flex_tensor(dx, [g.batch, g.inputs]));
-    }
-    if weight_node.is_some() || bias_node.is_some() {
-        let x = contiguous(&state.x);
-        let (dw, db) = linear::weight_grad(values(&x), values(&grad), g);
-        if let Some(node) = weight_node {
-            grads.register::<Flex>(node, flex_tensor(dw, [g.inputs, g.outputs]));
-        }
-        if let Some(node) = bias_node {
-            grads.register::<Flex>(node, flex_tensor(db, [g.outputs]));
-        }
-    }
-}
-
-fn tracked_linear(
-    x: FloatTensor<Ad>,
-    weight: FloatTensor<Ad>,
-    bias: Option<FloatTensor<Ad>>,
-    geometry: LinearGeometry,
-) -> FloatTensor<Ad> {
-    let output = || {
-        linear_output(
-            x.primitive(),
-            weight.primitive(),
-            bias.as_ref().map(|b| b.primitive()),
-            &geometry,
-        )
-    };
-    let state = || LinearState {
-        x: x.primitive().clone(),
-        weight: weight.primitive().clone(),
-        geometry,
-    };
-    match &bias {
-        Some(b) => match LinearWithBias
-            .prepare::<NoCheckpointing>([x.node(), weight.node(), b.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state(), output()),
-            OpsKind::UnTracked(prep) => prep.finish(output()),
-        },
-        None => match LinearNoBias
-            .prepare::<NoCheckpointing>([x.node(), weight.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state(), output()),
-            OpsKind::UnTracked(prep) => prep.finish(output()),
-        },
     }
 }

@@ -3,9 +3,10 @@
 //! is not here: it is the run's `lr`, shaped by the schedule and each group's multiplier.
 
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer};
 use serde::{Deserialize, Serialize};
+
+use crate::kernels::FusedSgd;
 
 /// SGD hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,19 +112,16 @@ impl OptimizerConfig {
         Ok(())
     }
 
-    /// Builds Burn's optimiser.
+    /// Builds the optimiser: Burn's Adam / AdamW, and SGD as [`FusedSgd`].
     pub fn init(&self) -> ModuleOptimizer {
         match self {
-            OptimizerConfig::Sgd(p) => SgdConfig::new()
-                .with_momentum((p.momentum > 0.0).then_some(MomentumConfig {
-                    momentum: p.momentum,
-                    dampening: 0.0,
-                    nesterov: p.nesterov,
-                }))
-                .with_weight_decay(
-                    (p.weight_decay > 0.0).then(|| WeightDecayConfig::new(p.weight_decay as f32)),
-                )
-                .init(),
+            // Burn's SGD arithmetic (bitwise) in one parallel pass per parameter on the
+            // CPU, with Burn's state layout (kernels::FusedSgd).
+            OptimizerConfig::Sgd(p) => ModuleOptimizer::from(FusedSgd {
+                momentum: p.momentum,
+                nesterov: p.nesterov,
+                weight_decay: p.weight_decay as f32,
+            }),
             OptimizerConfig::Adam(p) => AdamConfig::new()
                 .with_beta_1(p.beta1 as f32)
                 .with_beta_2(p.beta2 as f32)

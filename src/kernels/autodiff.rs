@@ -30,11 +30,11 @@ fn on_autodiff<const D: usize>(tensor: &Tensor<D>) -> Option<FloatTensor<Ad>> {
     tensor.clone().try_into_primitive::<Ad>().ok()
 }
 
-fn on_flex<const D: usize>(tensor: &Tensor<D>) -> Option<FlexTensor> {
+pub(super) fn on_flex<const D: usize>(tensor: &Tensor<D>) -> Option<FlexTensor> {
     tensor.clone().try_into_primitive::<Flex>().ok()
 }
 
-fn contiguous(tensor: &FlexTensor) -> FlexTensor {
+pub(super) fn contiguous(tensor: &FlexTensor) -> FlexTensor {
     if tensor.is_contiguous() {
         tensor.clone()
     } else {
@@ -42,13 +42,13 @@ fn contiguous(tensor: &FlexTensor) -> FlexTensor {
     }
 }
 
-fn values(tensor: &FlexTensor) -> &[f32] {
+pub(super) fn values(tensor: &FlexTensor) -> &[f32] {
     tensor
         .as_slice::<f32>()
         .expect("the kernels take contiguous f32 tensors (dtype checked before dispatch)")
 }
 
-fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+pub(super) fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 

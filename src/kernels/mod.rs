@@ -18,6 +18,7 @@ mod conv_pool;
 mod gemm;
 mod linear;
 mod pool;
+mod sgd;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -28,6 +29,7 @@ use burn::tensor::{DType, Tensor};
 
 pub(crate) use conv::ConvGeometry;
 pub(crate) use pool::PoolGeometry;
+pub use sgd::{FusedSgd, SgdVelocity};
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 

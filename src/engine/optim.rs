@@ -1,5 +1,6 @@
-//! Optimisers (`[optim]`): SGD with momentum and Nesterov, Adam (Kingma & Ba 2015) and
-//! AdamW (Loshchilov & Hutter 2019), built on Burn's implementations. The learning rate
+//! Optimisers (`[optim]`): SGD with momentum and Nesterov (mentor's `FusedSgd`, Burn's
+//! arithmetic in one parallel pass), Adam (Kingma & Ba 2015) and AdamW (Loshchilov &
+//! Hutter 2019), Burn's implementations. The learning rate
 //! is not here: it is the run's `lr`, shaped by the schedule and each group's multiplier.
 
 use burn::optim::decay::WeightDecayConfig;

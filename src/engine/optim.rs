@@ -4,7 +4,8 @@
 //! is not here: it is the run's `lr`, shaped by the schedule and each group's multiplier.
 
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer};
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::kernels::FusedSgd;
@@ -117,12 +118,25 @@ impl OptimizerConfig {
     pub fn init(&self) -> ModuleOptimizer {
         match self {
             // Burn's SGD arithmetic (bitwise) in one parallel pass per parameter on the
-            // CPU, with Burn's state layout (kernels::FusedSgd).
-            OptimizerConfig::Sgd(p) => ModuleOptimizer::from(FusedSgd {
-                momentum: p.momentum,
-                nesterov: p.nesterov,
-                weight_decay: p.weight_decay as f32,
-            }),
+            // CPU, with Burn's state layout (kernels::FusedSgd); Burn's own `Sgd` when
+            // mentor's kernels are switched off (`mentor bench --kernels burn`).
+            OptimizerConfig::Sgd(p) if crate::kernels::enabled() => {
+                ModuleOptimizer::from(FusedSgd {
+                    momentum: p.momentum,
+                    nesterov: p.nesterov,
+                    weight_decay: p.weight_decay as f32,
+                })
+            }
+            OptimizerConfig::Sgd(p) => SgdConfig::new()
+                .with_momentum((p.momentum > 0.0).then_some(MomentumConfig {
+                    momentum: p.momentum,
+                    dampening: 0.0,
+                    nesterov: p.nesterov,
+                }))
+                .with_weight_decay(
+                    (p.weight_decay > 0.0).then(|| WeightDecayConfig::new(p.weight_decay as f32)),
+                )
+                .init(),
             OptimizerConfig::Adam(p) => AdamConfig::new()
                 .with_beta_1(p.beta1 as f32)
                 .with_beta_2(p.beta2 as f32)

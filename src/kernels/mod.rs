@@ -34,7 +34,8 @@ pub use sgd::{FusedSgd, SgdVelocity};
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
 /// Turns mentor's kernels on (the default) or off (every layer runs Burn's own
-/// implementation). Process-wide; meant for benchmarks and comparisons.
+/// implementation, and optimisers built afterwards use Burn's `Sgd`). Process-wide;
+/// meant for benchmarks and comparisons.
 pub fn set_enabled(enabled: bool) {
     ENABLED.store(enabled, Ordering::Relaxed);
 }

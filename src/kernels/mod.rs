@@ -95,9 +95,14 @@ pub fn linear(layer: &Linear, input: Tensor<2>) -> Tensor<2> {
     let [batch, inputs] = input.dims();
     let [weight_in, outputs] = layer.weight.dims();
     let weight = layer.weight.val();
+    let bias_f32 = layer
+        .bias
+        .as_ref()
+        .is_none_or(|b| b.val().dtype() == DType::F32);
     if !enabled()
         || input.dtype() != DType::F32
         || weight.dtype() != DType::F32
+        || !bias_f32
         || weight_in != inputs
     {
         return layer.forward(input);
@@ -114,7 +119,14 @@ pub fn linear(layer: &Linear, input: Tensor<2>) -> Tensor<2> {
 
 /// The convolution's shapes when mentor's kernel covers it.
 fn conv_geometry(conv: &Conv2d, input: &Tensor<4>) -> Option<ConvGeometry> {
-    if !enabled() || input.dtype() != DType::F32 || conv.groups != 1 || conv.dilation != [1, 1] {
+    // The kernels read f32 slices: every operand must be f32 (Burn's layer serves the rest).
+    let all_f32 = input.dtype() == DType::F32
+        && conv.weight.val().dtype() == DType::F32
+        && conv
+            .bias
+            .as_ref()
+            .is_none_or(|b| b.val().dtype() == DType::F32);
+    if !enabled() || !all_f32 || conv.groups != 1 || conv.dilation != [1, 1] {
         return None;
     }
     let padding = match conv.padding {

@@ -208,16 +208,22 @@ impl Optimizer for FusedSgd {
         let velocity = state
             .and_then(|s| s.velocity)
             .filter(|_| self.momentum > 0.0);
-        let flex = (
-            on_flex(&tensor),
-            on_flex(&grad),
-            velocity.as_ref().map(on_flex),
-        );
-        let (Some(p), Some(g), None | Some(Some(_))) = flex else {
+        // The pass reads f32 slices of CPU tensors; anything else takes the tensor ops.
+        let all_f32 = [Some(&tensor), Some(&grad), velocity.as_ref()]
+            .into_iter()
+            .flatten()
+            .all(|t| t.dtype() == burn::tensor::DType::F32);
+        let on_cpu = || {
+            let v = match &velocity {
+                Some(v) => Some(on_flex(v)?),
+                None => None,
+            };
+            Some((on_flex(&tensor)?, on_flex(&grad)?, v))
+        };
+        let Some((p, g, v)) = on_cpu().filter(|_| all_f32) else {
             let (tensor, state) = self.step_with_tensor_ops(lr, tensor, grad, velocity);
             return (tensor, Some(state));
         };
-        let v = flex.2.flatten();
         let (p, g, v) = (contiguous(&p), contiguous(&g), v.as_ref().map(contiguous));
         let shape = tensor.dims();
         let (new_param, new_velocity) =

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::DataSource;
+use crate::data::DataConfig;
+use crate::engine::groups::GroupRule;
 use crate::engine::optim::OptimizerConfig;
 use crate::engine::schedule::ScheduleConfig;
 use crate::models::ModelConfig;
@@ -59,102 +60,6 @@ fn invalid(key: &str, rule: impl Into<String>) -> ConfigError {
         key: key.into(),
         rule: rule.into(),
     }
-}
-
-/// Where the data comes from and how it is cut (`[data]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DataConfig {
-    /// Which dataset.
-    pub dataset: DataSource,
-    /// Folder holding the dataset files; `None` means `$MENTOR_DATA` or `./data`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data_dir: Option<PathBuf>,
-    /// Fraction of each training class held out for validation (0 for none).
-    pub val_fraction: f64,
-    /// Keep only these classes, relabelled `0..n` in this order.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub classes: Option<Vec<usize>>,
-    /// Keep at most this many training examples per class (few-shot).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub per_class: Option<usize>,
-    /// Permute every image's pixels with the fixed permutation of this seed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub permutation_seed: Option<u64>,
-    /// Normalise each channel to zero mean, unit variance (statistics of the train split).
-    pub normalize: bool,
-    /// Replace the labels by a self-supervised pretext task (`rotation`); `none` keeps
-    /// the dataset's own labels.
-    #[serde(skip_serializing_if = "Pretext::is_none")]
-    pub pretext: Pretext,
-}
-
-/// A pretext task: labels made from the images themselves (self-supervised learning).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Pretext {
-    /// The dataset's labels.
-    #[default]
-    None,
-    /// Rotation prediction (Gidaris et al. 2018, RotNet): every image appears four times,
-    /// rotated by 0, 90, 180 and 270 degrees, labelled 0..4 by its rotation.
-    Rotation,
-}
-
-impl Pretext {
-    fn is_none(&self) -> bool {
-        *self == Pretext::None
-    }
-}
-
-impl Default for DataConfig {
-    fn default() -> Self {
-        Self {
-            dataset: DataSource::Digits,
-            data_dir: None,
-            val_fraction: 0.1,
-            classes: None,
-            per_class: None,
-            permutation_seed: None,
-            normalize: true,
-            pretext: Pretext::None,
-        }
-    }
-}
-
-impl DataConfig {
-    /// The data folder: the config's, else `$MENTOR_DATA`, else `./data`.
-    pub fn resolved_dir(&self) -> PathBuf {
-        self.data_dir
-            .clone()
-            .or_else(|| std::env::var_os("MENTOR_DATA").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("data"))
-    }
-}
-
-/// One parameter-group rule (`[[groups]]`): the parameters whose names match `pattern`
-/// are frozen, or trained at `lr_mult` times the base rate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GroupRule {
-    /// Glob over parameter names (`*` any run of characters, `?` one); a pattern also
-    /// matches everything below a module it names (`head` matches `head.weight`).
-    pub pattern: String,
-    /// Multiplier of the base learning rate.
-    #[serde(default = "one")]
-    pub lr_mult: f64,
-    /// Keep these parameters fixed.
-    #[serde(default)]
-    pub frozen: bool,
-    /// Gradual unfreezing: a frozen group starts training (at `lr_mult`) from this
-    /// 1-based epoch on, as Lightning's `BackboneFinetuning` does. Being a function of
-    /// the epoch alone, a resumed run restores it exactly.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unfreeze_at: Option<usize>,
-}
-
-fn one() -> f64 {
-    1.0
 }
 
 /// Everything that defines a training run.
@@ -452,7 +357,7 @@ mod tests {
             ])
             .unwrap();
         assert_eq!(c.lr, 0.5);
-        assert_eq!(c.data.dataset, DataSource::Mnist);
+        assert_eq!(c.data.dataset, crate::data::DataSource::Mnist);
         match c.model {
             ModelConfig::Cnn(m) => assert_eq!(m.hidden, 64),
             other => panic!("{other:?}"),

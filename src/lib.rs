@@ -23,6 +23,7 @@ pub mod data;
 pub mod distill;
 pub mod engine;
 pub mod kernels;
+pub mod losses;
 pub mod models;
 pub mod multitask;
 pub mod report;

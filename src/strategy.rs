@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
 use crate::continual::ContinualConfig;
+use crate::data::PreparedData;
 use crate::distill::{DistillConfig, DistillError, KnowledgeDistillation};
-use crate::engine::{CrossEntropy, Objective, PreparedData};
+use crate::engine::{CrossEntropy, Objective};
 use crate::multitask::MultitaskConfig;
 use crate::ssl::SelfSupervisedConfig;
 use crate::transfer::{LinearProbe, LinearProbeConfig};

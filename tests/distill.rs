@@ -7,8 +7,9 @@ use common::*;
 use burn::tensor::Device;
 use mentor::config::RunConfig;
 use mentor::data::Batch;
+use mentor::data::prepare_data;
 use mentor::distill::{DistillConfig, KnowledgeDistillation};
-use mentor::engine::{Objective, load_network, prepare_data, seeded_init, train};
+use mentor::engine::{Objective, load_network, seeded_init, train};
 use mentor::strategy::build_objective;
 
 /// Trains a small CNN teacher on digits and returns its checkpoint path.
@@ -192,12 +193,12 @@ fn a_vit_student_learns_the_teacher_through_its_distillation_token() {
     let (class, dist) = vit.heads(batch.images.clone());
     let dist = dist.expect("a distillation head");
     let teacher_logits = teacher_net.forward(batch.images.clone().inner()).autodiff();
-    let expected = mentor::distill::deit_loss(
+    let expected = mentor::losses::deit_loss(
         class.clone(),
         dist.clone(),
         teacher_logits.clone(),
         batch.labels.clone(),
-        mentor::distill::TeacherTargets::Hard,
+        mentor::losses::TeacherTargets::Hard,
         4.0,
         0.5,
     );

@@ -5,8 +5,9 @@ mod common;
 use common::*;
 
 use mentor::config::RunConfig;
+use mentor::data::prepare_data;
 use mentor::engine::checkpoint;
-use mentor::engine::{CrossEntropy, EngineError, TrainOptions, prepare_data, seeded_init, train};
+use mentor::engine::{CrossEntropy, EngineError, TrainOptions, seeded_init, train};
 use mentor::models::param_infos;
 
 /// Asserts bit equality, reporting how many tensors and values differ instead of
@@ -191,8 +192,8 @@ fn run_directory_has_every_file() {
 
 #[test]
 fn group_lr_multiplier_scales_the_sgd_update() {
-    use mentor::config::GroupRule;
     use mentor::data::Batch;
+    use mentor::engine::groups::GroupRule;
     use mentor::engine::groups::ParamGroups;
     use mentor::engine::train_step;
 

@@ -8,7 +8,8 @@ use common::*;
 
 use mentor::config::RunConfig;
 use mentor::data::Dataset;
-use mentor::engine::{PreparedData, train};
+use mentor::data::PreparedData;
+use mentor::engine::train;
 use mentor::ssl::probe::{ProbeConfig, probe};
 use mentor::strategy::build_objective;
 
@@ -34,7 +35,7 @@ fn run(
     stop_after: Option<usize>,
     resume: bool,
 ) -> Vec<Vec<u32>> {
-    let data = mentor::engine::prepare_data(&cfg.data, cfg.seed).unwrap();
+    let data = mentor::data::prepare_data(&cfg.data, cfg.seed).unwrap();
     let mut objective = build_objective(cfg, &data, &burn::tensor::Device::flex()).unwrap();
     let options = mentor::engine::TrainOptions {
         stop_after,
@@ -143,7 +144,7 @@ fn a_relative_position_run_needs_a_pair_projection() {
 fn probes_report_each_label_fraction() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&["epochs=5"]);
-    let data = mentor::engine::prepare_data(&cfg.data, cfg.seed).unwrap();
+    let data = mentor::data::prepare_data(&cfg.data, cfg.seed).unwrap();
     let mut objective = build_objective(&cfg, &data, &burn::tensor::Device::flex()).unwrap();
     let (_, network) = train(&cfg, &data, objective.as_mut(), &quiet(dir.path())).unwrap();
     let config = ProbeConfig {
@@ -220,7 +221,7 @@ fn deep_cluster_needs_one_output_per_cluster() {
     assert!(err.contains("outputs = 20"), "{err}");
     // A config built by hand, never validated, is refused when the objective is built.
     let unchecked = RunConfig::default().with_overrides(&sets).unwrap();
-    let data = mentor::engine::prepare_data(&unchecked.data, unchecked.seed).unwrap();
+    let data = mentor::data::prepare_data(&unchecked.data, unchecked.seed).unwrap();
     let err = build_objective(&unchecked, &data, &burn::tensor::Device::flex())
         .err()
         .expect("a mismatched DeepCluster network")

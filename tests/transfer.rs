@@ -5,8 +5,9 @@ mod common;
 use common::*;
 
 use burn::tensor::Device;
-use mentor::config::GroupRule;
-use mentor::engine::{CrossEntropy, load_network, prepare_data, train};
+use mentor::data::prepare_data;
+use mentor::engine::groups::GroupRule;
+use mentor::engine::{CrossEntropy, load_network, train};
 use mentor::transfer::ImportReport;
 
 fn pretrain(dir: &std::path::Path) -> std::path::PathBuf {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use mentor::engine::prepare_data;
+use mentor::data::prepare_data;
 use mentor::transfer::advisor::{AdvisorConfig, advise};
 
 use super::train::ConfigArgs;

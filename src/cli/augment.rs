@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use mentor::data::augment::{AugmentConfig, Image, view_rng};
-use mentor::engine::prepare_data;
+use mentor::data::prepare_data;
 
 use super::train::ConfigArgs;
 

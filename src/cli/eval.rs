@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use burn::tensor::Device;
 use clap::Args;
-use mentor::engine::{evaluate, load_network, prepare_data};
+use mentor::data::prepare_data;
+use mentor::engine::{evaluate, load_network};
 
 /// Arguments of `mentor eval`.
 #[derive(Debug, Args)]

@@ -6,8 +6,9 @@ use anyhow::Context;
 use burn::module::Module;
 use burn::tensor::Device;
 use clap::Args;
+use mentor::data::prepare_data;
 use mentor::data::{Batch, BatchOrder};
-use mentor::engine::{load_network, prepare_data};
+use mentor::engine::load_network;
 use mentor::transfer::exchange::export_safetensors;
 
 /// Arguments of `mentor export`.

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use burn::tensor::Device;
 use clap::Args;
-use mentor::engine::{load_network, prepare_data};
+use mentor::data::prepare_data;
+use mentor::engine::cache::backbone_features;
+use mentor::engine::load_network;
 use mentor::ssl::knn_accuracy;
-use mentor::transfer::linear_probe::backbone_features;
 
 /// Arguments of `mentor knn`.
 #[derive(Debug, Args)]

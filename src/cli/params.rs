@@ -24,7 +24,7 @@ pub fn run(args: ParamsArgs) -> anyhow::Result<()> {
         mentor::data::DataSource::Cifar10 => ([3, 32, 32], 10),
         mentor::data::DataSource::Cifar100 => ([3, 32, 32], 100),
         mentor::data::DataSource::ImageFolder => {
-            let d = mentor::engine::prepare_data(&config.data, config.seed)?;
+            let d = mentor::data::prepare_data(&config.data, config.seed)?;
             (d.train.shape, d.train.num_classes)
         }
     };

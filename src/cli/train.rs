@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 use mentor::config::RunConfig;
+use mentor::data::prepare_data;
 use mentor::distill::KnowledgeDistillation;
 use mentor::engine::Objective;
-use mentor::engine::{LogFormat, TrainOptions, parse_device, parse_devices, prepare_data, train};
+use mentor::engine::{LogFormat, TrainOptions, parse_device, parse_devices, train};
 use mentor::strategy::{StrategyConfig, build_objective};
 
 /// The run-config flags shared by commands that build a run: a config file, common keys

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use mentor::config::GroupRule;
+use mentor::engine::groups::GroupRule;
 
 use super::train::{ConfigArgs, RunArgs, run_config};
 

@@ -18,7 +18,7 @@ use rand::seq::SliceRandom;
 
 use crate::data::split::rng;
 use crate::data::{Batch, Dataset};
-use crate::engine::mask_outputs;
+use crate::losses::mask_outputs;
 use crate::models::Network;
 
 /// A diagonal quadratic penalty: one `(fisher, anchor)` pair of flat vectors per

@@ -15,8 +15,8 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 use crate::data::Dataset;
-use crate::distill::loss::soft_distillation_loss;
 use crate::engine::cache::ExampleCache;
+use crate::losses::soft_distillation_loss;
 use crate::models::Network;
 
 /// The recorded old-head outputs and the KD term they define.

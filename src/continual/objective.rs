@@ -13,7 +13,8 @@ use super::lwf::LwfTerm;
 use super::replay::sample_positions;
 use super::scenario::Task;
 use crate::data::{Batch, Dataset};
-use crate::engine::{MASKED_LOGIT, Objective, StepOutput};
+use crate::engine::{Objective, StepOutput};
+use crate::losses::MASKED_LOGIT;
 use crate::models::Network;
 
 /// Replayed examples: the buffer's images and, per example, its task.

@@ -18,13 +18,13 @@ use super::objective::{ContinualObjective, ReplayTerm};
 use super::replay::ReplayBuffer;
 use super::scenario::{Task, build_tasks, eval_outputs, train_outputs};
 use super::{AccuracyMatrix, ContinualConfig, ContinualError, MethodConfig, Setting};
-use crate::config::{GroupRule, RunConfig};
+use crate::config::RunConfig;
 use crate::data::Dataset;
-use crate::engine::checkpoint::write_atomic;
+use crate::data::{PreparedData, prepare_data};
+use crate::engine::groups::GroupRule;
+use crate::engine::io::write_atomic;
 use crate::engine::progress::Progress;
-use crate::engine::{
-    PreparedData, TrainOptions, evaluate_outputs, load_network, prepare_data, seeded_init, train,
-};
+use crate::engine::{TrainOptions, evaluate_outputs, load_network, seeded_init, train};
 use crate::models::Network;
 
 /// What a finished continual run reports (`summary.json`).

@@ -6,15 +6,19 @@
 pub mod augment;
 pub mod batch;
 pub mod cifar;
+pub mod config;
 pub mod digits;
 pub mod idx;
 pub mod image_folder;
+pub mod prepare;
 pub mod source;
 pub mod split;
 
 use std::path::PathBuf;
 
 pub use batch::{Batch, BatchOrder};
+pub use config::{DataConfig, Pretext};
+pub use prepare::{PreparedData, prepare_data};
 pub use source::{DataSource, LoadedData};
 
 /// Why a dataset could not be read or transformed. Every variant names the file or the

@@ -6,7 +6,6 @@
 //! ([`hints`]) makes the student's features regress the teacher's.
 
 pub mod hints;
-pub mod loss;
 
 use std::path::PathBuf;
 
@@ -18,12 +17,10 @@ use crate::data::{Batch, Dataset};
 use crate::engine::cache::ExampleCache;
 use crate::engine::restore::{RestoreError, load_network};
 use crate::engine::{Objective, StepOutput};
+use crate::losses::{TeacherTargets, deit_loss, soft_targets};
 use crate::models::Network;
 
 use hints::{HintRegressor, HintState};
-pub use loss::{
-    TeacherTargets, deit_loss, distillation_loss, distillation_loss_with, soft_targets,
-};
 
 /// `[strategy] type = "distill"`: where the teacher is and how to distil.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,9 +2,11 @@
 //! a frozen backbone's features), computed in inference mode over the dataset once and
 //! looked up by example index in every later step, instead of being recomputed.
 
+use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::data::{Batch, BatchOrder, Dataset};
+use crate::models::Network;
 
 /// `len x width` floats, one row per example, in dataset order.
 #[derive(Debug, Clone)]
@@ -64,4 +66,10 @@ impl ExampleCache {
     pub fn values(&self) -> &[f32] {
         &self.values
     }
+}
+/// `network`'s backbone features (inference mode) for every example of `data`.
+pub fn backbone_features(network: &Network, data: &Dataset) -> ExampleCache {
+    let model = network.valid();
+    let device = super::module_device(&model);
+    ExampleCache::compute(data, &device, |x| model.features(x))
 }

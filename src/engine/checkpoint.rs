@@ -7,7 +7,6 @@
 //! Layout: `MENTORCK` magic, a `u32` format version, then three length-prefixed (`u64`,
 //! little-endian) sections: state JSON, model record, optimiser record.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
@@ -25,6 +24,9 @@ const VERSION: u32 = 1;
 /// A checkpoint that could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
+    /// Writing failed.
+    #[error("checkpoint {}: {}", .0.path.display(), .0.source)]
+    Write(#[from] super::io::IoError),
     /// File system error.
     #[error("checkpoint {path}: {source}")]
     Io {
@@ -129,23 +131,7 @@ pub fn save(
         buf.extend_from_slice(&(section.len() as u64).to_le_bytes());
         buf.extend_from_slice(section);
     }
-    write_atomic(path, &buf)
-}
-
-/// Writes `bytes` to `path` through a synced temporary file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let name = path
-        .file_name()
-        .map_or("file".into(), |n| n.to_string_lossy());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    Ok(())
+    super::io::write_atomic(path, &buf).map_err(CheckpointError::from)
 }
 
 /// Reads a checkpoint, checking its magic, version and section lengths.

@@ -5,8 +5,34 @@
 
 use burn::module::ParamId;
 
-use crate::config::GroupRule;
+use serde::{Deserialize, Serialize};
+
 use crate::models::ParamInfo;
+
+/// One parameter-group rule (`[[groups]]`): the parameters whose names match `pattern`
+/// are frozen, or trained at `lr_mult` times the base rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRule {
+    /// Glob over parameter names (`*` any run of characters, `?` one); a pattern also
+    /// matches everything below a module it names (`head` matches `head.weight`).
+    pub pattern: String,
+    /// Multiplier of the base learning rate.
+    #[serde(default = "one")]
+    pub lr_mult: f64,
+    /// Keep these parameters fixed.
+    #[serde(default)]
+    pub frozen: bool,
+    /// Gradual unfreezing: a frozen group starts training (at `lr_mult`) from this
+    /// 1-based epoch on, as Lightning's `BackboneFinetuning` does. Being a function of
+    /// the epoch alone, a resumed run restores it exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unfreeze_at: Option<usize>,
+}
+
+fn one() -> f64 {
+    1.0
+}
 
 /// A rule that cannot be applied to the network.
 #[derive(Debug, thiserror::Error, PartialEq)]

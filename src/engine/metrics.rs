@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{CheckpointError, write_atomic};
+use super::io::{IoError, write_atomic};
 
 /// One epoch's numbers on one split (`train`, `val` or `test`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,7 +25,7 @@ pub struct MetricRow {
 
 /// Rewrites `metrics.csv` and `metrics.jsonl` in `dir` from the whole history, so a
 /// resumed run's files equal an uninterrupted run's.
-pub fn write_history(dir: &Path, rows: &[MetricRow]) -> Result<(), CheckpointError> {
+pub fn write_history(dir: &Path, rows: &[MetricRow]) -> Result<(), IoError> {
     let mut csv = String::from("epoch,split,loss,accuracy,lr,train_seconds\n");
     let mut jsonl = String::new();
     for r in rows {
@@ -38,6 +38,35 @@ pub fn write_history(dir: &Path, rows: &[MetricRow]) -> Result<(), CheckpointErr
     }
     write_atomic(&dir.join("metrics.csv"), csv.as_bytes())?;
     write_atomic(&dir.join("metrics.jsonl"), jsonl.as_bytes())
+}
+
+/// The observer that keeps `metrics.csv` and `metrics.jsonl` of a run directory equal to
+/// its history after every epoch.
+pub struct MetricsFiles {
+    dir: std::path::PathBuf,
+}
+
+impl MetricsFiles {
+    /// Metrics files in the run directory `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self { dir: dir.into() }
+    }
+}
+
+impl super::events::Observer for MetricsFiles {
+    fn name(&self) -> &str {
+        "metrics files"
+    }
+
+    fn on_event(
+        &mut self,
+        event: &super::events::Event<'_>,
+    ) -> Result<(), super::events::ObserverError> {
+        if let super::events::Event::EpochEnd { history, .. } = event {
+            write_history(&self.dir, history)?;
+        }
+        Ok(())
+    }
 }
 
 /// Top-1 accuracy and mean loss accumulated over batches.

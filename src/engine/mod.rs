@@ -11,23 +11,24 @@
 pub mod cache;
 pub mod checkpoint;
 pub mod device;
+pub mod events;
 pub mod groups;
+pub mod io;
 pub mod metrics;
 pub mod objective;
 pub mod optim;
 pub mod parallel;
-pub mod prepare;
 pub mod progress;
 pub mod restore;
+pub mod run_dir;
 pub mod schedule;
 pub mod trainer;
 
 pub use device::{module_device, parse_device, parse_devices};
 pub use objective::{CrossEntropy, Objective, StepOutput};
-pub use prepare::{PreparedData, prepare_data};
 pub use progress::LogFormat;
 pub use restore::{LoadedNetwork, load_network};
 pub use trainer::{
-    EngineError, MASKED_LOGIT, RunSummary, TrainOptions, evaluate, evaluate_outputs, mask_outputs,
-    seeded_init, train, train_step,
+    EngineError, RunSummary, TrainOptions, evaluate, evaluate_outputs, seeded_init, train,
+    train_step,
 };

@@ -90,3 +90,45 @@ impl Progress {
         }
     }
 }
+
+impl super::events::Observer for Progress {
+    fn name(&self) -> &str {
+        "progress"
+    }
+
+    fn on_event(
+        &mut self,
+        event: &super::events::Event<'_>,
+    ) -> Result<(), super::events::ObserverError> {
+        use super::events::Event;
+        match event {
+            Event::EpochStart {
+                epoch,
+                epochs,
+                steps,
+            } => self.start_epoch(*epoch, *epochs, *steps),
+            Event::Step { loss } => self.step(*loss),
+            Event::EpochEnd {
+                epoch,
+                epochs,
+                rows,
+                ..
+            } => {
+                let mut values = Vec::new();
+                for r in rows.iter() {
+                    let (loss, acc) = match r.split.as_str() {
+                        "train" => ("train_loss", "train_acc"),
+                        "val" => ("val_loss", "val_acc"),
+                        _ => ("test_loss", "test_acc"),
+                    };
+                    values.push((loss, r.loss));
+                    values.push((acc, r.accuracy));
+                }
+                self.end_epoch(*epoch, *epochs, &values);
+            }
+            Event::Note(text) => self.note(text),
+            Event::Finished { .. } => {}
+        }
+        Ok(())
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
+use burn::tensor::{Bytes, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, CheckpointError, TrainingState};
@@ -16,10 +16,10 @@ use super::groups::{GroupError, ParamGroups};
 use super::metrics::{MetricRow, Running, write_history};
 use super::objective::Objective;
 use super::parallel::DataParallel;
-use super::prepare::PreparedData;
 use super::progress::{LogFormat, Progress};
 use crate::config::RunConfig;
-use crate::data::{Batch, BatchOrder, Dataset};
+use crate::data::{Batch, BatchOrder, Dataset, PreparedData};
+use crate::losses::mask_outputs;
 use crate::models::{ModelConfig, Network, param_infos};
 
 /// Why a run stopped with an error.
@@ -62,13 +62,8 @@ pub enum EngineError {
     #[error("data parallel: {0}")]
     DataParallel(String),
     /// A run directory file could not be written.
-    #[error("cannot write {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] super::io::IoError),
 }
 
 /// How to run (as opposed to what to train, which is the [`RunConfig`]).
@@ -195,27 +190,6 @@ fn evaluate_with(objective: &dyn Objective, network: &Network, data: &Dataset) -
         .unwrap_or_else(|| evaluate_outputs(network, data, 1000, objective.eval_outputs()))
 }
 
-/// Value added to the logits of masked-out output units: far enough below any real logit
-/// that its softmax weight is exactly 0 in `f32`, finite so that `0 * mask` stays 0.
-pub const MASKED_LOGIT: f32 = -1e9;
-
-/// `logits` `[B, C]` with every output unit outside `active` set to [`MASKED_LOGIT`] below
-/// its value, so softmax, cross-entropy and argmax only see the active units.
-pub fn mask_outputs(logits: Tensor<2>, active: Range<usize>) -> Tensor<2> {
-    let [_, c] = logits.dims();
-    let row: Vec<f32> = (0..c)
-        .map(|j| {
-            if active.contains(&j) {
-                0.0
-            } else {
-                MASKED_LOGIT
-            }
-        })
-        .collect();
-    let mask = Tensor::<1>::from_data(TensorData::new(row, [c]), &logits.device());
-    logits + mask.unsqueeze_dim(0)
-}
-
 fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> u64 {
     let pred: Tensor<1, Int> = logits.argmax(1).flatten(0, 1);
     pred.equal(labels).int().sum().into_scalar::<i64>() as u64
@@ -259,7 +233,7 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), EngineError> {
-    checkpoint::write_atomic(path, text.as_bytes()).map_err(EngineError::from)
+    Ok(super::io::write_atomic(path, text.as_bytes())?)
 }
 
 /// Burn's backend RNG (initial weights, dropout masks) is one per process, so two runs
@@ -377,7 +351,7 @@ pub fn train(
                         reason: format!("bad starting optimiser state: {e}"),
                     })?;
         }
-        std::fs::create_dir_all(out).map_err(|source| EngineError::Io {
+        std::fs::create_dir_all(out).map_err(|source| super::io::IoError {
             path: out.clone(),
             source,
         })?;

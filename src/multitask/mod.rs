@@ -94,7 +94,7 @@ pub struct MultitaskConfig {
     /// Each trained task's loss (`cross-entropy` or `hinge`, a linear SVM head); empty:
     /// cross-entropy for every task.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub task_losses: Vec<crate::transfer::HeadLoss>,
+    pub task_losses: Vec<crate::losses::HeadLoss>,
     /// Task weights.
     #[serde(default)]
     pub weighting: WeightingConfig,
@@ -173,7 +173,7 @@ impl MultitaskConfig {
             && self
                 .task_losses
                 .iter()
-                .any(|l| *l != crate::transfer::HeadLoss::CrossEntropy)
+                .any(|l| *l != crate::losses::HeadLoss::CrossEntropy)
         {
             return Err((
                 "strategy.weighting".into(),

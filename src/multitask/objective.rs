@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize};
 use super::benchmark::NO_LABEL;
 use super::weighting::{ScalarAdam, WeightingConfig, gradnorm_gradient, uncertainty_gradient};
 use crate::data::Batch;
-use crate::engine::{MASKED_LOGIT, Objective, StepOutput, mask_outputs};
+use crate::engine::{Objective, StepOutput};
+use crate::losses::HeadLoss;
+use crate::losses::head_loss;
+use crate::losses::{MASKED_LOGIT, mask_outputs};
 use crate::models::Network;
-use crate::transfer::HeadLoss;
-use crate::transfer::linear_probe::head_loss;
 
 /// The epoch losses and task weights of a run.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

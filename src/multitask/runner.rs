@@ -13,8 +13,9 @@ use super::objective::{MultitaskObjective, WeightHistory};
 use super::{Architecture, Benchmark, MultitaskConfig, MultitaskError, MultitaskSet, delta_m};
 use crate::config::RunConfig;
 use crate::data::Dataset;
-use crate::engine::checkpoint::write_atomic;
-use crate::engine::{PreparedData, TrainOptions, evaluate_outputs, prepare_data, train};
+use crate::data::{PreparedData, prepare_data};
+use crate::engine::io::write_atomic;
+use crate::engine::{TrainOptions, evaluate_outputs, train};
 use crate::models::{ColumnsConfig, ModelConfig, Network};
 
 /// What a finished multitask run reports (`summary.json`).
@@ -246,11 +247,10 @@ pub fn run_multitask(
         seed: config.seed,
         mentor_version: env!("CARGO_PKG_VERSION").into(),
     };
-    let io =
-        |path: &Path, e: crate::engine::checkpoint::CheckpointError| MultitaskError::Baseline {
-            path: path.into(),
-            reason: e.to_string(),
-        };
+    let io = |path: &Path, e: crate::engine::io::IoError| MultitaskError::Baseline {
+        path: path.into(),
+        reason: e.to_string(),
+    };
     let json = serde_json::to_string_pretty(&summary).unwrap_or_default();
     let path = options.out.join("summary.json");
     write_atomic(&path, json.as_bytes()).map_err(|e| io(&path, e))?;

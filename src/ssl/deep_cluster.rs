@@ -22,8 +22,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::data::{Batch, Dataset};
 use crate::engine::StepOutput;
+use crate::engine::cache::backbone_features;
 use crate::models::Network;
-use crate::transfer::linear_probe::backbone_features;
 
 use super::clustering::{kmeans, kmeans_from};
 use super::{PretextLoss, SelfSupervisedConfig, SslError, ViewSource, decode_f32, encode_f32};

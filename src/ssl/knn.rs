@@ -5,8 +5,8 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::losses::l2_normalize;
 use crate::engine::cache::ExampleCache;
+use crate::losses::l2_normalize;
 
 fn features_tensor(cache: &ExampleCache, device: &Device) -> Tensor<2> {
     let rows = cache.values().len() / cache.width().max(1);

@@ -20,12 +20,13 @@ use rand::Rng;
 use crate::data::Batch;
 use crate::data::split::rng;
 use crate::engine::StepOutput;
+use crate::losses::info_nce;
 use crate::models::Network;
 use crate::models::params::flat_parameters;
 
 use super::{
     PretextLoss, SelfSupervisedConfig, ViewSource, decode_f32 as decode, encode_f32 as encode,
-    info_nce, retrieval_logits,
+    retrieval_logits,
 };
 
 /// The MoCo objective.
@@ -194,7 +195,7 @@ impl PretextLoss for Moco {
         let q = network.forward(self.views.images(indices, 0, seed, &device));
         let k_inner = key.forward(self.views.images(indices, 1, seed, &inner_device));
         self.key = Some(key);
-        let k_inner = super::l2_normalize(k_inner);
+        let k_inner = crate::losses::l2_normalize(k_inner);
         let [n, dim] = k_inner.dims();
         let keys = tensor_values(k_inner);
         if self.queue.len() != self.capacity * dim {

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::data::split::per_class_indices;
 use crate::data::{BatchOrder, Dataset};
 use crate::engine::cache::ExampleCache;
+use crate::engine::cache::backbone_features;
 use crate::models::Network;
-use crate::transfer::linear_probe::backbone_features;
 
 use super::knn_accuracy;
 

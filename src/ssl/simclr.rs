@@ -11,7 +11,8 @@ use crate::data::Batch;
 use crate::engine::StepOutput;
 use crate::models::Network;
 
-use super::{PretextLoss, SelfSupervisedConfig, ViewSource, nt_xent, retrieval_logits};
+use super::{PretextLoss, SelfSupervisedConfig, ViewSource, retrieval_logits};
+use crate::losses::nt_xent;
 
 /// The SimCLR objective.
 pub struct Simclr {

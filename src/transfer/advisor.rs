@@ -19,11 +19,11 @@ use std::path::Path;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{GroupRule, RunConfig};
+use crate::config::RunConfig;
 use crate::data::Dataset;
-use crate::engine::{
-    EngineError, LogFormat, PreparedData, TrainOptions, load_network, prepare_data, train,
-};
+use crate::data::{PreparedData, prepare_data};
+use crate::engine::groups::GroupRule;
+use crate::engine::{EngineError, LogFormat, TrainOptions, load_network, train};
 use crate::models::{ModelConfig, Network};
 use crate::strategy::StrategyConfig;
 use crate::transfer::{FeatureStats, LinearProbe, LinearProbeConfig, TransferError};

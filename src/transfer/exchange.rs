@@ -16,7 +16,7 @@ use burn::tensor::TensorData;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::import::named_tensors;
-use crate::engine::checkpoint::write_atomic;
+use crate::engine::io::write_atomic;
 use crate::models::{Network, param_infos};
 
 /// A weights file that cannot be written or read.

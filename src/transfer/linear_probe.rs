@@ -9,26 +9,13 @@
 //! The features are exact for the whole run: they are constants in the step's graph, so
 //! the backbone receives no gradient and never changes.
 
-use burn::module::Module;
-use burn::nn::loss::{CrossEntropyLossConfig, MultiMarginLossConfig, Reduction};
-use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Batch, Dataset};
-use crate::engine::cache::ExampleCache;
+use crate::engine::cache::{ExampleCache, backbone_features};
 use crate::engine::{Objective, StepOutput};
+use crate::losses::{HeadLoss, head_loss};
 use crate::models::Network;
-
-/// The loss of a head trained on frozen features.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum HeadLoss {
-    /// Softmax cross-entropy (logistic regression).
-    #[default]
-    CrossEntropy,
-    /// Multi-class hinge loss with margin 1 (a linear SVM).
-    Hinge,
-}
 
 /// `[strategy] type = "linear-probe"`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -36,13 +23,6 @@ pub enum HeadLoss {
 pub struct LinearProbeConfig {
     /// The head's loss.
     pub loss: HeadLoss,
-}
-
-/// `network`'s backbone features (inference mode) for every example of `data`.
-pub fn backbone_features(network: &Network, data: &Dataset) -> ExampleCache {
-    let model = network.valid();
-    let device = crate::engine::module_device(&model);
-    ExampleCache::compute(data, &device, |x| model.features(x))
 }
 
 /// The linear-probe objective: the head's loss on cached backbone features. The cache
@@ -62,20 +42,6 @@ impl LinearProbe {
             train: Some(train.clone()),
             loss: config.loss,
             cache: None,
-        }
-    }
-}
-
-/// The head loss of `logits` against `labels`.
-pub fn head_loss(loss: HeadLoss, logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
-    match loss {
-        HeadLoss::CrossEntropy => CrossEntropyLossConfig::new()
-            .init(&logits.device())
-            .forward(logits, labels),
-        HeadLoss::Hinge => {
-            MultiMarginLossConfig::new()
-                .init()
-                .forward(logits, labels, Reduction::Mean)
         }
     }
 }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::models::Network;
 
 pub use import::{ImportReport, TransferError, import_weights};
-pub use linear_probe::{FeatureStats, HeadLoss, LinearProbe, LinearProbeConfig};
+pub use linear_probe::{FeatureStats, LinearProbe, LinearProbeConfig};
 
 /// `[init]`: where a run's starting weights come from.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

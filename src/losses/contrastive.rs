@@ -14,7 +14,7 @@
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use crate::engine::MASKED_LOGIT;
+use super::masked::MASKED_LOGIT;
 
 /// Rows scaled to unit length (a tiny epsilon keeps zero rows finite).
 pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {

@@ -1,9 +1,9 @@
 //! Turning a `[data]` config into the train / validation / test sets a run uses.
 
-use crate::config::{DataConfig, Pretext};
-use crate::data::augment::rotation_task;
-use crate::data::split::{self, Normalization};
-use crate::data::{DataError, Dataset};
+use super::augment::rotation_task;
+use super::config::{DataConfig, Pretext};
+use super::split::{self, Normalization};
+use super::{DataError, Dataset};
 
 /// The datasets of one run, cut and normalised.
 #[derive(Debug, Clone)]

@@ -17,7 +17,6 @@
 //! [`config::RunConfig`], whose `[strategy]` ([`strategy::StrategyConfig`]) picks the
 //! objective and whose `[init]` ([`transfer::InitConfig`]) picks the starting weights.
 
-pub mod config;
 pub mod continual;
 pub mod data;
 pub mod distill;
@@ -27,6 +26,6 @@ pub mod losses;
 pub mod models;
 pub mod multitask;
 pub mod report;
+pub mod run;
 pub mod ssl;
-pub mod strategy;
 pub mod transfer;

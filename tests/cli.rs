@@ -482,7 +482,7 @@ fn every_example_config_parses_and_validates() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let config = mentor::config::RunConfig::from_file(&path)
+            let config = mentor::run::config::RunConfig::from_file(&path)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             if let Err(e) = config.validate() {
                 panic!("{}: {e}", path.display());

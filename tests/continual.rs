@@ -5,10 +5,11 @@
 mod common;
 use common::*;
 
-use mentor::config::RunConfig;
-use mentor::continual::{ContinualConfig, StopPoint, run_continual};
+use common::run_continual;
+use mentor::continual::{ContinualConfig, StopPoint};
 use mentor::models::param_infos;
-use mentor::strategy::StrategyConfig;
+use mentor::run::config::RunConfig;
+use mentor::run::strategy::StrategyConfig;
 
 fn continual(sets: &[&str]) -> (RunConfig, ContinualConfig) {
     let mut all = vec![

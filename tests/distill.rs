@@ -5,12 +5,13 @@ mod common;
 use common::*;
 
 use burn::tensor::Device;
-use mentor::config::RunConfig;
 use mentor::data::Batch;
 use mentor::data::prepare_data;
 use mentor::distill::{DistillConfig, KnowledgeDistillation};
-use mentor::engine::{Objective, load_network, seeded_init, train};
-use mentor::strategy::build_objective;
+use mentor::engine::{Objective, load_network, seeded_init};
+use mentor::run::config::RunConfig;
+use mentor::run::strategy::build_objective;
+use mentor::run::train;
 
 /// Trains a small CNN teacher on digits and returns its checkpoint path.
 fn teacher(dir: &std::path::Path, extra: &[&str]) -> std::path::PathBuf {
@@ -211,7 +212,7 @@ fn a_vit_student_learns_the_teacher_through_its_distillation_token() {
     // Only the distillation head sees the teacher: with lambda = 1 the class head's
     // weights get a zero gradient.
     let mut only_teacher = cfg.clone();
-    if let mentor::strategy::StrategyConfig::Distill(d) = &mut only_teacher.strategy {
+    if let mentor::run::strategy::StrategyConfig::Distill(d) = &mut only_teacher.strategy {
         d.lambda = 1.0;
     }
     let mut objective = build_objective(&only_teacher, &data, &Device::flex()).unwrap();

@@ -4,11 +4,13 @@
 mod common;
 use common::*;
 
-use mentor::config::RunConfig;
 use mentor::data::prepare_data;
 use mentor::engine::checkpoint;
-use mentor::engine::{CrossEntropy, EngineError, TrainOptions, seeded_init, train};
+use mentor::engine::{CrossEntropy, EngineError, TrainOptions, seeded_init};
 use mentor::models::param_infos;
+use mentor::run::RunError;
+use mentor::run::config::RunConfig;
+use mentor::run::train;
 
 /// Asserts bit equality, reporting how many tensors and values differ instead of
 /// printing them.
@@ -134,7 +136,7 @@ fn nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let err = train(&cfg, &data, &mut CrossEntropy, &quiet(dir.path())).unwrap_err();
     match &err {
-        EngineError::NonFinite { .. } => {}
+        RunError::Engine(EngineError::NonFinite { .. }) => {}
         other => panic!("expected NonFinite, got {other}"),
     }
     assert!(err.to_string().contains("training stopped"), "{err}");
@@ -188,6 +190,7 @@ fn run_directory_has_every_file() {
     };
     let err = train(&other, &data, &mut CrossEntropy, &opts).unwrap_err();
     assert!(err.to_string().contains("config differs"), "{err}");
+    assert!(err.to_string().contains("key `epochs`"), "{err}");
 }
 
 #[test]
@@ -295,4 +298,48 @@ fn gradual_unfreezing_holds_then_trains_and_resumes_exactly_across_the_switch() 
         .filter(|((n, a), (_, b))| n.starts_with("backbone") && a != b)
         .count();
     assert_eq!(moved, 6, "every backbone tensor trains after unfreezing");
+}
+
+/// A checkpoint of format 1 (before the network's config and seed were recorded in its
+/// state) still loads: they are read from its config text.
+#[test]
+fn format_one_checkpoints_still_load() {
+    let cfg = config(&[
+        "epochs=1",
+        "data.per_class=10",
+        "model.hidden=[16]",
+        "seed=9",
+    ]);
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, trained) = train(&cfg, &data, &mut CrossEntropy, &quiet(dir.path())).unwrap();
+    let path = dir.path().join("checkpoints/last.ckpt");
+    let ckpt = checkpoint::load(&path).unwrap();
+    assert_eq!(ckpt.state.seed, Some(9));
+    // Rewrite it as format 1 wrote it: no model or seed in the state, version 1.
+    let mut state = ckpt.state.clone();
+    state.model = None;
+    state.seed = None;
+    let old = dir.path().join("old.ckpt");
+    let net = ckpt.load_into(trained.clone(), &path).unwrap();
+    let optimizer = cfg.optim.init();
+    checkpoint::save(&old, &net, &optimizer, &state).unwrap();
+    let mut bytes = std::fs::read(&old).unwrap();
+    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    std::fs::write(&old, &bytes).unwrap();
+    let loaded = mentor::engine::load_network(&old, &burn::tensor::Device::flex()).unwrap();
+    assert_eq!(loaded.seed, 9);
+    assert_eq!(loaded.model, cfg.model);
+    assert_same_weights(&weights(&loaded.network), &weights(&trained), "format 1");
+    // A version this mentor does not know is refused with the file named.
+    bytes[8..12].copy_from_slice(&7u32.to_le_bytes());
+    std::fs::write(&old, &bytes).unwrap();
+    let e = mentor::engine::load_network(&old, &burn::tensor::Device::flex())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("old.ckpt") && e.contains("format version 7"),
+        "{e}"
+    );
 }

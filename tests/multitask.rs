@@ -5,10 +5,10 @@
 mod common;
 use common::*;
 
-use mentor::config::RunConfig;
 use mentor::engine::TrainOptions;
-use mentor::multitask::{MultitaskConfig, run_multitask};
-use mentor::strategy::StrategyConfig;
+use mentor::multitask::MultitaskConfig;
+use mentor::run::config::RunConfig;
+use mentor::run::strategy::StrategyConfig;
 
 fn multitask(sets: &[&str]) -> (RunConfig, MultitaskConfig) {
     let mut all = vec!["strategy.type=\"multitask\"", "epochs=6"];

@@ -6,12 +6,12 @@
 mod common;
 use common::*;
 
-use mentor::config::RunConfig;
 use mentor::data::Dataset;
 use mentor::data::PreparedData;
-use mentor::engine::train;
+use mentor::run::config::RunConfig;
+use mentor::run::strategy::build_objective;
+use mentor::run::train;
 use mentor::ssl::probe::{ProbeConfig, probe};
-use mentor::strategy::build_objective;
 
 /// A self-supervised run on digits: an MLP encoder (64 features), a 32-wide projection.
 fn ssl_config(method: &str, epochs: usize) -> RunConfig {

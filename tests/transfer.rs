@@ -7,7 +7,8 @@ use common::*;
 use burn::tensor::Device;
 use mentor::data::prepare_data;
 use mentor::engine::groups::GroupRule;
-use mentor::engine::{CrossEntropy, load_network, train};
+use mentor::engine::{CrossEntropy, load_network};
+use mentor::run::train;
 use mentor::transfer::ImportReport;
 
 fn pretrain(dir: &std::path::Path) -> std::path::PathBuf {
@@ -183,7 +184,7 @@ fn linear_probe_on_cached_features_matches_a_frozen_backbone_run() {
         cfg.init.pretrained = Some(ckpt.clone());
         let data = prepare_data(&cfg.data, cfg.seed).unwrap();
         let mut objective =
-            mentor::strategy::build_objective(&cfg, &data, &Device::flex()).unwrap();
+            mentor::run::strategy::build_objective(&cfg, &data, &Device::flex()).unwrap();
         let out = dir.path().join(strategy);
         let (_, net) = train(&cfg, &data, objective.as_mut(), &quiet(&out)).unwrap();
         heads.push(weights_by_name(&net));
@@ -217,7 +218,8 @@ fn svm_head_trains_on_frozen_features() {
     ]);
     cfg.init.pretrained = Some(ckpt.clone());
     let data = prepare_data(&cfg.data, cfg.seed).unwrap();
-    let mut objective = mentor::strategy::build_objective(&cfg, &data, &Device::flex()).unwrap();
+    let mut objective =
+        mentor::run::strategy::build_objective(&cfg, &data, &Device::flex()).unwrap();
     let out = dir.path().join("svm");
     let (summary, net) = train(&cfg, &data, objective.as_mut(), &quiet(&out)).unwrap();
     assert!(summary.test_accuracy > 0.4, "{}", summary.test_accuracy);
@@ -232,7 +234,7 @@ fn svm_head_trains_on_frozen_features() {
 
 #[test]
 fn advisor_measures_size_and_similarity_and_writes_a_runnable_config() {
-    use mentor::transfer::advisor::{AdvisorConfig, Quadrant, advise};
+    use mentor::run::advise::{AdvisorConfig, Quadrant, advise};
     let dir = tempfile::tempdir().unwrap();
     let ckpt = pretrain(dir.path());
     let target = config(&[
@@ -263,7 +265,7 @@ fn advisor_measures_size_and_similarity_and_writes_a_runnable_config() {
     // The recommended run is a valid config that trains.
     advice.config.validate().unwrap();
     let mut objective =
-        mentor::strategy::build_objective(&advice.config, &data, &Device::flex()).unwrap();
+        mentor::run::strategy::build_objective(&advice.config, &data, &Device::flex()).unwrap();
     let out = dir.path().join("advised");
     train(&advice.config, &data, objective.as_mut(), &quiet(&out)).unwrap();
     assert!(out.join("transfer.json").is_file());
@@ -317,8 +319,7 @@ fn a_pytorch_state_dict_seeds_a_run_through_a_key_map() {
     cfg.validate().unwrap();
     let device = Device::flex();
     let fresh = mentor::engine::seeded_init(&cfg.model, [1, 8, 8], 10, &device, 1);
-    let (net, report) =
-        mentor::transfer::import_pretrained(fresh, &cfg.init, &device, false).unwrap();
+    let (net, report) = mentor::transfer::import_pretrained(fresh, &cfg.init, &device).unwrap();
     assert_eq!(report.copied.len(), 4, "{report:?}");
     let by_name: std::collections::HashMap<String, Vec<u32>> =
         weights_by_name(&net).into_iter().collect();
@@ -347,7 +348,7 @@ fn a_pytorch_state_dict_seeds_a_run_through_a_key_map() {
     // Without the key map nothing matches: an error, not a silently fresh network.
     cfg.init.key_map.clear();
     let fresh = mentor::engine::seeded_init(&cfg.model, [1, 8, 8], 10, &device, 1);
-    let err = mentor::transfer::import_pretrained(fresh, &cfg.init, &device, false)
+    let err = mentor::transfer::import_pretrained(fresh, &cfg.init, &device)
         .expect_err("no key matches without the map")
         .to_string();
     assert!(err.contains("backbone.fc.0.weight"), "{err}");
@@ -357,8 +358,69 @@ fn a_pytorch_state_dict_seeds_a_run_through_a_key_map() {
     std::fs::write(&bad, b"not a zip").unwrap();
     cfg.init.pretrained = Some(bad);
     let fresh = mentor::engine::seeded_init(&cfg.model, [1, 8, 8], 10, &device, 1);
-    let err = mentor::transfer::import_pretrained(fresh, &cfg.init, &device, false)
+    let err = mentor::transfer::import_pretrained(fresh, &cfg.init, &device)
         .expect_err("not a checkpoint")
         .to_string();
     assert!(err.contains("bad.pt") && err.contains("PyTorch"), "{err}");
+}
+
+/// `[init] pretrained` is decided before the engine runs, for every strategy: a continual
+/// run's first task and a multitask network start from the pretrained backbone. With a
+/// learning rate far below the weights' precision (Adam's step is about `lr`), training
+/// leaves the weights bit-identical, so the trained backbone *is* the starting one.
+#[test]
+fn pretrained_weights_start_continual_and_multitask_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let source_cfg = config(&["epochs=1", "data.per_class=20", "model.hidden=[32]"]);
+    let source_out = dir.path().join("source");
+    mentor::run::run(
+        &source_cfg,
+        &mentor::run::RunOptions {
+            log: mentor::engine::LogFormat::Quiet,
+            ..mentor::run::RunOptions::new(&source_out)
+        },
+    )
+    .unwrap();
+    let ckpt = source_out.join("checkpoints/last.ckpt");
+    let source = weights_by_name(&load_network(&ckpt, &Device::flex()).unwrap().network);
+    for (name, sets) in [
+        (
+            "continual",
+            vec![
+                "strategy.type=\"continual\"",
+                "strategy.tasks=2",
+                "strategy.iterations_per_task=3",
+                "data.val_fraction=0.0",
+            ],
+        ),
+        ("multitask", vec!["strategy.type=\"multitask\"", "epochs=1"]),
+    ] {
+        let mut all = vec!["model.hidden=[32]", "data.per_class=20", "lr=1e-30"];
+        all.extend(sets);
+        let mut cfg = config(&all);
+        cfg.init.pretrained = Some(ckpt.clone());
+        let out = dir.path().join(name);
+        let (_, net) = mentor::run::run(
+            &cfg,
+            &mentor::run::RunOptions {
+                log: mentor::engine::LogFormat::Quiet,
+                ..mentor::run::RunOptions::new(&out)
+            },
+        )
+        .unwrap();
+        assert!(
+            out.join("transfer.json").is_file(),
+            "{name}: no transfer.json"
+        );
+        let trained = weights_by_name(&net);
+        let backbone: Vec<_> = trained
+            .iter()
+            .filter(|(n, _)| n.starts_with("backbone"))
+            .collect();
+        assert!(!backbone.is_empty(), "{name}: {trained:?}");
+        for (n, w) in backbone {
+            let (_, before) = source.iter().find(|(s, _)| s == n).unwrap();
+            assert_eq!(w, before, "{name}: {n} is not the pretrained weight");
+        }
+    }
 }

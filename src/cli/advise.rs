@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use mentor::data::prepare_data;
-use mentor::transfer::advisor::{AdvisorConfig, advise};
+use mentor::run::advise::{AdvisorConfig, advise};
 
-use super::train::ConfigArgs;
+use super::args::ConfigArgs;
 
 /// Arguments of `mentor advise`.
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@ use clap::Args;
 use mentor::data::augment::{AugmentConfig, Image, view_rng};
 use mentor::data::prepare_data;
 
-use super::train::ConfigArgs;
+use super::args::ConfigArgs;
 
 /// Arguments of `mentor augment`.
 #[derive(Debug, Args)]

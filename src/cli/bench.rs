@@ -9,12 +9,12 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use clap::Args;
-use mentor::config::RunConfig;
 use mentor::data::{Batch, BatchOrder, Dataset};
 use mentor::distill::{DistillConfig, KnowledgeDistillation};
 use mentor::engine::groups::ParamGroups;
 use mentor::engine::{CrossEntropy, Objective, parse_device, seeded_init, train_step};
 use mentor::models::{Network, param_infos};
+use mentor::run::config::RunConfig;
 use mentor::transfer::{LinearProbe, LinearProbeConfig};
 use serde::{Deserialize, Serialize};
 
@@ -379,7 +379,7 @@ fn run_simclr_step(steps: usize, warmup: usize) -> anyhow::Result<Vec<BenchResul
         "batch_size=256",
     ])?;
     config.validate()?;
-    let mentor::strategy::StrategyConfig::SelfSupervised(ssl) = &config.strategy else {
+    let mentor::run::strategy::StrategyConfig::SelfSupervised(ssl) = &config.strategy else {
         bail!("internal: not a self-supervised config");
     };
     let mut objective = mentor::ssl::build_objective(ssl, &data, None, 1)?;

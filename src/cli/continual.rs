@@ -4,14 +4,11 @@
 //! batch 128, 2000 iterations per task, pixels in [0, 1] (not normalised), no validation
 //! split.
 
-use anyhow::Context;
 use clap::Args;
-use mentor::config::RunConfig;
-use mentor::continual::{ContinualConfig, StopPoint, run_continual};
-use mentor::engine::{LogFormat, TrainOptions, parse_device};
-use mentor::strategy::StrategyConfig;
+use mentor::run::config::RunConfig;
+use mentor::run::strategy::StrategyConfig;
 
-use super::train::{ConfigArgs, RunArgs};
+use super::args::{ConfigArgs, RunArgs, run_and_report};
 
 /// Arguments of `mentor continual`.
 #[derive(Debug, Args)]
@@ -88,43 +85,6 @@ pub fn run(mut args: ContinualArgs) -> anyhow::Result<()> {
     sets.append(&mut args.config.sets);
     args.config.sets = sets;
     let config = args.config.apply(base)?;
-    let StrategyConfig::Continual(continual) = &config.strategy else {
-        anyhow::bail!("internal: the strategy is not continual");
-    };
-    run_config(&config, continual, args.run)
-}
-
-/// Runs a continual `config` as `args` say and reports the summary.
-pub fn run_config(
-    config: &RunConfig,
-    continual: &ContinualConfig,
-    args: RunArgs,
-) -> anyhow::Result<()> {
-    let options = TrainOptions {
-        resume: args.resume,
-        log: args.log_format,
-        device: parse_device(&args.device)?,
-        ..TrainOptions::new(&args.out)
-    };
-    let stop = args.stop_after.map(|tasks| StopPoint { tasks, epochs: 0 });
-    let (summary, _) = run_continual(config, continual, &options, stop).context("continual run")?;
-    match args.log_format {
-        LogFormat::Jsonl => println!(
-            "{}",
-            serde_json::json!({"event": "summary", "summary": summary})
-        ),
-        LogFormat::Human => eprintln!(
-            "{} {} {}: average accuracy {:.4} over {} tasks, backward transfer {:+.4}, forgetting {:.4}; run in {}",
-            summary.scenario,
-            summary.setting,
-            summary.method,
-            summary.average_accuracy,
-            summary.matrix.rows.len(),
-            summary.backward_transfer,
-            summary.mean_forgetting,
-            args.out.display()
-        ),
-        LogFormat::Quiet => {}
-    }
+    run_and_report(&config, &args.run, &[])?;
     Ok(())
 }

@@ -11,14 +11,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use mentor::config::RunConfig;
-use mentor::continual::run_continual;
 use mentor::data::prepare_data;
-use mentor::engine::{LogFormat, TrainOptions, seeded_init, train};
+use mentor::engine::{LogFormat, seeded_init};
 use mentor::losses::TeacherTargets;
-use mentor::multitask::run_multitask;
+use mentor::run::config::RunConfig;
+use mentor::run::strategy::StrategyConfig;
+use mentor::run::{Report, RunOptions};
 use mentor::ssl::probe::{ProbeConfig, probe};
-use mentor::strategy::{StrategyConfig, build_objective};
 
 /// Arguments of `mentor demo`.
 #[derive(Debug, Args)]
@@ -193,12 +192,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 data.test.len()
             );
         }
-        let options = TrainOptions {
+        let options = RunOptions {
             log: args.log_format,
-            ..TrainOptions::new(args.out.join(dir_name(strategy, name)))
+            ..RunOptions::new(args.out.join(dir_name(strategy, name)))
         };
-        let mut objective = build_objective(&config, &data, &options.device)?;
-        let (summary, _) = train(&config, &data, objective.as_mut(), &options)?;
+        let (Report::Training(summary), _) = mentor::run::run(&config, &options)? else {
+            anyhow::bail!("internal: the demo's {strategy} run is not a training run");
+        };
         let detail = match &config.strategy {
             StrategyConfig::Distill(d) if d.targets == TeacherTargets::Hard => {
                 format!(", hard targets lambda={}", d.lambda)
@@ -240,14 +240,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 format!("strategy.method={method}"),
             ],
         )?;
-        let StrategyConfig::Continual(continual) = &config.strategy else {
+        let options = RunOptions {
+            log: args.log_format,
+            ..RunOptions::new(args.out.join(dir_name("continual", name)))
+        };
+        let (Report::Continual(summary), _) = mentor::run::run(&config, &options)? else {
             anyhow::bail!("internal: the demo's continual config is not continual");
         };
-        let options = TrainOptions {
-            log: args.log_format,
-            ..TrainOptions::new(args.out.join(dir_name("continual", name)))
-        };
-        let (summary, _) = run_continual(&config, continual, &options, None)?;
         rows.push(Row {
             strategy: "continual",
             what: format!(
@@ -264,14 +263,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         eprintln!("demo: multitask multi-digits on digits ...");
         let started = Instant::now();
         let config = supervised_owned("mlp", 20, 1e-3, &["strategy.type=\"multitask\"".into()])?;
-        let StrategyConfig::Multitask(mt) = &config.strategy else {
+        let options = RunOptions {
+            log: args.log_format,
+            ..RunOptions::new(args.out.join(dir_name("multitask", "multi-digits")))
+        };
+        let (Report::Multitask(summary), _) = mentor::run::run(&config, &options)? else {
             anyhow::bail!("internal: the demo's multitask config is not multitask");
         };
-        let options = TrainOptions {
-            log: args.log_format,
-            ..TrainOptions::new(args.out.join(dir_name("multitask", "multi-digits")))
-        };
-        let (summary, _) = run_multitask(&config, mt, &options, &[])?;
         let mean = summary.task_accuracy.iter().sum::<f64>() / summary.task_accuracy.len() as f64;
         rows.push(Row {
             strategy: "multitask",
@@ -344,12 +342,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         all.extend(sets);
         let config = supervised_owned("mlp", epochs, 1e-3, &all)?;
         let data = prepare_data(&config.data, config.seed)?;
-        let options = TrainOptions {
+        let options = RunOptions {
             log: args.log_format,
-            ..TrainOptions::new(args.out.join(dir_name("self-supervised", method)))
+            ..RunOptions::new(args.out.join(dir_name("self-supervised", method)))
         };
-        let mut objective = build_objective(&config, &data, &options.device)?;
-        let (_, network) = train(&config, &data, objective.as_mut(), &options)?;
+        let (_, network) = mentor::run::run(&config, &options)?;
         let probes = probe(&network, &data.train, &data.test, &probe_config)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         for r in probes {
@@ -377,7 +374,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             &config.model,
             data.train.shape,
             data.train.num_classes,
-            &TrainOptions::new(&args.out).device,
+            &burn::tensor::Device::flex(),
             config.seed,
         );
         for r in probe(&random, &data.train, &data.test, &probe_config)

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use mentor::config::RunConfig;
-use mentor::strategy::StrategyConfig;
+use mentor::run::config::RunConfig;
+use mentor::run::strategy::StrategyConfig;
 
-use super::train::{ConfigArgs, RunArgs, run_config};
+use super::args::{ConfigArgs, RunArgs, run_and_report};
 
 /// Arguments of `mentor distill`.
 #[derive(Debug, Args)]
@@ -71,5 +71,6 @@ pub fn run(mut args: DistillArgs) -> anyhow::Result<()> {
     sets.append(&mut args.config.sets);
     args.config.sets = sets;
     let config = args.config.apply(base)?;
-    run_config(config, args.run)
+    run_and_report(&config, &args.run, &[])?;
+    Ok(())
 }

@@ -6,7 +6,7 @@ use anyhow::Context;
 use burn::tensor::Device;
 use clap::Args;
 use mentor::data::prepare_data;
-use mentor::engine::{evaluate, load_network};
+use mentor::engine::evaluate;
 
 /// Arguments of `mentor eval`.
 #[derive(Debug, Args)]
@@ -21,8 +21,11 @@ pub struct EvalArgs {
 
 /// Runs `mentor eval`: prints one JSON object with loss and accuracy per split.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let loaded = load_network(&args.checkpoint, &Device::flex())?;
-    let mut config = loaded.config;
+    let mentor::run::restore::LoadedRun {
+        loaded,
+        config: saved,
+    } = mentor::run::restore::load_run(&args.checkpoint, &Device::flex())?;
+    let mut config = saved;
     if let Some(dir) = args.data_dir {
         config.data.data_dir = Some(dir);
     }

@@ -8,7 +8,6 @@ use burn::tensor::Device;
 use clap::Args;
 use mentor::data::prepare_data;
 use mentor::data::{Batch, BatchOrder};
-use mentor::engine::load_network;
 use mentor::transfer::exchange::export_safetensors;
 
 /// Arguments of `mentor export`.
@@ -30,11 +29,14 @@ pub struct ExportArgs {
 /// Runs `mentor export`.
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     let device = Device::flex();
-    let loaded = load_network(&args.checkpoint, &device)?;
+    let mentor::run::restore::LoadedRun {
+        loaded,
+        config: saved,
+    } = mentor::run::restore::load_run(&args.checkpoint, &device)?;
     export_safetensors(&loaded.network, &args.out)?;
     eprintln!("wrote {}", args.out.display());
     if let Some(path) = &args.reference {
-        let data = prepare_data(&loaded.config.data, loaded.config.seed).context("loading data")?;
+        let data = prepare_data(&saved.data, saved.seed).context("loading data")?;
         let idx: Vec<usize> = BatchOrder::sequential(data.test.len().min(8), 8)
             .batches()
             .next()

@@ -76,11 +76,10 @@ pub fn run(args: FootprintArgs) -> anyhow::Result<()> {
             .and_then(|v| v["test_accuracy"].as_f64());
         rows.push(Footprint {
             checkpoint: path.display().to_string(),
-            model: format!("{:?}", loaded.config.model),
+            model: format!("{:?}", loaded.model),
             parameters,
             weights_bytes,
             forward_mflops: loaded
-                .config
                 .model
                 .forward_flops(loaded.input_shape, loaded.num_classes)
                 as f64

@@ -7,7 +7,6 @@ use burn::tensor::Device;
 use clap::Args;
 use mentor::data::prepare_data;
 use mentor::engine::cache::backbone_features;
-use mentor::engine::load_network;
 use mentor::ssl::knn_accuracy;
 
 /// Arguments of `mentor knn`.
@@ -36,12 +35,15 @@ pub fn run(args: KnnArgs) -> anyhow::Result<()> {
     if args.k == 0 || !(args.temperature.is_finite() && args.temperature > 0.0) {
         anyhow::bail!("--k must be >= 1 and --temperature > 0");
     }
-    let loaded = load_network(&args.checkpoint, &Device::flex())?;
+    let mentor::run::restore::LoadedRun {
+        loaded,
+        config: saved,
+    } = mentor::run::restore::load_run(&args.checkpoint, &Device::flex())?;
     let mut sets = args.sets.clone();
     if let Some(dir) = &args.data_dir {
         sets.insert(0, format!("data.data_dir={:?}", dir.display().to_string()));
     }
-    let config = loaded.config.with_overrides(&sets)?;
+    let config = saved.with_overrides(&sets)?;
     config.validate()?;
     let data = prepare_data(&config.data, config.seed).context("loading data")?;
     let train = backbone_features(&loaded.network, &data.train);

@@ -1,6 +1,7 @@
 //! Command-line interface: one module per command.
 
 mod advise;
+mod args;
 mod augment;
 mod bench;
 mod continual;

@@ -1,14 +1,11 @@
 //! `mentor multitask`: `mentor train` with `[strategy] type = "multitask"`, several tasks
 //! on the same inputs learnt by one shared network.
 
-use anyhow::Context;
 use clap::Args;
-use mentor::config::RunConfig;
-use mentor::engine::{LogFormat, TrainOptions, parse_device};
-use mentor::multitask::{MultitaskConfig, run_multitask};
-use mentor::strategy::StrategyConfig;
+use mentor::run::config::RunConfig;
+use mentor::run::strategy::StrategyConfig;
 
-use super::train::{ConfigArgs, RunArgs};
+use super::args::{ConfigArgs, RunArgs, run_and_report};
 
 /// Arguments of `mentor multitask`.
 #[derive(Debug, Args)]
@@ -63,53 +60,6 @@ pub fn run(mut args: MultitaskArgs) -> anyhow::Result<()> {
     sets.append(&mut args.config.sets);
     args.config.sets = sets;
     let config = args.config.apply(base)?;
-    let StrategyConfig::Multitask(mt) = &config.strategy else {
-        anyhow::bail!("internal: the strategy is not multitask");
-    };
-    run_config(&config, mt, &args.baselines, args.run)
-}
-
-/// Runs a multitask `config` as `args` say and reports the summary.
-pub fn run_config(
-    config: &RunConfig,
-    mt: &MultitaskConfig,
-    baselines: &[std::path::PathBuf],
-    args: RunArgs,
-) -> anyhow::Result<()> {
-    let options = TrainOptions {
-        resume: args.resume,
-        log: args.log_format,
-        stop_after: args.stop_after,
-        device: parse_device(&args.device)?,
-        ..TrainOptions::new(&args.out)
-    };
-    let (summary, _) = run_multitask(config, mt, &options, baselines).context("multitask run")?;
-    match args.log_format {
-        LogFormat::Jsonl => println!(
-            "{}",
-            serde_json::json!({"event": "summary", "summary": summary})
-        ),
-        LogFormat::Human => {
-            let per: Vec<String> = summary
-                .tasks
-                .iter()
-                .zip(&summary.task_accuracy)
-                .map(|(n, a)| format!("{n} {a:.4}"))
-                .collect();
-            let dm = summary
-                .delta_m
-                .map_or(String::new(), |d| format!(", Delta_m {d:+.2}%"));
-            eprintln!(
-                "{} ({} sharing, {} weights): test accuracy {}{dm}, {} params; run in {}",
-                summary.benchmark,
-                summary.architecture,
-                summary.weighting,
-                per.join(", "),
-                summary.parameters,
-                args.out.display()
-            );
-        }
-        LogFormat::Quiet => {}
-    }
+    run_and_report(&config, &args.run, &args.baselines)?;
     Ok(())
 }

@@ -4,7 +4,7 @@ use burn::tensor::Device;
 use clap::Args;
 use mentor::models::param_infos;
 
-use super::train::ConfigArgs;
+use super::args::ConfigArgs;
 
 /// Arguments of `mentor params`.
 #[derive(Debug, Args)]

@@ -7,16 +7,16 @@ use std::path::PathBuf;
 use anyhow::Context;
 use burn::tensor::Device;
 use clap::{Args, Subcommand};
-use mentor::config::RunConfig;
 use mentor::data::Pretext;
 use mentor::data::prepare_data;
-use mentor::engine::{LogFormat, load_network, seeded_init};
+use mentor::engine::{LogFormat, seeded_init};
 use mentor::models::{CpcConfig, ModelConfig, ProjectedConfig};
+use mentor::run::config::RunConfig;
+use mentor::run::strategy::StrategyConfig;
 use mentor::ssl::SslMethod;
 use mentor::ssl::probe::{ProbeConfig, probe};
-use mentor::strategy::StrategyConfig;
 
-use super::train::{ConfigArgs, RunArgs};
+use super::args::{ConfigArgs, RunArgs};
 
 /// Arguments of `mentor ssl`.
 #[derive(Debug, Args)]
@@ -160,7 +160,7 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
     let config = pretrain_config(&args)?;
     let log = args.run.log_format;
     let out = args.run.out.clone();
-    super::train::run_config(config.clone(), args.run)?;
+    super::args::run_and_report(&config, &args.run, &[])?;
     if log == LogFormat::Human {
         let what = match &config.strategy {
             StrategyConfig::SelfSupervised(_) => "the test accuracy above is the kNN monitor's",
@@ -176,21 +176,24 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
 
 fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let device = Device::flex();
-    let loaded = load_network(&args.checkpoint, &device)?;
+    let mentor::run::restore::LoadedRun {
+        loaded,
+        config: saved,
+    } = mentor::run::restore::load_run(&args.checkpoint, &device)?;
     let mut sets = vec!["data.pretext=\"none\"".to_string()];
     if let Some(dir) = &args.data_dir {
         sets.push(format!("data.data_dir={:?}", dir.display().to_string()));
     }
     sets.extend(args.sets.iter().cloned());
     // The probed data is the pretraining data with its own labels (no pretext task).
-    let mut config = loaded.config.with_overrides(&sets)?;
+    let mut config = saved.with_overrides(&sets)?;
     config.data.pretext = Pretext::None;
     config.validate()?;
     let data = prepare_data(&config.data, config.seed).context("loading data")?;
     let network = if args.random_init {
         let shape = data.train.shape;
         seeded_init(
-            &loaded.config.model,
+            &saved.model,
             shape,
             data.train.num_classes,
             &device,
@@ -220,7 +223,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
         "checkpoint": args.checkpoint.display().to_string(),
         "random_init": args.random_init,
         "dataset": config.data.dataset.to_string(),
-        "model": loaded.config.model.kind(),
+        "model": saved.model.kind(),
         "probe": probe_config,
         "rows": rows,
     });

@@ -12,6 +12,7 @@ use clap::Args;
 use mentor::continual::ContinualSummary;
 use mentor::engine::RunSummary;
 use mentor::multitask::MultitaskSummary;
+use mentor::run::Report;
 use mentor::ssl::probe::ProbeRow;
 
 /// Arguments of `mentor summarize`.
@@ -70,21 +71,10 @@ pub fn run(args: SummarizeArgs) -> anyhow::Result<()> {
                 continue;
             }
         }
-        let path = dir.join("summary.json");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if text.contains("\"task_accuracy\"") {
-            let s: MultitaskSummary = serde_json::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
-            multitask.entry(group_name(dir)).or_default().push(s);
-        } else if text.contains("\"average_accuracy\"") {
-            let s: ContinualSummary = serde_json::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
-            continual.entry(group_name(dir)).or_default().push(s);
-        } else {
-            let s: RunSummary = serde_json::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
-            groups.entry(group_name(dir)).or_default().push(s);
+        match Report::read(&dir.join("summary.json"))? {
+            Report::Multitask(s) => multitask.entry(group_name(dir)).or_default().push(s),
+            Report::Continual(s) => continual.entry(group_name(dir)).or_default().push(s),
+            Report::Training(s) => groups.entry(group_name(dir)).or_default().push(s),
         }
     }
     if !groups.is_empty() {

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use mentor::engine::groups::GroupRule;
 
-use super::train::{ConfigArgs, RunArgs, run_config};
+use super::args::{ConfigArgs, RunArgs, run_and_report};
 
 /// Arguments of `mentor transfer`.
 #[derive(Debug, Args)]
@@ -77,5 +77,6 @@ pub fn run(args: TransferArgs) -> anyhow::Result<()> {
         });
     }
     config.validate()?;
-    run_config(config, args.run)
+    run_and_report(&config, &args.run, &[])?;
+    Ok(())
 }

@@ -14,7 +14,7 @@
 //! - experience replay: a fixed-size buffer of old examples mixed into every step.
 //!
 //! The continual runner is an outer loop over tasks around the one engine
-//! ([`crate::engine::train`]); each task is an ordinary run directory, and the results
+//! ([`crate::engine::train_observed`]); each task is an ordinary run directory, and the results
 //! fill one accuracy matrix ([`AccuracyMatrix`]).
 
 pub mod ewc;
@@ -301,6 +301,12 @@ pub enum ContinualError {
         /// The engine's error.
         source: crate::engine::EngineError,
     },
+    /// The starting weights could not be made (a pretrained file that does not load).
+    #[error("starting weights: {0}")]
+    Start(crate::engine::init::StartError),
+    /// The run directory cannot be started or resumed as asked.
+    #[error(transparent)]
+    RunDir(#[from] crate::engine::run_dir::RunDirError),
     /// The saved state of a finished task could not be read or written.
     #[error("{path}: {reason}")]
     State {

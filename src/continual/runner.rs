@@ -18,14 +18,17 @@ use super::objective::{ContinualObjective, ReplayTerm};
 use super::replay::ReplayBuffer;
 use super::scenario::{Task, build_tasks, eval_outputs, train_outputs};
 use super::{AccuracyMatrix, ContinualConfig, ContinualError, MethodConfig, Setting};
-use crate::config::RunConfig;
 use crate::data::Dataset;
-use crate::data::{PreparedData, prepare_data};
+use crate::data::{DataConfig, PreparedData, prepare_data};
 use crate::engine::groups::GroupRule;
 use crate::engine::io::write_atomic;
 use crate::engine::progress::Progress;
-use crate::engine::{TrainOptions, evaluate_outputs, load_network, seeded_init, train};
+use crate::engine::{
+    Fingerprint, RunDir, StartWeights, TrainOptions, TrainSpec, evaluate_outputs, load_network,
+    seeded_init, train_observed,
+};
 use crate::models::Network;
+use crate::report::CurvePlots;
 
 /// What a finished continual run reports (`summary.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,47 +105,51 @@ pub struct StopPoint {
     pub epochs: usize,
 }
 
-/// Runs `continual` with `config`'s data, model, optimiser, batch size and seed, into
-/// `options.out`; `stop` ends it early (resume later with `options.resume`). Returns the
-/// summary (of the tasks finished so far) and the network.
+/// Runs `continual` on the data of `data_config`, training each task as `spec` says
+/// (its model, optimiser, batch size and seed; the epochs come from the iteration budget),
+/// into `options.out`; the first task starts from `start` applied to the seeded
+/// initialisation. `options.fingerprint` is the run's resolved config; each task's run
+/// directory gets it with that task's epochs and parameter groups. `stop` ends the run
+/// early (resume later with `options.resume`). Returns the summary (of the tasks finished
+/// so far) and the network.
 pub fn run_continual(
-    config: &RunConfig,
+    spec: &TrainSpec,
+    data_config: &DataConfig,
     continual: &ContinualConfig,
     options: &TrainOptions,
+    start: &dyn StartWeights,
     stop: Option<StopPoint>,
 ) -> Result<(ContinualSummary, Network), ContinualError> {
     let wall = Instant::now();
     let out = &options.out;
-    if config.data.val_fraction > 0.0 {
+    if data_config.val_fraction > 0.0 {
         return Err(ContinualError::Scenario(format!(
             "continual runs score every task on its test split; set data.val_fraction = 0 (got {})",
-            config.data.val_fraction
+            data_config.val_fraction
         )));
     }
-    let data = prepare_data(&config.data, config.seed)?;
+    let data = prepare_data(data_config, spec.seed)?;
     let (tasks, outputs) = build_tasks(
         continual.scenario,
         continual.setting,
         continual.tasks,
         &data.train,
         &data.test,
-        config.seed,
+        spec.seed,
     )?;
     let setting = continual.setting;
     let train_device = options.device.clone().autodiff();
-    let config_toml = config.to_toml();
+    let run_dir = RunDir::new(out);
     let state_path = out.join(STATE_FILE);
     let mut state = ContinualState::default();
     let mut ewc_terms: Vec<EwcTerm> = Vec::new();
     if options.resume {
-        let saved = std::fs::read_to_string(out.join("config.toml"))
-            .map_err(|e| state_error(&out.join("config.toml"), e))?;
-        if saved != config_toml {
-            return Err(state_error(
-                &out.join("config.toml"),
-                "cannot resume: the config differs from the one the run started with",
-            ));
-        }
+        let saved = run_dir.saved_fingerprint()?;
+        RunDir::check_resume(
+            &run_dir.join(crate::engine::run_dir::CONFIG_FILE),
+            &saved,
+            &options.fingerprint,
+        )?;
         if state_path.is_file() {
             let text =
                 std::fs::read_to_string(&state_path).map_err(|e| state_error(&state_path, e))?;
@@ -150,18 +157,24 @@ pub fn run_continual(
             ewc_terms = read_ewc(&out.join(EWC_FILE), state.ewc_terms)?;
         }
     } else {
-        std::fs::create_dir_all(out).map_err(|e| state_error(out, e))?;
-        write(&out.join("config.toml"), config_toml.as_bytes())?;
+        run_dir.start(&options.fingerprint)?;
     }
 
     let mut network = if state.completed == 0 {
-        seeded_init(
-            &config.model,
+        let fresh = seeded_init(
+            &spec.model,
             data.train.shape,
             outputs,
             &train_device,
-            config.seed,
-        )
+            spec.seed,
+        );
+        let first_resumes =
+            options.resume && run_dir.task(0).join("checkpoints/last.ckpt").is_file();
+        if first_resumes {
+            fresh // the first task's checkpoint holds its weights
+        } else {
+            start.start(fresh, out).map_err(ContinualError::Start)?
+        }
     } else {
         let path = task_dir(out, state.completed - 1).join("checkpoints/last.ckpt");
         load_network(&path, &train_device)
@@ -198,13 +211,14 @@ pub fn run_continual(
                 &train_set,
                 &ewc_terms,
                 &state.buffer,
-                config,
+                spec,
                 options,
             )?;
         }
-        let task_config = task_config(config, continual, t, train_set.len());
+        let task_spec = task_spec(spec, continual, t, train_set.len());
         let dir = task_dir(out, t);
         let task_options = TrainOptions {
+            fingerprint: task_fingerprint(&options.fingerprint, &task_spec),
             out: dir.clone(),
             resume: options.resume && dir.join("checkpoints/last.ckpt").is_file(),
             log: options.log,
@@ -230,14 +244,21 @@ pub fn run_continual(
             class_names: Vec::new(),
             normalization: None,
         };
-        let (summary, trained) = train(&task_config, &prepared, &mut objective, &task_options)
-            .map_err(|source| ContinualError::Task {
-                task: t + 1,
-                source,
-            })?;
+        let mut plots = CurvePlots::new(dir.join("plots"));
+        let (summary, trained) = train_observed(
+            &task_spec,
+            &prepared,
+            &mut objective,
+            &task_options,
+            &mut [&mut plots],
+        )
+        .map_err(|source| ContinualError::Task {
+            task: t + 1,
+            source,
+        })?;
         network = trained;
         optimizer_state = previous_optimizer(continual, &dir)?;
-        if partial.is_some_and(|e| e < task_config.epochs) {
+        if partial.is_some_and(|e| e < task_spec.epochs) {
             break;
         }
         let row: Vec<f64> = (0..tasks.len())
@@ -267,7 +288,7 @@ pub fn run_continual(
                     &tasks[t].train,
                     train_outputs(setting, &tasks, t, t),
                     *fisher_samples,
-                    config.seed ^ t as u64,
+                    spec.seed ^ t as u64,
                 );
                 let term = EwcTerm {
                     fisher,
@@ -288,7 +309,7 @@ pub fn run_continual(
                     &label_of,
                     *buffer_size,
                     *selection,
-                    config.seed,
+                    spec.seed,
                 );
             }
             _ => {}
@@ -313,7 +334,7 @@ pub fn run_continual(
                 super::ScenarioKind::Split => "split",
                 super::ScenarioKind::Permuted => "permuted",
             },
-            config.data.dataset.name()
+            data_config.dataset.name()
         ),
         setting: setting.name().into(),
         method: continual.method.name().into(),
@@ -331,7 +352,7 @@ pub fn run_continual(
             .sum::<f64>()
             .max(wall.elapsed().as_secs_f64()),
         parameters: crate::models::trainable_count(&network),
-        seed: config.seed,
+        seed: spec.seed,
         mentor_version: env!("CARGO_PKG_VERSION").into(),
     };
     let json = serde_json::to_string_pretty(&summary).unwrap_or_default();
@@ -393,17 +414,29 @@ fn training_set(
     }
 }
 
-/// The run config of task `t`: the continual run's, with enough epochs to cover the
+/// The fingerprint of a task's run: the continual run's, with the task's epochs and
+/// parameter groups (as the run config of the task would state them).
+fn task_fingerprint(run: &Fingerprint, task: &TrainSpec) -> Fingerprint {
+    let groups = task
+        .groups
+        .iter()
+        .filter_map(|g| toml::Value::try_from(g).ok())
+        .collect();
+    run.with("epochs", toml::Value::Integer(task.epochs as i64))
+        .with("groups", toml::Value::Array(groups))
+}
+
+/// The training spec of task `t`: the continual run's, with enough epochs to cover the
 /// iteration budget and the method's parameter groups (feature extraction freezes the
 /// backbone after the first task; LwF's warm-up freezes it for its first epochs).
-fn task_config(
-    config: &RunConfig,
+fn task_spec(
+    spec: &TrainSpec,
     continual: &ContinualConfig,
     t: usize,
     train_len: usize,
-) -> RunConfig {
-    let mut c = config.clone();
-    let steps_per_epoch = train_len.div_ceil(config.batch_size).max(1);
+) -> TrainSpec {
+    let mut c = spec.clone();
+    let steps_per_epoch = train_len.div_ceil(spec.batch_size).max(1);
     c.epochs = continual.iterations_per_task.div_ceil(steps_per_epoch);
     if t > 0 {
         match &continual.method {
@@ -439,7 +472,7 @@ fn add_method_terms(
     train_set: &Dataset,
     ewc_terms: &[EwcTerm],
     buffer: &ReplayBuffer,
-    config: &RunConfig,
+    spec: &TrainSpec,
     options: &TrainOptions,
 ) -> Result<(), ContinualError> {
     let setting = continual.setting;
@@ -486,8 +519,8 @@ fn add_method_terms(
             objective.replay = Some(ReplayTerm {
                 examples: Dataset::new(images, labels, first.shape, first.num_classes)?,
                 tasks: owner,
-                batch_size: config.batch_size,
-                seed: config.seed ^ t as u64,
+                batch_size: spec.batch_size,
+                seed: spec.seed ^ t as u64,
             });
         }
         _ => {}

@@ -19,7 +19,9 @@ use super::metrics::MetricRow;
 use crate::models::Network;
 
 const MAGIC: &[u8; 8] = b"MENTORCK";
-const VERSION: u32 = 1;
+/// Format 2 adds the network's config and the seed to the state (format 1 kept them
+/// only inside the config text); both are read.
+const VERSION: u32 = 2;
 
 /// A checkpoint that could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +75,12 @@ pub struct TrainingState {
     pub num_classes: usize,
     /// mentor's version that wrote it.
     pub mentor_version: String,
+    /// The network's config (format 2; `None` in format 1, whose `config_toml` has it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<crate::models::ModelConfig>,
+    /// The run's seed (format 2; `None` in format 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 /// A checkpoint read back from disk.
@@ -145,9 +153,9 @@ pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
         return Err(corrupt("not a mentor checkpoint (bad magic)"));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
-    if version != VERSION {
+    if !(1..=VERSION).contains(&version) {
         return Err(corrupt(&format!(
-            "format version {version}, this mentor reads {VERSION}"
+            "format version {version}, this mentor reads 1 to {VERSION}"
         )));
     }
     let mut at = 12;

@@ -11,8 +11,10 @@
 pub mod cache;
 pub mod checkpoint;
 pub mod device;
+pub mod eval;
 pub mod events;
 pub mod groups;
+pub mod init;
 pub mod io;
 pub mod metrics;
 pub mod objective;
@@ -22,13 +24,18 @@ pub mod progress;
 pub mod restore;
 pub mod run_dir;
 pub mod schedule;
+pub mod spec;
+pub mod step;
 pub mod trainer;
 
 pub use device::{module_device, parse_device, parse_devices};
+pub use eval::{evaluate, evaluate_outputs};
+pub use events::{Event, Observer};
+pub use init::{FreshWeights, StartWeights, seeded_init};
 pub use objective::{CrossEntropy, Objective, StepOutput};
 pub use progress::LogFormat;
 pub use restore::{LoadedNetwork, load_network};
-pub use trainer::{
-    EngineError, RunSummary, TrainOptions, evaluate, evaluate_outputs, seeded_init, train,
-    train_step,
-};
+pub use run_dir::{Fingerprint, RunDir};
+pub use spec::{RunLabel, TrainSpec};
+pub use step::train_step;
+pub use trainer::{EngineError, RunSummary, TrainOptions, train, train_observed};

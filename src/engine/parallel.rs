@@ -21,7 +21,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::groups::ParamGroups;
 use super::objective::{CrossEntropy, Objective};
-use super::trainer::train_step;
+use super::step::train_step;
 use crate::data::{Batch, Dataset};
 use crate::models::Network;
 

@@ -2,25 +2,27 @@
 //! parameter group at its own rate, evaluation per epoch, metrics, checkpoints (last and
 //! best, atomically) and exact resume.
 
-use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use burn::module::Module;
-use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{Bytes, Device, Int, Tensor};
+use burn::optim::ModuleOptimizer;
+use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, CheckpointError, TrainingState};
+use super::eval::evaluate_with;
+use super::events::{Event, Observer};
 use super::groups::{GroupError, ParamGroups};
-use super::metrics::{MetricRow, Running, write_history};
+use super::init::{epoch_seed, lock_backend_rng};
+use super::metrics::{MetricRow, MetricsFiles, Running};
 use super::objective::Objective;
 use super::parallel::DataParallel;
 use super::progress::{LogFormat, Progress};
-use crate::config::RunConfig;
-use crate::data::{Batch, BatchOrder, Dataset, PreparedData};
-use crate::losses::mask_outputs;
-use crate::models::{ModelConfig, Network, param_infos};
+use super::run_dir::{Fingerprint, RunDir, RunDirError};
+use super::spec::TrainSpec;
+use super::step::train_step;
+use crate::data::{Batch, BatchOrder, PreparedData};
+use crate::models::{Network, param_infos};
 
 /// Why a run stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -47,17 +49,18 @@ pub enum EngineError {
         /// The checkpoint folder.
         dir: PathBuf,
     },
-    /// `--resume` was asked for but the run directory has no checkpoint.
-    #[error("cannot resume: {0} does not exist")]
-    NothingToResume(PathBuf),
-    /// The config given with `--resume` differs from the one the run started with.
-    #[error(
-        "cannot resume: the config differs from the one saved in {0}; resume with the same config (or start a new --out)"
-    )]
-    ConfigMismatch(PathBuf),
-    /// Pretrained weights could not be imported.
+    /// The run directory cannot be started or resumed as asked (nothing to resume, or
+    /// another config than the run's own).
     #[error(transparent)]
-    Transfer(#[from] crate::transfer::TransferError),
+    RunDir(#[from] RunDirError),
+    /// An observer (metrics files, say) failed during training.
+    #[error("{name}: {source}")]
+    Observer {
+        /// The observer.
+        name: String,
+        /// What went wrong.
+        source: super::events::ObserverError,
+    },
     /// Data-parallel training could not start.
     #[error("data parallel: {0}")]
     DataParallel(String),
@@ -66,7 +69,7 @@ pub enum EngineError {
     Io(#[from] super::io::IoError),
 }
 
-/// How to run (as opposed to what to train, which is the [`RunConfig`]).
+/// How to run (as opposed to what to train, which is the [`TrainSpec`]).
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
     /// The run directory.
@@ -93,6 +96,9 @@ pub struct TrainOptions {
     /// Stop after this many optimiser steps in all (the last epoch is cut short), for
     /// budgets counted in iterations rather than epochs.
     pub max_steps: Option<usize>,
+    /// What a resumed run must share with the run it continues (the resolved config);
+    /// written as the run directory's `config.toml` when the run starts.
+    pub fingerprint: Fingerprint,
 }
 
 impl TrainOptions {
@@ -108,6 +114,7 @@ impl TrainOptions {
             start_from: None,
             start_optimizer: None,
             max_steps: None,
+            fingerprint: Fingerprint::default(),
         }
     }
 }
@@ -147,144 +154,35 @@ pub struct RunSummary {
     pub strategy: String,
 }
 
-/// Loss and top-1 accuracy of `network` on `data`, in inference mode, batch by batch.
-pub fn evaluate(network: &Network, data: &Dataset, batch_size: usize) -> (f64, f64) {
-    evaluate_outputs(network, data, batch_size, None)
-}
-
-/// [`evaluate`] over the output units `outputs` only (the others are masked out of the
-/// softmax and the argmax), as a task-incremental learner is scored on one task's head;
-/// `None` uses every output.
-pub fn evaluate_outputs(
-    network: &Network,
-    data: &Dataset,
-    batch_size: usize,
-    outputs: Option<Range<usize>>,
-) -> (f64, f64) {
-    let model = network.valid();
-    let mut run = Running::default();
-    let device = super::module_device(&model);
-    for idx in BatchOrder::sequential(data.len(), batch_size).batches() {
-        let batch = Batch::gather(data, idx, &device);
-        let mut logits = model.forward(batch.images);
-        if let Some(active) = &outputs {
-            logits = mask_outputs(logits, active.clone());
-        }
-        let loss = burn::nn::loss::CrossEntropyLossConfig::new()
-            .init(&device)
-            .forward(logits.clone(), batch.labels.clone());
-        run.add(
-            loss.into_scalar::<f32>() as f64,
-            correct(logits, batch.labels),
-            idx.len(),
-        );
-    }
-    (run.loss(), run.accuracy())
-}
-
-/// The objective's own evaluation of `network` on `data` if it has one, else the
-/// classification loss and accuracy on its scored outputs.
-fn evaluate_with(objective: &dyn Objective, network: &Network, data: &Dataset) -> (f64, f64) {
-    objective
-        .evaluate(network, data)
-        .unwrap_or_else(|| evaluate_outputs(network, data, 1000, objective.eval_outputs()))
-}
-
-fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> u64 {
-    let pred: Tensor<1, Int> = logits.argmax(1).flatten(0, 1);
-    pred.equal(labels).int().sum().into_scalar::<i64>() as u64
-}
-
-/// One optimiser step: the objective's loss on `batch`, its gradients, then one update
-/// per trained group at `lr` times the group's multiplier (frozen groups get none).
-/// Returns the updated network, the loss, the number of correct predictions and the
-/// number of predictions (the targets: one per example unless the objective scores
-/// several per example, as CPC does), or the loss value when it is not finite (no update
-/// is made).
-pub fn train_step(
-    network: Network,
-    optimizer: &mut ModuleOptimizer,
-    groups: &ParamGroups,
-    objective: &mut dyn Objective,
-    batch: &Batch,
-    indices: &[usize],
-    lr: f64,
-) -> Result<(Network, f64, u64, u64), f64> {
-    let output = objective.step(&network, batch, indices);
-    let loss_value = output.loss.clone().into_scalar::<f32>() as f64;
-    if !loss_value.is_finite() {
-        return Err(loss_value);
-    }
-    let targets = output.targets.unwrap_or_else(|| batch.labels.clone());
-    let predictions = targets.dims()[0] as u64;
-    let right = correct(output.logits.detach(), targets);
-    let mut grads = output.loss.backward();
-    let mut network = network;
-    for group in groups.trained() {
-        let group_grads = GradientsParams::from_params(&mut grads, &network, &group.ids);
-        network = optimizer.step(lr * group.lr_mult, network, group_grads);
-    }
-    Ok((network, loss_value, right, predictions))
-}
-
-/// The dropout / initialisation seed of epoch `epoch` (and of init, epoch `usize::MAX`).
-fn epoch_seed(seed: u64, epoch: usize) -> u64 {
-    seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ (epoch as u64).wrapping_add(0xA5A5)
-}
-
-fn write_file(path: &Path, text: &str) -> Result<(), EngineError> {
-    Ok(super::io::write_atomic(path, text.as_bytes())?)
-}
-
-/// Burn's backend RNG (initial weights, dropout masks) is one per process, so two runs
-/// training at once in one process would draw from each other's stream. Runs hold this
-/// lock for their whole length: reproducibility first; within one process they take turns
-/// (each already uses every core).
-static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn lock_backend_rng() -> std::sync::MutexGuard<'static, ()> {
-    BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Builds `model` with initial weights drawn from the backend RNG seeded with `seed`,
-/// holding the RNG lock so that no concurrent run disturbs the draw. The same `seed`
-/// gives the same weights as the engine's initialisation for a run with that seed.
-pub fn seeded_init(
-    model: &ModelConfig,
-    input: [usize; 3],
-    num_classes: usize,
-    device: &Device,
-    seed: u64,
-) -> Network {
-    let _guard = lock_backend_rng();
-    init_unlocked(model, input, num_classes, device, seed)
-}
-
-pub(crate) fn init_unlocked(
-    model: &ModelConfig,
-    input: [usize; 3],
-    num_classes: usize,
-    device: &Device,
-    seed: u64,
-) -> Network {
-    device.seed(epoch_seed(seed, usize::MAX));
-    model.init(input, num_classes, device)
-}
-
-/// Trains a network as `config` says, on `data`, minimising `objective`, writing the run
-/// directory `options.out`. Returns the summary (also written as `summary.json`).
+/// Trains a network as `spec` says, on `data`, minimising `objective`, writing the run
+/// directory `options.out` (see [`train_observed`]).
 pub fn train(
-    config: &RunConfig,
+    spec: &TrainSpec,
     data: &PreparedData,
     objective: &mut dyn Objective,
     options: &TrainOptions,
 ) -> Result<(RunSummary, Network), EngineError> {
+    train_observed(spec, data, objective, options, &mut [])
+}
+
+/// Trains a network as `spec` says, on `data`, minimising `objective`, writing the run
+/// directory `options.out`: `config.toml` (the fingerprint), the metrics files and the
+/// checkpoints after every epoch, `summary.json` at the end. Starts from
+/// `options.start_from`, else from the seeded initialisation of `spec.model`. Every event
+/// goes to the progress reporter, the metrics files and then `observers`. Returns the
+/// summary and the trained network.
+pub fn train_observed(
+    spec: &TrainSpec,
+    data: &PreparedData,
+    objective: &mut dyn Objective,
+    options: &TrainOptions,
+    observers: &mut [&mut dyn Observer],
+) -> Result<(RunSummary, Network), EngineError> {
     let _rng_guard = lock_backend_rng();
     let wall = Instant::now();
-    let out = &options.out;
-    let ckpt_dir = out.join("checkpoints");
+    let run_dir = RunDir::new(&options.out);
+    let ckpt_dir = run_dir.join("checkpoints");
     let last_path = ckpt_dir.join("last.ckpt");
-    let config_toml = config.to_toml();
     let device = options
         .devices
         .first()
@@ -294,15 +192,13 @@ pub fn train(
 
     let mut network = match &options.start_from {
         Some(start) => start.clone(),
-        None => init_unlocked(
-            &config.model,
-            data.train.shape,
-            data.train.num_classes,
-            &device,
-            config.seed,
-        ),
+        None => {
+            device.seed(epoch_seed(spec.seed, usize::MAX));
+            spec.model
+                .init(data.train.shape, data.train.num_classes, &device)
+        }
     };
-    let mut optimizer: ModuleOptimizer = config.optim.init();
+    let mut optimizer: ModuleOptimizer = spec.optim.init();
     let mut state = TrainingState {
         epochs_done: 0,
         steps_done: 0,
@@ -312,19 +208,23 @@ pub fn train(
         train_samples: 0,
         history: Vec::new(),
         objective_state: None,
-        config_toml: config_toml.clone(),
+        config_toml: options.fingerprint.text().to_string(),
         input_shape: data.train.shape,
         num_classes: data.train.num_classes,
         mentor_version: env!("CARGO_PKG_VERSION").into(),
+        model: Some(spec.model.clone()),
+        seed: Some(spec.seed),
     };
     if options.resume {
         if !last_path.is_file() {
-            return Err(EngineError::NothingToResume(last_path));
+            return Err(RunDirError::NothingToResume(last_path).into());
         }
         let ckpt = checkpoint::load(&last_path)?;
-        if ckpt.state.config_toml != config_toml {
-            return Err(EngineError::ConfigMismatch(last_path));
-        }
+        RunDir::check_resume(
+            &last_path,
+            &Fingerprint::from_text(ckpt.state.config_toml.clone()),
+            &options.fingerprint,
+        )?;
         network = ckpt.load_into(network, &last_path)?;
         optimizer = optimizer
             .from_bytes(ckpt.optimizer)
@@ -347,36 +247,13 @@ pub fn train(
                 optimizer
                     .from_bytes(bytes.clone())
                     .map_err(|e| CheckpointError::Corrupt {
-                        path: out.clone(),
+                        path: options.out.clone(),
                         reason: format!("bad starting optimiser state: {e}"),
                     })?;
         }
-        std::fs::create_dir_all(out).map_err(|source| super::io::IoError {
-            path: out.clone(),
-            source,
-        })?;
-        write_file(&out.join("config.toml"), &config_toml)?;
-        if let (Some(path), None) = (&config.init.pretrained, &options.start_from) {
-            let (imported, report) =
-                crate::transfer::import_pretrained(network, &config.init, &options.device, true)?;
-            network = imported;
-            let json = serde_json::to_string_pretty(&report).unwrap_or_default();
-            write_file(&out.join(crate::transfer::REPORT_FILE), &json)?;
-            let fresh: Vec<&str> = report
-                .reinitialized
-                .iter()
-                .map(|(n, _)| n.as_str())
-                .collect();
-            Progress::new(options.log, "transfer:").note(&format!(
-                "pretrained {}: copied {} parameters, re-initialised {} ({})",
-                path.display(),
-                report.copied.len(),
-                fresh.len(),
-                fresh.join(", ")
-            ));
-        }
+        run_dir.start(&options.fingerprint)?;
     }
-    let groups = ParamGroups::resolve(&config.groups, &param_infos(&network))?;
+    let groups = ParamGroups::resolve(&spec.groups, &param_infos(&network))?;
     let mut parallel = None;
     if !options.devices.is_empty() {
         let devices: Vec<Device> = options
@@ -385,19 +262,41 @@ pub fn train(
             .map(|d| d.clone().autodiff())
             .collect();
         let (replicas, marked) =
-            DataParallel::start(&devices, network, &optimizer, || config.optim.init())
+            DataParallel::start(&devices, network, &optimizer, || spec.optim.init())
                 .map_err(EngineError::DataParallel)?;
         network = marked;
         parallel = Some(replicas);
     }
     let shards = options.devices.len().max(1);
 
-    let label = format!("[{} {}]", config.model.kind(), config.data.dataset);
+    let label = format!("[{} {}]", spec.label.model, spec.label.dataset);
     let mut progress = Progress::new(options.log, &label);
-    let steps_per_epoch = data.train.len().div_ceil(config.batch_size);
+    let mut metrics_files = MetricsFiles::new(&options.out);
+    let mut emit = |event: Event<'_>| -> Result<(), EngineError> {
+        let finished = matches!(event, Event::Finished { .. });
+        let own: [&mut dyn Observer; 2] = [&mut progress, &mut metrics_files];
+        for observer in own
+            .into_iter()
+            .chain(observers.iter_mut().map(|o| &mut **o))
+        {
+            if let Err(source) = observer.on_event(&event) {
+                if finished {
+                    let note = format!("{} not written: {source}", observer.name());
+                    Progress::new(options.log, &label).note(&note);
+                } else {
+                    return Err(EngineError::Observer {
+                        name: observer.name().into(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(())
+    };
+    let steps_per_epoch = data.train.len().div_ceil(spec.batch_size);
     let last_epoch = options
         .stop_after
-        .map_or(config.epochs, |s| s.min(config.epochs));
+        .map_or(spec.epochs, |s| s.min(spec.epochs));
 
     for epoch in state.epochs_done..last_epoch {
         if options
@@ -406,16 +305,20 @@ pub fn train(
         {
             break;
         }
-        device.seed(epoch_seed(config.seed, epoch));
+        device.seed(epoch_seed(spec.seed, epoch));
         if let Some(replicas) = &parallel {
-            replicas.seed(epoch_seed(config.seed, epoch));
+            replicas.seed(epoch_seed(spec.seed, epoch));
         }
-        let order = BatchOrder::shuffled(data.train.len(), config.batch_size, config.seed, epoch);
-        progress.start_epoch(epoch + 1, config.epochs, steps_per_epoch);
+        let order = BatchOrder::shuffled(data.train.len(), spec.batch_size, spec.seed, epoch);
+        emit(Event::EpochStart {
+            epoch: epoch + 1,
+            epochs: spec.epochs,
+            steps: steps_per_epoch,
+        })?;
         let epoch_groups = groups.at_epoch(epoch + 1);
         let started = Instant::now();
         let mut running = Running::default();
-        let mut lr = config.lr;
+        let mut lr = spec.lr;
         for (step, idx) in order.batches().enumerate() {
             if options
                 .max_steps
@@ -424,9 +327,9 @@ pub fn train(
                 break;
             }
             let progress_epochs = epoch as f64 + step as f64 / steps_per_epoch as f64;
-            lr = config
+            lr = spec
                 .schedule
-                .lr(config.lr, progress_epochs, config.epochs, steps_per_epoch);
+                .lr(spec.lr, progress_epochs, spec.epochs, steps_per_epoch);
             if idx.len() < shards {
                 // Every device must take part in each step's gradient all-reduce.
                 continue;
@@ -473,7 +376,7 @@ pub fn train(
                 }
             };
             state.steps_done += 1;
-            progress.step(loss_value);
+            emit(Event::Step { loss: loss_value })?;
         }
         objective.end_epoch(epoch + 1);
         state.objective_state = objective.state();
@@ -490,22 +393,16 @@ pub fn train(
             train_seconds: state.train_seconds,
         };
         let mut rows = vec![row("train", running.loss(), running.accuracy())];
-        let mut values = vec![
-            ("train_loss", running.loss()),
-            ("train_acc", running.accuracy()),
-        ];
         let val_acc = if let Some(val) = &data.val {
             let (l, a) = evaluate_with(objective, &network, val);
             rows.push(row("val", l, a));
-            values.extend([("val_loss", l), ("val_acc", a)]);
             Some(a)
         } else {
             None
         };
         let (test_loss, test_acc) = evaluate_with(objective, &network, &data.test);
         rows.push(row("test", test_loss, test_acc));
-        values.extend([("test_loss", test_loss), ("test_acc", test_acc)]);
-        state.history.extend(rows);
+        state.history.extend(rows.iter().cloned());
 
         let selection = val_acc.unwrap_or(test_acc);
         let improved = selection > state.best_val_accuracy;
@@ -513,12 +410,16 @@ pub fn train(
             state.best_val_accuracy = selection;
             state.best_epoch = epoch + 1;
         }
-        write_history(out, &state.history)?;
         checkpoint::save(&last_path, &network, &optimizer, &state)?;
         if improved {
             checkpoint::save(&ckpt_dir.join("best.ckpt"), &network, &optimizer, &state)?;
         }
-        progress.end_epoch(epoch + 1, config.epochs, &values);
+        emit(Event::EpochEnd {
+            epoch: epoch + 1,
+            epochs: spec.epochs,
+            rows: &rows,
+            history: &state.history,
+        })?;
     }
 
     let (test_loss, test_accuracy) = evaluate_with(objective, &network, &data.test);
@@ -532,16 +433,16 @@ pub fn train(
         train_seconds: state.train_seconds,
         train_samples_per_second: state.train_samples as f64 / state.train_seconds.max(1e-9),
         parameters: crate::models::trainable_count(&network),
-        seed: config.seed,
+        seed: spec.seed,
         mentor_version: env!("CARGO_PKG_VERSION").into(),
-        model: config.model.kind().into(),
-        dataset: config.data.dataset.to_string(),
-        strategy: config.strategy.kind().into(),
+        model: spec.label.model.clone(),
+        dataset: spec.label.dataset.clone(),
+        strategy: spec.label.strategy.clone(),
     };
-    let json = serde_json::to_string_pretty(&summary).unwrap_or_default();
-    write_file(&out.join("summary.json"), &json)?;
-    if let Err(e) = crate::report::plot_curves(&state.history, &out.join("plots")) {
-        progress.note(&format!("plots not written: {e}"));
-    }
+    run_dir.write_json("summary.json", &summary)?;
+    emit(Event::Finished {
+        summary: &summary,
+        history: &state.history,
+    })?;
     Ok((summary, network))
 }

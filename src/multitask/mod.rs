@@ -236,6 +236,9 @@ pub enum MultitaskError {
     /// Training failed.
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    /// The starting weights could not be made (a pretrained file that does not load).
+    #[error("starting weights: {0}")]
+    Start(crate::engine::init::StartError),
     /// The run's model cannot be made into task columns.
     #[error("multitask architecture: {0}")]
     Architecture(String),

@@ -11,12 +11,14 @@ use serde::{Deserialize, Serialize};
 use super::benchmark::NO_LABEL;
 use super::objective::{MultitaskObjective, WeightHistory};
 use super::{Architecture, Benchmark, MultitaskConfig, MultitaskError, MultitaskSet, delta_m};
-use crate::config::RunConfig;
 use crate::data::Dataset;
-use crate::data::{PreparedData, prepare_data};
+use crate::data::{DataConfig, PreparedData, prepare_data};
 use crate::engine::io::write_atomic;
-use crate::engine::{TrainOptions, evaluate_outputs, train};
+use crate::engine::{
+    StartWeights, TrainOptions, TrainSpec, evaluate_outputs, seeded_init, train_observed,
+};
 use crate::models::{ColumnsConfig, ModelConfig, Network};
+use crate::report::CurvePlots;
 
 /// What a finished multitask run reports (`summary.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,21 +120,25 @@ fn own_task_dataset(
     Ok(Dataset::new(part.images, labels, part.shape, total)?)
 }
 
-/// Trains `mt` with `config`'s data, model, optimiser and schedule into `options.out`;
-/// `baselines` are single-task runs of the same benchmark (one task each) for `Delta_m`.
+/// Trains `mt` on the data of `data_config` as `spec` says (its model is the shared
+/// network, or each task's column) into `options.out`, starting from `start` applied to
+/// the seeded initialisation of the network it trains; `baselines` are single-task runs
+/// of the same benchmark (one task each) for `Delta_m`.
 pub fn run_multitask(
-    config: &RunConfig,
+    spec: &TrainSpec,
+    data_config: &DataConfig,
     mt: &MultitaskConfig,
     options: &TrainOptions,
+    start: &dyn StartWeights,
     baselines: &[PathBuf],
 ) -> Result<(MultitaskSummary, Network), MultitaskError> {
     let wall = std::time::Instant::now();
-    let data = prepare_data(&config.data, config.seed)?;
+    let data = prepare_data(data_config, spec.seed)?;
     let second = match (mt.benchmark, mt.second_dataset) {
         (Benchmark::Datasets, Some(source)) => {
-            let mut c = config.data.clone();
+            let mut c = data_config.clone();
             c.dataset = source;
-            Some(prepare_data(&c, config.seed)?)
+            Some(prepare_data(&c, spec.seed)?)
         }
         _ => None,
     };
@@ -140,29 +146,29 @@ pub fn run_multitask(
         &data.train,
         second.as_ref().map(|d| &d.train),
         mt,
-        config.seed ^ 0x7A11,
+        spec.seed ^ 0x7A11,
     )?;
     let test_set = build(
         &data.test,
         second.as_ref().map(|d| &d.test),
         mt,
-        config.seed ^ 0x7E57,
+        spec.seed ^ 0x7E57,
     )?;
     let val_set = match (&data.val, second.as_ref().map(|d| &d.val)) {
-        (Some(v), Some(Some(v2))) => Some(build(v, Some(v2), mt, config.seed ^ 0x7A1D)?),
+        (Some(v), Some(Some(v2))) => Some(build(v, Some(v2), mt, spec.seed ^ 0x7A1D)?),
         (Some(v), _) if mt.benchmark != Benchmark::Datasets => {
-            Some(build(v, None, mt, config.seed ^ 0x7A1D)?)
+            Some(build(v, None, mt, spec.seed ^ 0x7A1D)?)
         }
         _ => None,
     };
     let trained = mt.trained();
     let mut outputs = Vec::new();
-    let mut start = 0;
+    let mut first = 0;
     for &t in &trained {
-        outputs.push(start..start + train_set.classes[t]);
-        start += train_set.classes[t];
+        outputs.push(first..first + train_set.classes[t]);
+        first += train_set.classes[t];
     }
-    let total = start;
+    let total = first;
     let primary = 0;
     let (pt, pr) = (trained[primary], &outputs[primary]);
     // Examples without a label for any trained task (the other dataset of a
@@ -188,7 +194,8 @@ pub fn run_multitask(
         MultitaskObjective::new(outputs.clone(), labels, mt.weighting.clone(), primary)
             .with_losses(&mt.task_losses);
     // Soft sharing and cross-stitch train one column of the run's model per task.
-    let mut run_config = config.clone();
+    let mut run_spec = spec.clone();
+    let mut run_options = options.clone();
     match &mt.architecture {
         Architecture::Hard => {}
         arch => {
@@ -200,7 +207,7 @@ pub fn run_multitask(
                 objective = objective.with_soft_sharing(*lambda);
             }
             let columns = ColumnsConfig {
-                column: Box::new(config.model.clone()),
+                column: Box::new(spec.model.clone()),
                 classes: trained.iter().map(|&t| train_set.classes[t]).collect(),
                 cross_stitch,
                 stitch_self,
@@ -208,10 +215,35 @@ pub fn run_multitask(
             columns
                 .validate()
                 .map_err(|(k, r)| MultitaskError::Architecture(format!("{k}: {r}")))?;
-            run_config.model = ModelConfig::Columns(columns);
+            run_spec.model = ModelConfig::Columns(columns);
+            if let Ok(model) = toml::Value::try_from(&run_spec.model) {
+                run_options.fingerprint = options.fingerprint.with("model", model);
+            }
         }
     }
-    let (run, network) = train(&run_config, &prepared, &mut objective, options)?;
+    if !options.resume {
+        let device = options.device.clone().autodiff();
+        let fresh = seeded_init(
+            &run_spec.model,
+            prepared.train.shape,
+            prepared.train.num_classes,
+            &device,
+            spec.seed,
+        );
+        run_options.start_from = Some(
+            start
+                .start(fresh, &options.out)
+                .map_err(MultitaskError::Start)?,
+        );
+    }
+    let mut plots = CurvePlots::new(options.out.join("plots"));
+    let (run, network) = train_observed(
+        &run_spec,
+        &prepared,
+        &mut objective,
+        &run_options,
+        &mut [&mut plots],
+    )?;
 
     let mut task_accuracy = Vec::new();
     for (k, &t) in trained.iter().enumerate() {
@@ -228,7 +260,7 @@ pub fn run_multitask(
                 Benchmark::Coarse => "coarse",
                 Benchmark::Datasets => "datasets",
             },
-            config.data.dataset.name()
+            data_config.dataset.name()
         ),
         tasks: trained.iter().map(|&t| names[t].to_string()).collect(),
         trained_tasks: trained.clone(),
@@ -244,7 +276,7 @@ pub fn run_multitask(
         epochs: run.epochs,
         train_seconds: run.train_seconds,
         wall_seconds: wall.elapsed().as_secs_f64(),
-        seed: config.seed,
+        seed: spec.seed,
         mentor_version: env!("CARGO_PKG_VERSION").into(),
     };
     let io = |path: &Path, e: crate::engine::io::IoError| MultitaskError::Baseline {

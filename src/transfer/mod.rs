@@ -6,7 +6,6 @@
 //! is re-initialised, and the run says so. See Yosinski et al. (2014), "How transferable
 //! are features in deep neural networks?".
 
-pub mod advisor;
 pub mod exchange;
 pub mod import;
 pub mod linear_probe;
@@ -82,13 +81,12 @@ impl InitConfig {
 }
 
 /// Imports `config.pretrained` (a mentor checkpoint, or a `.safetensors`, `.pt` or
-/// `.pth` file with PyTorch conventions) into `network` as the config says; `in_run` is true when the
-/// caller holds the engine's RNG lock (inside `train`).
+/// `.pth` file with PyTorch conventions) into `network` as the config says; a mentor
+/// checkpoint is loaded on `device`.
 pub fn import_pretrained(
     network: Network,
     config: &InitConfig,
     device: &Device,
-    in_run: bool,
 ) -> Result<(Network, ImportReport), TransferError> {
     let Some(path) = &config.pretrained else {
         return Ok((network, ImportReport::default()));
@@ -101,11 +99,7 @@ pub fn import_pretrained(
         let map = exchange::parse_key_map(&config.key_map)?;
         exchange::read_pytorch(path, &map, &network)?
     } else {
-        let source = if in_run {
-            crate::engine::restore::load_network_in_run(path, device)?
-        } else {
-            crate::engine::restore::load_network(path, device)?
-        };
+        let source = crate::engine::restore::load_network(path, device)?;
         import::named_tensors(&source.network)
     };
     let mut fresh = config.fresh_patterns();

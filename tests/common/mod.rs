@@ -3,9 +3,9 @@
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
-use mentor::config::RunConfig;
 use mentor::engine::{LogFormat, TrainOptions};
 use mentor::models::{Network, param_infos};
+use mentor::run::config::RunConfig;
 
 /// The default run config with `key=value` overrides, validated.
 pub fn config<S: AsRef<str>>(sets: &[S]) -> RunConfig {
@@ -49,4 +49,50 @@ pub fn weights_by_name(n: &Network) -> Vec<(String, Vec<u32>)> {
 /// A run directory's summary.json.
 pub fn summary(out: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+}
+
+/// A continual run of `config` (whose strategy is `continual`) as `mentor train` makes
+/// it: the engine's spec and fingerprint of the config, its `[init]` as starting weights.
+pub fn run_continual(
+    config: &RunConfig,
+    continual: &mentor::continual::ContinualConfig,
+    options: &TrainOptions,
+    stop: Option<mentor::continual::StopPoint>,
+) -> Result<(mentor::continual::ContinualSummary, Network), mentor::continual::ContinualError> {
+    let start = mentor::run::InitWeights::new(&config.init, &options.device, options.log);
+    let options = TrainOptions {
+        fingerprint: config.fingerprint(),
+        ..options.clone()
+    };
+    mentor::continual::run_continual(
+        &config.spec(),
+        &config.data,
+        continual,
+        &options,
+        &start,
+        stop,
+    )
+}
+
+/// A multitask run of `config` (whose strategy is `multitask`) as `mentor train` makes
+/// it (see [`run_continual`]).
+pub fn run_multitask(
+    config: &RunConfig,
+    multitask: &mentor::multitask::MultitaskConfig,
+    options: &TrainOptions,
+    baselines: &[std::path::PathBuf],
+) -> Result<(mentor::multitask::MultitaskSummary, Network), mentor::multitask::MultitaskError> {
+    let start = mentor::run::InitWeights::new(&config.init, &options.device, options.log);
+    let options = TrainOptions {
+        fingerprint: config.fingerprint(),
+        ..options.clone()
+    };
+    mentor::multitask::run_multitask(
+        &config.spec(),
+        &config.data,
+        multitask,
+        &options,
+        &start,
+        baselines,
+    )
 }

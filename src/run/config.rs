@@ -11,8 +11,9 @@ use crate::data::DataConfig;
 use crate::engine::groups::GroupRule;
 use crate::engine::optim::OptimizerConfig;
 use crate::engine::schedule::ScheduleConfig;
+use crate::engine::{Fingerprint, RunLabel, TrainSpec};
 use crate::models::ModelConfig;
-use crate::strategy::StrategyConfig;
+use crate::run::strategy::StrategyConfig;
 use crate::transfer::InitConfig;
 
 /// A config that could not be read or breaks a rule; the message names the key.
@@ -109,6 +110,30 @@ impl Default for RunConfig {
 }
 
 impl RunConfig {
+    /// What the engine reads of this config: how to train the network.
+    pub fn spec(&self) -> TrainSpec {
+        TrainSpec {
+            seed: self.seed,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            optim: self.optim.clone(),
+            schedule: self.schedule.clone(),
+            groups: self.groups.clone(),
+            model: self.model.clone(),
+            label: RunLabel {
+                model: self.model.kind().into(),
+                dataset: self.data.dataset.to_string(),
+                strategy: self.strategy.kind().into(),
+            },
+        }
+    }
+
+    /// The resume fingerprint of a run with this config: the resolved config itself.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::from_text(self.to_toml())
+    }
+
     /// Parses TOML text, naming the offending key on error.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Syntax {
@@ -201,7 +226,7 @@ impl RunConfig {
             .map_err(|(k, r)| invalid(&k, r))?;
         self.init.validate().map_err(|(k, r)| invalid(&k, r))?;
         self.strategy.validate().map_err(|(k, r)| invalid(&k, r))?;
-        if let crate::strategy::StrategyConfig::SelfSupervised(ssl) = &self.strategy {
+        if let crate::run::strategy::StrategyConfig::SelfSupervised(ssl) = &self.strategy {
             use crate::models::ModelConfig;
             use crate::ssl::SslMethod;
             let fits = match (&self.model, ssl.method) {
@@ -237,8 +262,10 @@ impl RunConfig {
                 ));
             }
         }
-        if let (crate::strategy::StrategyConfig::Distill(d), crate::models::ModelConfig::Vit(v)) =
-            (&self.strategy, &self.model)
+        if let (
+            crate::run::strategy::StrategyConfig::Distill(d),
+            crate::models::ModelConfig::Vit(v),
+        ) = (&self.strategy, &self.model)
             && v.distillation_token
             && d.hint_weight > 0.0
         {

@@ -19,13 +19,15 @@ use std::path::Path;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::config::RunConfig;
 use crate::data::Dataset;
 use crate::data::{PreparedData, prepare_data};
 use crate::engine::groups::GroupRule;
-use crate::engine::{EngineError, LogFormat, TrainOptions, load_network, train};
+use crate::engine::{LogFormat, TrainOptions};
 use crate::models::{ModelConfig, Network};
-use crate::strategy::StrategyConfig;
+use crate::run::config::RunConfig;
+use crate::run::restore::load_run;
+use crate::run::strategy::StrategyConfig;
+use crate::run::{RunError, train};
 use crate::transfer::{FeatureStats, LinearProbe, LinearProbeConfig, TransferError};
 
 /// One of the four quadrants.
@@ -203,7 +205,7 @@ fn probe(
     pretrained: Option<&Path>,
     cfg: &AdvisorConfig,
     out: &Path,
-) -> Result<f64, EngineError> {
+) -> Result<f64, RunError> {
     let mut c = target.clone();
     c.init.pretrained = pretrained.map(Path::to_path_buf);
     c.init.retrain.clear();
@@ -227,7 +229,7 @@ fn probe(
 pub enum AdviceError {
     /// A probe run failed.
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Run(#[from] RunError),
     /// The pretrained network could not be loaded.
     #[error(transparent)]
     Transfer(#[from] TransferError),
@@ -266,10 +268,10 @@ pub fn advise(
         &workdir.join("probe-pretrained"),
     )?;
     let probe_random = probe(target, data, None, cfg, &workdir.join("probe-random"))?;
-    let source = load_network(pretrained, &Device::flex()).map_err(TransferError::from)?;
+    let source = load_run(pretrained, &Device::flex()).map_err(TransferError::from)?;
     let feature_distance = prepare_data(&source.config.data, source.config.seed)
         .ok()
-        .map(|src| feature_distance(&source.network, &src.test, &data.train));
+        .map(|src| feature_distance(&source.loaded.network, &src.test, &data.train));
     let large = examples_per_class >= cfg.small_below as f64;
     let similar = probe_pretrained - probe_random >= cfg.similar_margin;
     let quadrant = Quadrant::of(large, similar);

@@ -4,12 +4,12 @@
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::config::RunConfig;
 use crate::continual::ContinualConfig;
 use crate::data::PreparedData;
 use crate::distill::{DistillConfig, DistillError, KnowledgeDistillation};
 use crate::engine::{CrossEntropy, Objective};
 use crate::multitask::MultitaskConfig;
+use crate::run::config::RunConfig;
 use crate::ssl::SelfSupervisedConfig;
 use crate::transfer::{LinearProbe, LinearProbeConfig};
 

@@ -1,0 +1,65 @@
+//! Scoring a network: loss and top-1 accuracy on a dataset, in inference mode, over all
+//! output units or a task's units only.
+
+use std::ops::Range;
+
+use burn::module::Module;
+use burn::tensor::{Int, Tensor};
+
+use super::metrics::Running;
+use super::objective::Objective;
+use crate::data::{Batch, BatchOrder, Dataset};
+use crate::losses::mask_outputs;
+use crate::models::Network;
+
+/// Loss and top-1 accuracy of `network` on `data`, in inference mode, batch by batch.
+pub fn evaluate(network: &Network, data: &Dataset, batch_size: usize) -> (f64, f64) {
+    evaluate_outputs(network, data, batch_size, None)
+}
+
+/// [`evaluate`] over the output units `outputs` only (the others are masked out of the
+/// softmax and the argmax), as a task-incremental learner is scored on one task's head;
+/// `None` uses every output.
+pub fn evaluate_outputs(
+    network: &Network,
+    data: &Dataset,
+    batch_size: usize,
+    outputs: Option<Range<usize>>,
+) -> (f64, f64) {
+    let model = network.valid();
+    let mut run = Running::default();
+    let device = super::module_device(&model);
+    for idx in BatchOrder::sequential(data.len(), batch_size).batches() {
+        let batch = Batch::gather(data, idx, &device);
+        let mut logits = model.forward(batch.images);
+        if let Some(active) = &outputs {
+            logits = mask_outputs(logits, active.clone());
+        }
+        let loss = burn::nn::loss::CrossEntropyLossConfig::new()
+            .init(&device)
+            .forward(logits.clone(), batch.labels.clone());
+        run.add(
+            loss.into_scalar::<f32>() as f64,
+            correct(logits, batch.labels),
+            idx.len(),
+        );
+    }
+    (run.loss(), run.accuracy())
+}
+
+/// The objective's own evaluation of `network` on `data` if it has one, else the
+/// classification loss and accuracy on its scored outputs.
+pub(crate) fn evaluate_with(
+    objective: &dyn Objective,
+    network: &Network,
+    data: &Dataset,
+) -> (f64, f64) {
+    objective
+        .evaluate(network, data)
+        .unwrap_or_else(|| evaluate_outputs(network, data, 1000, objective.eval_outputs()))
+}
+
+pub(crate) fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> u64 {
+    let pred: Tensor<1, Int> = logits.argmax(1).flatten(0, 1);
+    pred.equal(labels).int().sum().into_scalar::<i64>() as u64
+}

@@ -1,0 +1,56 @@
+//! A run's starting weights, decided before the engine trains, for every strategy: the
+//! seeded initialisation, then, when `[init] pretrained` names a file, the pretrained
+//! weights imported into it by parameter name (transfer learning; see
+//! [`crate::transfer`]), with the import report written as `transfer.json` in the run
+//! directory.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+
+use crate::engine::progress::{LogFormat, Progress};
+use crate::engine::{StartWeights, init::StartError};
+use crate::models::Network;
+use crate::transfer::{InitConfig, REPORT_FILE, import_pretrained};
+
+/// The `[init]` of a run as the engine's [`StartWeights`].
+pub struct InitWeights {
+    init: InitConfig,
+    device: Device,
+    log: LogFormat,
+}
+
+impl InitWeights {
+    /// `init` applied with pretrained files loaded on `device` (the training device
+    /// without autodiff); `log` says whether to tell a person what was imported.
+    pub fn new(init: &InitConfig, device: &Device, log: LogFormat) -> Self {
+        Self {
+            init: init.clone(),
+            device: device.clone(),
+            log,
+        }
+    }
+}
+
+impl StartWeights for InitWeights {
+    fn start(&self, fresh: Network, run_dir: &Path) -> Result<Network, StartError> {
+        let Some(path) = &self.init.pretrained else {
+            return Ok(fresh);
+        };
+        let (network, report) = import_pretrained(fresh, &self.init, &self.device)?;
+        crate::engine::io::write_json(&run_dir.join(REPORT_FILE), &report)?;
+        let fresh: Vec<&str> = report
+            .reinitialized
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        Progress::new(self.log, "transfer:").note(&format!(
+            "pretrained {}: copied {} parameters, re-initialised {} ({})",
+            path.display(),
+            report.copied.len(),
+            fresh.len(),
+            fresh.join(", ")
+        ));
+        Ok(network)
+    }
+}

@@ -1,0 +1,236 @@
+//! The composition root: a run config in, a trained network and a [`Report`] out.
+//! [`run`] is the one place that dispatches on the strategy: it loads the data, checks
+//! the model against the data and the strategy, decides the starting weights
+//! ([`init`]), then either builds the strategy's objective and trains it on the engine
+//! or hands over to the strategy's own runner (continual, multitask), and writes the
+//! report as `summary.json`. Every command of the CLI builds a [`RunConfig`] and comes
+//! here; the layers below never read a `RunConfig`.
+//!
+//! Layers, each importing only those below it: vocabulary (`data`, `models`, `kernels`,
+//! `losses`) <- `engine` (and `report`, its observers) <- strategies (`transfer`,
+//! `distill`, `continual`, `multitask`, `ssl`; never each other) <- `run` <- `cli`.
+
+pub mod advise;
+pub mod config;
+pub mod init;
+pub mod report;
+pub mod restore;
+pub mod strategy;
+
+use std::path::PathBuf;
+
+use burn::tensor::Device;
+
+use crate::data::{DataError, PreparedData, prepare_data};
+use crate::engine::progress::{LogFormat, Progress};
+use crate::engine::{
+    EngineError, Objective, RunSummary, StartWeights, TrainOptions, seeded_init, train_observed,
+};
+use crate::models::Network;
+use crate::report::CurvePlots;
+
+pub use config::{ConfigError, RunConfig};
+pub use init::InitWeights;
+pub use report::Report;
+pub use strategy::{StrategyConfig, StrategyError, build_objective};
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The config breaks a rule.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The data could not be loaded.
+    #[error("loading data: {0}")]
+    Data(#[from] DataError),
+    /// The strategy could not be set up.
+    #[error(transparent)]
+    Strategy(#[from] StrategyError),
+    /// The starting weights could not be made.
+    #[error("starting weights: {0}")]
+    Start(crate::engine::init::StartError),
+    /// Training failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A continual run failed.
+    #[error("continual run: {0}")]
+    Continual(#[from] crate::continual::ContinualError),
+    /// A multitask run failed.
+    #[error("multitask run: {0}")]
+    Multitask(#[from] crate::multitask::MultitaskError),
+    /// The report could not be written.
+    #[error(transparent)]
+    Io(#[from] crate::engine::io::IoError),
+    /// The options do not fit the strategy.
+    #[error("{0}")]
+    Options(String),
+}
+
+/// How to run (as opposed to what to train, which is the [`RunConfig`]).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The run directory.
+    pub out: PathBuf,
+    /// Continue the run in `out` from its last checkpoint.
+    pub resume: bool,
+    /// Progress reporting.
+    pub log: LogFormat,
+    /// Stop early, to resume later: after this many epochs (a continual run: tasks).
+    pub stop_after: Option<usize>,
+    /// The training device.
+    pub device: Device,
+    /// Data-parallel devices (supervised runs only; see [`TrainOptions::devices`]).
+    pub devices: Vec<Device>,
+    /// Single-task runs of the same benchmark, for a multitask run's `Delta_m`.
+    pub baselines: Vec<PathBuf>,
+}
+
+impl RunOptions {
+    /// Options for a fresh run in `out` on the CPU with human progress.
+    pub fn new(out: impl Into<PathBuf>) -> Self {
+        Self {
+            out: out.into(),
+            resume: false,
+            log: LogFormat::Human,
+            stop_after: None,
+            device: Device::flex(),
+            devices: Vec::new(),
+            baselines: Vec::new(),
+        }
+    }
+
+    fn train_options(&self) -> TrainOptions {
+        TrainOptions {
+            resume: self.resume,
+            log: self.log,
+            stop_after: self.stop_after,
+            device: self.device.clone(),
+            devices: self.devices.clone(),
+            ..TrainOptions::new(&self.out)
+        }
+    }
+}
+
+/// Runs `config` as `options` say: the one dispatch over strategies. Validates the
+/// config, trains, writes `summary.json` (the returned [`Report`]) and returns it with
+/// the trained network.
+pub fn run(config: &RunConfig, options: &RunOptions) -> Result<(Report, Network), RunError> {
+    config.validate()?;
+    if !options.devices.is_empty() && !matches!(config.strategy, StrategyConfig::Supervised) {
+        return Err(RunError::Options(format!(
+            "--devices trains supervised runs only; strategy {:?} keeps per-step state that data parallel would split",
+            config.strategy.kind()
+        )));
+    }
+    let start = InitWeights::new(&config.init, &options.device, options.log);
+    let mut train_options = options.train_options();
+    train_options.fingerprint = config.fingerprint();
+    let (report, network) = match &config.strategy {
+        StrategyConfig::Continual(c) => {
+            let stop = options
+                .stop_after
+                .map(|tasks| crate::continual::StopPoint { tasks, epochs: 0 });
+            train_options.stop_after = None;
+            let (summary, network) = crate::continual::run_continual(
+                &config.spec(),
+                &config.data,
+                c,
+                &train_options,
+                &start,
+                stop,
+            )?;
+            (Report::Continual(summary), network)
+        }
+        StrategyConfig::Multitask(m) => {
+            let (summary, network) = crate::multitask::run_multitask(
+                &config.spec(),
+                &config.data,
+                m,
+                &train_options,
+                &start,
+                &options.baselines,
+            )?;
+            (Report::Multitask(summary), network)
+        }
+        _ => {
+            let data = prepare_data(&config.data, config.seed)?;
+            let mut objective: Box<dyn Objective> = match &config.strategy {
+                StrategyConfig::Distill(c) => {
+                    config
+                        .model
+                        .check_input(data.train.shape)
+                        .map_err(StrategyError::Model)?;
+                    let kd = crate::distill::KnowledgeDistillation::from_checkpoint(
+                        c,
+                        &data.train,
+                        &train_options.device,
+                    )
+                    .map_err(StrategyError::from)?;
+                    if let Err(e) = kd.plot_soft_targets(&data.test, &options.out.join("plots")) {
+                        Progress::new(options.log, "distill:")
+                            .note(&format!("soft-target plot not written: {e}"));
+                    }
+                    Box::new(kd)
+                }
+                _ => build_objective(config, &data, &train_options.device)?,
+            };
+            let (summary, network) =
+                train_with(config, &data, objective.as_mut(), &train_options, &start)?;
+            (Report::Training(summary), network)
+        }
+    };
+    report.write(&options.out)?;
+    Ok((report, network))
+}
+
+/// Trains `config` with a caller-built `objective` on `data`: the starting weights as
+/// `config.init` says, then the engine, with the curves plotted at the end. `options`'
+/// fingerprint is replaced by the config's. This is [`run`]'s path for one objective,
+/// for callers (tests, the advisor) that build the objective themselves.
+pub fn train(
+    config: &RunConfig,
+    data: &PreparedData,
+    objective: &mut dyn Objective,
+    options: &TrainOptions,
+) -> Result<(RunSummary, Network), RunError> {
+    let start = InitWeights::new(&config.init, &options.device, options.log);
+    let options = TrainOptions {
+        fingerprint: config.fingerprint(),
+        ..options.clone()
+    };
+    train_with(config, data, objective, &options, &start)
+}
+
+fn train_with(
+    config: &RunConfig,
+    data: &PreparedData,
+    objective: &mut dyn Objective,
+    options: &TrainOptions,
+    start: &dyn StartWeights,
+) -> Result<(RunSummary, Network), RunError> {
+    let mut options = options.clone();
+    if !options.resume && options.start_from.is_none() {
+        let device = options
+            .devices
+            .first()
+            .unwrap_or(&options.device)
+            .clone()
+            .autodiff();
+        let fresh = seeded_init(
+            &config.model,
+            data.train.shape,
+            data.train.num_classes,
+            &device,
+            config.seed,
+        );
+        options.start_from = Some(start.start(fresh, &options.out).map_err(RunError::Start)?);
+    }
+    let mut plots = CurvePlots::new(options.out.join("plots"));
+    Ok(train_observed(
+        &config.spec(),
+        data,
+        objective,
+        &options,
+        &mut [&mut plots],
+    )?)
+}

@@ -316,7 +316,7 @@ fn run_linear_probe(samples: usize) -> anyhow::Result<Vec<BenchResult>> {
 /// the van de Ven & Tolias MLP 2x400 at batch 128, with Learning without Forgetting (the
 /// old head's outputs recorded once, timed as setup) beside plain fine-tuning.
 fn run_lwf_task(samples: usize) -> anyhow::Result<Vec<BenchResult>> {
-    use mentor::continual::lwf::LwfTerm;
+    use mentor::continual::methods::lwf::LwfTerm;
     use mentor::continual::{ContinualObjective, ScenarioKind, Setting, build_tasks};
     let data = synthetic(samples)?;
     let (tasks, outputs) = build_tasks(ScenarioKind::Split, Setting::TaskIl, 5, &data, &data, 1)?;
@@ -336,19 +336,20 @@ fn run_lwf_task(samples: usize) -> anyhow::Result<Vec<BenchResult>> {
     );
     let mut out = Vec::new();
     for lwf in [true, false] {
-        let mut objective =
-            ContinualObjective::new(Setting::TaskIl, &tasks, 1, vec![1; task.train.len()]);
         let setup = Instant::now();
+        let mut terms: Vec<Box<dyn mentor::continual::method::LossTerm>> = Vec::new();
         if lwf {
-            objective.lwf = Some(LwfTerm::record(
+            terms.push(Box::new(LwfTerm::record(
                 &previous,
                 &task.train,
                 vec![tasks[0].outputs.clone()],
                 2.0,
                 1.0,
                 &device,
-            ));
+            )));
         }
+        let mut objective =
+            ContinualObjective::new(Setting::TaskIl, &tasks, 1, vec![1; task.train.len()], terms);
         let setup_seconds = setup.elapsed().as_secs_f64();
         let seconds = time_epochs(previous.clone(), &mut objective, &config, &task.train, 1)?;
         out.push(BenchResult {

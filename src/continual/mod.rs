@@ -17,11 +17,10 @@
 //! ([`crate::engine::train_observed`]); each task is an ordinary run directory, and the results
 //! fill one accuracy matrix ([`AccuracyMatrix`]).
 
-pub mod ewc;
-pub mod lwf;
+pub mod method;
+pub mod methods;
 pub mod metrics;
 pub mod objective;
-pub mod replay;
 pub mod runner;
 pub mod scenario;
 

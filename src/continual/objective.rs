@@ -1,66 +1,42 @@
 //! The training objective of one task of a continual run: cross-entropy on the output
-//! units the setting trains, plus the method's term (LwF's KD on old heads, EWC's
-//! penalty, a replayed batch).
+//! units the setting trains, plus the method's loss terms (LwF's KD on old heads, EWC's
+//! penalty, a replayed batch; see [`super::method::LossTerm`]).
 
 use std::ops::Range;
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use super::Setting;
-use super::ewc::EwcPenalty;
-use super::lwf::LwfTerm;
-use super::replay::sample_positions;
+use super::method::{LossTerm, StepContext};
 use super::scenario::Task;
-use crate::data::{Batch, Dataset};
+use crate::data::Batch;
 use crate::engine::{Objective, StepOutput};
 use crate::losses::MASKED_LOGIT;
 use crate::models::Network;
 
-/// Replayed examples: the buffer's images and, per example, its task.
-pub struct ReplayTerm {
-    /// The buffered examples.
-    pub examples: Dataset,
-    /// The task of each buffered example.
-    pub tasks: Vec<usize>,
-    /// Replayed examples per step.
-    pub batch_size: usize,
-    /// Seed of the draws.
-    pub seed: u64,
-}
-
-/// What a step of task `current` minimises. Replay follows van de Ven & Tolias (2019):
-/// the current batch's loss weighs `1/t` and the replayed batch's `1 - 1/t` when task `t`
-/// (1-based) trains, so every task seen so far counts alike.
-pub struct ContinualObjective {
+/// The output units each example is trained and scored on, by the task it belongs to:
+/// its own task's head (task-IL), every class seen so far (class-IL) or all units
+/// (domain-IL).
+#[derive(Debug, Clone)]
+pub struct RowMasks {
     setting: Setting,
     tasks: Vec<Range<usize>>,
     current: usize,
-    example_task: Vec<usize>,
-    /// LwF's recorded outputs, from the second task on.
-    pub lwf: Option<LwfTerm>,
-    /// EWC's penalty, from the second task on.
-    pub ewc: Option<EwcPenalty>,
-    /// Experience replay, from the second task on.
-    pub replay: Option<ReplayTerm>,
 }
 
-impl ContinualObjective {
-    /// Plain masked cross-entropy while task `current` (0-based) trains; `example_task`
-    /// gives the task of each training example (all `current`, except in joint training).
-    pub fn new(setting: Setting, tasks: &[Task], current: usize, example_task: Vec<usize>) -> Self {
+impl RowMasks {
+    /// The masks while task `current` (0-based) of `tasks` trains.
+    pub fn new(setting: Setting, tasks: &[Task], current: usize) -> Self {
         Self {
             setting,
             tasks: tasks.iter().map(|t| t.outputs.clone()).collect(),
             current,
-            example_task,
-            lwf: None,
-            ewc: None,
-            replay: None,
         }
     }
 
-    fn outputs_of(&self, task: usize) -> Option<Range<usize>> {
+    /// The units of an example of task `task`; `None` for all of them.
+    pub fn outputs_of(&self, task: usize) -> Option<Range<usize>> {
         match self.setting {
             Setting::TaskIl => Some(self.tasks[task].clone()),
             Setting::ClassIl => Some(0..self.tasks[self.current].end),
@@ -68,12 +44,8 @@ impl ContinualObjective {
         }
     }
 
-    /// `logits` with, per row, the units outside that example's trained outputs masked.
-    fn mask_rows(
-        &self,
-        logits: Tensor<2>,
-        example_tasks: impl Iterator<Item = usize>,
-    ) -> Tensor<2> {
+    /// `logits` with, per row, the units outside that example's outputs masked.
+    pub fn mask(&self, logits: Tensor<2>, example_tasks: impl Iterator<Item = usize>) -> Tensor<2> {
         if self.setting == Setting::DomainIl {
             return logits;
         }
@@ -92,49 +64,61 @@ impl ContinualObjective {
         let mask = Tensor::<2>::from_data(TensorData::new(mask, [b, c]), &logits.device());
         logits + mask
     }
+}
 
-    fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>, device: &Device) -> Tensor<1> {
-        CrossEntropyLossConfig::new()
-            .init(device)
-            .forward(logits, labels)
+/// Mean cross-entropy of `logits` against `labels`.
+pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    CrossEntropyLossConfig::new()
+        .init(&logits.device())
+        .forward(logits, labels)
+}
+
+/// What a step of one task minimises: cross-entropy on the output units the setting
+/// trains, then the method's terms, each combined with its own rule.
+pub struct ContinualObjective {
+    masks: RowMasks,
+    current: usize,
+    example_task: Vec<usize>,
+    terms: Vec<Box<dyn LossTerm>>,
+}
+
+impl ContinualObjective {
+    /// Masked cross-entropy while task `current` (0-based) trains, plus `terms`;
+    /// `example_task` gives the task of each training example (all `current`, except in
+    /// joint training).
+    pub fn new(
+        setting: Setting,
+        tasks: &[Task],
+        current: usize,
+        example_task: Vec<usize>,
+        terms: Vec<Box<dyn LossTerm>>,
+    ) -> Self {
+        Self {
+            masks: RowMasks::new(setting, tasks, current),
+            current,
+            example_task,
+            terms,
+        }
     }
 }
 
 impl Objective for ContinualObjective {
     fn step(&mut self, network: &Network, batch: &Batch, indices: &[usize]) -> StepOutput {
-        let device = batch.images.device();
         let logits = network.forward(batch.images.clone());
-        let masked = self.mask_rows(
+        let masked = self.masks.mask(
             logits.clone(),
             indices.iter().map(|&i| self.example_task[i]),
         );
-        let mut loss = Self::cross_entropy(masked.clone(), batch.labels.clone(), &device);
-        if let Some(lwf) = &self.lwf
-            && let Some(kd) = lwf.loss(&logits, indices)
-        {
-            loss = if lwf.balance_by_tasks {
-                let w_new = 1.0 / (self.current + 1) as f32;
-                loss.mul_scalar(w_new) + kd.mul_scalar(1.0 - w_new)
-            } else {
-                loss + kd
-            };
-        }
-        if let Some(replay) = &self.replay
-            && !replay.tasks.is_empty()
-        {
-            let positions =
-                sample_positions(replay.tasks.len(), replay.batch_size, indices, replay.seed);
-            let old = Batch::gather(&replay.examples, &positions, &device);
-            let old_logits = network.forward(old.images);
-            let old_masked = self.mask_rows(old_logits, positions.iter().map(|&p| replay.tasks[p]));
-            let old_loss = Self::cross_entropy(old_masked, old.labels, &device);
-            let w_new = 1.0 / (self.current + 1) as f32;
-            loss = loss.mul_scalar(w_new) + old_loss.mul_scalar(1.0 - w_new);
-        }
-        if let Some(ewc) = &self.ewc
-            && let Some(p) = ewc.penalty(network)
-        {
-            loss = loss + p;
+        let mut loss = cross_entropy(masked.clone(), batch.labels.clone());
+        let cx = StepContext {
+            network,
+            logits: &logits,
+            indices,
+            current: self.current,
+            masks: &self.masks,
+        };
+        for term in &self.terms {
+            loss = term.combine(loss, &cx);
         }
         StepOutput {
             loss,
@@ -144,9 +128,9 @@ impl Objective for ContinualObjective {
     }
 
     fn eval_outputs(&self) -> Option<Range<usize>> {
-        match self.setting {
+        match self.masks.setting {
             Setting::DomainIl => None,
-            _ => self.outputs_of(self.current),
+            _ => self.masks.outputs_of(self.current),
         }
     }
 }
@@ -155,6 +139,8 @@ impl Objective for ContinualObjective {
 mod tests {
     use super::*;
     use crate::continual::{ScenarioKind, build_tasks};
+    use crate::data::Dataset;
+    use burn::tensor::Device;
 
     #[test]
     fn masked_cross_entropy_equals_cross_entropy_on_the_active_units() {
@@ -163,7 +149,7 @@ mod tests {
         let labels: Vec<usize> = (0..10).collect();
         let d = Dataset::new(images, labels, [1, 2, 2], 10).unwrap();
         let (tasks, _) = build_tasks(ScenarioKind::Split, Setting::TaskIl, 5, &d, &d, 1).unwrap();
-        let obj = ContinualObjective::new(Setting::TaskIl, &tasks, 2, vec![2; 2]);
+        let masks = RowMasks::new(Setting::TaskIl, &tasks, 2);
         let logits = Tensor::<2>::from_data(
             TensorData::new(
                 (0..20).map(|v| (v as f32 * 0.37).sin()).collect::<Vec<_>>(),
@@ -172,11 +158,11 @@ mod tests {
             &device,
         );
         let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![4i64, 5], [2]), &device);
-        let masked = obj.mask_rows(logits.clone(), [2usize, 2].into_iter());
-        let got = ContinualObjective::cross_entropy(masked, labels, &device).into_scalar::<f32>();
+        let masked = masks.mask(logits.clone(), [2usize, 2].into_iter());
+        let got = cross_entropy(masked, labels).into_scalar::<f32>();
         let active = logits.slice([0..2, 4..6]);
         let local = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1], [2]), &device);
-        let want = ContinualObjective::cross_entropy(active, local, &device).into_scalar::<f32>();
+        let want = cross_entropy(active, local).into_scalar::<f32>();
         assert!((got - want).abs() < 1e-6, "{got} vs {want}");
     }
 }

@@ -5,22 +5,16 @@
 //! (from that task's last epoch checkpoint) and ends with the weights of an
 //! uninterrupted run.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
-use super::ewc::{EwcPenalty, EwcTerm, anchor_weights, consolidate, estimate_fisher};
-use super::lwf::LwfTerm;
-use super::objective::{ContinualObjective, ReplayTerm};
-use super::replay::ReplayBuffer;
+use super::method::{MethodState, TaskContext, state_error};
+use super::objective::ContinualObjective;
 use super::scenario::{Task, build_tasks, eval_outputs, train_outputs};
-use super::{AccuracyMatrix, ContinualConfig, ContinualError, MethodConfig, Setting};
-use crate::data::Dataset;
+use super::{AccuracyMatrix, ContinualConfig, ContinualError, Setting};
 use crate::data::{DataConfig, PreparedData, prepare_data};
-use crate::engine::groups::GroupRule;
 use crate::engine::io::write_atomic;
 use crate::engine::progress::Progress;
 use crate::engine::{
@@ -65,27 +59,20 @@ pub struct ContinualSummary {
     pub mentor_version: String,
 }
 
-/// Progress between tasks (`continual-state.json`): what is done and the method state
-/// that is not tensors.
+/// Progress between tasks (`continual-state.json`): what is done, and the method's own
+/// state beside it (its fields at the top level, as earlier versions wrote them), so
+/// both are saved in one atomic write.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 struct ContinualState {
     completed: usize,
     matrix: AccuracyMatrix,
     task_seconds: Vec<f64>,
     task_wall_seconds: Vec<f64>,
-    buffer: ReplayBuffer,
-    ewc_terms: usize,
+    #[serde(flatten)]
+    method: MethodState,
 }
 
 const STATE_FILE: &str = "continual-state.json";
-const EWC_FILE: &str = "ewc.safetensors";
-
-fn state_error(path: &Path, reason: impl ToString) -> ContinualError {
-    ContinualError::State {
-        path: path.into(),
-        reason: reason.to_string(),
-    }
-}
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), ContinualError> {
     write_atomic(path, bytes).map_err(|e| state_error(path, e))
@@ -142,7 +129,7 @@ pub fn run_continual(
     let run_dir = RunDir::new(out);
     let state_path = out.join(STATE_FILE);
     let mut state = ContinualState::default();
-    let mut ewc_terms: Vec<EwcTerm> = Vec::new();
+    let mut method = continual.method.build();
     if options.resume {
         let saved = run_dir.saved_fingerprint()?;
         RunDir::check_resume(
@@ -154,7 +141,7 @@ pub fn run_continual(
             let text =
                 std::fs::read_to_string(&state_path).map_err(|e| state_error(&state_path, e))?;
             state = serde_json::from_str(&text).map_err(|e| state_error(&state_path, e))?;
-            ewc_terms = read_ewc(&out.join(EWC_FILE), state.ewc_terms)?;
+            method.load(out, &state.method)?;
         }
     } else {
         run_dir.start(&options.fingerprint)?;
@@ -199,23 +186,18 @@ pub fn run_continual(
             _ => None,
         };
         let started = Instant::now();
-        let (train_set, example_task) = training_set(continual, &tasks, t)?;
-        let mut objective = ContinualObjective::new(setting, &tasks, t, example_task);
-        if t > 0 {
-            add_method_terms(
-                &mut objective,
-                continual,
-                &tasks,
-                t,
-                &network,
-                &train_set,
-                &ewc_terms,
-                &state.buffer,
-                spec,
-                options,
-            )?;
-        }
-        let task_spec = task_spec(spec, continual, t, train_set.len());
+        let (train_set, example_task) = method.training_set(&tasks, t)?;
+        let cx = TaskContext {
+            tasks: &tasks,
+            t,
+            setting,
+            train_set: &train_set,
+            spec,
+            device: &options.device,
+        };
+        let terms = method.before_task(&cx, &network)?;
+        let mut objective = ContinualObjective::new(setting, &tasks, t, example_task, terms);
+        let task_spec = method.task_spec(t, budget_spec(spec, continual, train_set.len()));
         let dir = task_dir(out, t);
         let task_options = TrainOptions {
             fingerprint: task_fingerprint(&options.fingerprint, &task_spec),
@@ -275,45 +257,17 @@ pub fn run_continual(
         state.matrix.rows.push(row);
         state.task_seconds.push(summary.train_seconds);
 
-        // Method state for the tasks to come.
-        match &continual.method {
-            MethodConfig::Ewc {
-                online,
-                gamma,
-                fisher_samples,
-                ..
-            } => {
-                let fisher = estimate_fisher(
-                    &network,
-                    &tasks[t].train,
-                    train_outputs(setting, &tasks, t, t),
-                    *fisher_samples,
-                    spec.seed ^ t as u64,
-                );
-                let term = EwcTerm {
-                    fisher,
-                    anchor: anchor_weights(&network),
-                };
-                consolidate(&mut ewc_terms, term, *online, *gamma);
-                write_ewc(&out.join(EWC_FILE), &ewc_terms)?;
-                state.ewc_terms = ewc_terms.len();
-            }
-            MethodConfig::Replay {
-                buffer_size,
-                selection,
-            } => {
-                let label_of = |task: usize, i: usize| tasks[task].train.labels[i];
-                state.buffer.add_task(
-                    t,
-                    &tasks[t].train.labels,
-                    &label_of,
-                    *buffer_size,
-                    *selection,
-                    spec.seed,
-                );
-            }
-            _ => {}
-        }
+        // Method state for the tasks to come, saved with the progress.
+        let cx = TaskContext {
+            tasks: &tasks,
+            t,
+            setting,
+            train_set: &tasks[t].train,
+            spec,
+            device: &options.device,
+        };
+        method.after_task(&cx, &network)?;
+        state.method = method.save(out)?;
         state.completed = t + 1;
         state
             .task_wall_seconds
@@ -395,25 +349,6 @@ fn score(network: &Network, tasks: &[Task], setting: Setting, j: usize, after: u
     .1
 }
 
-/// The training examples of task `t` (joint: of tasks `0..=t`) and each one's task.
-fn training_set(
-    continual: &ContinualConfig,
-    tasks: &[Task],
-    t: usize,
-) -> Result<(Dataset, Vec<usize>), ContinualError> {
-    if continual.method == MethodConfig::Joint {
-        let parts: Vec<&Dataset> = tasks[..=t].iter().map(|k| &k.train).collect();
-        let owner = tasks[..=t]
-            .iter()
-            .enumerate()
-            .flat_map(|(k, task)| std::iter::repeat_n(k, task.train.len()))
-            .collect();
-        Ok((Dataset::concat(&parts)?, owner))
-    } else {
-        Ok((tasks[t].train.clone(), vec![t; tasks[t].train.len()]))
-    }
-}
-
 /// The fingerprint of a task's run: the continual run's, with the task's epochs and
 /// parameter groups (as the run config of the task would state them).
 fn task_fingerprint(run: &Fingerprint, task: &TrainSpec) -> Fingerprint {
@@ -426,166 +361,10 @@ fn task_fingerprint(run: &Fingerprint, task: &TrainSpec) -> Fingerprint {
         .with("groups", toml::Value::Array(groups))
 }
 
-/// The training spec of task `t`: the continual run's, with enough epochs to cover the
-/// iteration budget and the method's parameter groups (feature extraction freezes the
-/// backbone after the first task; LwF's warm-up freezes it for its first epochs).
-fn task_spec(
-    spec: &TrainSpec,
-    continual: &ContinualConfig,
-    t: usize,
-    train_len: usize,
-) -> TrainSpec {
+/// The run's training spec with enough epochs to cover one task's iteration budget.
+fn budget_spec(spec: &TrainSpec, continual: &ContinualConfig, train_len: usize) -> TrainSpec {
     let mut c = spec.clone();
     let steps_per_epoch = train_len.div_ceil(spec.batch_size).max(1);
     c.epochs = continual.iterations_per_task.div_ceil(steps_per_epoch);
-    if t > 0 {
-        match &continual.method {
-            MethodConfig::FeatureExtraction => c.groups.push(GroupRule {
-                pattern: "backbone".into(),
-                lr_mult: 1.0,
-                frozen: true,
-                unfreeze_at: None,
-            }),
-            MethodConfig::Lwf { warmup_epochs, .. } if *warmup_epochs > 0 => {
-                c.groups.push(GroupRule {
-                    pattern: "backbone".into(),
-                    lr_mult: 1.0,
-                    frozen: true,
-                    unfreeze_at: Some((warmup_epochs + 1).min(c.epochs.max(2))),
-                });
-                c.epochs = c.epochs.max(2);
-            }
-            _ => {}
-        }
-    }
     c
-}
-
-/// Adds the method's terms for task `t > 0` to `objective`.
-#[allow(clippy::too_many_arguments)]
-fn add_method_terms(
-    objective: &mut ContinualObjective,
-    continual: &ContinualConfig,
-    tasks: &[Task],
-    t: usize,
-    network: &Network,
-    train_set: &Dataset,
-    ewc_terms: &[EwcTerm],
-    buffer: &ReplayBuffer,
-    spec: &TrainSpec,
-    options: &TrainOptions,
-) -> Result<(), ContinualError> {
-    let setting = continual.setting;
-    match &continual.method {
-        MethodConfig::Lwf {
-            lambda,
-            temperature,
-            balance,
-            ..
-        } => {
-            let old_heads = match setting {
-                Setting::TaskIl => tasks[..t].iter().map(|k| k.outputs.clone()).collect(),
-                Setting::ClassIl => std::iter::once(0..tasks[t - 1].outputs.end).collect(),
-                Setting::DomainIl => vec![tasks[0].outputs.clone()],
-            };
-            let mut term = LwfTerm::record(
-                network,
-                train_set,
-                old_heads,
-                *temperature,
-                *lambda,
-                &options.device,
-            );
-            term.balance_by_tasks = *balance == super::LwfBalance::Tasks;
-            objective.lwf = Some(term);
-        }
-        MethodConfig::Ewc { lambda, .. } => {
-            objective.ewc = Some(EwcPenalty::new(
-                *lambda,
-                ewc_terms,
-                &options.device.clone().autodiff(),
-            ));
-        }
-        MethodConfig::Replay { .. } => {
-            let first = &tasks[0].train;
-            let mut images = Vec::with_capacity(buffer.len() * first.image_len());
-            let mut labels = Vec::with_capacity(buffer.len());
-            let mut owner = Vec::with_capacity(buffer.len());
-            for &(k, i) in &buffer.entries {
-                images.extend_from_slice(tasks[k].train.image(i));
-                labels.push(tasks[k].train.labels[i]);
-                owner.push(k);
-            }
-            objective.replay = Some(ReplayTerm {
-                examples: Dataset::new(images, labels, first.shape, first.num_classes)?,
-                tasks: owner,
-                batch_size: spec.batch_size,
-                seed: spec.seed ^ t as u64,
-            });
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-fn write_ewc(path: &Path, terms: &[EwcTerm]) -> Result<(), ContinualError> {
-    let mut named: Vec<(String, Vec<u8>, usize)> = Vec::new();
-    for (k, term) in terms.iter().enumerate() {
-        for (p, (f, a)) in term.fisher.iter().zip(&term.anchor).enumerate() {
-            for (kind, v) in [("fisher", f), ("anchor", a)] {
-                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                named.push((format!("term{k}.{kind}.{p}"), bytes, v.len()));
-            }
-        }
-    }
-    let views: Vec<(String, TensorView<'_>)> = named
-        .iter()
-        .map(|(n, b, len)| {
-            TensorView::new(Dtype::F32, vec![*len], b)
-                .map(|v| (n.clone(), v))
-                .map_err(|e| state_error(path, e))
-        })
-        .collect::<Result<_, _>>()?;
-    let bytes = safetensors::serialize(views, None).map_err(|e| state_error(path, e))?;
-    write(path, &bytes)
-}
-
-fn read_ewc(path: &Path, count: usize) -> Result<Vec<EwcTerm>, ContinualError> {
-    if count == 0 {
-        return Ok(Vec::new());
-    }
-    let bytes = std::fs::read(path).map_err(|e| state_error(path, e))?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| state_error(path, e))?;
-    let mut by_name: HashMap<String, Vec<f32>> = HashMap::new();
-    for (name, view) in file.tensors() {
-        let v = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        by_name.insert(name, v);
-    }
-    let mut terms = Vec::with_capacity(count);
-    for k in 0..count {
-        let mut term = EwcTerm {
-            fisher: Vec::new(),
-            anchor: Vec::new(),
-        };
-        let mut p = 0;
-        while let Some(f) = by_name.remove(&format!("term{k}.fisher.{p}")) {
-            let a = by_name
-                .remove(&format!("term{k}.anchor.{p}"))
-                .ok_or_else(|| {
-                    state_error(path, format!("term {k} parameter {p} has no anchor"))
-                })?;
-            term.fisher.push(f);
-            term.anchor.push(a);
-            p += 1;
-        }
-        if p == 0 {
-            return Err(state_error(path, format!("EWC term {k} is missing")));
-        }
-        terms.push(term);
-    }
-    Ok(terms)
 }

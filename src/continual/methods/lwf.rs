@@ -14,8 +14,12 @@ use std::ops::Range;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
+use crate::continual::method::{ContinualMethod, LossTerm, StepContext, TaskContext};
+use crate::continual::{ContinualError, LwfBalance, Setting};
 use crate::data::Dataset;
+use crate::engine::TrainSpec;
 use crate::engine::cache::ExampleCache;
+use crate::engine::groups::GroupRule;
 use crate::losses::soft_distillation_loss;
 use crate::models::Network;
 
@@ -73,6 +77,84 @@ impl LwfTerm {
     /// The recorded outputs (one row per training example of the task).
     pub fn recorded(&self) -> &ExampleCache {
         &self.recorded
+    }
+}
+
+/// Learning without Forgetting as a method: before each new task the previous network's
+/// outputs on the new task's images are recorded once, and every step adds the KD term
+/// on the old heads; an optional warm-up trains the head alone for the first epochs.
+pub struct Lwf {
+    lambda: f64,
+    temperature: f64,
+    warmup_epochs: usize,
+    balance: LwfBalance,
+}
+
+impl Lwf {
+    /// LwF with KD weight `lambda`, temperature `temperature`, `warmup_epochs` of head-only
+    /// training per new task and the `balance` of the two terms.
+    pub fn new(lambda: f64, temperature: f64, warmup_epochs: usize, balance: LwfBalance) -> Self {
+        Self {
+            lambda,
+            temperature,
+            warmup_epochs,
+            balance,
+        }
+    }
+}
+
+impl ContinualMethod for Lwf {
+    fn task_spec(&self, t: usize, mut spec: TrainSpec) -> TrainSpec {
+        if t > 0 && self.warmup_epochs > 0 {
+            spec.groups.push(GroupRule {
+                pattern: "backbone".into(),
+                lr_mult: 1.0,
+                frozen: true,
+                unfreeze_at: Some((self.warmup_epochs + 1).min(spec.epochs.max(2))),
+            });
+            spec.epochs = spec.epochs.max(2);
+        }
+        spec
+    }
+
+    fn before_task(
+        &mut self,
+        cx: &TaskContext<'_>,
+        network: &Network,
+    ) -> Result<Vec<Box<dyn LossTerm>>, ContinualError> {
+        if cx.t == 0 {
+            return Ok(Vec::new());
+        }
+        let (tasks, t) = (cx.tasks, cx.t);
+        let old_heads = match cx.setting {
+            Setting::TaskIl => tasks[..t].iter().map(|k| k.outputs.clone()).collect(),
+            Setting::ClassIl => std::iter::once(0..tasks[t - 1].outputs.end).collect(),
+            Setting::DomainIl => vec![tasks[0].outputs.clone()],
+        };
+        let mut term = LwfTerm::record(
+            network,
+            cx.train_set,
+            old_heads,
+            self.temperature,
+            self.lambda,
+            cx.device,
+        );
+        term.balance_by_tasks = self.balance == LwfBalance::Tasks;
+        Ok(vec![Box::new(term)])
+    }
+}
+
+impl LossTerm for LwfTerm {
+    fn combine(&self, loss: Tensor<1>, cx: &StepContext<'_>) -> Tensor<1> {
+        let Some(kd) = self.loss(cx.logits, cx.indices) else {
+            return loss;
+        };
+        if self.balance_by_tasks {
+            let w_new = 1.0 / (cx.current + 1) as f32;
+            loss.mul_scalar(w_new) + kd.mul_scalar(1.0 - w_new)
+        } else {
+            loss + kd
+        }
     }
 }
 

@@ -20,6 +20,16 @@ use crate::data::split::rng;
 use crate::data::{Batch, Dataset};
 use crate::losses::mask_outputs;
 use crate::models::Network;
+use std::collections::HashMap;
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::continual::ContinualError;
+use crate::continual::method::{
+    ContinualMethod, LossTerm, MethodState, StepContext, TaskContext, state_error,
+};
+use crate::continual::scenario::train_outputs;
 
 /// A diagonal quadratic penalty: one `(fisher, anchor)` pair of flat vectors per
 /// trainable parameter, in module order.
@@ -208,6 +218,157 @@ pub fn consolidate(terms: &mut Vec<EwcTerm>, new: EwcTerm, online: bool, gamma: 
             terms.push(new);
         }
     }
+}
+
+/// Elastic Weight Consolidation as a method: after each task the diagonal Fisher and the
+/// weights are kept (one term per task, or one running term for online EWC), and from
+/// the second task on every step adds the quadratic penalty.
+pub struct Ewc {
+    lambda: f64,
+    online: bool,
+    gamma: f64,
+    fisher_samples: usize,
+    terms: Vec<EwcTerm>,
+}
+
+/// Where EWC keeps its Fisher and anchors in the continual run directory.
+pub const EWC_FILE: &str = "ewc.safetensors";
+
+impl Ewc {
+    /// EWC of strength `lambda`, online with decay `gamma` or one term per task, the
+    /// Fisher estimated on `fisher_samples` examples.
+    pub fn new(lambda: f64, online: bool, gamma: f64, fisher_samples: usize) -> Self {
+        Self {
+            lambda,
+            online,
+            gamma,
+            fisher_samples,
+            terms: Vec::new(),
+        }
+    }
+}
+
+impl ContinualMethod for Ewc {
+    fn before_task(
+        &mut self,
+        cx: &TaskContext<'_>,
+        _network: &Network,
+    ) -> Result<Vec<Box<dyn LossTerm>>, ContinualError> {
+        if cx.t == 0 || self.terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let device = cx.device.clone().autodiff();
+        Ok(vec![Box::new(EwcPenalty::new(
+            self.lambda,
+            &self.terms,
+            &device,
+        ))])
+    }
+
+    fn after_task(
+        &mut self,
+        cx: &TaskContext<'_>,
+        network: &Network,
+    ) -> Result<(), ContinualError> {
+        let t = cx.t;
+        let fisher = estimate_fisher(
+            network,
+            &cx.tasks[t].train,
+            train_outputs(cx.setting, cx.tasks, t, t),
+            self.fisher_samples,
+            cx.spec.seed ^ t as u64,
+        );
+        let term = EwcTerm {
+            fisher,
+            anchor: anchor_weights(network),
+        };
+        consolidate(&mut self.terms, term, self.online, self.gamma);
+        Ok(())
+    }
+
+    fn save(&self, dir: &Path) -> Result<MethodState, ContinualError> {
+        write_terms(&dir.join(EWC_FILE), &self.terms)?;
+        let mut state = MethodState::new();
+        state.insert("ewc_terms".into(), self.terms.len().into());
+        Ok(state)
+    }
+
+    fn load(&mut self, dir: &Path, saved: &MethodState) -> Result<(), ContinualError> {
+        let count = saved.get("ewc_terms").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+        self.terms = read_terms(&dir.join(EWC_FILE), count)?;
+        Ok(())
+    }
+}
+
+impl LossTerm for EwcPenalty {
+    fn combine(&self, loss: Tensor<1>, cx: &StepContext<'_>) -> Tensor<1> {
+        match self.penalty(cx.network) {
+            Some(p) => loss + p,
+            None => loss,
+        }
+    }
+}
+
+fn write_terms(path: &Path, terms: &[EwcTerm]) -> Result<(), ContinualError> {
+    let mut named: Vec<(String, Vec<u8>, usize)> = Vec::new();
+    for (k, term) in terms.iter().enumerate() {
+        for (p, (f, a)) in term.fisher.iter().zip(&term.anchor).enumerate() {
+            for (kind, v) in [("fisher", f), ("anchor", a)] {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                named.push((format!("term{k}.{kind}.{p}"), bytes, v.len()));
+            }
+        }
+    }
+    let views: Vec<(String, TensorView<'_>)> = named
+        .iter()
+        .map(|(n, b, len)| {
+            TensorView::new(Dtype::F32, vec![*len], b)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| state_error(path, e))
+        })
+        .collect::<Result<_, _>>()?;
+    let bytes = safetensors::serialize(views, None).map_err(|e| state_error(path, e))?;
+    crate::engine::io::write_atomic(path, &bytes).map_err(|e| state_error(path, e))
+}
+
+fn read_terms(path: &Path, count: usize) -> Result<Vec<EwcTerm>, ContinualError> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let bytes = std::fs::read(path).map_err(|e| state_error(path, e))?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| state_error(path, e))?;
+    let mut by_name: HashMap<String, Vec<f32>> = HashMap::new();
+    for (name, view) in file.tensors() {
+        let v = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        by_name.insert(name, v);
+    }
+    let mut terms = Vec::with_capacity(count);
+    for k in 0..count {
+        let mut term = EwcTerm {
+            fisher: Vec::new(),
+            anchor: Vec::new(),
+        };
+        let mut p = 0;
+        while let Some(f) = by_name.remove(&format!("term{k}.fisher.{p}")) {
+            let a = by_name
+                .remove(&format!("term{k}.anchor.{p}"))
+                .ok_or_else(|| {
+                    state_error(path, format!("term {k} parameter {p} has no anchor"))
+                })?;
+            term.fisher.push(f);
+            term.anchor.push(a);
+            p += 1;
+        }
+        if p == 0 {
+            return Err(state_error(path, format!("EWC term {k} is missing")));
+        }
+        terms.push(term);
+    }
+    Ok(terms)
 }
 
 #[cfg(test)]

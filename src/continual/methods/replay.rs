@@ -6,8 +6,19 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::BufferSelection;
+use crate::continual::BufferSelection;
 use crate::data::split::rng;
+use std::path::Path;
+
+use burn::tensor::Tensor;
+
+use crate::continual::ContinualError;
+use crate::continual::method::{
+    ContinualMethod, LossTerm, MethodState, StepContext, TaskContext, state_error,
+};
+use crate::continual::objective::cross_entropy;
+use crate::data::{Batch, Dataset};
+use crate::models::Network;
 
 /// The buffer's contents as `(task, example index in that task's training set)` pairs,
 /// so that it is saved with a run as a few numbers and rebuilt from the data.
@@ -109,6 +120,117 @@ pub fn sample_positions(
     }
     let mut r = rng(h);
     (0..count).map(|_| r.random_range(0..len)).collect()
+}
+
+/// Experience replay as a method: after each task its examples are offered to the
+/// buffer; from the second task on, every step adds a replayed batch.
+pub struct Replay {
+    buffer: ReplayBuffer,
+    capacity: usize,
+    selection: BufferSelection,
+}
+
+impl Replay {
+    /// An empty buffer of `capacity` examples filled by `selection`.
+    pub fn new(capacity: usize, selection: BufferSelection) -> Self {
+        Self {
+            buffer: ReplayBuffer::default(),
+            capacity,
+            selection,
+        }
+    }
+}
+
+impl ContinualMethod for Replay {
+    fn before_task(
+        &mut self,
+        cx: &TaskContext<'_>,
+        _network: &Network,
+    ) -> Result<Vec<Box<dyn LossTerm>>, ContinualError> {
+        if cx.t == 0 {
+            return Ok(Vec::new());
+        }
+        let first = &cx.tasks[0].train;
+        let n = self.buffer.len();
+        let mut images = Vec::with_capacity(n * first.image_len());
+        let mut labels = Vec::with_capacity(n);
+        let mut owner = Vec::with_capacity(n);
+        for &(k, i) in &self.buffer.entries {
+            images.extend_from_slice(cx.tasks[k].train.image(i));
+            labels.push(cx.tasks[k].train.labels[i]);
+            owner.push(k);
+        }
+        Ok(vec![Box::new(ReplayTerm {
+            examples: Dataset::new(images, labels, first.shape, first.num_classes)?,
+            tasks: owner,
+            batch_size: cx.spec.batch_size,
+            seed: cx.spec.seed ^ cx.t as u64,
+        })])
+    }
+
+    fn after_task(
+        &mut self,
+        cx: &TaskContext<'_>,
+        _network: &Network,
+    ) -> Result<(), ContinualError> {
+        let label_of = |task: usize, i: usize| cx.tasks[task].train.labels[i];
+        self.buffer.add_task(
+            cx.t,
+            &cx.tasks[cx.t].train.labels,
+            &label_of,
+            self.capacity,
+            self.selection,
+            cx.spec.seed,
+        );
+        Ok(())
+    }
+
+    fn save(&self, dir: &Path) -> Result<MethodState, ContinualError> {
+        let mut state = MethodState::new();
+        let value = serde_json::to_value(&self.buffer).map_err(|e| state_error(dir, e))?;
+        state.insert("buffer".into(), value);
+        Ok(state)
+    }
+
+    fn load(&mut self, dir: &Path, saved: &MethodState) -> Result<(), ContinualError> {
+        if let Some(value) = saved.get("buffer") {
+            self.buffer = serde_json::from_value(value.clone())
+                .map_err(|e| state_error(dir, format!("replay buffer: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// Replayed examples: the buffer's images and, per example, its task. Replay follows van
+/// de Ven & Tolias (2019): the current batch's loss weighs `1/t` and the replayed batch's
+/// `1 - 1/t` when task `t` (1-based) trains, so every task seen so far counts alike.
+pub struct ReplayTerm {
+    /// The buffered examples.
+    pub examples: Dataset,
+    /// The task of each buffered example.
+    pub tasks: Vec<usize>,
+    /// Replayed examples per step.
+    pub batch_size: usize,
+    /// Seed of the draws.
+    pub seed: u64,
+}
+
+impl LossTerm for ReplayTerm {
+    fn combine(&self, loss: Tensor<1>, cx: &StepContext<'_>) -> Tensor<1> {
+        if self.tasks.is_empty() {
+            return loss;
+        }
+        let device = cx.logits.device();
+        let positions = sample_positions(self.tasks.len(), self.batch_size, cx.indices, self.seed);
+        let old = Batch::gather(&self.examples, &positions, &device);
+        let old_logits = cx.network.forward(old.images);
+        let old_masked = cx
+            .masks
+            .mask(old_logits, positions.iter().map(|&p| self.tasks[p]));
+        let old_loss = cross_entropy(old_masked, old.labels);
+        let w_new = 1.0 / (cx.current + 1) as f32;
+        loss.mul_scalar(w_new) + old_loss.mul_scalar(1.0 - w_new)
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! `Delta_m` against single-task networks; task weights fixed, DWA, uncertainty or
 //! GradNorm ([`weighting`]).
 
+pub mod architecture;
 pub mod benchmark;
 pub mod objective;
 pub mod runner;

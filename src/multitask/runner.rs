@@ -10,14 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use super::benchmark::NO_LABEL;
 use super::objective::{MultitaskObjective, WeightHistory};
-use super::{Architecture, Benchmark, MultitaskConfig, MultitaskError, MultitaskSet, delta_m};
+use super::{Benchmark, MultitaskConfig, MultitaskError, MultitaskSet, delta_m};
 use crate::data::Dataset;
 use crate::data::{DataConfig, PreparedData, prepare_data};
 use crate::engine::io::write_atomic;
 use crate::engine::{
     StartWeights, TrainOptions, TrainSpec, evaluate_outputs, seeded_init, train_observed,
 };
-use crate::models::{ColumnsConfig, ModelConfig, Network};
+use crate::models::Network;
 use crate::report::CurvePlots;
 
 /// What a finished multitask run reports (`summary.json`).
@@ -194,33 +194,23 @@ pub fn run_multitask(
         MultitaskObjective::new(outputs.clone(), labels, mt.weighting.clone(), primary)
             .with_losses(&mt.task_losses);
     // Soft sharing and cross-stitch train one column of the run's model per task.
-    let mut run_spec = spec.clone();
-    let mut run_options = options.clone();
-    match &mt.architecture {
-        Architecture::Hard => {}
-        arch => {
-            let (cross_stitch, stitch_self) = match arch {
-                Architecture::CrossStitch { stitch_self } => (true, *stitch_self),
-                _ => (false, 0.9),
-            };
-            if let Architecture::Soft { lambda } = arch {
-                objective = objective.with_soft_sharing(*lambda);
-            }
-            let columns = ColumnsConfig {
-                column: Box::new(spec.model.clone()),
-                classes: trained.iter().map(|&t| train_set.classes[t]).collect(),
-                cross_stitch,
-                stitch_self,
-            };
-            columns
-                .validate()
-                .map_err(|(k, r)| MultitaskError::Architecture(format!("{k}: {r}")))?;
-            run_spec.model = ModelConfig::Columns(columns);
-            if let Ok(model) = toml::Value::try_from(&run_spec.model) {
-                run_options.fingerprint = options.fingerprint.with("model", model);
-            }
-        }
+    let shared = mt.architecture.network(
+        &spec.model,
+        trained.iter().map(|&t| train_set.classes[t]).collect(),
+    )?;
+    if let Some(lambda) = shared.soft_sharing {
+        objective = objective.with_soft_sharing(lambda);
     }
+    let mut run_options = options.clone();
+    if shared.model != spec.model
+        && let Ok(model) = toml::Value::try_from(&shared.model)
+    {
+        run_options.fingerprint = options.fingerprint.with("model", model);
+    }
+    let run_spec = TrainSpec {
+        model: shared.model,
+        ..spec.clone()
+    };
     if !options.resume {
         let device = options.device.clone().autodiff();
         let fresh = seeded_init(

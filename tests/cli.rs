@@ -206,6 +206,49 @@ fn demo_runs_on_the_embedded_data_and_prints_its_table() {
 }
 
 #[test]
+fn demo_runs_a_folder_of_tour_files_and_names_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("tour");
+    std::fs::create_dir(&runs).unwrap();
+    std::fs::write(
+        runs.join("01-teacher.toml"),
+        "epochs = 2\n[demo]\nrow = \"supervised\"\nname = \"my mlp\"\n[data]\ndataset = \"digits\"\n",
+    )
+    .unwrap();
+    // The second run is taught by the first, through `{out}`.
+    std::fs::write(
+        runs.join("02-student.toml"),
+        "epochs = 1\n[demo]\nrow = \"distillation\"\nname = \"my student\"\n[data]\ndataset = \"digits\"\n\
+         [model]\ntype = \"mlp\"\nhidden = [16]\n\
+         [strategy]\ntype = \"distill\"\nteacher = \"{out}/teacher/checkpoints/best.ckpt\"\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let args = [
+        "demo",
+        "--runs",
+        runs.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let (code, stdout, err) = mentor(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        stdout.contains("| supervised   | my mlp, 2 epochs"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| distillation | my student, 1 epochs"),
+        "{stdout}"
+    );
+    assert!(out.join("student/summary.json").is_file());
+    std::fs::write(runs.join("03-bad.toml"), "[demo]\nrow = \"x\"\n").unwrap();
+    let (code, _, err) = mentor(&args);
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "03-bad.toml");
+}
+
+#[test]
 fn bench_reports_samples_per_second_as_json() {
     let (code, stdout, err) = mentor(&[
         "bench", "mlp-step", "--steps", "2", "--warmup", "1", "--json",

@@ -1,15 +1,19 @@
-//! `mentor demo`: the tour of the toolkit on the embedded digits set. Each strategy adds
-//! its rows; today: supervised MLP and CNN; distillation of the CNN into a small MLP
-//! beside the same MLP trained alone; transfer of a CNN trained on digits 0-4 to digits
-//! 5-9 with 20 examples a class, beside the same CNN trained from scratch; continual
-//! learning of the digits as 5 class-incremental tasks, fine-tuned and with replay;
-//! multitask learning of overlaid digit pairs (left and right digit) with hard sharing;
-//! self-supervised SimCLR pretraining probed with 10% of the labels, beside the same
-//! probe of the untrained encoder.
+//! `mentor demo`: the tour of the toolkit on the embedded digits set. Its runs are the
+//! TOML files in `examples/demo/` (embedded in the binary, in file-name order): each is a
+//! run config with a `[demo]` table that says which row of the table it is. To change
+//! the tour, edit those files; `--runs DIR` runs another folder of such files.
+//!
+//! The `[demo]` table: `row` (the strategy column), `name` (the run column), `probe`
+//! (label fractions of a linear probe of the trained network's frozen features, for
+//! self-supervised rows), `untrained = true` (no run: probe the seeded initial
+//! weights). `{out}` in any string of the file is the demo's `--out` folder, so a run can
+//! use an earlier run's checkpoint; each run's directory is the file's name without its
+//! order number and extension (`02-supervised-cnn.toml` -> `{out}/supervised-cnn`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use anyhow::Context;
 use clap::Args;
 use mentor::data::prepare_data;
 use mentor::engine::{LogFormat, seeded_init};
@@ -18,6 +22,44 @@ use mentor::run::config::RunConfig;
 use mentor::run::strategy::StrategyConfig;
 use mentor::run::{Report, RunOptions};
 use mentor::ssl::probe::{ProbeConfig, probe};
+use serde::Deserialize;
+
+/// `(file name, text)` of one file of `examples/demo/`.
+macro_rules! embed {
+    ($file:literal) => {
+        (
+            $file,
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/demo/",
+                $file
+            )),
+        )
+    };
+}
+
+/// The tour's run files, embedded so that `mentor demo` works from any folder.
+const TOUR: [(&str, &str); 19] = [
+    embed!("01-supervised-mlp.toml"),
+    embed!("02-supervised-cnn.toml"),
+    embed!("03-supervised-mlp-32.toml"),
+    embed!("04-distillation-cnn-to-mlp-32.toml"),
+    embed!("05-supervised-vit.toml"),
+    embed!("06-distillation-cnn-to-vit-deit.toml"),
+    embed!("07-supervised-cnn-0-4.toml"),
+    embed!("08-supervised-cnn-5-9-few.toml"),
+    embed!("09-transfer-linear-probe.toml"),
+    embed!("10-transfer-fine-tune.toml"),
+    embed!("11-continual-fine-tune.toml"),
+    embed!("12-continual-replay.toml"),
+    embed!("13-multitask-digit-pairs.toml"),
+    embed!("14-ssl-simclr.toml"),
+    embed!("15-ssl-deep-cluster.toml"),
+    embed!("16-ssl-amdim.toml"),
+    embed!("17-ssl-cpc.toml"),
+    embed!("18-untrained-mlp.toml"),
+    embed!("19-untrained-cnn.toml"),
+];
 
 /// Arguments of `mentor demo`.
 #[derive(Debug, Args)]
@@ -25,163 +67,147 @@ pub struct DemoArgs {
     /// Where the demo's run directories go (one sub-folder per row).
     #[arg(long, default_value = "runs/demo")]
     out: PathBuf,
+    /// A folder of tour files to run instead of the embedded ones (`*.toml`, in name
+    /// order; see `examples/demo/`).
+    #[arg(long)]
+    runs: Option<PathBuf>,
     /// Progress format of the individual runs.
     #[arg(long, value_enum, default_value_t = LogFormat::Quiet)]
     log_format: LogFormat,
 }
 
+/// The `[demo]` table of a tour file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RowSpec {
+    /// The strategy column.
+    row: String,
+    /// The run column.
+    name: String,
+    /// Label fractions of a linear probe of the network's frozen features.
+    #[serde(default)]
+    probe: Vec<f64>,
+    /// Probe the seeded initial weights instead of running.
+    #[serde(default)]
+    untrained: bool,
+}
+
+/// One tour file, read: its row, its run directory's name and its run config.
+#[derive(Debug)]
+struct TourRun {
+    spec: RowSpec,
+    dir: String,
+    config: RunConfig,
+}
+
 struct Row {
-    strategy: &'static str,
+    strategy: String,
     what: String,
     accuracy: f64,
     seconds: f64,
 }
 
-fn supervised(model: &str, epochs: usize, lr: f64, extra: &[&str]) -> anyhow::Result<RunConfig> {
-    let owned: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    supervised_owned(model, epochs, lr, &owned)
+/// `02-supervised-cnn.toml` -> `supervised-cnn`.
+fn dir_name(file: &str) -> String {
+    let stem = file.strip_suffix(".toml").unwrap_or(file);
+    match stem.split_once('-') {
+        Some((order, rest)) if order.chars().all(|c| c.is_ascii_digit()) => rest.into(),
+        _ => stem.into(),
+    }
 }
 
-fn supervised_owned(
-    model: &str,
-    epochs: usize,
-    lr: f64,
-    extra: &[String],
-) -> anyhow::Result<RunConfig> {
-    let mut sets = vec![
-        format!("model.type={model:?}"),
-        format!("epochs={epochs}"),
-        format!("lr={lr}"),
-        "data.dataset=\"digits\"".to_string(),
-    ];
-    sets.extend(extra.iter().cloned());
-    let c = RunConfig::default().with_overrides(&sets)?;
-    c.validate()?;
-    Ok(c)
+/// Replaces `{out}` in every string of `value`.
+fn substitute_out(value: &mut toml::Value, out: &str) {
+    match value {
+        toml::Value::String(s) => *s = s.replace("{out}", out),
+        toml::Value::Array(items) => items.iter_mut().for_each(|v| substitute_out(v, out)),
+        toml::Value::Table(table) => table.iter_mut().for_each(|(_, v)| substitute_out(v, out)),
+        _ => {}
+    }
 }
 
-/// `transfer`, `cnn 0-4 -> 5-9, frozen backbone` -> `transfer-cnn-0-4-to-5-9-frozen-backbone`.
-fn dir_name(strategy: &str, name: &str) -> String {
-    let slug: String = name
-        .replace(" -> ", " to ")
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+/// Reads one tour file: its `[demo]` table and the run config that is the rest of it,
+/// validated.
+fn read_tour_file(file: &str, text: &str, out: &Path) -> anyhow::Result<TourRun> {
+    let mut table: toml::Table =
+        toml::from_str(text).with_context(|| format!("demo file {file}"))?;
+    let demo = table
+        .remove("demo")
+        .with_context(|| format!("demo file {file}: has no [demo] table (row, name)"))?;
+    let spec: RowSpec = demo
+        .try_into()
+        .with_context(|| format!("demo file {file}: [demo]"))?;
+    let mut rest = toml::Value::Table(table);
+    substitute_out(&mut rest, &out.display().to_string());
+    let config = RunConfig::from_toml(&toml::to_string(&rest)?, file)?;
+    config
+        .validate()
+        .with_context(|| format!("demo file {file}"))?;
+    if spec.untrained && spec.probe.is_empty() {
+        anyhow::bail!("demo file {file}: [demo] untrained = true needs a probe (probe = [0.1])");
+    }
+    Ok(TourRun {
+        spec,
+        dir: dir_name(file),
+        config,
+    })
+}
+
+/// The tour: the embedded files, or the `*.toml` files of `runs` in name order.
+fn read_tour(runs: Option<&Path>, out: &Path) -> anyhow::Result<Vec<TourRun>> {
+    let Some(folder) = runs else {
+        return TOUR
+            .iter()
+            .map(|(file, text)| read_tour_file(file, text, out))
+            .collect();
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+        .with_context(|| format!("--runs {}", folder.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
-    let parts: Vec<&str> = slug.split('-').filter(|p| !p.is_empty()).collect();
-    format!("{strategy}-{}", parts.join("-"))
+    files.sort();
+    if files.is_empty() {
+        anyhow::bail!("--runs {}: no .toml files", folder.display());
+    }
+    files
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            read_tour_file(&name, &text, out)
+        })
+        .collect()
+}
+
+/// The run column of a training run: its name, length, size and strategy knobs.
+fn training_row(name: &str, config: &RunConfig, epochs: usize, parameters: usize) -> String {
+    let detail = match &config.strategy {
+        StrategyConfig::Distill(d) if d.targets == TeacherTargets::Hard => {
+            format!(", hard targets lambda={}", d.lambda)
+        }
+        StrategyConfig::Distill(d) => format!(", T={} lambda={}", d.temperature, d.lambda),
+        StrategyConfig::LinearProbe(_)
+        | StrategyConfig::Supervised
+        | StrategyConfig::Continual(_)
+        | StrategyConfig::Multitask(_)
+        | StrategyConfig::SelfSupervised(_) => String::new(),
+    };
+    format!("{name}, {epochs} epochs, {parameters} params{detail}")
 }
 
 /// Runs the demo and prints its table.
-/// The demo's ViT on 8x8 digits: 4x4 patches (4 tokens), width 32, 2 blocks.
-const VIT_DIGITS: [&str; 3] = ["model.patch=4", "model.dim=32", "model.depth=2"];
-
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let teacher = args
-        .out
-        .join(dir_name("supervised", "cnn"))
-        .join("checkpoints/best.ckpt");
-    let teacher_set = format!("strategy.teacher={:?}", teacher.display().to_string());
-    let small = "model.hidden=[32]";
-    // Later rows may use earlier rows' checkpoints (the CNN teaches the small MLP).
-    let source = args
-        .out
-        .join(dir_name("supervised", "cnn 0-4"))
-        .join("checkpoints/best.ckpt");
-    let source_set = format!("init.pretrained={:?}", source.display().to_string());
-    let few = [
-        "data.classes=[5,6,7,8,9]",
-        "data.per_class=20",
-        "batch_size=16",
-    ];
-    let with = |extra: &[&str]| -> Vec<String> {
-        few.iter().chain(extra).map(|s| s.to_string()).collect()
-    };
-    // Later rows use earlier rows' checkpoints: the CNN teaches the small MLP, and the
-    // CNN trained on digits 0-4 is transferred to 5-9 with 20 examples a class.
-    let runs = [
-        ("supervised", "mlp", supervised("mlp", 20, 1e-3, &[])?),
-        ("supervised", "cnn", supervised("cnn", 15, 1e-3, &[])?),
-        (
-            "supervised",
-            "mlp-32",
-            supervised("mlp", 20, 1e-3, &[small])?,
-        ),
-        (
-            "distillation",
-            "cnn -> mlp-32",
-            supervised(
-                "mlp",
-                20,
-                1e-3,
-                &[
-                    small,
-                    "strategy.type=\"distill\"",
-                    &teacher_set,
-                    "strategy.temperature=4.0",
-                    "strategy.lambda=0.5",
-                ],
-            )?,
-        ),
-        (
-            "supervised",
-            "vit",
-            supervised(
-                "vit",
-                40,
-                1e-3,
-                &[VIT_DIGITS[0], VIT_DIGITS[1], VIT_DIGITS[2]],
-            )?,
-        ),
-        (
-            "distillation",
-            "cnn -> vit, DeiT token",
-            supervised(
-                "vit",
-                40,
-                1e-3,
-                &[
-                    VIT_DIGITS[0],
-                    VIT_DIGITS[1],
-                    VIT_DIGITS[2],
-                    "model.distillation_token=true",
-                    "strategy.type=\"distill\"",
-                    &teacher_set,
-                    "strategy.targets=\"hard\"",
-                    "strategy.lambda=0.5",
-                ],
-            )?,
-        ),
-        (
-            "supervised",
-            "cnn 0-4",
-            supervised("cnn", 15, 1e-3, &["data.classes=[0,1,2,3,4]"])?,
-        ),
-        (
-            "supervised",
-            "cnn 5-9 (20/class)",
-            supervised_owned("cnn", 20, 1e-3, &with(&[]))?,
-        ),
-        (
-            "transfer",
-            "cnn 0-4 -> 5-9, linear probe",
-            supervised_owned(
-                "cnn",
-                20,
-                1e-2,
-                &with(&[&source_set, "strategy.type=\"linear-probe\""]),
-            )?,
-        ),
-        (
-            "transfer",
-            "cnn 0-4 -> 5-9, fine-tune all",
-            supervised_owned("cnn", 20, 1e-3, &with(&[&source_set]))?,
-        ),
-    ];
+    let tour = read_tour(args.runs.as_deref(), &args.out)?;
     let mut rows = Vec::new();
     let mut sizes = String::new();
     let total = Instant::now();
-    for (strategy, name, config) in runs {
-        eprintln!("demo: {strategy} {name} on digits ...");
+    for TourRun { spec, dir, config } in tour {
+        eprintln!(
+            "demo: {} {} on {} ...",
+            spec.row, spec.name, config.data.dataset
+        );
         let started = Instant::now();
         let data = prepare_data(&config.data, config.seed)?;
         if sizes.is_empty() {
@@ -192,198 +218,64 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 data.test.len()
             );
         }
-        let options = RunOptions {
-            log: args.log_format,
-            ..RunOptions::new(args.out.join(dir_name(strategy, name)))
-        };
-        let (Report::Training(summary), _) = mentor::run::run(&config, &options)? else {
-            anyhow::bail!("internal: the demo's {strategy} run is not a training run");
-        };
-        let detail = match &config.strategy {
-            StrategyConfig::Distill(d) if d.targets == TeacherTargets::Hard => {
-                format!(", hard targets lambda={}", d.lambda)
+        let network = if spec.untrained {
+            seeded_init(
+                &config.model,
+                data.train.shape,
+                data.train.num_classes,
+                &burn::tensor::Device::flex(),
+                config.seed,
+            )
+        } else {
+            let options = RunOptions {
+                log: args.log_format,
+                ..RunOptions::new(args.out.join(&dir))
+            };
+            let (report, network) = mentor::run::run(&config, &options)?;
+            if spec.probe.is_empty() {
+                let (what, accuracy) = match report {
+                    Report::Training(s) => (
+                        training_row(&spec.name, &config, s.epochs, s.parameters),
+                        s.test_accuracy,
+                    ),
+                    Report::Continual(s) => (
+                        format!("{}: ACC, forgetting {:.2}", spec.name, s.mean_forgetting),
+                        s.average_accuracy,
+                    ),
+                    Report::Multitask(s) => {
+                        let tasks: Vec<String> = (s.tasks.iter().zip(&s.task_accuracy))
+                            .map(|(t, a)| format!("{t} {a:.2}"))
+                            .collect();
+                        let mean = s.task_accuracy.iter().sum::<f64>()
+                            / s.task_accuracy.len().max(1) as f64;
+                        (
+                            format!("{}: mean of {}", spec.name, tasks.join(" / ")),
+                            mean,
+                        )
+                    }
+                };
+                rows.push(Row {
+                    strategy: spec.row,
+                    what,
+                    accuracy,
+                    seconds: started.elapsed().as_secs_f64(),
+                });
+                continue;
             }
-            StrategyConfig::Distill(d) => format!(", T={} lambda={}", d.temperature, d.lambda),
-            StrategyConfig::LinearProbe(_)
-            | StrategyConfig::Supervised
-            | StrategyConfig::Continual(_)
-            | StrategyConfig::Multitask(_)
-            | StrategyConfig::SelfSupervised(_) => String::new(),
+            network
         };
-        rows.push(Row {
-            strategy,
-            what: format!(
-                "{name}, {} epochs, {} params{detail}",
-                summary.epochs, summary.parameters
-            ),
-            accuracy: summary.test_accuracy,
-            seconds: started.elapsed().as_secs_f64(),
-        });
-    }
-    // Continual learning: the digits cut into 5 tasks of 2 classes, class-incremental
-    // (one growing head, no task id); fine-tuning forgets, replay remembers.
-    for (name, method) in [
-        ("fine-tune", "{type=\"finetune\"}"),
-        ("replay 200", "{type=\"replay\", buffer_size=200}"),
-    ] {
-        eprintln!("demo: continual {name} on digits ...");
-        let started = Instant::now();
-        let config = supervised_owned(
-            "mlp",
-            1,
-            1e-3,
-            &[
-                "data.val_fraction=0.0".into(),
-                "strategy.type=\"continual\"".into(),
-                "strategy.setting=\"class-il\"".into(),
-                "strategy.iterations_per_task=150".into(),
-                format!("strategy.method={method}"),
-            ],
-        )?;
-        let options = RunOptions {
-            log: args.log_format,
-            ..RunOptions::new(args.out.join(dir_name("continual", name)))
+        let probe_config = ProbeConfig {
+            fractions: spec.probe.clone(),
+            ..ProbeConfig::default()
         };
-        let (Report::Continual(summary), _) = mentor::run::run(&config, &options)? else {
-            anyhow::bail!("internal: the demo's continual config is not continual");
-        };
-        rows.push(Row {
-            strategy: "continual",
-            what: format!(
-                "split 5x2 class-IL, {name}: ACC, forgetting {:.2}",
-                summary.mean_forgetting
-            ),
-            accuracy: summary.average_accuracy,
-            seconds: started.elapsed().as_secs_f64(),
-        });
-    }
-    // Multitask: digit pairs overlaid MultiMNIST-style, one shared MLP with a head per
-    // digit (hard sharing), equal weights.
-    {
-        eprintln!("demo: multitask multi-digits on digits ...");
-        let started = Instant::now();
-        let config = supervised_owned("mlp", 20, 1e-3, &["strategy.type=\"multitask\"".into()])?;
-        let options = RunOptions {
-            log: args.log_format,
-            ..RunOptions::new(args.out.join(dir_name("multitask", "multi-digits")))
-        };
-        let (Report::Multitask(summary), _) = mentor::run::run(&config, &options)? else {
-            anyhow::bail!("internal: the demo's multitask config is not multitask");
-        };
-        let mean = summary.task_accuracy.iter().sum::<f64>() / summary.task_accuracy.len() as f64;
-        rows.push(Row {
-            strategy: "multitask",
-            what: format!(
-                "digit pairs, hard sharing: mean of left {:.2} / right {:.2}",
-                summary.task_accuracy[0], summary.task_accuracy[1]
-            ),
-            accuracy: mean,
-            seconds: started.elapsed().as_secs_f64(),
-        });
-    }
-    // Self-supervised: each method pretrains an encoder without labels; a linear probe
-    // on its frozen features with 10% of the labels, beside the same probe of the
-    // untrained MLP encoder.
-    let probe_config = ProbeConfig {
-        fractions: vec![0.1],
-        ..ProbeConfig::default()
-    };
-    let views = [
-        "strategy.augment.flip=0.0".to_string(),
-        "strategy.augment.crop_scale=[0.3,1.0]".into(),
-    ];
-    let mlp_encoder = "encoder={type=\"mlp\", hidden=[128]}";
-    let cnn_encoder = "encoder={type=\"cnn\", channels=[16,32], hidden=128}";
-    let ssl_runs: [(&str, &str, usize, Vec<String>); 4] = [
-        (
-            "simclr",
-            "mlp",
-            30,
-            vec![format!(
-                "model={{type=\"projected\", hidden=[128], outputs=64, {mlp_encoder}}}"
-            )],
-        ),
-        (
-            "deep-cluster",
-            "mlp",
-            30,
-            vec![
-                "strategy.method=\"deep-cluster\"".into(),
-                "strategy.clusters=50".into(),
-                format!("model={{type=\"projected\", hidden=[128], outputs=50, {mlp_encoder}}}"),
-            ],
-        ),
-        (
-            "amdim",
-            "cnn",
-            10,
-            vec![
-                "strategy.method=\"amdim\"".into(),
-                format!(
-                    "model={{type=\"projected\", hidden=[128], outputs=64, local=true, {cnn_encoder}}}"
-                ),
-            ],
-        ),
-        (
-            "cpc",
-            "mlp",
-            20,
-            vec![
-                "strategy.method=\"cpc\"".into(),
-                format!("model={{type=\"cpc\", patch=4, stride=2, steps=1, {mlp_encoder}}}"),
-            ],
-        ),
-    ];
-    for (method, encoder, epochs, sets) in ssl_runs {
-        eprintln!("demo: self-supervised {method} on digits ...");
-        let started = Instant::now();
-        let mut all = vec!["strategy.type=\"self-supervised\"".to_string()];
-        all.extend(views.iter().cloned());
-        all.extend(sets);
-        let config = supervised_owned("mlp", epochs, 1e-3, &all)?;
-        let data = prepare_data(&config.data, config.seed)?;
-        let options = RunOptions {
-            log: args.log_format,
-            ..RunOptions::new(args.out.join(dir_name("self-supervised", method)))
-        };
-        let (_, network) = mentor::run::run(&config, &options)?;
-        let probes = probe(&network, &data.train, &data.test, &probe_config)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        for r in probes {
-            rows.push(Row {
-                strategy: "self-superv.",
-                what: format!(
-                    "{method} {encoder} encoder, linear probe, {:.0}% labels ({})",
-                    100.0 * r.fraction,
-                    r.labels
-                ),
-                accuracy: r.linear_accuracy,
-                seconds: started.elapsed().as_secs_f64(),
-            });
-        }
-    }
-    // The untrained encoders have the shapes of the pretrained ones.
-    for (encoder, shape) in [
-        ("mlp", "model.hidden=[128]"),
-        ("cnn", "model.channels=[16,32]"),
-    ] {
-        let started = Instant::now();
-        let config = supervised_owned(encoder, 1, 1e-3, &[shape.to_string()])?;
-        let data = prepare_data(&config.data, config.seed)?;
-        let random = seeded_init(
-            &config.model,
-            data.train.shape,
-            data.train.num_classes,
-            &burn::tensor::Device::flex(),
-            config.seed,
-        );
-        for r in probe(&random, &data.train, &data.test, &probe_config)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
+        for r in probe(&network, &data.train, &data.test, &probe_config)
+            .map_err(|e| anyhow::anyhow!("demo run {dir}: probe: {e}"))?
         {
             rows.push(Row {
-                strategy: "self-superv.",
+                strategy: spec.row.clone(),
                 what: format!(
-                    "untrained {encoder} encoder, linear probe, {:.0}% labels ({})",
+                    "{}, linear probe, {:.0}% labels ({})",
+                    spec.name,
                     100.0 * r.fraction,
                     r.labels
                 ),
@@ -401,9 +293,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         "|--------------|----------------------------------------------------------|---------------|---------|"
     );
     for r in &rows {
+        let strategy = if r.strategy == "self-supervised" {
+            "self-superv."
+        } else {
+            &r.strategy
+        };
         println!(
             "| {:<12} | {:<56} | {:>13.4} | {:>7.1} |",
-            r.strategy, r.what, r.accuracy, r.seconds
+            strategy, r.what, r.accuracy, r.seconds
         );
     }
     println!(
@@ -412,4 +309,65 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_embedded_tour_file_is_a_valid_run() {
+        let out = Path::new("/tmp/out");
+        let tour = read_tour(None, out).unwrap();
+        assert_eq!(tour.len(), TOUR.len());
+        let teacher = tour.iter().find(|t| t.dir == "distillation-cnn-to-mlp-32");
+        let StrategyConfig::Distill(d) = &teacher.unwrap().config.strategy else {
+            panic!("04 is not a distillation run");
+        };
+        assert_eq!(
+            d.teacher,
+            Path::new("/tmp/out/supervised-cnn/checkpoints/best.ckpt")
+        );
+        // A file's checkpoint reference names an earlier file's run directory.
+        for (i, t) in tour.iter().enumerate() {
+            let text = t.config.to_toml();
+            for later in &tour[i..] {
+                let used = format!("/tmp/out/{}/", later.dir);
+                assert!(
+                    !text.contains(&used),
+                    "{} uses a later run {}",
+                    t.dir,
+                    later.dir
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_tour_file_without_a_demo_table_or_with_a_bad_key_is_refused() {
+        let out = Path::new("/tmp/out");
+        let e = read_tour_file("x.toml", "epochs = 2\n", out).unwrap_err();
+        assert!(format!("{e:#}").contains("no [demo] table"), "{e:#}");
+        let e = read_tour_file(
+            "x.toml",
+            "[demo]\nrow = \"a\"\nname = \"b\"\ncolour = 1\n",
+            out,
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("colour"), "{e:#}");
+        let e = read_tour_file(
+            "x.toml",
+            "epochs = 0\n[demo]\nrow = \"a\"\nname = \"b\"\n",
+            out,
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("epochs"), "{e:#}");
+    }
+
+    #[test]
+    fn run_directories_are_the_file_names_without_order() {
+        assert_eq!(dir_name("02-supervised-cnn.toml"), "supervised-cnn");
+        assert_eq!(dir_name("mine.toml"), "mine");
+        assert_eq!(dir_name("v2-run.toml"), "v2-run");
+    }
 }

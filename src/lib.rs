@@ -17,6 +17,8 @@
 //! [`config::RunConfig`], whose `[strategy]` ([`strategy::StrategyConfig`]) picks the
 //! objective and whose `[init]` ([`transfer::InitConfig`]) picks the starting weights.
 
+#![warn(missing_docs)]
+
 pub mod continual;
 pub mod data;
 pub mod distill;

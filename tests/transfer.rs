@@ -374,7 +374,7 @@ fn pretrained_weights_start_continual_and_multitask_runs() {
     let source_cfg = config(&["epochs=1", "data.per_class=20", "model.hidden=[32]"]);
     let source_out = dir.path().join("source");
     mentor::run::run(
-        &source_cfg,
+        &source_cfg.check().unwrap(),
         &mentor::run::RunOptions {
             log: mentor::engine::LogFormat::Quiet,
             ..mentor::run::RunOptions::new(&source_out)
@@ -401,7 +401,7 @@ fn pretrained_weights_start_continual_and_multitask_runs() {
         cfg.init.pretrained = Some(ckpt.clone());
         let out = dir.path().join(name);
         let (_, net) = mentor::run::run(
-            &cfg,
+            &cfg.check().unwrap(),
             &mentor::run::RunOptions {
                 log: mentor::engine::LogFormat::Quiet,
                 ..mentor::run::RunOptions::new(&out)

@@ -156,7 +156,8 @@ pub fn run_and_report(
     args: &RunArgs,
     baselines: &[PathBuf],
 ) -> anyhow::Result<Report> {
-    let (report, _) = mentor::run::run(config, &args.options(baselines)?)?;
+    let config = config.clone().check()?;
+    let (report, _) = mentor::run::run(&config, &args.options(baselines)?)?;
     print_report(&report, args.log_format, &args.out);
     Ok(report)
 }

@@ -20,7 +20,7 @@ use mentor::engine::{LogFormat, seeded_init};
 use mentor::losses::TeacherTargets;
 use mentor::run::config::RunConfig;
 use mentor::run::strategy::StrategyConfig;
-use mentor::run::{Report, RunOptions};
+use mentor::run::{Report, RunOptions, ValidRunConfig};
 use mentor::ssl::probe::{ProbeConfig, probe};
 use serde::Deserialize;
 
@@ -97,7 +97,7 @@ struct RowSpec {
 struct TourRun {
     spec: RowSpec,
     dir: String,
-    config: RunConfig,
+    config: ValidRunConfig,
 }
 
 struct Row {
@@ -139,9 +139,8 @@ fn read_tour_file(file: &str, text: &str, out: &Path) -> anyhow::Result<TourRun>
         .with_context(|| format!("demo file {file}: [demo]"))?;
     let mut rest = toml::Value::Table(table);
     substitute_out(&mut rest, &out.display().to_string());
-    let config = RunConfig::from_toml(&toml::to_string(&rest)?, file)?;
-    config
-        .validate()
+    let config = RunConfig::from_toml(&toml::to_string(&rest)?, file)?
+        .check()
         .with_context(|| format!("demo file {file}"))?;
     if spec.untrained && spec.probe.is_empty() {
         anyhow::bail!("demo file {file}: [demo] untrained = true needs a probe (probe = [0.1])");

@@ -109,6 +109,41 @@ impl Default for RunConfig {
     }
 }
 
+/// A [`RunConfig`] that passed every rule of [`RunConfig::validate`]. Only
+/// [`RunConfig::check`] makes one, so whatever takes it (the run entry point,
+/// [`crate::run::run`]) need not check again and cannot be handed an unchecked config
+/// (linfa's `ParamGuard` pattern). It reads as the config it wraps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidRunConfig(RunConfig);
+
+impl ValidRunConfig {
+    /// The checked config.
+    pub fn config(&self) -> &RunConfig {
+        &self.0
+    }
+
+    /// The checked config, to change (changing it needs another [`RunConfig::check`]).
+    pub fn into_inner(self) -> RunConfig {
+        self.0
+    }
+}
+
+impl std::ops::Deref for ValidRunConfig {
+    type Target = RunConfig;
+
+    fn deref(&self) -> &RunConfig {
+        &self.0
+    }
+}
+
+impl TryFrom<RunConfig> for ValidRunConfig {
+    type Error = ConfigError;
+
+    fn try_from(config: RunConfig) -> Result<Self, ConfigError> {
+        config.check()
+    }
+}
+
 impl RunConfig {
     /// What the engine reads of this config: how to train the network.
     pub fn spec(&self) -> TrainSpec {
@@ -193,6 +228,13 @@ impl RunConfig {
             set_dotted(&mut root, key, value)?;
         }
         Self::from_value(root)
+    }
+
+    /// Checks every rule and returns the config as a [`ValidRunConfig`]; the error names
+    /// the first key that breaks one.
+    pub fn check(self) -> Result<ValidRunConfig, ConfigError> {
+        self.validate()?;
+        Ok(ValidRunConfig(self))
     }
 
     /// Checks every rule; the error names the first key that breaks one.
@@ -341,6 +383,19 @@ fn set_dotted(root: &mut toml::Value, key: &str, value: toml::Value) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_config_that_keeps_every_rule_becomes_valid() {
+        let bad = RunConfig {
+            epochs: 0,
+            ..RunConfig::default()
+        };
+        let e = bad.check().unwrap_err();
+        assert!(e.to_string().contains("`epochs`"), "{e}");
+        let good = RunConfig::default().check().unwrap();
+        assert_eq!(good.epochs, RunConfig::default().epochs);
+        assert_eq!(good.into_inner(), RunConfig::default());
+    }
 
     #[test]
     fn defaults_round_trip_through_toml() {

@@ -29,7 +29,7 @@ use crate::engine::{
 use crate::models::Network;
 use crate::report::CurvePlots;
 
-pub use config::{ConfigError, RunConfig};
+pub use config::{ConfigError, RunConfig, ValidRunConfig};
 pub use init::InitWeights;
 pub use report::Report;
 pub use strategy::{StrategyConfig, StrategyError, build_objective};
@@ -111,11 +111,10 @@ impl RunOptions {
     }
 }
 
-/// Runs `config` as `options` say: the one dispatch over strategies. Validates the
-/// config, trains, writes `summary.json` (the returned [`Report`]) and returns it with
+/// Runs `config` as `options` say: the one dispatch over strategies. The config was
+/// checked when it became a [`ValidRunConfig`]; this trains, writes `summary.json` (the returned [`Report`]) and returns it with
 /// the trained network.
-pub fn run(config: &RunConfig, options: &RunOptions) -> Result<(Report, Network), RunError> {
-    config.validate()?;
+pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Network), RunError> {
     if !options.devices.is_empty() && !matches!(config.strategy, StrategyConfig::Supervised) {
         return Err(RunError::Options(format!(
             "--devices trains supervised runs only; strategy {:?} keeps per-step state that data parallel would split",

@@ -6,6 +6,9 @@ mod cli;
 use clap::Parser;
 
 fn main() {
+    // Every command computes with subnormal floats flushed (a run's --denormals may say
+    // otherwise); see mentor::kernels::denormals.
+    mentor::kernels::denormals::set_everywhere(mentor::kernels::Denormals::Flush);
     let args = cli::Cli::parse();
     if let Err(err) = cli::run(args) {
         // One line: the cause chain, skipping causes that a message already quotes.

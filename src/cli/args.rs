@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use mentor::engine::{LogFormat, parse_device, parse_devices};
+use mentor::kernels::Denormals;
 use mentor::run::{Report, RunConfig, RunOptions};
 
 /// The run-config flags shared by commands that build a run: a config file, common keys
@@ -112,6 +113,11 @@ pub struct RunArgs {
     /// runs only. Replaces --device.
     #[arg(long, value_name = "LIST")]
     pub devices: Option<String>,
+    /// Subnormal floats: flush them to zero (fast; PyTorch's `set_flush_denormal`) or
+    /// keep them (IEEE gradual underflow, slower as weights decay). Resume with the mode
+    /// the run started with to get bit-identical weights.
+    #[arg(long, value_enum, default_value_t = Denormals::Flush)]
+    pub denormals: Denormals,
 }
 
 impl RunArgs {
@@ -131,6 +137,7 @@ impl RunArgs {
             },
             devices,
             baselines: baselines.to_vec(),
+            denormals: self.denormals,
             ..RunOptions::new(&self.out)
         })
     }

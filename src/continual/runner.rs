@@ -57,6 +57,10 @@ pub struct ContinualSummary {
     pub seed: u64,
     /// mentor's version.
     pub mentor_version: String,
+    /// The CPU's subnormal-float mode the run computed in (absent in summaries written
+    /// before mentor recorded it, when subnormals were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denormals: Option<crate::kernels::Denormals>,
 }
 
 /// Progress between tasks (`continual-state.json`): what is done, and the method's own
@@ -282,6 +286,7 @@ pub fn run_continual(
 
     let m = &state.matrix;
     let summary = ContinualSummary {
+        denormals: crate::kernels::denormals::on_this_thread(),
         scenario: format!(
             "{} {}",
             match continual.scenario {

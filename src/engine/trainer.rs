@@ -152,6 +152,10 @@ pub struct RunSummary {
     /// written before mentor recorded it.
     #[serde(default)]
     pub strategy: String,
+    /// The CPU's subnormal-float mode the run computed in (absent in summaries written
+    /// before mentor recorded it, when subnormals were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denormals: Option<crate::kernels::Denormals>,
 }
 
 /// Trains a network as `spec` says, on `data`, minimising `objective`, writing the run
@@ -424,6 +428,7 @@ pub fn train_observed(
 
     let (test_loss, test_accuracy) = evaluate_with(objective, &network, &data.test);
     let summary = RunSummary {
+        denormals: crate::kernels::denormals::on_this_thread(),
         test_accuracy,
         test_loss,
         best_val_accuracy: state.best_val_accuracy.max(0.0),

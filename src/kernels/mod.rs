@@ -15,6 +15,7 @@
 mod autodiff;
 mod conv;
 mod conv_pool;
+pub mod denormals;
 mod gemm;
 mod linear;
 mod pool;
@@ -28,6 +29,7 @@ use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::{DType, Tensor};
 
 pub(crate) use conv::ConvGeometry;
+pub use denormals::Denormals;
 pub(crate) use pool::PoolGeometry;
 pub use sgd::{FusedSgd, SgdVelocity};
 

@@ -54,6 +54,10 @@ pub struct MultitaskSummary {
     pub seed: u64,
     /// mentor's version.
     pub mentor_version: String,
+    /// The CPU's subnormal-float mode the run computed in (absent in summaries written
+    /// before mentor recorded it, when subnormals were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denormals: Option<crate::kernels::Denormals>,
 }
 
 fn task_names(benchmark: Benchmark) -> [&'static str; 2] {
@@ -243,6 +247,7 @@ pub fn run_multitask(
     let baseline_accuracy = read_baselines(baselines, &trained)?;
     let names = task_names(mt.benchmark);
     let summary = MultitaskSummary {
+        denormals: crate::kernels::denormals::on_this_thread(),
         benchmark: format!(
             "{} {}",
             match mt.benchmark {

@@ -26,6 +26,7 @@ use crate::engine::progress::{LogFormat, Progress};
 use crate::engine::{
     EngineError, Objective, RunSummary, StartWeights, TrainOptions, seeded_init, train_observed,
 };
+use crate::kernels::Denormals;
 use crate::models::Network;
 use crate::report::CurvePlots;
 
@@ -83,6 +84,9 @@ pub struct RunOptions {
     pub devices: Vec<Device>,
     /// Single-task runs of the same benchmark, for a multitask run's `Delta_m`.
     pub baselines: Vec<PathBuf>,
+    /// What the CPU does with subnormal floats during the run (set on every compute
+    /// thread; recorded in `summary.json`).
+    pub denormals: Denormals,
 }
 
 impl RunOptions {
@@ -96,6 +100,7 @@ impl RunOptions {
             device: Device::flex(),
             devices: Vec::new(),
             baselines: Vec::new(),
+            denormals: Denormals::default(),
         }
     }
 
@@ -115,6 +120,7 @@ impl RunOptions {
 /// checked when it became a [`ValidRunConfig`]; this trains, writes `summary.json` (the returned [`Report`]) and returns it with
 /// the trained network.
 pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Network), RunError> {
+    crate::kernels::denormals::set_everywhere(options.denormals);
     if !options.devices.is_empty() && !matches!(config.strategy, StrategyConfig::Supervised) {
         return Err(RunError::Options(format!(
             "--devices trains supervised runs only; strategy {:?} keeps per-step state that data parallel would split",

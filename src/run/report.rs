@@ -71,6 +71,7 @@ mod tests {
 
     fn training() -> RunSummary {
         RunSummary {
+            denormals: None,
             test_accuracy: 0.5,
             test_loss: 1.0,
             best_val_accuracy: 0.5,

@@ -344,23 +344,14 @@ mod tests {
 
     #[test]
     fn a_tour_file_without_a_demo_table_or_with_a_bad_key_is_refused() {
-        let out = Path::new("/tmp/out");
-        let e = read_tour_file("x.toml", "epochs = 2\n", out).unwrap_err();
-        assert!(format!("{e:#}").contains("no [demo] table"), "{e:#}");
-        let e = read_tour_file(
-            "x.toml",
-            "[demo]\nrow = \"a\"\nname = \"b\"\ncolour = 1\n",
-            out,
-        )
-        .unwrap_err();
-        assert!(format!("{e:#}").contains("colour"), "{e:#}");
-        let e = read_tour_file(
-            "x.toml",
-            "epochs = 0\n[demo]\nrow = \"a\"\nname = \"b\"\n",
-            out,
-        )
-        .unwrap_err();
-        assert!(format!("{e:#}").contains("epochs"), "{e:#}");
+        for (text, names) in [
+            ("epochs = 2\n", "no [demo] table"),
+            ("[demo]\nrow = \"a\"\nname = \"b\"\ncolour = 1\n", "colour"),
+            ("epochs = 0\n[demo]\nrow = \"a\"\nname = \"b\"\n", "epochs"),
+        ] {
+            let e = read_tour_file("x.toml", text, Path::new("/tmp/out")).unwrap_err();
+            assert!(format!("{e:#}").contains(names), "{text:?}: {e:#}");
+        }
     }
 
     #[test]

@@ -117,11 +117,6 @@ impl Default for RunConfig {
 pub struct ValidRunConfig(RunConfig);
 
 impl ValidRunConfig {
-    /// The checked config.
-    pub fn config(&self) -> &RunConfig {
-        &self.0
-    }
-
     /// The checked config, to change (changing it needs another [`RunConfig::check`]).
     pub fn into_inner(self) -> RunConfig {
         self.0

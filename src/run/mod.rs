@@ -117,8 +117,9 @@ impl RunOptions {
 }
 
 /// Runs `config` as `options` say: the one dispatch over strategies. The config was
-/// checked when it became a [`ValidRunConfig`]; this trains, writes `summary.json` (the returned [`Report`]) and returns it with
-/// the trained network.
+/// checked when it became a [`ValidRunConfig`]; this sets the subnormal-float mode,
+/// trains, writes `summary.json` (the returned [`Report`]) and returns it with the
+/// trained network.
 pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Network), RunError> {
     crate::kernels::denormals::set_everywhere(options.denormals);
     if !options.devices.is_empty() && !matches!(config.strategy, StrategyConfig::Supervised) {

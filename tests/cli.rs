@@ -308,10 +308,25 @@ fn resume_from_the_command_line_uses_the_saved_config() {
     assert_eq!(code, 0, "{err}");
     let summary = common::summary(&out);
     assert_eq!(summary["epochs"], 3);
-    // Changing the config on resume is refused with one line.
-    let (code, _, err) = mentor(&["train", "--resume", "--epochs", "5", "--out", out_s]);
+    // Changing the config on resume is refused with one line naming both values.
+    let (code, _, err) = mentor(&["train", "--resume", "--lr", "0.5", "--out", out_s]);
     assert_eq!(code, 1);
-    assert_one_line_error(&err, "config differs");
+    assert_one_line_error(&err, "`lr` (saved 0.001, given 0.5)");
+    // More epochs extend the finished run; its config says so afterwards.
+    let (code, _, err) = mentor(&[
+        "train",
+        "--resume",
+        "--epochs",
+        "4",
+        "--log-format",
+        "quiet",
+        "--out",
+        out_s,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(common::summary(&out)["epochs"], 4);
+    let (code, _, err) = mentor(&["train", "--resume", "--log-format", "quiet", "--out", out_s]);
+    assert_eq!(code, 0, "{err}");
 }
 
 #[test]
@@ -534,4 +549,190 @@ fn every_example_config_parses_and_validates() {
         }
     }
     assert!(seen >= 10, "{seen} examples");
+}
+
+/// Every file under `dir` with a hash of its bytes, for "untouched" checks (the lock
+/// file, which names the last process that held the directory, aside).
+fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !p.ends_with(".lock") {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                std::fs::read(&p).unwrap().hash(&mut h);
+                out.push((p.clone(), h.finish()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_run_directory_is_not_overwritten_without_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let out_s = out.to_str().unwrap();
+    train_digits_mlp(&out, "1");
+    let before = snapshot(&out);
+    // Another model into the finished run: refused, nothing touched.
+    let again = [
+        "train",
+        "--dataset",
+        "digits",
+        "--model",
+        "cnn",
+        "--epochs",
+        "1",
+    ];
+    let (code, _, err) = mentor(&[&again[..], &["--log-format", "quiet", "--out", out_s]].concat());
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "already holds a run");
+    assert_eq!(
+        snapshot(&out),
+        before,
+        "the refused run changed the directory"
+    );
+    // A bad config into it: refused before anything is written.
+    let (code, _, err) = mentor(&["train", "--set", "lr=-1", "--out", out_s]);
+    assert_eq!(code, 1);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        snapshot(&out),
+        before,
+        "a failed validation changed the directory"
+    );
+    // --overwrite replaces it.
+    let (code, _, err) = mentor(
+        &[
+            &again[..],
+            &["--log-format", "quiet", "--overwrite", "--out", out_s],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains("type = \"cnn\""), "{config}");
+}
+
+#[test]
+fn resume_of_a_run_stopped_before_its_first_checkpoint_starts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    train_digits_mlp(&out, "2");
+    std::fs::remove_dir_all(out.join("checkpoints")).unwrap();
+    std::fs::remove_file(out.join("summary.json")).unwrap();
+    let out_s = out.to_str().unwrap();
+    let (code, _, err) = mentor(&["train", "--resume", "--log-format", "quiet", "--out", out_s]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(common::summary(&out)["epochs"], 2);
+    assert!(out.join("checkpoints/best.ckpt").is_file());
+}
+
+/// Bad inputs, one per row: each exits 1 with one line naming the thing, panics
+/// nowhere, and leaves the run directories as they were.
+#[test]
+fn bad_inputs_give_one_line_and_touch_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    train_digits_mlp(&run, "1");
+    let before = snapshot(&run);
+    // A copy of its checkpoint with one flipped bit.
+    let flipped = dir.path().join("flipped.ckpt");
+    let mut bytes = std::fs::read(run.join("checkpoints/last.ckpt")).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&flipped, &bytes).unwrap();
+    // MNIST-format files whose second label is 200.
+    let mnist = dir.path().join("mnist");
+    std::fs::create_dir(&mnist).unwrap();
+    for prefix in ["train", "t10k"] {
+        let mut img = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 8, 0, 0, 0, 8];
+        img.extend((0..128).map(|i| i as u8));
+        std::fs::write(mnist.join(format!("{prefix}-images-idx3-ubyte")), &img).unwrap();
+        let labels = [0, 0, 8, 1, 0, 0, 0, 2, 7, 200];
+        std::fs::write(mnist.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
+    }
+    let fresh = dir.path().join("fresh");
+    let (run_s, fresh_s) = (run.to_str().unwrap(), fresh.to_str().unwrap());
+    let (flipped_s, mnist_s) = (flipped.to_str().unwrap(), mnist.to_str().unwrap());
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["train", "--model", "mlp", "--out", run_s],
+            "already holds a run",
+        ),
+        (
+            &["train", "--resume", "--lr", "0.5", "--out", run_s],
+            "`lr` (saved",
+        ),
+        (
+            &["train", "--resume", "--epochs", "0", "--out", run_s],
+            "`epochs`",
+        ),
+        (
+            &[
+                "train",
+                "--set",
+                "model.hidden=[100000000]",
+                "--out",
+                fresh_s,
+            ],
+            "smaller",
+        ),
+        (
+            &[
+                "train",
+                "--model",
+                "cnn",
+                "--set",
+                "model.channels=[100000,100000]",
+                "--out",
+                fresh_s,
+            ],
+            "smaller",
+        ),
+        (
+            &[
+                "train",
+                "--set",
+                "groups=[{pattern=\"*\",frozen=true}]",
+                "--out",
+                fresh_s,
+            ],
+            "nothing to train",
+        ),
+        (
+            &["train", "--stop-after", "0", "--out", fresh_s],
+            "--stop-after 0",
+        ),
+        (&["train", "--lr", "-1", "--out", fresh_s], "`lr`"),
+        (&["eval", "--checkpoint", flipped_s], "checksum"),
+        (
+            &[
+                "train",
+                "--dataset",
+                "mnist",
+                "--data-dir",
+                mnist_s,
+                "--out",
+                fresh_s,
+            ],
+            "label 200",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (code, _, err) = mentor(args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert_one_line_error(&err, needle);
+        assert_eq!(snapshot(&run), before, "{args:?} changed the run directory");
+        assert!(
+            !fresh.join("config.toml").exists(),
+            "{args:?} wrote a config"
+        );
+    }
 }

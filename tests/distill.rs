@@ -108,6 +108,30 @@ fn a_teacher_for_other_classes_is_refused() {
 }
 
 #[test]
+fn a_teacher_that_is_not_a_classifier_is_refused() {
+    // A projection network (a self-supervised encoder's shape): 16 outputs, 10 classes.
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = teacher(
+        dir.path(),
+        &[
+            "model.type=\"projected\"",
+            "model.encoder.type=\"mlp\"",
+            "model.outputs=16",
+        ],
+    );
+    let cfg = config(&student_sets(&ckpt, true));
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let err = build_objective(&cfg, &data, &Device::flex())
+        .err()
+        .expect("a 16-output projection cannot teach 10 classes")
+        .to_string();
+    assert!(
+        err.contains("outputs 16 values") && err.contains("not a classifier"),
+        "{err}"
+    );
+}
+
+#[test]
 fn temperature_and_lambda_are_validated() {
     let bad = |k: &str, v: &str| {
         let sets = vec![

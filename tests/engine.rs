@@ -183,14 +183,18 @@ fn run_directory_has_every_file() {
         summary.test_accuracy
     );
     // Resuming with another config is refused.
-    let other = config(&["epochs=3", "data.per_class=20"]);
+    let other = config(&["epochs=2", "data.per_class=20", "lr=0.5"]);
     let opts = TrainOptions {
         resume: true,
         ..quiet(dir.path())
     };
     let err = train(&other, &data, &mut CrossEntropy, &opts).unwrap_err();
     assert!(err.to_string().contains("config differs"), "{err}");
-    assert!(err.to_string().contains("key `epochs`"), "{err}");
+    assert!(err.to_string().contains("key `lr`"), "{err}");
+    // More epochs extend it.
+    let more = config(&["epochs=3", "data.per_class=20"]);
+    let (s, _) = train(&more, &data, &mut CrossEntropy, &opts).unwrap();
+    assert_eq!(s.epochs, 3);
 }
 
 #[test]
@@ -342,4 +346,103 @@ fn format_one_checkpoints_still_load() {
         e.contains("old.ckpt") && e.contains("format version 7"),
         "{e}"
     );
+}
+
+/// A run stopped between writing `best.ckpt` and `last.ckpt` (best is one epoch ahead),
+/// or left by the old write order without `best.ckpt`, resumes to the uninterrupted
+/// run's weights, and `best.ckpt` ends holding the best epoch's weights.
+#[test]
+fn a_stop_between_the_two_checkpoint_writes_loses_neither() {
+    let cfg = config(&["epochs=3", "model.type=\"mlp\"", "optim.type=\"adam\""]);
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let net_of = |path: &std::path::Path| {
+        let ck = checkpoint::load(path).unwrap();
+        let fresh = seeded_init(
+            &cfg.model,
+            data.train.shape,
+            10,
+            &burn::tensor::Device::flex(),
+            0,
+        );
+        (
+            ck.state.epochs_done,
+            ck.state.best_epoch,
+            weights(&ck.load_into(fresh, path).unwrap()),
+        )
+    };
+    let straight = dir.path().join("straight");
+    let (_, a) = train(&cfg, &data, &mut CrossEntropy, &quiet(&straight)).unwrap();
+    let (_, best_epoch, best) = net_of(&straight.join("checkpoints/best.ckpt"));
+
+    // Between the writes of epoch 2: best.ckpt (if epoch 2 improved) is written, last.ckpt
+    // still holds epoch 1.
+    let split = dir.path().join("split");
+    let ckpts = split.join("checkpoints");
+    let stop = |n| TrainOptions {
+        stop_after: Some(n),
+        ..quiet(&split)
+    };
+    train(&cfg, &data, &mut CrossEntropy, &stop(1)).unwrap();
+    let epoch_one = std::fs::read(ckpts.join("last.ckpt")).unwrap();
+    train(
+        &cfg,
+        &data,
+        &mut CrossEntropy,
+        &TrainOptions {
+            resume: true,
+            ..stop(2)
+        },
+    )
+    .unwrap();
+    std::fs::write(ckpts.join("last.ckpt"), &epoch_one).unwrap();
+    let (_, b) = train(
+        &cfg,
+        &data,
+        &mut CrossEntropy,
+        &TrainOptions {
+            resume: true,
+            ..quiet(&split)
+        },
+    )
+    .unwrap();
+    assert_same_weights(
+        &weights(&a),
+        &weights(&b),
+        "resumed from between the writes",
+    );
+    let (_, e, w) = net_of(&ckpts.join("best.ckpt"));
+    assert_eq!(e, best_epoch);
+    assert_same_weights(&w, &best, "best.ckpt");
+
+    // The old order, stopped after last.ckpt of a best epoch: best.ckpt missing. Resume
+    // rebuilds it from last.ckpt.
+    let old = dir.path().join("old");
+    let (s, _) = train(
+        &cfg,
+        &data,
+        &mut CrossEntropy,
+        &TrainOptions {
+            stop_after: Some(1),
+            ..quiet(&old)
+        },
+    )
+    .unwrap();
+    assert_eq!(s.best_epoch, 1);
+    let (_, _, epoch_one_weights) = net_of(&old.join("checkpoints/last.ckpt"));
+    std::fs::remove_file(old.join("checkpoints/best.ckpt")).unwrap();
+    train(
+        &cfg,
+        &data,
+        &mut CrossEntropy,
+        &TrainOptions {
+            resume: true,
+            stop_after: Some(1),
+            ..quiet(&old)
+        },
+    )
+    .unwrap();
+    let (e, _, w) = net_of(&old.join("checkpoints/best.ckpt"));
+    assert_eq!(e, 1);
+    assert_same_weights(&w, &epoch_one_weights, "rebuilt best.ckpt");
 }

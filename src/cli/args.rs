@@ -25,11 +25,11 @@ pub struct ConfigArgs {
     /// Network: mlp, cnn, resnet, vit, projected, cpc, columns (see examples/).
     #[arg(long)]
     pub model: Option<String>,
-    /// Epochs.
+    /// Epochs (with --resume: more than the run has done extends it).
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Base learning rate.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// Batch size.
     #[arg(long)]
@@ -98,6 +98,10 @@ pub struct RunArgs {
     /// own config.toml is the base; the resolved config must equal the saved one.
     #[arg(long)]
     pub resume: bool,
+    /// Start afresh in --out even though it holds a run, replacing that run's config,
+    /// checkpoints, metrics and summary (other files in it stay).
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     /// Stop after this many epochs (resume later with --resume).
     #[arg(long)]
     pub stop_after: Option<usize>,
@@ -127,8 +131,12 @@ impl RunArgs {
             Some(list) => parse_devices(list)?,
             None => Vec::new(),
         };
+        if self.stop_after == Some(0) {
+            anyhow::bail!("--stop-after 0 trains nothing: give at least 1 (or leave it out)");
+        }
         Ok(RunOptions {
             resume: self.resume,
+            overwrite: self.overwrite,
             log: self.log_format,
             stop_after: self.stop_after,
             device: match devices.first() {

@@ -29,7 +29,29 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(dir) = args.data_dir {
         config.data.data_dir = Some(dir);
     }
+    if let mentor::run::StrategyConfig::SelfSupervised(_) = &config.strategy {
+        anyhow::bail!(
+            "{} is a self-supervised encoder: its outputs are a projection, not class scores, so it has no test accuracy; probe it with `mentor ssl eval --checkpoint {}`",
+            args.checkpoint.display(),
+            args.checkpoint.display()
+        );
+    }
     let data = prepare_data(&config.data, config.seed).context("loading data")?;
+    if data.test.shape != loaded.input_shape || data.test.num_classes > loaded.num_classes {
+        anyhow::bail!(
+            "{} was trained on {:?} images with {} classes, but the data in {} has {:?} images with {} classes",
+            args.checkpoint.display(),
+            loaded.input_shape,
+            loaded.num_classes,
+            config
+                .data
+                .data_dir
+                .as_ref()
+                .map_or("the embedded set".to_string(), |d| d.display().to_string()),
+            data.test.shape,
+            data.test.num_classes
+        );
+    }
     let (test_loss, test_accuracy) = evaluate(&loaded.network, &data.test, 1000);
     let mut out = serde_json::json!({
         "checkpoint": args.checkpoint.display().to_string(),

@@ -112,16 +112,13 @@ fn parse_method(name: &str) -> anyhow::Result<Option<SslMethod>> {
 /// strategy and projected network, or the rotation pretext on the plain encoder.
 fn pretrain_config(args: &PretrainArgs) -> anyhow::Result<RunConfig> {
     let method = parse_method(&args.method)?;
-    if args.run.resume && args.config.config.is_none() {
-        // The saved config already has the projection.
-        return args
-            .config
-            .apply(RunConfig::from_file(&args.run.out.join("config.toml"))?);
-    }
-    let base = match &args.config.config {
-        Some(path) => RunConfig::from_file(path)?,
-        None => RunConfig::default(),
-    };
+    // Resuming, the run's own config is the base (it already has the projection); the
+    // command's flags then apply as they did when it started, so the starting command
+    // plus --resume resolves to the saved config (--model names the encoder again and
+    // is wrapped again below).
+    let base = args
+        .run
+        .base_config(&args.config.config, || Ok(RunConfig::default()))?;
     let mut sets = vec![];
     match method {
         Some(m) => {

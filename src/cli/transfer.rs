@@ -24,7 +24,7 @@ pub struct TransferArgs {
     #[arg(long, value_name = "PATTERN=MULT")]
     finetune: Vec<String>,
     /// Gradual unfreezing: the --freeze groups start training at this 1-based epoch.
-    #[arg(long, value_name = "EPOCH")]
+    #[arg(long, value_name = "EPOCH", requires = "freeze")]
     unfreeze_at: Option<usize>,
     /// Re-initialise parameters matching this pattern and train them at the full rate.
     #[arg(long, value_name = "PATTERN")]

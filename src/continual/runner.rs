@@ -151,6 +151,13 @@ pub fn run_continual(
         run_dir.start(&options.fingerprint)?;
     }
 
+    spec.model
+        .check_fits(
+            data.train.shape,
+            outputs,
+            crate::engine::device::host_memory_bytes(),
+        )
+        .map_err(|e| ContinualError::Scenario(format!("model: {e}")))?;
     let mut network = if state.completed == 0 {
         let fresh = seeded_init(
             &spec.model,

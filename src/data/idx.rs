@@ -97,6 +97,12 @@ fn locate(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
         if candidate.is_file() {
             return Ok(candidate);
         }
+        if candidate.is_dir() {
+            return Err(DataError::format(
+                candidate,
+                "is a folder; the IDX file of this name must be a file",
+            ));
+        }
     }
     Err(DataError::Io {
         path: dir.join(format!("{name}[.gz]")),
@@ -104,8 +110,17 @@ fn locate(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
     })
 }
 
-/// Reads an images file and a labels file into a dataset with pixels scaled to `[0, 1]`.
-pub fn read_pair(images_path: &Path, labels_path: &Path) -> Result<Dataset, DataError> {
+/// The classes of MNIST and Fashion-MNIST: every label of their IDX files is below it.
+pub const CLASSES: usize = 10;
+
+/// Reads an images file and a labels file into a dataset with pixels scaled to `[0, 1]`;
+/// every label must be below `num_classes` (an error names the file, the record and
+/// the label otherwise).
+pub fn read_pair(
+    images_path: &Path,
+    labels_path: &Path,
+    num_classes: usize,
+) -> Result<Dataset, DataError> {
     let image_bytes = read_maybe_gz(images_path)?;
     let (dims, pixels) = parse_idx(&image_bytes, IMAGES_MAGIC, images_path)?;
     let label_bytes = read_maybe_gz(labels_path)?;
@@ -122,7 +137,15 @@ pub fn read_pair(images_path: &Path, labels_path: &Path) -> Result<Dataset, Data
         ));
     }
     let labels: Vec<usize> = labels.iter().map(|&l| l as usize).collect();
-    let num_classes = labels.iter().max().map_or(0, |m| m + 1).max(10);
+    if let Some((at, bad)) = labels.iter().enumerate().find(|&(_, &l)| l >= num_classes) {
+        return Err(DataError::format(
+            labels_path,
+            format!(
+                "label {bad} of record {at} is out of range: labels are 0 to {}",
+                num_classes - 1
+            ),
+        ));
+    }
     let images = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
     Dataset::new(images, labels, [1, dims[1], dims[2]], num_classes)
         .map_err(|e| DataError::format(images_path, e.to_string()))
@@ -134,7 +157,7 @@ pub fn read_split(dir: &Path, train: bool) -> Result<Dataset, DataError> {
     let prefix = if train { "train" } else { "t10k" };
     let images = locate(dir, &format!("{prefix}-images-idx3-ubyte"))?;
     let labels = locate(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
-    read_pair(&images, &labels)
+    read_pair(&images, &labels, CLASSES)
 }
 
 #[cfg(test)]
@@ -206,5 +229,60 @@ mod tests {
             std::fs::write(dir.path().join(format!("{name}.gz")), enc.finish().unwrap()).unwrap();
         }
         assert_eq!(read_split(dir.path(), true).unwrap().labels, vec![7, 3]);
+    }
+
+    #[test]
+    fn a_label_outside_the_ten_classes_names_file_record_and_label() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tiny(dir.path());
+        let p = dir.path().join("train-labels-idx1-ubyte");
+        std::fs::write(&p, [0, 0, 8, 1, 0, 0, 0, 2, 7, 200]).unwrap();
+        let msg = read_split(dir.path(), true).unwrap_err().to_string();
+        assert!(
+            msg.contains("train-labels-idx1-ubyte") && msg.contains("label 200 of record 1"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_folder_in_place_of_a_file_is_called_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("train-images-idx3-ubyte")).unwrap();
+        let msg = read_split(dir.path(), true).unwrap_err().to_string();
+        assert!(msg.contains("is a folder"), "{msg}");
+    }
+
+    /// Seeded random bytes, cuts and byte flips of a valid pair: errors, never panics.
+    #[test]
+    fn random_and_damaged_bytes_never_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tiny(dir.path());
+        let names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"];
+        let good: Vec<Vec<u8>> = names
+            .iter()
+            .map(|n| std::fs::read(dir.path().join(n)).unwrap())
+            .collect();
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for case in 0..400 {
+            let which = case % 2;
+            let mut bytes = good[which].clone();
+            match case % 3 {
+                0 => bytes.truncate(next() as usize % (bytes.len() + 1)),
+                1 => {
+                    let at = next() as usize % bytes.len();
+                    bytes[at] = next() as u8;
+                }
+                _ => bytes = (0..next() % 64).map(|_| next() as u8).collect(),
+            }
+            std::fs::write(dir.path().join(names[which]), &bytes).unwrap();
+            let _ = read_split(dir.path(), true);
+            std::fs::write(dir.path().join(names[which]), &good[which]).unwrap();
+        }
     }
 }

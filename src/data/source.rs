@@ -109,7 +109,27 @@ impl DataSource {
                 (train, test, Some(names))
             }
         };
-        let num_classes = train.num_classes.max(test.num_classes);
+        if train.shape != test.shape {
+            return Err(DataError::format(
+                dir,
+                format!(
+                    "test images are {:?} but train images are {:?} (channels, height, width): both splits must have one size",
+                    test.shape, train.shape
+                ),
+            ));
+        }
+        if let Some(bad) = test.labels.iter().find(|&&l| l >= train.num_classes) {
+            return Err(DataError::format(
+                dir,
+                format!(
+                    "test label {bad} is out of range: the train split has {} classes",
+                    train.num_classes
+                ),
+            ));
+        }
+        let num_classes = train.num_classes;
+        let mut test = test;
+        test.num_classes = num_classes;
         let class_names =
             class_names.unwrap_or_else(|| (0..num_classes).map(|c| c.to_string()).collect());
         Ok(LoadedData {

@@ -129,6 +129,19 @@ pub enum DistillError {
         /// Data classes.
         data_classes: usize,
     },
+    /// The teacher's outputs are not one score per class (a self-supervised encoder's
+    /// projection, say).
+    #[error(
+        "teacher {path} outputs {outputs} values per image, not one score per class ({classes}): it is not a classifier (a self-supervised encoder? fine-tune or linear-probe it first)"
+    )]
+    NotAClassifier {
+        /// The checkpoint.
+        path: PathBuf,
+        /// Its output width.
+        outputs: usize,
+        /// The student's classes.
+        classes: usize,
+    },
 }
 
 /// The distillation objective: the KD loss of the student's logits against the
@@ -205,6 +218,23 @@ impl KnowledgeDistillation {
                 teacher_classes: loaded.num_classes,
                 data_shape: train.shape,
                 data_classes: train.num_classes,
+            });
+        }
+        let outputs = if train.is_empty() {
+            train.num_classes
+        } else {
+            let [c, h, w] = train.shape;
+            let x = Tensor::<4>::from_data(
+                TensorData::new(train.image(0).to_vec(), [1, c, h, w]),
+                device,
+            );
+            loaded.network.forward(x).dims()[1]
+        };
+        if outputs != train.num_classes {
+            return Err(DistillError::NotAClassifier {
+                path: config.teacher.clone(),
+                outputs,
+                classes: train.num_classes,
             });
         }
         Ok(Self::new(loaded.network, config, train))

@@ -5,7 +5,9 @@
 //! leaves either the old checkpoint or the new one, never a torn file.
 //!
 //! Layout: `MENTORCK` magic, a `u32` format version, then three length-prefixed (`u64`,
-//! little-endian) sections: state JSON, model record, optimiser record.
+//! little-endian) sections: state JSON, model record, optimiser record; format 3 ends
+//! with the CRC-32 (`u32`, little-endian) of every byte before it, so a flipped bit or a
+//! truncated copy is refused on load instead of evaluated.
 
 use std::path::{Path, PathBuf};
 
@@ -20,8 +22,11 @@ use crate::models::Network;
 
 const MAGIC: &[u8; 8] = b"MENTORCK";
 /// Format 2 adds the network's config and the seed to the state (format 1 kept them
-/// only inside the config text); both are read.
-const VERSION: u32 = 2;
+/// only inside the config text); format 3 adds the trailing checksum. All are read;
+/// formats 1 and 2 have no checksum to verify.
+const VERSION: u32 = 3;
+/// The first format with a trailing checksum.
+const CHECKSUMMED: u32 = 3;
 
 /// A checkpoint that could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +144,8 @@ pub fn save(
         buf.extend_from_slice(&(section.len() as u64).to_le_bytes());
         buf.extend_from_slice(section);
     }
+    let checksum = crc32fast::hash(&buf);
+    buf.extend_from_slice(&checksum.to_le_bytes());
     super::io::write_atomic(path, &buf).map_err(CheckpointError::from)
 }
 
@@ -158,6 +165,21 @@ pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
             "format version {version}, this mentor reads 1 to {VERSION}"
         )));
     }
+    let bytes = if version >= CHECKSUMMED {
+        let Some(body_len) = bytes.len().checked_sub(4).filter(|&n| n >= 12) else {
+            return Err(corrupt("truncated"));
+        };
+        let (body, tail) = bytes.split_at(body_len);
+        let stored = u32::from_le_bytes(tail.try_into().unwrap_or_default());
+        if crc32fast::hash(body) != stored {
+            return Err(corrupt(
+                "checksum mismatch: the file is damaged or truncated (it was written whole; a copy or the disk changed it)",
+            ));
+        }
+        body
+    } else {
+        &bytes[..]
+    };
     let mut at = 12;
     let mut sections = Vec::new();
     for _ in 0..3 {
@@ -173,6 +195,9 @@ pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
         sections.push(section);
         at += len;
     }
+    if version >= CHECKSUMMED && at != bytes.len() {
+        return Err(corrupt("trailing bytes after the last section"));
+    }
     let state: TrainingState = serde_json::from_slice(sections[0])
         .map_err(|e| corrupt(&format!("bad state section: {e}")))?;
     let model = ModuleRecord::from_bytes(Bytes::from_bytes_vec(sections[1].to_vec()))
@@ -182,4 +207,66 @@ pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
         model,
         optimizer: Bytes::from_bytes_vec(sections[2].to_vec()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Device;
+
+    fn written(dir: &Path) -> PathBuf {
+        let device = Device::flex().autodiff();
+        let model = crate::models::ModelConfig::default();
+        let network = model.init([1, 8, 8], 10, &device);
+        let optimizer = super::super::optim::OptimizerConfig::default().init();
+        let state = TrainingState {
+            epochs_done: 1,
+            steps_done: 3,
+            best_val_accuracy: 0.5,
+            best_epoch: 1,
+            train_seconds: 0.1,
+            train_samples: 30,
+            history: Vec::new(),
+            objective_state: None,
+            config_toml: "seed = 1\n".into(),
+            input_shape: [1, 8, 8],
+            num_classes: 10,
+            mentor_version: "test".into(),
+            model: Some(model),
+            seed: Some(1),
+        };
+        let path = dir.join("a.ckpt");
+        save(&path, &network, &optimizer, &state).unwrap();
+        path
+    }
+
+    #[test]
+    fn any_flipped_bit_or_cut_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = written(dir.path());
+        assert_eq!(load(&path).unwrap().state.epochs_done, 1);
+        let good = std::fs::read(&path).unwrap();
+        let damaged = dir.path().join("damaged.ckpt");
+        // One bit in each of many places: magic, lengths, state, weights, checksum.
+        for at in (0..good.len())
+            .step_by(good.len() / 97 + 1)
+            .chain([good.len() - 1])
+        {
+            let mut bytes = good.clone();
+            bytes[at] ^= 1 << (at % 8);
+            std::fs::write(&damaged, &bytes).unwrap();
+            let e = load(&damaged)
+                .err()
+                .unwrap_or_else(|| panic!("bit at {at} loaded"));
+            assert!(e.to_string().contains("damaged.ckpt"), "{e}");
+        }
+        for len in [0, 5, 12, 20, good.len() / 2, good.len() - 4, good.len() - 1] {
+            std::fs::write(&damaged, &good[..len]).unwrap();
+            assert!(load(&damaged).is_err(), "cut to {len} bytes loaded");
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        std::fs::write(&damaged, &longer).unwrap();
+        assert!(load(&damaged).is_err(), "a trailing byte loaded");
+    }
 }

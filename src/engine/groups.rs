@@ -45,6 +45,15 @@ pub enum GroupError {
         /// One real parameter name, as a hint.
         example: String,
     },
+    /// No parameter would ever be trained: every group is frozen for good or has a
+    /// zero multiplier (`--freeze '*'` freezes the head too).
+    #[error(
+        "nothing to train: the group rules {patterns} freeze every parameter (leave the head, e.g. `head`, out of the frozen patterns, or give --unfreeze-at)"
+    )]
+    NothingToTrain {
+        /// The rules' patterns, quoted.
+        patterns: String,
+    },
     /// Two rules claim the same parameter.
     #[error("parameter `{param}` is matched by two group patterns, `{first}` and `{second}`")]
     Overlap {
@@ -168,6 +177,13 @@ impl ParamGroups {
                 ids: rest.iter().map(|p| p.id).collect(),
             });
         }
+        let trains = |g: &ParamGroupSpec| g.lr_mult > 0.0 && (!g.frozen || g.unfreeze_at.is_some());
+        if !groups.is_empty() && !groups.iter().any(trains) {
+            let patterns: Vec<String> = rules.iter().map(|r| format!("`{}`", r.pattern)).collect();
+            return Err(GroupError::NothingToTrain {
+                patterns: patterns.join(", "),
+            });
+        }
         Ok(Self { groups })
     }
 
@@ -264,5 +280,20 @@ mod tests {
         assert!(e.to_string().contains("`head` and `*.weight`"), "{e}");
         let e = ParamGroups::resolve(&[rule("tail")], &params).unwrap_err();
         assert!(e.to_string().contains("`tail`"), "{e}");
+    }
+
+    #[test]
+    fn freezing_every_parameter_is_refused() {
+        let params = [info("backbone.w", true), info("head.w", true)];
+        let rule = |pattern: &str, frozen, unfreeze_at| GroupRule {
+            pattern: pattern.into(),
+            lr_mult: 1.0,
+            frozen,
+            unfreeze_at,
+        };
+        let e = ParamGroups::resolve(&[rule("*", true, None)], &params).unwrap_err();
+        assert!(matches!(e, GroupError::NothingToTrain { .. }), "{e}");
+        assert!(ParamGroups::resolve(&[rule("*", true, Some(2))], &params).is_ok());
+        assert!(ParamGroups::resolve(&[rule("backbone", true, None)], &params).is_ok());
     }
 }

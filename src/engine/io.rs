@@ -31,12 +31,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
         .file_name()
         .map_or("file".into(), |n| n.to_string_lossy());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(at(&tmp))?;
-    f.write_all(bytes).map_err(at(&tmp))?;
-    f.sync_all().map_err(at(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(at(path))?;
-    Ok(())
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp).map_err(at(&tmp))?;
+        f.write_all(bytes).map_err(at(&tmp))?;
+        f.sync_all().map_err(at(&tmp))?;
+        drop(f);
+        std::fs::rename(&tmp, path).map_err(at(path))
+    })();
+    if written.is_err() {
+        // A full disk must not stay full because of our half-written copy.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Whether `name` is a temporary file of [`write_atomic`] (`.NAME.tmp-PID`).
+pub fn is_temporary(name: &str) -> bool {
+    name.starts_with('.')
+        && name
+            .rsplit_once(".tmp-")
+            .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// [`write_atomic`] of `value` as pretty JSON.

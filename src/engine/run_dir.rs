@@ -3,6 +3,11 @@
 //! `summary.json` and `plots/`; a strategy that trains task after task keeps one run
 //! directory per task under its own (`task-1/`, `task-2/`, ...).
 //!
+//! A run directory protects itself: [`RunDir::claim`] takes an OS lock on its `.lock`
+//! file for the whole run (a second run into it is refused, naming the holder's pid),
+//! refuses to start afresh over a run it holds unless asked to overwrite it, and removes
+//! the temporary files a killed write left behind.
+//!
 //! The fingerprint is what a resumed run must share with the run it continues: the
 //! resolved config as a TOML table. It is compared key by key, so a mismatch names the
 //! keys that differ instead of "the config differs", and the engine treats it as opaque
@@ -14,6 +19,41 @@ use super::io::{IoError, write_atomic, write_json};
 
 /// The name of the resolved config in a run directory.
 pub const CONFIG_FILE: &str = "config.toml";
+
+/// The lock file of a run directory (it holds the running process's pid).
+pub const LOCK_FILE: &str = ".lock";
+
+/// What mentor itself writes into a run directory (besides `task-N/` folders and
+/// `plots/`, whose files a new run redraws): all that `--overwrite` removes. Anything
+/// else the folder holds is left alone.
+const RUN_FILES: &[&str] = &[
+    CONFIG_FILE,
+    "checkpoints",
+    "summary.json",
+    "metrics.csv",
+    "metrics.jsonl",
+    "continual-state.json",
+    "ewc.safetensors",
+    "task_weights.csv",
+];
+
+/// How a command means to use a run directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Start a new run; refused if the directory holds one.
+    Fresh,
+    /// Continue the run it holds.
+    Resume,
+    /// Start a new run, replacing the one it holds (removed when the new run starts).
+    Overwrite,
+}
+
+/// The OS lock on a run directory, held until dropped (or the process ends, however it
+/// ends: the kernel releases it).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
 
 /// A run's resume fingerprint: its resolved config, as TOML text and as a table.
 #[derive(Debug, Clone, Default)]
@@ -68,13 +108,46 @@ impl Fingerprint {
     /// The dotted keys whose values differ between `self` and `other`, in order (a key
     /// present in only one of them counts).
     pub fn differences(&self, other: &Fingerprint) -> Vec<String> {
+        self.changes(other).into_iter().map(|c| c.key).collect()
+    }
+
+    /// The values that differ between `self` (saved) and `other` (given), key by key.
+    pub fn changes(&self, other: &Fingerprint) -> Vec<Change> {
         let mut out = Vec::new();
         diff_tables("", &self.table, &other.table, &mut out);
         out
     }
 }
 
-fn diff_tables(prefix: &str, a: &toml::Table, b: &toml::Table, out: &mut Vec<String>) {
+/// One key whose value differs between a saved and a given fingerprint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The dotted key.
+    pub key: String,
+    /// Its saved value (`None`: the saved config lacks it).
+    pub saved: Option<toml::Value>,
+    /// Its given value (`None`: the given config lacks it).
+    pub given: Option<toml::Value>,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |v: &Option<toml::Value>| match v {
+            Some(toml::Value::Table(_)) => "a table".to_string(),
+            Some(v) => v.to_string(),
+            None => "absent".to_string(),
+        };
+        write!(
+            f,
+            "`{}` (saved {}, given {})",
+            self.key,
+            show(&self.saved),
+            show(&self.given)
+        )
+    }
+}
+
+fn diff_tables(prefix: &str, a: &toml::Table, b: &toml::Table, out: &mut Vec<Change>) {
     let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
     keys.sort();
     keys.dedup();
@@ -88,7 +161,11 @@ fn diff_tables(prefix: &str, a: &toml::Table, b: &toml::Table, out: &mut Vec<Str
             (Some(toml::Value::Table(x)), Some(toml::Value::Table(y))) => {
                 diff_tables(&key, x, y, out)
             }
-            (x, y) if x != y => out.push(key),
+            (x, y) if x != y => out.push(Change {
+                key,
+                saved: x.cloned(),
+                given: y.cloned(),
+            }),
             _ => {}
         }
     }
@@ -97,6 +174,28 @@ fn diff_tables(prefix: &str, a: &toml::Table, b: &toml::Table, out: &mut Vec<Str
 /// A run directory that cannot be used as asked.
 #[derive(Debug, thiserror::Error)]
 pub enum RunDirError {
+    /// Another process holds the run directory's lock.
+    #[error(
+        "{} is in use by another mentor run ({holder}); wait for it to finish or choose another --out",
+        .path.display()
+    )]
+    Locked {
+        /// The run directory.
+        path: PathBuf,
+        /// Who holds it, as its lock file says (`pid N`).
+        holder: String,
+    },
+    /// A fresh run was asked for in a directory that holds a run.
+    #[error(
+        "{} already holds a run ({what}); add --resume to continue it, --overwrite to replace it, or choose another --out",
+        .path.display()
+    )]
+    HoldsRun {
+        /// The run directory.
+        path: PathBuf,
+        /// What it holds.
+        what: String,
+    },
     /// A file of it could not be written.
     #[error(transparent)]
     Io(#[from] IoError),
@@ -114,19 +213,37 @@ pub enum RunDirError {
     /// The config of a resumed run differs from the one it started with.
     #[error(
         "cannot resume: the config differs from the one saved in {path} in {}; resume with the same config (or start a new --out)",
-        keys_in_words(.keys)
+        changes_in_words(.changes)
     )]
     ConfigMismatch {
         /// The file holding the run's own config.
         path: PathBuf,
-        /// The dotted keys that differ.
-        keys: Vec<String>,
+        /// The keys that differ, with both values.
+        changes: Vec<Change>,
     },
 }
 
-fn keys_in_words(keys: &[String]) -> String {
-    let shown: Vec<String> = keys.iter().take(8).map(|k| format!("`{k}`")).collect();
-    let more = keys.len().saturating_sub(shown.len());
+/// Removes the temporary files of killed writes (see [`super::io::is_temporary`]) in
+/// `dir` and its folders, `depth` levels down.
+fn remove_temporaries(dir: &Path, depth: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if depth > 0 {
+                remove_temporaries(&path, depth - 1);
+            }
+        } else if super::io::is_temporary(&entry.file_name().to_string_lossy()) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+fn changes_in_words(changes: &[Change]) -> String {
+    let shown: Vec<String> = changes.iter().take(8).map(Change::to_string).collect();
+    let more = changes.len().saturating_sub(shown.len());
     match (shown.len(), more) {
         (1, _) => format!("key {}", shown[0]),
         (_, 0) => format!("keys {}", shown.join(", ")),
@@ -162,12 +279,106 @@ impl RunDir {
         RunDir::new(self.root.join(format!("task-{}", t + 1)))
     }
 
-    /// Starts a fresh run: creates the folder and writes `config.toml` from `fingerprint`.
+    /// Claims the directory for this process as `claim` says: creates it, locks it for
+    /// as long as the returned lock lives, refuses a [`Claim::Fresh`] start over a run
+    /// it holds, and removes temporary files that killed writes left in it.
+    pub fn claim(&self, claim: Claim) -> Result<RunLock, RunDirError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| RunDirError::Io(IoError { path, source })
+        };
+        std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        let lock_path = self.join(LOCK_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&lock_path)
+                    .ok()
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| "pid unknown".into());
+                return Err(RunDirError::Locked {
+                    path: self.root.clone(),
+                    holder,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+        }
+        use std::io::Write;
+        file.set_len(0)
+            .and_then(|()| write!(file, "pid {}", std::process::id()))
+            .map_err(io(&lock_path))?;
+        if claim == Claim::Fresh
+            && let Some(what) = self.holds_run()
+        {
+            return Err(RunDirError::HoldsRun {
+                path: self.root.clone(),
+                what,
+            });
+        }
+        remove_temporaries(&self.root, 3);
+        Ok(RunLock { _file: file })
+    }
+
+    /// What run the directory holds, in words (`None` if it holds none): its last
+    /// checkpoint's epoch or summary when there is one.
+    pub fn holds_run(&self) -> Option<String> {
+        let files = [
+            "checkpoints/last.ckpt",
+            "task-1/checkpoints/last.ckpt",
+            "summary.json",
+            CONFIG_FILE,
+        ];
+        files
+            .iter()
+            .find(|f| self.join(f).exists())
+            .map(|f| match *f {
+                "summary.json" => "a finished run: summary.json".to_string(),
+                f => f.to_string(),
+            })
+    }
+
+    /// Removes what mentor wrote into the directory (an `--overwrite`): its config,
+    /// checkpoints, metrics, summary and `task-N/` folders; other files stay.
+    pub fn clear(&self) -> Result<(), RunDirError> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let task = name
+                .strip_prefix("task-")
+                .is_some_and(|n| n.parse::<usize>().is_ok());
+            if !(task || RUN_FILES.contains(&name.as_str())) {
+                continue;
+            }
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(|source| IoError { path, source })?;
+        }
+        Ok(())
+    }
+
+    /// Starts a fresh run: creates the folder, removes what an earlier run left in it
+    /// (see [`RunDir::clear`]; a fresh start over a run was refused unless asked for)
+    /// and writes `config.toml` from `fingerprint`.
     pub fn start(&self, fingerprint: &Fingerprint) -> Result<(), RunDirError> {
         std::fs::create_dir_all(&self.root).map_err(|source| IoError {
             path: self.root.clone(),
             source,
         })?;
+        self.clear()?;
         write_atomic(&self.join(CONFIG_FILE), fingerprint.text().as_bytes())?;
         Ok(())
     }
@@ -190,15 +401,38 @@ impl RunDir {
         saved: &Fingerprint,
         given: &Fingerprint,
     ) -> Result<(), RunDirError> {
-        let keys = saved.differences(given);
-        if keys.is_empty() {
+        let changes = saved.changes(given);
+        if changes.is_empty() {
             Ok(())
         } else {
             Err(RunDirError::ConfigMismatch {
                 path: path.into(),
-                keys,
+                changes,
             })
         }
+    }
+
+    /// [`RunDir::check_resume`], except that a larger top-level `epochs` (at least
+    /// `epochs_done`) is allowed: the run is extended. Returns whether it is.
+    pub fn check_resume_or_extend(
+        path: &Path,
+        saved: &Fingerprint,
+        given: &Fingerprint,
+        epochs_done: usize,
+    ) -> Result<bool, RunDirError> {
+        let changes = saved.changes(given);
+        let extends = |c: &Change| {
+            c.key == "epochs"
+                && matches!(
+                    (&c.saved, &c.given),
+                    (Some(toml::Value::Integer(_)), Some(toml::Value::Integer(n)))
+                        if usize::try_from(*n).is_ok_and(|n| n >= epochs_done)
+                )
+        };
+        if !changes.is_empty() && changes.iter().all(extends) {
+            return Ok(true);
+        }
+        Self::check_resume(path, saved, given).map(|()| false)
     }
 
     /// Writes `value` as pretty JSON to `name` inside the run directory, atomically.
@@ -236,9 +470,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("key `epochs`") && e.contains("run/config.toml"),
+            e.contains("key `epochs` (saved 3, given 5)") && e.contains("run/config.toml"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn more_epochs_extend_a_run_and_fewer_than_done_are_refused() {
+        let p = Path::new("c");
+        let saved = Fingerprint::from_text("epochs = 3\nlr = 0.1\n");
+        let more = saved.with("epochs", toml::Value::Integer(5));
+        assert!(RunDir::check_resume_or_extend(p, &saved, &more, 3).unwrap());
+        assert!(!RunDir::check_resume_or_extend(p, &saved, &saved, 3).unwrap());
+        let fewer = saved.with("epochs", toml::Value::Integer(2));
+        assert!(RunDir::check_resume_or_extend(p, &saved, &fewer, 3).is_err());
+        let other = more.with("lr", toml::Value::Float(0.2));
+        let e = RunDir::check_resume_or_extend(p, &saved, &other, 3).unwrap_err();
+        assert!(e.to_string().contains("`lr` (saved 0.1, given 0.2)"), "{e}");
     }
 
     #[test]
@@ -253,5 +501,46 @@ mod tests {
             run.task(0).saved_fingerprint(),
             Err(RunDirError::NothingToResume(_))
         ));
+    }
+
+    #[test]
+    fn a_claimed_directory_refuses_a_second_claim_naming_the_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path().join("r"));
+        let lock = run.claim(Claim::Fresh).unwrap();
+        let e = run.claim(Claim::Resume).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("pid {}", std::process::id())) && e.contains("in use"),
+            "{e}"
+        );
+        drop(lock);
+        run.claim(Claim::Resume).unwrap();
+    }
+
+    #[test]
+    fn a_fresh_claim_over_a_run_is_refused_and_overwrite_clears_only_mentors_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        run.start(&Fingerprint::from_text("seed = 1\n")).unwrap();
+        run.write("checkpoints/last.ckpt", b"x").unwrap();
+        run.write("task-2/summary.json", b"{}").unwrap();
+        run.write("notes.txt", b"mine").unwrap();
+        let stale = run.join("checkpoints/.last.ckpt.tmp-123");
+        std::fs::write(&stale, b"half").unwrap();
+        let e = run.claim(Claim::Fresh).unwrap_err().to_string();
+        assert!(e.contains("last.ckpt") && e.contains("--overwrite"), "{e}");
+        assert!(
+            run.join("checkpoints/last.ckpt").is_file(),
+            "refusal removed files"
+        );
+        let _lock = run.claim(Claim::Overwrite).unwrap();
+        assert!(!stale.exists(), "stale temporary kept");
+        run.start(&Fingerprint::from_text("seed = 2\n")).unwrap();
+        assert!(!run.join("checkpoints").exists() && !run.join("task-2").exists());
+        assert_eq!(std::fs::read(run.join("notes.txt")).unwrap(), b"mine");
+        assert_eq!(
+            run.saved_fingerprint().unwrap(),
+            Fingerprint::from_text("seed = 2")
+        );
     }
 }

@@ -33,9 +33,10 @@ pub enum EngineError {
     /// A parameter-group rule does not fit the network.
     #[error(transparent)]
     Groups(#[from] GroupError),
-    /// The loss became NaN or infinite; the last good checkpoint is kept.
+    /// The loss became NaN or infinite; the last good checkpoint, if any, is kept.
     #[error(
-        "loss is {value} at epoch {epoch}, step {step}: training stopped; the last good checkpoint (epoch {last_good}) is kept in {dir}"
+        "loss is {value} at epoch {epoch}, step {step}: training stopped; {}",
+        kept_in_words(*.last_good, .dir)
     )]
     NonFinite {
         /// The value (NaN or inf).
@@ -67,6 +68,18 @@ pub enum EngineError {
     /// A run directory file could not be written.
     #[error(transparent)]
     Io(#[from] super::io::IoError),
+}
+
+fn kept_in_words(last_good: usize, dir: &std::path::Path) -> String {
+    if last_good == 0 {
+        "no checkpoint was written yet, so there is nothing to resume (a lower learning rate may help)"
+            .into()
+    } else {
+        format!(
+            "the last good checkpoint (epoch {last_good}) is kept in {}",
+            dir.display()
+        )
+    }
 }
 
 /// How to run (as opposed to what to train, which is the [`TrainSpec`]).
@@ -117,6 +130,29 @@ impl TrainOptions {
             fingerprint: Fingerprint::default(),
         }
     }
+}
+
+/// Makes `best` hold the best epoch's weights when `last` (whose state is `state`) is
+/// that epoch and `best` is missing, damaged or older: a run written by a mentor that
+/// saved `last.ckpt` first and was stopped between the two writes. Any other `best` is
+/// left as it is (with best written first it is never behind `last`'s record).
+fn repair_best(
+    last: &std::path::Path,
+    best: &std::path::Path,
+    state: &TrainingState,
+) -> Result<(), CheckpointError> {
+    if state.best_epoch == 0 || state.best_epoch != state.epochs_done {
+        return Ok(());
+    }
+    let current = checkpoint::load(best).is_ok_and(|b| b.state.epochs_done == state.best_epoch);
+    if !current {
+        let bytes = std::fs::read(last).map_err(|source| CheckpointError::Io {
+            path: last.into(),
+            source,
+        })?;
+        super::io::write_atomic(best, &bytes)?;
+    }
+    Ok(())
 }
 
 /// What a finished run reports (`summary.json`).
@@ -187,6 +223,7 @@ pub fn train_observed(
     let run_dir = RunDir::new(&options.out);
     let ckpt_dir = run_dir.join("checkpoints");
     let last_path = ckpt_dir.join("last.ckpt");
+    let best_path = ckpt_dir.join("best.ckpt");
     let device = options
         .devices
         .first()
@@ -219,15 +256,26 @@ pub fn train_observed(
         model: Some(spec.model.clone()),
         seed: Some(spec.seed),
     };
-    if options.resume {
-        if !last_path.is_file() {
-            return Err(RunDirError::NothingToResume(last_path).into());
-        }
-        let ckpt = checkpoint::load(&last_path)?;
+    // The group rules are checked before anything is written (resolved again below,
+    // once a resumed network's parameters carry the checkpoint's ids).
+    ParamGroups::resolve(&spec.groups, &param_infos(&network))?;
+    if options.resume && !last_path.is_file() {
+        // Stopped before its first checkpoint: nothing to continue, but the run is
+        // started as its own config.toml says (and only if the configs agree).
+        let saved = run_dir.saved_fingerprint()?;
         RunDir::check_resume(
+            &run_dir.join(super::run_dir::CONFIG_FILE),
+            &saved,
+            &options.fingerprint,
+        )?;
+    }
+    if options.resume && last_path.is_file() {
+        let ckpt = checkpoint::load(&last_path)?;
+        let extended = RunDir::check_resume_or_extend(
             &last_path,
             &Fingerprint::from_text(ckpt.state.config_toml.clone()),
             &options.fingerprint,
+            ckpt.state.epochs_done,
         )?;
         network = ckpt.load_into(network, &last_path)?;
         optimizer = optimizer
@@ -237,6 +285,12 @@ pub fn train_observed(
                 reason: format!("bad optimiser state: {e}"),
             })?;
         state = ckpt.state;
+        if extended {
+            // More epochs than the run was started with: the config now says so.
+            state.config_toml = options.fingerprint.text().to_string();
+            run_dir.write(super::run_dir::CONFIG_FILE, state.config_toml.as_bytes())?;
+        }
+        repair_best(&last_path, &best_path, &state)?;
         if let Some(saved) = &state.objective_state {
             objective
                 .restore(saved)
@@ -414,10 +468,13 @@ pub fn train_observed(
             state.best_val_accuracy = selection;
             state.best_epoch = epoch + 1;
         }
-        checkpoint::save(&last_path, &network, &optimizer, &state)?;
+        // best.ckpt first: once last.ckpt records a new best, its weights are on disk.
+        // A crash between the two leaves best.ckpt one epoch ahead of last.ckpt, and the
+        // resumed run repeats that epoch bit for bit and rewrites both.
         if improved {
-            checkpoint::save(&ckpt_dir.join("best.ckpt"), &network, &optimizer, &state)?;
+            checkpoint::save(&best_path, &network, &optimizer, &state)?;
         }
+        checkpoint::save(&last_path, &network, &optimizer, &state)?;
         emit(Event::EpochEnd {
             epoch: epoch + 1,
             epochs: spec.epochs,

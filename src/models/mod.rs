@@ -84,8 +84,91 @@ impl ModelConfig {
         match self {
             ModelConfig::Vit(c) => c.check_input(input),
             ModelConfig::Cpc(c) => c.check_input(input),
+            ModelConfig::Cnn(_) if input[1] < 4 || input[2] < 4 => Err(format!(
+                "the cnn pools twice by 2, so images must be at least 4x4; these are {}x{}",
+                input[1], input[2]
+            )),
+            ModelConfig::Projected(c) => c.encoder.check_input(input),
+            ModelConfig::Columns(c) => c.column.check_input(input),
             _ => Ok(()),
         }
+    }
+
+    /// Parameters of the network for `input` images and `num_classes` classes, counted
+    /// from the config alone (nothing allocated); `None` for kinds not counted here
+    /// (vit, cpc). Convolution and linear weights and biases; normalisation left out.
+    pub fn parameter_estimate(&self, input: [usize; 3], num_classes: usize) -> Option<u128> {
+        let linear = |i: usize, o: usize| i as u128 * o as u128 + o as u128;
+        let conv = |i: usize, o: usize| 9 * i as u128 * o as u128 + o as u128;
+        match self {
+            ModelConfig::Mlp(c) => {
+                let mut width = input.iter().product::<usize>();
+                let mut n = 0;
+                for &h in &c.hidden {
+                    n += linear(width, h);
+                    width = h;
+                }
+                Some(n + linear(width, num_classes))
+            }
+            ModelConfig::Cnn(c) => {
+                let [ch, h, w] = input;
+                let [c1, c2] = c.channels;
+                let flat = c2 * (h / 4).max(1) * (w / 4).max(1);
+                Some(
+                    conv(ch, c1)
+                        + conv(c1, c2)
+                        + linear(flat, c.hidden)
+                        + linear(c.hidden, num_classes),
+                )
+            }
+            ModelConfig::Resnet(c) => {
+                let widths = [c.width, 2 * c.width, 4 * c.width];
+                let mut n = conv(input[0], c.width);
+                let mut prev = c.width;
+                for (w, &blocks) in widths.iter().zip(&c.blocks) {
+                    n += conv(prev, *w) + conv(*w, *w) * (2 * blocks as u128 - 1);
+                    prev = *w;
+                }
+                Some(n + linear(prev, num_classes))
+            }
+            ModelConfig::Projected(c) => c.encoder.parameter_estimate(input, num_classes),
+            ModelConfig::Columns(c) => c
+                .column
+                .parameter_estimate(input, num_classes)
+                .map(|n| n * c.classes.len() as u128),
+            ModelConfig::Vit(_) | ModelConfig::Cpc(_) => None,
+        }
+    }
+
+    /// Checks that the network can be built for `input` images and `num_classes`
+    /// classes on a machine with `memory_bytes` of memory: the input fits
+    /// ([`ModelConfig::check_input`]) and its weights, gradients and two optimiser
+    /// moments (16 bytes a parameter) take at most half the memory. Run before the
+    /// network is allocated, so an absurd size is an error instead of an abort.
+    pub fn check_fits(
+        &self,
+        input: [usize; 3],
+        num_classes: usize,
+        memory_bytes: Option<u64>,
+    ) -> Result<(), String> {
+        self.check_input(input)?;
+        if let (Some(params), Some(memory)) =
+            (self.parameter_estimate(input, num_classes), memory_bytes)
+        {
+            let need = params.saturating_mul(16);
+            if need > u128::from(memory / 2) {
+                return Err(format!(
+                    "this {} has about {params} parameters for {}x{}x{} images: training needs about {:.1} GB (weights, gradients, optimiser state), more than half of this machine's {:.1} GB; make the model smaller",
+                    self.kind(),
+                    input[0],
+                    input[1],
+                    input[2],
+                    need as f64 / 1e9,
+                    memory as f64 / 1e9
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Multiply-adds of one forward pass for one `[C, H, W]` image, counted as 2 FLOPs
@@ -362,5 +445,26 @@ mod tests {
         let names: Vec<String> = param_infos(&net).into_iter().map(|p| p.name).collect();
         assert_eq!(names[0], "backbone.fc.0.weight");
         assert_eq!(names.last().unwrap(), "head.bias");
+    }
+
+    #[test]
+    fn sizes_are_checked_before_anything_is_allocated() {
+        let device = Device::flex();
+        let cnn = ModelConfig::Cnn(CnnConfig::default());
+        // The estimate is the built network's count.
+        let built = trainable_count(&cnn.init([1, 28, 28], 10, &device)) as u128;
+        assert_eq!(cnn.parameter_estimate([1, 28, 28], 10), Some(built));
+        let mlp = ModelConfig::Mlp(MlpConfig::default());
+        let built = trainable_count(&mlp.init([1, 8, 8], 10, &device)) as u128;
+        assert_eq!(mlp.parameter_estimate([1, 8, 8], 10), Some(built));
+        let e = cnn.check_fits([1, 3, 3], 10, None).unwrap_err();
+        assert!(e.contains("at least 4x4") && e.contains("3x3"), "{e}");
+        let huge = ModelConfig::Mlp(MlpConfig {
+            hidden: vec![100_000_000],
+            ..MlpConfig::default()
+        });
+        let e = huge.check_fits([1, 8, 8], 10, Some(8 << 30)).unwrap_err();
+        assert!(e.contains("GB") && e.contains("smaller"), "{e}");
+        assert!(cnn.check_fits([1, 28, 28], 10, Some(8 << 30)).is_ok());
     }
 }

@@ -215,6 +215,14 @@ pub fn run_multitask(
         model: shared.model,
         ..spec.clone()
     };
+    run_spec
+        .model
+        .check_fits(
+            prepared.train.shape,
+            prepared.train.num_classes,
+            crate::engine::device::host_memory_bytes(),
+        )
+        .map_err(MultitaskError::Architecture)?;
     if !options.resume {
         let device = options.device.clone().autodiff();
         let fresh = seeded_init(

@@ -23,6 +23,7 @@ use burn::tensor::Device;
 
 use crate::data::{DataError, PreparedData, prepare_data};
 use crate::engine::progress::{LogFormat, Progress};
+use crate::engine::run_dir::{Claim, RunDir};
 use crate::engine::{
     EngineError, Objective, RunSummary, StartWeights, TrainOptions, seeded_init, train_observed,
 };
@@ -62,6 +63,9 @@ pub enum RunError {
     /// The report could not be written.
     #[error(transparent)]
     Io(#[from] crate::engine::io::IoError),
+    /// The run directory cannot be used as asked (locked, or holding a run).
+    #[error(transparent)]
+    RunDir(#[from] crate::engine::run_dir::RunDirError),
     /// The options do not fit the strategy.
     #[error("{0}")]
     Options(String),
@@ -74,6 +78,9 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// Continue the run in `out` from its last checkpoint.
     pub resume: bool,
+    /// Replace the run `out` holds (without it, a fresh run into a directory that holds
+    /// one is refused).
+    pub overwrite: bool,
     /// Progress reporting.
     pub log: LogFormat,
     /// Stop early, to resume later: after this many epochs (a continual run: tasks).
@@ -95,6 +102,7 @@ impl RunOptions {
         Self {
             out: out.into(),
             resume: false,
+            overwrite: false,
             log: LogFormat::Human,
             stop_after: None,
             device: Device::flex(),
@@ -117,7 +125,9 @@ impl RunOptions {
 }
 
 /// Runs `config` as `options` say: the one dispatch over strategies. The config was
-/// checked when it became a [`ValidRunConfig`]; this sets the subnormal-float mode,
+/// checked when it became a [`ValidRunConfig`]; this claims the run directory (locked
+/// for the whole run; a fresh run over one it holds needs `options.overwrite`), sets the
+/// subnormal-float mode,
 /// trains, writes `summary.json` (the returned [`Report`]) and returns it with the
 /// trained network.
 pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Network), RunError> {
@@ -128,6 +138,12 @@ pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Net
             config.strategy.kind()
         )));
     }
+    let claim = match (options.resume, options.overwrite) {
+        (true, _) => Claim::Resume,
+        (false, true) => Claim::Overwrite,
+        (false, false) => Claim::Fresh,
+    };
+    let _lock = RunDir::new(&options.out).claim(claim)?;
     let start = InitWeights::new(&config.init, &options.device, options.log);
     let mut train_options = options.train_options();
     train_options.fingerprint = config.fingerprint();
@@ -164,7 +180,11 @@ pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Net
                 StrategyConfig::Distill(c) => {
                     config
                         .model
-                        .check_input(data.train.shape)
+                        .check_fits(
+                            data.train.shape,
+                            data.train.num_classes,
+                            crate::engine::device::host_memory_bytes(),
+                        )
                         .map_err(StrategyError::Model)?;
                     let kd = crate::distill::KnowledgeDistillation::from_checkpoint(
                         c,
@@ -215,7 +235,8 @@ fn train_with(
     start: &dyn StartWeights,
 ) -> Result<(RunSummary, Network), RunError> {
     let mut options = options.clone();
-    if !options.resume && options.start_from.is_none() {
+    let resumes = options.resume && options.out.join("checkpoints/last.ckpt").is_file();
+    if !resumes && options.start_from.is_none() {
         let device = options
             .devices
             .first()

@@ -101,7 +101,11 @@ pub fn build_objective(
         .map_err(|e| StrategyError::Model(e.to_string()))?;
     config
         .model
-        .check_input(data.train.shape)
+        .check_fits(
+            data.train.shape,
+            data.train.num_classes,
+            crate::engine::device::host_memory_bytes(),
+        )
         .map_err(StrategyError::Model)?;
     Ok(match &config.strategy {
         StrategyConfig::Supervised => Box::new(CrossEntropy),

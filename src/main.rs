@@ -10,6 +10,7 @@ fn main() {
     // otherwise); see mentor::kernels::denormals.
     mentor::kernels::denormals::set_everywhere(mentor::kernels::Denormals::Flush);
     let args = cli::Cli::parse();
+    cli::interrupt::install();
     if let Err(err) = cli::run(args) {
         // One line: the cause chain, skipping causes that a message already quotes.
         let mut line = String::new();

@@ -736,3 +736,139 @@ fn bad_inputs_give_one_line_and_touch_nothing() {
         );
     }
 }
+
+/// Fault injection: a CNN run killed (SIGKILL) again and again at growing delays, each
+/// time restarted with the same command (plus `--resume` once it has a config), ends
+/// with the weights of an uninterrupted run, byte for byte, in `last.ckpt` and `best.ckpt`.
+#[test]
+fn a_run_killed_at_many_moments_resumes_to_the_uninterrupted_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |out: &std::path::Path| -> Vec<String> {
+        [
+            "train",
+            "--model",
+            "cnn",
+            "--epochs",
+            "10",
+            "--log-format",
+            "quiet",
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([out.display().to_string()])
+        .collect()
+    };
+    let export = |ckpt: std::path::PathBuf, name: &str| {
+        let file = dir.path().join(name);
+        let (code, _, err) = mentor(&[
+            "export",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--out",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        std::fs::read(file).unwrap()
+    };
+    let straight = dir.path().join("straight");
+    let a: Vec<String> = args(&straight);
+    let (code, _, err) = mentor(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+
+    let killed = dir.path().join("killed");
+    let mut kills = 0;
+    for attempt in 0.. {
+        assert!(attempt < 200, "the run never finished");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mentor"));
+        cmd.args(args(&killed)).env_remove("MENTOR_DATA");
+        if killed.join("config.toml").is_file() {
+            cmd.arg("--resume");
+        }
+        let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30 + 23 * attempt));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            kills += 1;
+            continue;
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        break;
+    }
+    assert!(
+        kills >= 3,
+        "only {kills} kills: the run is too short to test"
+    );
+    for name in ["last.ckpt", "best.ckpt"] {
+        assert!(
+            export(straight.join("checkpoints").join(name), "a.safetensors")
+                == export(killed.join("checkpoints").join(name), "b.safetensors"),
+            "{name} differs after {kills} kills"
+        );
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(killed.join("checkpoints"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+/// Ctrl-C (SIGINT) stops a run with exit code 130 and a line naming the checkpoint to
+/// resume from; the same command with --resume finishes it.
+#[test]
+fn ctrl_c_says_where_to_resume_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let out_s = out.to_str().unwrap();
+    let args = [
+        "train",
+        "--model",
+        "cnn",
+        "--epochs",
+        "40",
+        "--log-format",
+        "quiet",
+        "--out",
+        out_s,
+    ];
+    let child = Command::new(env!("CARGO_BIN_EXE_mentor"))
+        .args(args)
+        .env_remove("MENTOR_DATA")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first checkpoint, then interrupt.
+    let ckpt = out.join("checkpoints/last.ckpt");
+    for _ in 0..500 {
+        if ckpt.is_file() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let done = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    if done.status.success() {
+        return; // it finished before the signal came: nothing to check
+    }
+    assert_eq!(done.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("last.ckpt") && err.contains("--resume"),
+        "{err}"
+    );
+    let (code, _, err) = mentor(&[&args[..], &["--resume"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(common::summary(&out)["epochs"], 40);
+}

@@ -172,7 +172,9 @@ pub fn run_and_report(
     baselines: &[PathBuf],
 ) -> anyhow::Result<Report> {
     let config = config.clone().check()?;
-    let (report, _) = mentor::run::run(&config, &args.options(baselines)?)?;
+    let options = args.options(baselines)?;
+    super::interrupt::set_run_dir(&args.out);
+    let (report, _) = mentor::run::run(&config, &options)?;
     print_report(&report, args.log_format, &args.out);
     Ok(report)
 }

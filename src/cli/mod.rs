@@ -10,6 +10,7 @@ mod distill;
 mod eval;
 mod export;
 mod footprint;
+pub mod interrupt;
 mod knn;
 mod multitask;
 mod params;

@@ -116,14 +116,42 @@ pub fn export_safetensors(network: &Network, path: &Path) -> Result<(), Exchange
         "producer".to_string(),
         format!("mentor {}", env!("CARGO_PKG_VERSION")),
     );
-    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| ExchangeError::Format {
-        path: path.into(),
-        reason: e.to_string(),
-    })?;
+    let bytes = safetensors::serialize(views, Some(meta))
+        .map_err(|e| e.to_string())
+        .and_then(canonical_header)
+        .map_err(|reason| ExchangeError::Format {
+            path: path.into(),
+            reason,
+        })?;
     write_atomic(path, &bytes).map_err(|e| ExchangeError::Format {
         path: path.into(),
         reason: e.to_string(),
     })
+}
+
+/// `bytes` (a safetensors file) with its JSON header's keys sorted at every level, so
+/// one network always exports to the same bytes: safetensors writes its metadata from a
+/// `HashMap`, whose order changes from process to process. The tensor data and every
+/// offset stay as they are; the header is padded with spaces to a multiple of 8 bytes,
+/// as safetensors pads it.
+fn canonical_header(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    let len_bytes: [u8; 8] = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or("safetensors output shorter than its header length")?;
+    let len = usize::try_from(u64::from_le_bytes(len_bytes)).map_err(|e| e.to_string())?;
+    let header = bytes
+        .get(8..8 + len)
+        .ok_or("safetensors header longer than its output")?;
+    // serde_json's map is ordered by key (no `preserve_order`).
+    let value: serde_json::Value = serde_json::from_slice(header).map_err(|e| e.to_string())?;
+    let mut text = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
+    text.resize(text.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - len);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + len..]);
+    Ok(out)
 }
 
 /// Parses `from=to` prefix rewrites.
@@ -293,6 +321,28 @@ mod tests {
                 assert_eq!(f32s(data), f32s(&b[name]), "{name}");
             }
         }
+    }
+
+    #[test]
+    fn one_network_always_exports_to_the_same_bytes() {
+        let net = ModelConfig::default().init([1, 8, 8], 10, &Device::flex());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        let mut files = Vec::new();
+        // Each export's metadata map hashes with a fresh seed: without the canonical
+        // header, two keys come out in either order.
+        for _ in 0..8 {
+            export_safetensors(&net, &path).unwrap();
+            files.push(std::fs::read(&path).unwrap());
+        }
+        assert!(files.windows(2).all(|w| w[0] == w[1]), "exports differ");
+        let header_len = u64::from_le_bytes(files[0][..8].try_into().unwrap()) as usize;
+        assert_eq!(header_len % 8, 0);
+        let header = std::str::from_utf8(&files[0][8..8 + header_len]).unwrap();
+        assert!(
+            header.find("\"format\"") < header.find("\"producer\""),
+            "{header}"
+        );
     }
 
     #[test]

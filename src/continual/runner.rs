@@ -128,6 +128,13 @@ pub fn run_continual(
         &data.test,
         spec.seed,
     )?;
+    spec.model
+        .check_fits(
+            data.train.shape,
+            outputs,
+            crate::engine::device::host_memory_bytes(),
+        )
+        .map_err(|e| ContinualError::Scenario(format!("model: {e}")))?;
     let setting = continual.setting;
     let train_device = options.device.clone().autodiff();
     let run_dir = RunDir::new(out);
@@ -151,13 +158,6 @@ pub fn run_continual(
         run_dir.start(&options.fingerprint)?;
     }
 
-    spec.model
-        .check_fits(
-            data.train.shape,
-            outputs,
-            crate::engine::device::host_memory_bytes(),
-        )
-        .map_err(|e| ContinualError::Scenario(format!("model: {e}")))?;
     let mut network = if state.completed == 0 {
         let fresh = seeded_init(
             &spec.model,

@@ -151,4 +151,36 @@ mod tests {
         .unwrap();
         assert_eq!(lb, vec![77]);
     }
+
+    /// Seeded random batches (any length, any label byte) for both variants: errors
+    /// for partial records and out-of-range labels, never panics.
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut x = 0x51_7cc1_b727_220a_u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for case in 0..60 {
+            let variant = if case % 2 == 0 {
+                CifarVariant::Cifar10
+            } else {
+                CifarVariant::Cifar100
+            };
+            let record = variant.label_bytes() + PIXELS;
+            let len = match case % 3 {
+                0 => record * (1 + next() as usize % 2),
+                1 => next() as usize % (2 * record),
+                _ => record + 1,
+            };
+            let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let (mut im, mut lb) = (Vec::new(), Vec::new());
+            let r = parse_batch(&bytes, variant, Path::new("b.bin"), &mut im, &mut lb);
+            if r.is_ok() {
+                assert!(lb.iter().all(|&l| l < variant.num_classes()), "{lb:?}");
+            }
+        }
+    }
 }

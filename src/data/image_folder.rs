@@ -37,6 +37,14 @@ pub fn read(root: &Path) -> Result<(Dataset, Vec<String>), DataError> {
             })
             .collect();
         files.sort();
+        if files.is_empty() {
+            // An empty class would be a class no image teaches (torchvision's
+            // ImageFolder refuses it too).
+            return Err(DataError::format(
+                dir,
+                "class folder holds no PNG or JPEG images: add images or remove the folder",
+            ));
+        }
         for file in files {
             let img = image::open(&file)
                 .map_err(|e| DataError::format(&file, format!("cannot decode image ({e})")))?;
@@ -109,5 +117,62 @@ mod tests {
         std::fs::write(dir.path().join("c/b.png"), b"not a png").unwrap();
         let msg = read(dir.path()).unwrap_err().to_string();
         assert!(msg.contains("b.png") && msg.contains("decode"), "{msg}");
+    }
+
+    #[test]
+    fn an_empty_class_folder_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        for class in ["a", "b"] {
+            std::fs::create_dir(dir.path().join(class)).unwrap();
+        }
+        image::GrayImage::new(3, 2)
+            .save(dir.path().join("a/x.png"))
+            .unwrap();
+        let msg = read(dir.path()).unwrap_err().to_string();
+        assert!(
+            msg.contains("/b") && msg.contains("no PNG or JPEG"),
+            "{msg}"
+        );
+    }
+
+    /// Seeded cuts, byte changes and random bytes of a PNG and a JPEG: errors, never
+    /// panics.
+    #[test]
+    fn damaged_images_never_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("c")).unwrap();
+        let mut good = Vec::new();
+        for name in ["x.png", "x.jpg"] {
+            let path = dir.path().join("c").join(name);
+            image::RgbImage::from_fn(8, 6, |x, y| image::Rgb([x as u8 * 30, y as u8 * 40, 7]))
+                .save(&path)
+                .unwrap();
+            good.push((path.clone(), std::fs::read(&path).unwrap()));
+            std::fs::remove_file(&path).unwrap();
+        }
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for case in 0..300 {
+            let (path, bytes) = &good[case % 2];
+            let mut bytes = bytes.clone();
+            match case % 3 {
+                0 => bytes.truncate(next() as usize % (bytes.len() + 1)),
+                1 => {
+                    for _ in 0..1 + next() % 4 {
+                        let at = next() as usize % bytes.len();
+                        bytes[at] = next() as u8;
+                    }
+                }
+                _ => bytes = (0..next() % 200).map(|_| next() as u8).collect(),
+            }
+            std::fs::write(path, &bytes).unwrap();
+            let _ = read(dir.path());
+            std::fs::remove_file(path).unwrap();
+        }
     }
 }

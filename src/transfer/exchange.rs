@@ -345,6 +345,39 @@ mod tests {
         );
     }
 
+    /// Seeded cuts, byte changes and random bytes of an exported file: errors, never
+    /// panics.
+    #[test]
+    fn damaged_safetensors_never_panic() {
+        let net = ModelConfig::default().init([1, 8, 8], 10, &Device::flex());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        export_safetensors(&net, &path).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let mut x = 0x1234_5678_9abc_def1_u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for case in 0..300 {
+            let mut bytes = good.clone();
+            match case % 3 {
+                0 => bytes.truncate(next() as usize % (bytes.len() + 1)),
+                1 => {
+                    // Mostly in the header, where lengths and offsets live.
+                    let span = if case % 2 == 0 { 300 } else { bytes.len() };
+                    let at = next() as usize % span.min(bytes.len());
+                    bytes[at] = next() as u8;
+                }
+                _ => bytes = (0..next() % 100).map(|_| next() as u8).collect(),
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            let _ = read_safetensors(&path, &[], &net);
+        }
+    }
+
     #[test]
     fn files_use_pytorch_names_and_layouts() {
         let device = Device::flex();

@@ -168,7 +168,7 @@ impl RunConfig {
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             origin: origin.into(),
-            message: e.message().to_string(),
+            message: syntax_message(text, &e),
         })?;
         Self::from_value(value)
     }
@@ -375,6 +375,30 @@ fn set_dotted(root: &mut toml::Value, key: &str, value: toml::Value) -> Result<(
     Ok(())
 }
 
+/// A TOML parse error as one line: where (line and column) and what is there (a
+/// duplicate key names the key), then the parser's message.
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    let Some(span) = e.span().filter(|s| s.start <= text.len()) else {
+        return message;
+    };
+    let before = &text[..span.start];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |n| n + 1) + 1;
+    let found: String = text
+        .get(span.clone())
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(40)
+        .collect();
+    if found.is_empty() || found.contains('\n') {
+        format!("line {line}, column {column}: {message}")
+    } else {
+        format!("line {line}, column {column}: {message} `{found}`")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,6 +489,17 @@ mod tests {
             RunConfig::default()
                 .with_overrides(&["novalue".into()])
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn a_duplicate_key_names_the_key_and_its_line() {
+        let e = RunConfig::from_toml("epochs = 2\nlr = 0.1\nepochs = 3\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("f.toml") && e.contains("line 3") && e.contains("`epochs`"),
+            "{e}"
         );
     }
 }

@@ -91,16 +91,21 @@ fn cached_and_per_batch_losses_agree_on_a_batch() {
     assert!((losses[0] - losses[1]).abs() < 1e-5, "{losses:?}");
 }
 
+/// The error of building a student's objective on `teacher` (`why` it must fail).
+fn refusal(teacher: &std::path::Path, why: &str) -> String {
+    let cfg = config(&student_sets(teacher, true));
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    build_objective(&cfg, &data, &Device::flex())
+        .err()
+        .expect(why)
+        .to_string()
+}
+
 #[test]
 fn a_teacher_for_other_classes_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = teacher(dir.path(), &["data.classes=[0,1,2,3,4]"]);
-    let cfg = config(&student_sets(&ckpt, true));
-    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
-    let err = build_objective(&cfg, &data, &Device::flex())
-        .err()
-        .expect("a 5-class teacher cannot teach 10 classes")
-        .to_string();
+    let err = refusal(&ckpt, "a 5-class teacher cannot teach 10 classes");
     assert!(
         err.contains("5 classes") && err.contains("10 classes"),
         "{err}"
@@ -119,12 +124,7 @@ fn a_teacher_that_is_not_a_classifier_is_refused() {
             "model.outputs=16",
         ],
     );
-    let cfg = config(&student_sets(&ckpt, true));
-    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
-    let err = build_objective(&cfg, &data, &Device::flex())
-        .err()
-        .expect("a 16-output projection cannot teach 10 classes")
-        .to_string();
+    let err = refusal(&ckpt, "a 16-output projection cannot teach 10 classes");
     assert!(
         err.contains("outputs 16 values") && err.contains("not a classifier"),
         "{err}"

@@ -371,8 +371,9 @@ fn a_stop_between_the_two_checkpoint_writes_loses_neither() {
             weights(&ck.load_into(fresh, path).unwrap()),
         )
     };
+    let run = |options: TrainOptions| train(&cfg, &data, &mut CrossEntropy, &options).unwrap();
     let straight = dir.path().join("straight");
-    let (_, a) = train(&cfg, &data, &mut CrossEntropy, &quiet(&straight)).unwrap();
+    let (_, a) = run(quiet(&straight));
     let (_, best_epoch, best) = net_of(&straight.join("checkpoints/best.ckpt"));
 
     // Between the writes of epoch 2: best.ckpt (if epoch 2 improved) is written, last.ckpt
@@ -383,29 +384,17 @@ fn a_stop_between_the_two_checkpoint_writes_loses_neither() {
         stop_after: Some(n),
         ..quiet(&split)
     };
-    train(&cfg, &data, &mut CrossEntropy, &stop(1)).unwrap();
+    run(stop(1));
     let epoch_one = std::fs::read(ckpts.join("last.ckpt")).unwrap();
-    train(
-        &cfg,
-        &data,
-        &mut CrossEntropy,
-        &TrainOptions {
-            resume: true,
-            ..stop(2)
-        },
-    )
-    .unwrap();
+    run(TrainOptions {
+        resume: true,
+        ..stop(2)
+    });
     std::fs::write(ckpts.join("last.ckpt"), &epoch_one).unwrap();
-    let (_, b) = train(
-        &cfg,
-        &data,
-        &mut CrossEntropy,
-        &TrainOptions {
-            resume: true,
-            ..quiet(&split)
-        },
-    )
-    .unwrap();
+    let (_, b) = run(TrainOptions {
+        resume: true,
+        ..quiet(&split)
+    });
     assert_same_weights(
         &weights(&a),
         &weights(&b),
@@ -418,30 +407,18 @@ fn a_stop_between_the_two_checkpoint_writes_loses_neither() {
     // The old order, stopped after last.ckpt of a best epoch: best.ckpt missing. Resume
     // rebuilds it from last.ckpt.
     let old = dir.path().join("old");
-    let (s, _) = train(
-        &cfg,
-        &data,
-        &mut CrossEntropy,
-        &TrainOptions {
-            stop_after: Some(1),
-            ..quiet(&old)
-        },
-    )
-    .unwrap();
+    let once = TrainOptions {
+        stop_after: Some(1),
+        ..quiet(&old)
+    };
+    let (s, _) = run(once.clone());
     assert_eq!(s.best_epoch, 1);
     let (_, _, epoch_one_weights) = net_of(&old.join("checkpoints/last.ckpt"));
     std::fs::remove_file(old.join("checkpoints/best.ckpt")).unwrap();
-    train(
-        &cfg,
-        &data,
-        &mut CrossEntropy,
-        &TrainOptions {
-            resume: true,
-            stop_after: Some(1),
-            ..quiet(&old)
-        },
-    )
-    .unwrap();
+    run(TrainOptions {
+        resume: true,
+        ..once
+    });
     let (e, _, w) = net_of(&old.join("checkpoints/best.ckpt"));
     assert_eq!(e, 1);
     assert_same_weights(&w, &epoch_one_weights, "rebuilt best.ckpt");

@@ -47,7 +47,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 .data
                 .data_dir
                 .as_ref()
-                .map_or("the embedded set".to_string(), |d| d.display().to_string()),
+                .map_or("the default data folder".to_string(), |d| d
+                    .display()
+                    .to_string()),
             data.test.shape,
             data.test.num_classes
         );

@@ -262,26 +262,13 @@ mod tests {
             .iter()
             .map(|n| std::fs::read(dir.path().join(n)).unwrap())
             .collect();
-        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        for case in 0..400 {
-            let which = case % 2;
-            let mut bytes = good[which].clone();
-            match case % 3 {
-                0 => bytes.truncate(next() as usize % (bytes.len() + 1)),
-                1 => {
-                    let at = next() as usize % bytes.len();
-                    bytes[at] = next() as u8;
-                }
-                _ => bytes = (0..next() % 64).map(|_| next() as u8).collect(),
+        for which in 0..2 {
+            for bytes in
+                crate::data::damage::damaged_copies(&good[which], 200, 16, 7 + which as u64)
+            {
+                std::fs::write(dir.path().join(names[which]), &bytes).unwrap();
+                let _ = read_split(dir.path(), true);
             }
-            std::fs::write(dir.path().join(names[which]), &bytes).unwrap();
-            let _ = read_split(dir.path(), true);
             std::fs::write(dir.path().join(names[which]), &good[which]).unwrap();
         }
     }

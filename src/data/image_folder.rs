@@ -150,29 +150,12 @@ mod tests {
             good.push((path.clone(), std::fs::read(&path).unwrap()));
             std::fs::remove_file(&path).unwrap();
         }
-        let mut x = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        for case in 0..300 {
-            let (path, bytes) = &good[case % 2];
-            let mut bytes = bytes.clone();
-            match case % 3 {
-                0 => bytes.truncate(next() as usize % (bytes.len() + 1)),
-                1 => {
-                    for _ in 0..1 + next() % 4 {
-                        let at = next() as usize % bytes.len();
-                        bytes[at] = next() as u8;
-                    }
-                }
-                _ => bytes = (0..next() % 200).map(|_| next() as u8).collect(),
+        for (seed, (path, good)) in good.iter().enumerate() {
+            for bytes in crate::data::damage::damaged_copies(good, 150, 64, seed as u64 + 1) {
+                std::fs::write(path, &bytes).unwrap();
+                let _ = read(dir.path());
+                std::fs::remove_file(path).unwrap();
             }
-            std::fs::write(path, &bytes).unwrap();
-            let _ = read(dir.path());
-            std::fs::remove_file(path).unwrap();
         }
     }
 }

@@ -7,6 +7,8 @@ pub mod augment;
 pub mod batch;
 pub mod cifar;
 pub mod config;
+#[cfg(test)]
+pub(crate) mod damage;
 pub mod digits;
 pub mod idx;
 pub mod image_folder;

@@ -354,25 +354,9 @@ mod tests {
         let path = dir.path().join("m.safetensors");
         export_safetensors(&net, &path).unwrap();
         let good = std::fs::read(&path).unwrap();
-        let mut x = 0x1234_5678_9abc_def1_u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        for case in 0..300 {
-            let mut bytes = good.clone();
-            match case % 3 {
-                0 => bytes.truncate(next() as usize % (bytes.len() + 1)),
-                1 => {
-                    // Mostly in the header, where lengths and offsets live.
-                    let span = if case % 2 == 0 { 300 } else { bytes.len() };
-                    let at = next() as usize % span.min(bytes.len());
-                    bytes[at] = next() as u8;
-                }
-                _ => bytes = (0..next() % 100).map(|_| next() as u8).collect(),
-            }
+        // The first changed byte of each flip lands in the header, where lengths and
+        // offsets live.
+        for bytes in crate::data::damage::damaged_copies(&good, 300, 300, 0x1234_5678) {
             std::fs::write(&path, &bytes).unwrap();
             let _ = read_safetensors(&path, &[], &net);
         }

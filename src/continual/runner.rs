@@ -166,8 +166,7 @@ pub fn run_continual(
             &train_device,
             spec.seed,
         );
-        let first_resumes =
-            options.resume && run_dir.task(0).join("checkpoints/last.ckpt").is_file();
+        let first_resumes = options.resume && run_dir.task(0).last_checkpoint().is_file();
         if first_resumes {
             fresh // the first task's checkpoint holds its weights
         } else {

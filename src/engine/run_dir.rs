@@ -20,6 +20,9 @@ use super::io::{IoError, write_atomic, write_json};
 /// The name of the resolved config in a run directory.
 pub const CONFIG_FILE: &str = "config.toml";
 
+/// Where a run directory keeps the checkpoint a resume continues from.
+pub const LAST_CHECKPOINT: &str = "checkpoints/last.ckpt";
+
 /// The lock file of a run directory (it holds the running process's pid).
 pub const LOCK_FILE: &str = ".lock";
 
@@ -273,6 +276,11 @@ impl RunDir {
         self.root.join(name)
     }
 
+    /// The checkpoint a resume continues from ([`LAST_CHECKPOINT`]).
+    pub fn last_checkpoint(&self) -> PathBuf {
+        self.join(LAST_CHECKPOINT)
+    }
+
     /// The run directory of the 0-based task `t` of a strategy that trains task after
     /// task (`task-1` for the first).
     pub fn task(&self, t: usize) -> RunDir {
@@ -331,7 +339,7 @@ impl RunDir {
     /// checkpoint's epoch or summary when there is one.
     pub fn holds_run(&self) -> Option<String> {
         let files = [
-            "checkpoints/last.ckpt",
+            LAST_CHECKPOINT,
             "task-1/checkpoints/last.ckpt",
             "summary.json",
             CONFIG_FILE,

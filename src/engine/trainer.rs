@@ -222,7 +222,7 @@ pub fn train_observed(
     let wall = Instant::now();
     let run_dir = RunDir::new(&options.out);
     let ckpt_dir = run_dir.join("checkpoints");
-    let last_path = ckpt_dir.join("last.ckpt");
+    let last_path = run_dir.last_checkpoint();
     let best_path = ckpt_dir.join("best.ckpt");
     let device = options
         .devices
@@ -259,7 +259,8 @@ pub fn train_observed(
     // The group rules are checked before anything is written (resolved again below,
     // once a resumed network's parameters carry the checkpoint's ids).
     ParamGroups::resolve(&spec.groups, &param_infos(&network))?;
-    if options.resume && !last_path.is_file() {
+    let resumes_checkpoint = options.resume && last_path.is_file();
+    if options.resume && !resumes_checkpoint {
         // Stopped before its first checkpoint: nothing to continue, but the run is
         // started as its own config.toml says (and only if the configs agree).
         let saved = run_dir.saved_fingerprint()?;
@@ -269,7 +270,7 @@ pub fn train_observed(
             &options.fingerprint,
         )?;
     }
-    if options.resume && last_path.is_file() {
+    if resumes_checkpoint {
         let ckpt = checkpoint::load(&last_path)?;
         let extended = RunDir::check_resume_or_extend(
             &last_path,

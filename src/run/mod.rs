@@ -235,7 +235,7 @@ fn train_with(
     start: &dyn StartWeights,
 ) -> Result<(RunSummary, Network), RunError> {
     let mut options = options.clone();
-    let resumes = options.resume && options.out.join("checkpoints/last.ckpt").is_file();
+    let resumes = options.resume && RunDir::new(&options.out).last_checkpoint().is_file();
     if !resumes && options.start_from.is_none() {
         let device = options
             .devices

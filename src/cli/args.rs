@@ -22,7 +22,7 @@ pub struct ConfigArgs {
     /// Folder with the dataset files (default $MENTOR_DATA, else ./data).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Network: mlp, cnn, resnet, vit, projected, cpc, columns (see examples/).
+    /// Network: mlp, cnn, resnet, vit, projected, cpc, columns, efficientnet-lite0 (see examples/).
     #[arg(long)]
     pub model: Option<String>,
     /// Epochs (with --resume: more than the run has done extends it).

@@ -15,6 +15,7 @@ mod knn;
 mod multitask;
 mod params;
 mod plot_sweep;
+mod predict;
 mod ssl;
 mod summarize;
 mod train;
@@ -101,6 +102,11 @@ enum Command {
         after_help = "Example:\n  mentor export --checkpoint runs/mlp/checkpoints/best.ckpt --out mlp.safetensors --reference mlp-ref.safetensors"
     )]
     Export(export::ExportArgs),
+    /// A pretrained network's top classes for photos (ImageNet's names by default).
+    #[command(
+        after_help = "Example:\n  mentor predict --pretrained efficientnet-lite0-57934424.pth --model efficientnet-lite0 --image cat.jpg cup.png"
+    )]
+    Predict(predict::PredictArgs),
     /// Deployment cost of trained networks: parameters, size, MFLOPs, CPU latency.
     #[command(
         after_help = "Example:\n  mentor footprint runs/teacher/checkpoints/best.ckpt runs/student/checkpoints/best.ckpt"
@@ -135,6 +141,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Export(a) => export::run(a),
+        Command::Predict(a) => predict::run(a),
         Command::Footprint(a) => footprint::run(a),
         Command::Params(a) => params::run(a),
         Command::PlotSweep(a) => plot_sweep::run(a),

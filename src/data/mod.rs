@@ -12,6 +12,7 @@ pub(crate) mod damage;
 pub mod digits;
 pub mod idx;
 pub mod image_folder;
+pub mod photo;
 pub mod prepare;
 pub mod source;
 pub mod split;

@@ -1,5 +1,5 @@
 //! Scoring a network: loss and top-1 accuracy on a dataset, in inference mode, over all
-//! output units or a task's units only.
+//! output units or a task's units only; and class probabilities for new inputs.
 
 use std::ops::Range;
 
@@ -45,6 +45,36 @@ pub fn evaluate_outputs(
         );
     }
     (run.loss(), run.accuracy())
+}
+
+/// Softmax class probabilities of `network`, in inference mode, for `images`: a whole
+/// number of `shape` (C, H, W) inputs in CHW order, run `batch_size` at a time. One row
+/// of probabilities per input.
+pub fn class_probabilities(
+    network: &Network,
+    images: &[f32],
+    shape: [usize; 3],
+    batch_size: usize,
+) -> Vec<Vec<f32>> {
+    let model = network.valid();
+    let device = super::module_device(&model);
+    let per = shape.iter().product::<usize>();
+    let mut out = Vec::new();
+    for chunk in images.chunks(per * batch_size.max(1)) {
+        let n = chunk.len() / per;
+        if n == 0 {
+            break; // a partial input at the end (not a whole number of inputs) is left out
+        }
+        let chunk = &chunk[..n * per];
+        let x = Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(chunk.to_vec(), [n, shape[0], shape[1], shape[2]]),
+            &device,
+        );
+        let p = burn::tensor::activation::softmax(model.forward(x), 1).into_data();
+        let p: Vec<f32> = p.convert::<f32>().try_into_vec().unwrap_or_default();
+        out.extend(p.chunks((p.len() / n).max(1)).map(<[f32]>::to_vec));
+    }
+    out
 }
 
 /// The objective's own evaluation of `network` on `data` if it has one, else the

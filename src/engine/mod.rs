@@ -29,7 +29,7 @@ pub mod step;
 pub mod trainer;
 
 pub use device::{module_device, parse_device, parse_devices};
-pub use eval::{evaluate, evaluate_outputs};
+pub use eval::{class_probabilities, evaluate, evaluate_outputs};
 pub use events::{Event, Observer};
 pub use init::{FreshWeights, StartWeights, seeded_init};
 pub use objective::{CrossEntropy, Objective, StepOutput};

@@ -71,6 +71,7 @@ impl ColumnsConfig {
                 ModelConfig::Mlp(m) => mlp.push(m.init(input, c, device)),
                 ModelConfig::Cnn(m) => cnn.push(m.init(input, c, device)),
                 ModelConfig::Resnet(_)
+                | ModelConfig::EfficientNetLite0(_)
                 | ModelConfig::Columns(_)
                 | ModelConfig::Projected(_)
                 | ModelConfig::Vit(_)

@@ -6,6 +6,7 @@
 pub mod cnn;
 pub mod columns;
 pub mod cpc;
+pub mod efficientnet;
 pub mod mlp;
 pub mod params;
 pub mod projected;
@@ -16,9 +17,12 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::data::photo::PhotoTransform;
+
 pub use cnn::{Cnn, CnnConfig};
 pub use columns::{Columns, ColumnsConfig};
 pub use cpc::{Cpc, CpcConfig};
+pub use efficientnet::{EfficientNetLite, EfficientNetLiteConfig};
 pub use mlp::{Mlp, MlpConfig};
 pub use params::{ParamInfo, param_infos, trainable_count};
 pub use projected::{Projected, ProjectedConfig};
@@ -43,6 +47,10 @@ pub enum ModelConfig {
     Vit(VitConfig),
     /// A patch encoder with an autoregressive context network (CPC).
     Cpc(CpcConfig),
+    /// EfficientNet-Lite0, the ImageNet network for edge devices (its PyTorch weights load
+    /// by their own names).
+    #[serde(rename = "efficientnet-lite0")]
+    EfficientNetLite0(EfficientNetLiteConfig),
 }
 
 impl Default for ModelConfig {
@@ -62,6 +70,7 @@ impl ModelConfig {
             ModelConfig::Projected(_) => "projected",
             ModelConfig::Vit(_) => "vit",
             ModelConfig::Cpc(_) => "cpc",
+            ModelConfig::EfficientNetLite0(_) => "efficientnet-lite0",
         }
     }
 
@@ -75,6 +84,7 @@ impl ModelConfig {
             ModelConfig::Projected(c) => c.validate(),
             ModelConfig::Vit(c) => c.validate(),
             ModelConfig::Cpc(c) => c.validate(),
+            ModelConfig::EfficientNetLite0(c) => c.validate(),
         }
     }
 
@@ -136,6 +146,7 @@ impl ModelConfig {
                 .column
                 .parameter_estimate(input, num_classes)
                 .map(|n| n * c.classes.len() as u128),
+            ModelConfig::EfficientNetLite0(c) => Some(c.parameter_count(input[0], num_classes)),
             ModelConfig::Vit(_) | ModelConfig::Cpc(_) => None,
         }
     }
@@ -256,6 +267,18 @@ impl ModelConfig {
                         + 3 * (linear(f, c.context) + linear(c.context, c.context))
                         + c.steps as u64 * linear(c.context, f))
             }
+            ModelConfig::EfficientNetLite0(c) => c.forward_flops(input, num_classes),
+        }
+    }
+
+    /// How a photo becomes this network's input when it runs ImageNet-pretrained weights:
+    /// the preprocessing its published weights were trained with (TensorFlow's
+    /// `(p - 127) / 128` for EfficientNet-Lite, torchvision's ImageNet statistics for the
+    /// others).
+    pub fn photo_transform(&self) -> PhotoTransform {
+        match self {
+            ModelConfig::EfficientNetLite0(_) => PhotoTransform::inception(),
+            _ => PhotoTransform::imagenet(),
         }
     }
 
@@ -272,6 +295,7 @@ impl ModelConfig {
             ModelConfig::Cpc(c) => {
                 c.pool * c.pool * c.encoder.feature_width([input[0], c.patch, c.patch])
             }
+            ModelConfig::EfficientNetLite0(c) => c.head_channels(),
         }
     }
 
@@ -295,6 +319,9 @@ impl ModelConfig {
             ModelConfig::Vit(c) => Network::Vit(c.init(input, num_classes, device)),
             // A CPC network has no classifier: its outputs are its features.
             ModelConfig::Cpc(c) => Network::Cpc(c.init(input, device)),
+            ModelConfig::EfficientNetLite0(c) => {
+                Network::EfficientNetLite(c.init(input, num_classes, device))
+            }
         };
         // Listing the parameters reads each one, which initialises it.
         let _ = param_infos(&network);
@@ -321,6 +348,8 @@ pub enum Network {
     Vit(Vit),
     /// See [`Cpc`].
     Cpc(Cpc),
+    /// See [`EfficientNetLite`].
+    EfficientNetLite(EfficientNetLite),
 }
 
 impl Network {
@@ -334,6 +363,7 @@ impl Network {
             Network::Projected(m) => m.forward(images),
             Network::Vit(m) => m.forward(images),
             Network::Cpc(m) => m.features(images),
+            Network::EfficientNetLite(m) => m.forward(images),
         }
     }
 
@@ -357,6 +387,7 @@ impl Network {
             Network::Projected(m) => m.head_forward(features),
             Network::Vit(m) => m.head.forward(features),
             Network::Cpc(_) => features,
+            Network::EfficientNetLite(m) => m.head_forward(features),
         }
     }
 
@@ -367,6 +398,7 @@ impl Network {
             Network::Mlp(m) => Some(m.head.weight.val()),
             Network::Cnn(m) => Some(m.head.weight.val()),
             Network::Resnet(m) => Some(m.head.weight.val()),
+            Network::EfficientNetLite(m) => Some(m.head.weight.val()),
             Network::Vit(m) if m.head_dist.is_none() => Some(m.head.weight.val()),
             Network::Columns(_) | Network::Projected(_) | Network::Vit(_) | Network::Cpc(_) => None,
         }
@@ -382,6 +414,18 @@ impl Network {
             Network::Projected(m) => m.features(images),
             Network::Vit(m) => m.features(images),
             Network::Cpc(m) => m.features(images),
+            Network::EfficientNetLite(m) => m.features(images),
+        }
+    }
+
+    /// The name the network's own PyTorch implementation gives parameter `name`, where
+    /// that differs from mentor's name with PyTorch's conventions (`None` for mentor's
+    /// own networks, whose PyTorch names are their mentor names). Import and export use
+    /// it, so such weights load with no key map.
+    pub fn native_name(&self, name: &str) -> Option<String> {
+        match self {
+            Network::EfficientNetLite(_) => Some(efficientnet::native_name(name)),
+            _ => None,
         }
     }
 }

@@ -105,7 +105,11 @@ impl ProjectedConfig {
             Network::Mlp(m) => (Backbone::Mlp(m.backbone), m.head.weight.dims()[0]),
             Network::Cnn(m) => (Backbone::Cnn(m.backbone), m.head.weight.dims()[0]),
             Network::Resnet(m) => (Backbone::Resnet(m.backbone), m.head.weight.dims()[0]),
-            Network::Columns(_) | Network::Projected(_) | Network::Vit(_) | Network::Cpc(_) => {
+            Network::EfficientNetLite(_)
+            | Network::Columns(_)
+            | Network::Projected(_)
+            | Network::Vit(_)
+            | Network::Cpc(_) => {
                 unreachable!("validate() admits MLP, CNN and ResNet encoders only")
             }
         };

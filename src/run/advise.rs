@@ -151,6 +151,19 @@ pub fn lower_and_upper(model: &ModelConfig) -> (Vec<String>, Vec<String>) {
             lower.extend((0..blocks - 1).map(|i| format!("backbone.blocks.{i}")));
             (lower, vec![format!("backbone.blocks.{}", blocks - 1)])
         }
+        // EfficientNet-Lite: the stem and all MBConv blocks but the last, then the last
+        // block and the 1x1 head convolution with its batch norm.
+        ModelConfig::EfficientNetLite0(e) => {
+            let blocks = e.blocks().len();
+            let mut lower = vec!["backbone.conv_stem".to_string(), "backbone.bn0".into()];
+            lower.extend((0..blocks - 1).map(|i| format!("backbone.blocks.{i}")));
+            let upper = vec![
+                format!("backbone.blocks.{}", blocks - 1),
+                "backbone.conv_head".into(),
+                "backbone.bn1".into(),
+            ];
+            (lower, upper)
+        }
         // The backbone of a projected network has its encoder's names.
         ModelConfig::Projected(p) => lower_and_upper(&p.encoder),
         ModelConfig::Cpc(c) => lower_and_upper(&c.encoder),

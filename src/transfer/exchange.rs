@@ -6,8 +6,11 @@
 //! README for one). Layouts follow PyTorch: linear weights are `[out, in]` (Burn stores
 //! `[in, out]`, so they are transposed), convolution weights `[out, in, kh, kw]` (same
 //! in both), batch norm's `gamma`/`beta` are `weight`/`bias`, and each batch norm also
-//! gets the `num_batches_tracked` counter torch expects. On import a `key_map` of
-//! `from=to` prefix rewrites adapts other naming schemes.
+//! gets the `num_batches_tracked` counter torch expects. A network ported from a
+//! published implementation (EfficientNet-Lite) uses that implementation's names
+//! instead ([`Network::native_name`]), so its files load there with `strict=True` and
+//! the published checkpoints load here as they are. On import a `key_map` of `from=to`
+//! prefix rewrites adapts other naming schemes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -81,7 +84,8 @@ pub fn torch_state(network: &Network) -> Vec<(String, Vec<usize>, Vec<u8>, Dtype
         } else {
             (info.name.clone(), info.shape.clone(), values)
         };
-        if let Some(prefix) = info.name.strip_suffix(".running_var") {
+        let name = network.native_name(&name).unwrap_or(name);
+        if let Some(prefix) = name.strip_suffix(".running_var") {
             out.push((
                 format!("{prefix}.num_batches_tracked"),
                 Vec::new(),
@@ -263,7 +267,9 @@ fn match_to_target(
     }
     let mut out = HashMap::new();
     for info in param_infos(target) {
-        let candidates = [Some(info.name.clone()), bn_torch_name(&info.name)];
+        let torch = bn_torch_name(&info.name);
+        let native = target.native_name(torch.as_deref().unwrap_or(&info.name));
+        let candidates = [Some(info.name.clone()), torch, native];
         let Some(tensor) = candidates.iter().flatten().find_map(|k| by_key.get(k)) else {
             continue;
         };

@@ -22,6 +22,22 @@ pub enum TransferError {
     /// A retrain pattern names no parameter.
     #[error("init.retrain pattern `{0}` matches no parameter")]
     NoMatch(String),
+    /// A network meant to run as it was pretrained lacks some of its weights in the file.
+    #[error(
+        "{path}: {missing} of the network's {total} tensors are not in the file as they must be, e.g. `{example}`: {reason} (is --model the file's architecture?)"
+    )]
+    Incomplete {
+        /// The weights file.
+        path: std::path::PathBuf,
+        /// How many tensors are missing or mis-shaped.
+        missing: usize,
+        /// How many tensors the network has.
+        total: usize,
+        /// The first of them, by name.
+        example: String,
+        /// Why it could not be copied.
+        reason: String,
+    },
     /// Nothing could be copied (another architecture, say).
     #[error(
         "no parameter of the pretrained network fits this network by name and shape (pretrained names look like `{source_example}`, this network's like `{target_example}`)"

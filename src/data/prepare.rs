@@ -2,6 +2,7 @@
 
 use super::augment::rotation_task;
 use super::config::{DataConfig, Pretext};
+use super::resize;
 use super::split::{self, Normalization};
 use super::{DataError, Dataset};
 
@@ -20,9 +21,10 @@ pub struct PreparedData {
     pub normalization: Option<Normalization>,
 }
 
-/// Loads and cuts the data: class subset, pixel permutation, per-class subsampling of the
-/// training split, validation split (seeded with `seed`), then normalisation with the
-/// training split's statistics; last, a pretext task replaces the labels.
+/// Loads and cuts the data: class subset, per-class subsampling of the training split,
+/// validation split (seeded with `seed`); then each kept image is fitted (grey to RGB,
+/// resized, pixels permuted) and normalised with the training split's statistics (or the
+/// fixed `mean` and `std`); last, a pretext task replaces the labels.
 pub fn prepare_data(cfg: &DataConfig, seed: u64) -> Result<PreparedData, DataError> {
     let loaded = cfg.dataset.load(&cfg.resolved_dir())?;
     let (mut train, mut test, mut names) = (loaded.train, loaded.test, loaded.class_names);
@@ -33,11 +35,6 @@ pub fn prepare_data(cfg: &DataConfig, seed: u64) -> Result<PreparedData, DataErr
             .iter()
             .map(|&c| names.get(c).cloned().unwrap_or_else(|| c.to_string()))
             .collect();
-    }
-    if let Some(pseed) = cfg.permutation_seed {
-        let perm = split::pixel_permutation(train.image_len(), pseed);
-        train = split::permute_pixels(&train, &perm)?;
-        test = split::permute_pixels(&test, &perm)?;
     }
     if let Some(k) = cfg.per_class {
         train = split::per_class_subsample(&train, k, seed ^ 0x5EED_0001)?;
@@ -54,8 +51,47 @@ pub fn prepare_data(cfg: &DataConfig, seed: u64) -> Result<PreparedData, DataErr
             "the training split is empty after the data cuts".into(),
         ));
     }
-    let normalization = cfg.normalize.then(|| Normalization::fit(&train));
     let mut val = val;
+    // Resizing, colour and permutation act on each image alone, so they come after the
+    // cuts (which pick images by label): only the images a run keeps are resized.
+    let fit = |d: &Dataset| -> Result<Dataset, DataError> {
+        let mut d = if cfg.rgb {
+            resize::grey_to_rgb(d)?
+        } else {
+            d.clone()
+        };
+        if let Some(size) = cfg.resize {
+            d = resize::bilinear(&d, size);
+        }
+        if let Some(pseed) = cfg.permutation_seed {
+            d = split::permute_pixels(&d, &split::pixel_permutation(d.image_len(), pseed))?;
+        }
+        Ok(d)
+    };
+    train = fit(&train)?;
+    test = fit(&test)?;
+    val = val.as_ref().map(fit).transpose()?;
+    let normalization = match (&cfg.mean, &cfg.std) {
+        (Some(mean), Some(std)) if cfg.normalize => {
+            if mean.len() != train.shape[0] {
+                return Err(DataError::Invalid(format!(
+                    "data.mean has {} values but the images have {} channels{}",
+                    mean.len(),
+                    train.shape[0],
+                    if train.shape[0] == 1 {
+                        " (data.rgb = true makes grey images RGB)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+            Some(Normalization {
+                mean: mean.clone(),
+                std: std.clone(),
+            })
+        }
+        _ => cfg.normalize.then(|| Normalization::fit(&train)),
+    };
     if let Some(norm) = &normalization {
         norm.apply(&mut train);
         norm.apply(&mut test);
@@ -76,4 +112,54 @@ pub fn prepare_data(cfg: &DataConfig, seed: u64) -> Result<PreparedData, DataErr
         class_names: names,
         normalization,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grey_digits_become_resized_rgb_normalised_with_fixed_statistics() {
+        let plain = DataConfig {
+            normalize: false,
+            ..DataConfig::default()
+        };
+        let fitted = DataConfig {
+            rgb: true,
+            resize: Some(16),
+            mean: Some(vec![0.5, 0.4, 0.3]),
+            std: Some(vec![0.25, 0.5, 1.0]),
+            ..DataConfig::default()
+        };
+        let raw = prepare_data(&plain, 7).unwrap();
+        let d = prepare_data(&fitted, 7).unwrap();
+        assert_eq!(raw.train.shape, [1, 8, 8]);
+        assert_eq!(d.train.shape, [3, 16, 16]);
+        assert_eq!(d.train.labels, raw.train.labels);
+        assert_eq!(d.test.len(), raw.test.len());
+        let big = resize::bilinear(&raw.train, 16);
+        let (x, y) = (&big.images[..256], &d.train.images[..768]);
+        for (ch, (m, s)) in [(0.5f32, 0.25f32), (0.4, 0.5), (0.3, 1.0)]
+            .iter()
+            .enumerate()
+        {
+            for i in [0, 77, 255] {
+                let want = (x[i] - m) / s;
+                assert!(
+                    (y[ch * 256 + i] - want).abs() < 1e-5,
+                    "channel {ch} pixel {i}"
+                );
+            }
+        }
+        let three = DataConfig {
+            mean: Some(vec![0.5; 3]),
+            std: Some(vec![0.5; 3]),
+            ..DataConfig::default()
+        };
+        let err = prepare_data(&three, 7).unwrap_err().to_string();
+        assert!(
+            err.contains("data.mean") && err.contains("data.rgb"),
+            "{err}"
+        );
+    }
 }

@@ -256,6 +256,7 @@ impl RunConfig {
         if d.classes.as_ref().is_some_and(|c| c.is_empty()) {
             return Err(invalid("data.classes", "must not be empty"));
         }
+        d.validate_fitting().map_err(|(k, r)| invalid(&k, r))?;
         self.model.validate().map_err(|(k, r)| invalid(&k, r))?;
         self.optim.validate().map_err(|(k, r)| invalid(&k, r))?;
         self.schedule

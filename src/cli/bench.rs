@@ -19,7 +19,7 @@ use mentor::transfer::{LinearProbe, LinearProbeConfig};
 use serde::{Deserialize, Serialize};
 
 /// The workloads `mentor bench` knows.
-const WORKLOADS: [&str; 7] = [
+const WORKLOADS: [&str; 9] = [
     "cnn-step",
     "mlp-step",
     "resnet-step",
@@ -27,13 +27,21 @@ const WORKLOADS: [&str; 7] = [
     "linear-probe",
     "lwf-task",
     "simclr-step",
+    "efficientnet-lite0-step",
+    "efficientnet-lite0-infer",
 ];
+
+/// The workloads a plain `mentor bench` runs: the toy-scale ones (the ImageNet-sized
+/// ones take minutes on 2 cores; name them to run them).
+const DEFAULT_WORKLOADS: usize = 7;
 
 /// Arguments of `mentor bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Workloads to run (default: all): cnn-step, mlp-step, resnet-step, kd-epoch,
-    /// linear-probe, lwf-task, simclr-step.
+    /// Workloads to run (default: all but the ImageNet-sized ones): cnn-step, mlp-step,
+    /// resnet-step, kd-epoch, linear-probe, lwf-task, simclr-step, and
+    /// efficientnet-lite0-step (batch 32, 3x224x224), efficientnet-lite0-infer (forward
+    /// only: batch 1 latency and batch 32 throughput).
     workloads: Vec<String>,
     /// Timed steps per step workload (after warm-up).
     #[arg(long, default_value_t = 30)]
@@ -98,20 +106,45 @@ fn run_config(sets: &[&str]) -> anyhow::Result<RunConfig> {
     Ok(RunConfig::default().with_overrides(&sets)?)
 }
 
+/// A step workload: the run config, batch size, input shape and class count.
+struct StepWorkload {
+    config: RunConfig,
+    batch: usize,
+    input: [usize; 3],
+    classes: usize,
+}
+
 /// The CNN step is conv32-conv64-fc128-fc10 on 1x28x28 at batch 128 with SGD momentum
 /// 0.9; the MLP step is 784-512-512-10 at batch 256 (the PyTorch peer in shared/bench
 /// uses the same); the ResNet step is mentor's default ResNet (widths 16-32-64, one
-/// basic block a stage, batch norm) on 1x28x28 at batch 128.
-fn step_workload(name: &str) -> anyhow::Result<(RunConfig, usize)> {
+/// basic block a stage, batch norm) on 1x28x28 at batch 128; the EfficientNet-Lite0
+/// step is the full network on 3x224x224 with 1000 classes at batch 32
+/// (scripts/bench-efficientnet.py is its PyTorch peer).
+fn step_workload(name: &str) -> anyhow::Result<StepWorkload> {
     let base = ["optim.type=\"sgd\"", "optim.momentum=0.9", "lr=0.01"];
-    let (extra, batch): (&[&str], usize) = match name {
-        "cnn-step" => (&["model.type=\"cnn\""], 128),
-        "resnet-step" => (&["model.type=\"resnet\""], 128),
-        "mlp-step" => (&["model.type=\"mlp\"", "model.hidden=[512,512]"], 256),
+    let mnist = ([1, 28, 28], 10);
+    let (extra, batch, (input, classes)): (&[&str], usize, ([usize; 3], usize)) = match name {
+        "cnn-step" => (&["model.type=\"cnn\""], 128, mnist),
+        "resnet-step" => (&["model.type=\"resnet\""], 128, mnist),
+        "mlp-step" => (
+            &["model.type=\"mlp\"", "model.hidden=[512,512]"],
+            256,
+            mnist,
+        ),
+        "efficientnet-lite0-step" | "efficientnet-lite0-infer" => (
+            &["model.type=\"efficientnet-lite0\""],
+            32,
+            ([3, 224, 224], 1000),
+        ),
         other => bail!("{other} is not a step workload"),
     };
     let sets: Vec<&str> = base.iter().chain(extra).copied().collect();
-    Ok((run_config(&sets)?, batch))
+    Ok(StepWorkload {
+        config: run_config(&sets)?,
+        batch,
+        input,
+        classes,
+    })
 }
 
 fn peak_memory_mib() -> f64 {
@@ -136,14 +169,23 @@ fn run_step_workload(
     warmup: usize,
     device: &str,
 ) -> anyhow::Result<BenchResult> {
-    let (config, batch_size) = step_workload(name)?;
+    let StepWorkload {
+        config,
+        batch: batch_size,
+        input: [c, h, w],
+        classes,
+    } = step_workload(name)?;
     let device = parse_device(device)?.autodiff();
-    let mut network = seeded_init(&config.model, [1, 28, 28], 10, &device, 1);
+    let mut network = seeded_init(&config.model, [c, h, w], classes, &device, 1);
     let mut optimizer = config.optim.init();
     let groups = ParamGroups::resolve(&[], &param_infos(&network))?;
     let batch = Batch {
-        images: Tensor::random([batch_size, 1, 28, 28], Distribution::Default, &device),
-        labels: Tensor::<1, Int>::random([batch_size], Distribution::Uniform(0.0, 10.0), &device),
+        images: Tensor::random([batch_size, c, h, w], Distribution::Default, &device),
+        labels: Tensor::<1, Int>::random(
+            [batch_size],
+            Distribution::Uniform(0.0, classes as f64),
+            &device,
+        ),
     };
     let indices: Vec<usize> = (0..batch_size).collect();
     let mut times = Vec::with_capacity(steps);
@@ -178,6 +220,53 @@ fn run_step_workload(
         threads: threads(),
         kernels: Kernels::Mentor,
     })
+}
+
+/// Forward-only inference of a step workload's network (no autodiff, batch norm with
+/// its running statistics): the median latency of one image and the median time of a
+/// batch of the workload's size.
+fn run_inference_workload(
+    name: &str,
+    steps: usize,
+    warmup: usize,
+    device: &str,
+) -> anyhow::Result<Vec<BenchResult>> {
+    let StepWorkload {
+        config,
+        batch,
+        input: [c, h, w],
+        classes,
+    } = step_workload(name)?;
+    let device = parse_device(device)?;
+    let network = seeded_init(&config.model, [c, h, w], classes, &device, 1);
+    let mut results = Vec::new();
+    for batch_size in [1, batch] {
+        let images = Tensor::<4>::random([batch_size, c, h, w], Distribution::Default, &device);
+        let mut times = Vec::with_capacity(steps);
+        for i in 0..warmup + steps {
+            let t = Instant::now();
+            // Reading the logits back makes the work done even on an async device.
+            let logits = network.forward(images.clone()).into_data();
+            std::hint::black_box(logits);
+            if i >= warmup {
+                times.push(t.elapsed().as_secs_f64());
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        results.push(BenchResult {
+            workload: format!("{name}/batch-{batch_size}"),
+            batch_size,
+            repeats: steps,
+            seconds: median,
+            samples_per_second: batch_size as f64 / median,
+            setup_seconds: 0.0,
+            peak_memory_mib: peak_memory_mib(),
+            threads: threads(),
+            kernels: Kernels::Mentor,
+        });
+    }
+    Ok(results)
 }
 
 /// A synthetic MNIST-shaped training set (uniform pixels, balanced labels).
@@ -439,16 +528,21 @@ fn run_simclr_step(steps: usize, warmup: usize) -> anyhow::Result<Vec<BenchResul
 fn run_worker(name: &str, args: &BenchArgs) -> anyhow::Result<Vec<BenchResult>> {
     mentor::kernels::set_enabled(args.kernels == Kernels::Mentor);
     let mut results = match name {
-        "cnn-step" | "mlp-step" | "resnet-step" => Ok(vec![run_step_workload(
-            name,
-            args.steps,
-            args.warmup,
-            &args.device,
-        )?]),
+        "cnn-step" | "mlp-step" | "resnet-step" | "efficientnet-lite0-step" => {
+            Ok(vec![run_step_workload(
+                name,
+                args.steps,
+                args.warmup,
+                &args.device,
+            )?])
+        }
         "kd-epoch" => run_kd_epoch(args.samples),
         "linear-probe" => run_linear_probe(args.samples),
         "lwf-task" => run_lwf_task(args.samples),
         "simclr-step" => run_simclr_step(args.steps, args.warmup),
+        "efficientnet-lite0-infer" => {
+            run_inference_workload(name, args.steps, args.warmup, &args.device)
+        }
         other => bail!(
             "unknown workload {other:?}; known: {}",
             WORKLOADS.join(", ")
@@ -473,7 +567,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         bail!("--steps and --samples must be >= 1");
     }
     let names: Vec<String> = if args.workloads.is_empty() {
-        WORKLOADS.iter().map(|s| s.to_string()).collect()
+        WORKLOADS[..DEFAULT_WORKLOADS]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     } else {
         args.workloads.clone()
     };

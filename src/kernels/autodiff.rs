@@ -20,6 +20,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use super::conv::{self, ConvGeometry};
 use super::conv_pool;
+use super::depthwise;
 use super::linear::{self, LinearGeometry};
 use super::pool::{self, PoolGeometry};
 
@@ -211,6 +212,17 @@ pub(super) fn linear(
     run::<Linear, 2, 2, 2>(input, weight, bias, geometry)
 }
 
+/// A depthwise convolution (groups = channels) through its kernel: `None` as for
+/// [`conv2d`].
+pub(super) fn depthwise_conv2d(
+    input: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    geometry: ConvGeometry,
+) -> Option<Tensor<4>> {
+    run::<Depthwise, 4, 4, 4>(input, weight, bias, geometry)
+}
+
 /// The contiguous input, weight and bias of a forward pass.
 fn operands(
     x: &FlexTensor,
@@ -259,6 +271,55 @@ impl Weighted for Conv {
             let x = contiguous(&state.x);
             let (dw, db) = conv::weight_grad(values(&x), values(&grad), g);
             register_conv_weight(g, weight_node, bias_node, dw, db, grads);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Depthwise;
+
+impl Weighted for Depthwise {
+    type Geometry = ConvGeometry;
+    type Kept = ();
+
+    fn forward(
+        x: &FlexTensor,
+        weight: &FlexTensor,
+        bias: Option<&FlexTensor>,
+        g: &ConvGeometry,
+    ) -> (FlexTensor, ()) {
+        let (x, weight, bias) = operands(x, weight, bias);
+        let out = depthwise::forward(values(&x), values(&weight), bias.as_ref().map(values), g);
+        let [oh, ow] = g
+            .output_size()
+            .expect("the geometry was checked before dispatch");
+        (flex_tensor(out, [g.batch, g.out_channels, oh, ow]), ())
+    }
+
+    fn backward(
+        state: &Saved<Self>,
+        grad: &FlexTensor,
+        [x_node, weight_node, bias_node]: [Option<NodeId>; 3],
+        grads: &mut Gradients,
+    ) {
+        let g = &state.geometry;
+        let grad = contiguous(grad);
+        if let Some(node) = x_node {
+            let weight = contiguous(&state.weight);
+            let dx = depthwise::input_grad(values(&weight), values(&grad), g);
+            let shape = [g.batch, g.in_channels, g.height, g.width];
+            grads.register::<Flex>(node, flex_tensor(dx, shape));
+        }
+        if weight_node.is_some() || bias_node.is_some() {
+            let x = contiguous(&state.x);
+            let (dw, db) = depthwise::weight_grad(values(&x), values(&grad), g);
+            if let Some(node) = weight_node {
+                let [kh, kw] = g.kernel;
+                grads.register::<Flex>(node, flex_tensor(dw, [g.out_channels, 1, kh, kw]));
+            }
+            if let Some(node) = bias_node {
+                grads.register::<Flex>(node, flex_tensor(db, [g.out_channels]));
+            }
         }
     }
 }
@@ -457,6 +518,64 @@ fn tracked_max_pool2d(
                 y: out.clone(),
                 shape,
                 geometry,
+            };
+            prep.finish(state, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    }
+}
+
+/// ReLU6 through the kernel: `None` when the input is not on flex.
+pub(super) fn relu6<const D: usize>(input: &Tensor<D>) -> Option<Tensor<D>> {
+    let shape = input.dims();
+    if let Some(x) = on_autodiff(input) {
+        return Some(Tensor::from_primitive::<Ad>(tracked_relu6(x, shape)));
+    }
+    let x = on_flex(input)?;
+    Some(Tensor::from_primitive::<Flex>(relu6_output(&x, shape)))
+}
+
+fn relu6_output<const D: usize>(x: &FlexTensor, shape: [usize; D]) -> FlexTensor {
+    let x = contiguous(x);
+    flex_tensor(super::relu6::forward(values(&x)), shape)
+}
+
+/// What ReLU6's backward needs: its output (shared, not copied) and shape.
+#[derive(Debug, Clone)]
+struct Relu6State {
+    y: FlexTensor,
+    shape: Vec<usize>,
+}
+
+#[derive(Debug)]
+struct Relu6Backward;
+
+impl Backward<Flex, 1> for Relu6Backward {
+    type State = Relu6State;
+
+    fn backward(self, ops: Ops<Relu6State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node] = ops.parents.map(|node| node.map(|node| node.id));
+        let grad = contiguous(&grads.consume::<Flex>(&ops.node));
+        if let Some(node) = x_node {
+            let y = contiguous(&ops.state.y);
+            let dx = super::relu6::backward(values(&y), values(&grad));
+            let dx = FlexTensor::from_data(TensorData::new(dx, ops.state.shape.clone()));
+            grads.register::<Flex>(node, dx);
+        }
+    }
+}
+
+fn tracked_relu6<const D: usize>(x: FloatTensor<Ad>, shape: [usize; D]) -> FloatTensor<Ad> {
+    let out = relu6_output(x.primitive(), shape);
+    match Relu6Backward
+        .prepare::<NoCheckpointing>([x.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let state = Relu6State {
+                y: out.clone(),
+                shape: shape.to_vec(),
             };
             prep.finish(state, out)
         }

@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm::{MatRef, filled, gemm, gemm_into, unfilled};
+use super::gemm::{MatRef, filled, gemm, gemm_into, par_gemm_into, unfilled};
 
 /// Shapes of one convolution: NCHW input, `[out, in, kh, kw]` weight, groups 1,
 /// dilation 1, padding `[(top, bottom), (left, right)]`.
@@ -169,6 +169,26 @@ pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeomet
     };
     let rows = k + usize::from(bias.is_some());
     let direct = g.is_pointwise() && bias.is_none();
+    if g.batch < rayon::current_num_threads() {
+        // Fewer images than cores (inference latency): each image's product is split
+        // across the cores instead.
+        let mut cols = ones_below(k, if direct { 0 } else { rows }, p);
+        for (out_n, x_n) in out.chunks_mut(co * p).zip(x.chunks(g.image())) {
+            let cols = if direct {
+                x_n
+            } else {
+                unfold(x_n, g, &mut cols[..k * p]);
+                &cols[..]
+            };
+            par_gemm_into(
+                out_n,
+                MatRef::row_major(&weight, co, rows),
+                MatRef::row_major(cols, rows, p),
+            );
+        }
+        // SAFETY: the chunks cover `out`, and `par_gemm_into` wrote every element.
+        return unsafe { filled(out) };
+    }
     out.par_chunks_mut(co * p)
         .zip(x.par_chunks(g.image()))
         .for_each_init(

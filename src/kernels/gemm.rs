@@ -112,6 +112,23 @@ pub(crate) fn gemm_into(dst: &mut [MaybeUninit<f32>], lhs: MatRef<'_>, rhs: MatR
     unsafe { multiply(dst.as_mut_ptr().cast(), false, m, n, lhs, rhs) }
 }
 
+/// [`gemm_into`] with the rows of `dst` (and of `lhs`) split across the cores, as
+/// [`par_gemm`]: for one product too large for one core, such as a single image's
+/// convolution.
+pub(crate) fn par_gemm_into(dst: &mut [MaybeUninit<f32>], lhs: MatRef<'_>, rhs: MatRef<'_>) {
+    let (m, n) = check(dst.len(), lhs, rhs);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let block = m.div_ceil(rayon::current_num_threads().max(1));
+    dst.par_chunks_mut(block * n)
+        .enumerate()
+        .for_each(|(i, dst)| {
+            let rows = dst.len() / n;
+            gemm_into(dst, lhs.rows(i * block, rows), rhs);
+        });
+}
+
 /// Checks the shapes and bounds of a product into `dst_len` elements; returns `(m, n)`.
 fn check(dst_len: usize, lhs: MatRef<'_>, rhs: MatRef<'_>) -> (usize, usize) {
     assert_eq!(lhs.cols, rhs.rows, "gemm: inner dimensions differ");
@@ -246,6 +263,13 @@ mod tests {
         let want = naive(lhs, rhs);
         for (got, want) in dst.iter().zip(&want) {
             assert!((got - (want + 0.5)).abs() < 1e-5, "{got} vs {}", want + 0.5);
+        }
+        let mut fresh = unfilled(7 * 4);
+        par_gemm_into(&mut fresh, lhs, rhs);
+        // SAFETY: the product wrote every element.
+        let fresh = unsafe { filled(fresh) };
+        for (got, want) in fresh.iter().zip(&want) {
+            assert!((got - want).abs() < 1e-5, "{got} vs {want}");
         }
         assert_eq!(naive(lhs.rows(2, 3), rhs), want[2 * 4..5 * 4].to_vec());
     }

@@ -1,12 +1,14 @@
 //! mentor's own CPU kernels for the layers where Burn 0.22.1's flex backend is slow:
-//! 2-D convolution ([`conv2d`]: im2col + gemm, forward and both gradients) and
-//! non-overlapping max pooling ([`max_pool2d`]). shared/PERF-NOTES.md measured where
+//! 2-D convolution ([`conv2d`]: im2col + gemm, forward and both gradients; depthwise
+//! convolutions with direct per-plane loops) and
+//! non-overlapping max pooling ([`max_pool2d`]), ReLU6 ([`relu6`]). shared/PERF-NOTES.md measured where
 //! flex's CNN step loses its time (weight gradient, first layer, max-pool); these run
 //! the same mathematics as Burn's layers and take part in Burn's autodiff graph with
 //! their own backward (`burn-autodiff`'s `Backward` trait), without forking Burn.
 //!
 //! The fast path is taken for f32 tensors on the CPU (flex, with or without autodiff)
-//! and for the layer options it covers (groups 1, dilation 1, explicit or no padding;
+//! and for the layer options it covers (groups 1 or one per channel, dilation 1, any
+//! padding;
 //! pooling windows equal to their stride). Everything else (GPU backends, other
 //! options) goes through Burn's own layer, so results never depend on the device
 //! being served. [`set_enabled`] switches the kernels off for a comparison run
@@ -16,9 +18,11 @@ mod autodiff;
 mod conv;
 mod conv_pool;
 pub mod denormals;
+mod depthwise;
 mod gemm;
 mod linear;
 mod pool;
+mod relu6;
 mod sgd;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,15 +53,16 @@ pub fn enabled() -> bool {
 
 /// `conv.forward(input)`, through mentor's convolution where it applies.
 pub fn conv2d(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
-    match conv_geometry(conv, &input) {
-        Some(geometry) => {
-            let weight = conv.weight.val();
-            let bias = conv.bias.as_ref().map(|b| b.val());
+    let weight = conv.weight.val();
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    let fast = match conv_geometry(conv, &input) {
+        Some(geometry) if conv.groups == 1 => {
             autodiff::conv2d(&input, &weight, bias.as_ref(), geometry)
-                .unwrap_or_else(|| conv.forward(input))
         }
-        None => conv.forward(input),
-    }
+        Some(geometry) => autodiff::depthwise_conv2d(&input, &weight, bias.as_ref(), geometry),
+        None => None,
+    };
+    fast.unwrap_or_else(|| conv.forward(input))
 }
 
 /// `pool.forward(input)`, through mentor's max pooling where it applies.
@@ -70,14 +75,25 @@ pub fn max_pool2d(pool: &MaxPool2d, input: Tensor<4>) -> Tensor<4> {
     }
 }
 
+/// ReLU6, `min(max(x, 0), 6)`, through mentor's kernel on f32 CPU tensors (Burn's
+/// `clamp` elsewhere).
+pub fn relu6<const D: usize>(input: Tensor<D>) -> Tensor<D> {
+    if !enabled() || input.dtype() != DType::F32 {
+        return input.clamp(0.0, 6.0);
+    }
+    autodiff::relu6(&input).unwrap_or_else(|| input.clamp(0.0, 6.0))
+}
+
 /// `max_pool2d(pool, conv2d(conv, input))`, fused where mentor's kernels cover both:
 /// the convolution's full-resolution output is pooled image by image while in cache and
 /// never stored (see `conv_pool`); otherwise the two layers one after the other.
 pub fn conv2d_max_pool2d(conv: &Conv2d, pool: &MaxPool2d, input: Tensor<4>) -> Tensor<4> {
     let fused = conv_geometry(conv, &input).filter(|g| {
-        let [oh, ow] = g.output_size().unwrap_or([0, 0]);
-        pool_geometry_of(pool, input.dtype(), [g.batch, g.out_channels, oh, ow]).is_some()
-            && conv_pool::covers(g, pool.kernel_size)
+        conv.groups == 1 && {
+            let [oh, ow] = g.output_size().unwrap_or([0, 0]);
+            pool_geometry_of(pool, input.dtype(), [g.batch, g.out_channels, oh, ow]).is_some()
+                && conv_pool::covers(g, pool.kernel_size)
+        }
     });
     if let Some(geometry) = fused {
         let weight = conv.weight.val();
@@ -128,18 +144,24 @@ fn conv_geometry(conv: &Conv2d, input: &Tensor<4>) -> Option<ConvGeometry> {
             .bias
             .as_ref()
             .is_none_or(|b| b.val().dtype() == DType::F32);
-    if !enabled() || !all_f32 || conv.groups != 1 || conv.dilation != [1, 1] {
+    if !enabled() || !all_f32 || conv.dilation != [1, 1] {
         return None;
     }
+    let [batch, in_channels, height, width] = input.dims();
+    let [out_channels, weight_in, kh, kw] = conv.weight.dims();
     let padding = match conv.padding {
         PaddingConfig2d::Valid => [(0, 0); 2],
         PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
-        PaddingConfig2d::Same => return None,
+        PaddingConfig2d::Same => [
+            same_padding(height, kh, conv.stride[0]),
+            same_padding(width, kw, conv.stride[1]),
+        ],
     };
-    let [batch, in_channels, height, width] = input.dims();
-    let [out_channels, weight_in, kh, kw] = conv.weight.dims();
-    if weight_in != in_channels || [kh, kw] != conv.kernel_size {
-        return None; // let Burn report the mismatch
+    // Dense (groups 1), or depthwise: one filter per channel (groups = channels).
+    let dense = conv.groups == 1 && weight_in == in_channels;
+    let depthwise = conv.groups == in_channels && weight_in == 1 && out_channels == in_channels;
+    if !(dense || depthwise) || [kh, kw] != conv.kernel_size {
+        return None; // other groupings go to Burn, which also reports any mismatch
     }
     let geometry = ConvGeometry {
         batch,
@@ -152,6 +174,15 @@ fn conv_geometry(conv: &Conv2d, input: &Tensor<4>) -> Option<ConvGeometry> {
         padding,
     };
     geometry.output_size().map(|_| geometry)
+}
+
+/// TensorFlow's "same" padding of one axis (what Burn's `PaddingConfig2d::Same` does):
+/// `ceil(len / stride)` outputs, the padding they need split with the odd pixel at the
+/// end, as `(before, after)`.
+fn same_padding(len: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let out = len.div_ceil(stride.max(1));
+    let total = ((out.max(1) - 1) * stride + kernel).saturating_sub(len);
+    (total / 2, total - total / 2)
 }
 
 /// The pooling's shapes when mentor's kernel covers it.
@@ -220,11 +251,24 @@ mod tests {
         padding: [usize; 4],
         bias: bool,
     ) {
-        let device = Device::flex().autodiff();
         let [top, left, bottom, right] = padding;
+        let padding = PaddingConfig2d::Explicit(top, left, bottom, right);
+        compare_padded_conv(shape, out, kernel, stride, padding, bias);
+    }
+
+    /// [`compare_conv`] with any padding rule.
+    fn compare_padded_conv(
+        shape: [usize; 4],
+        out: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: PaddingConfig2d,
+        bias: bool,
+    ) {
+        let device = Device::flex().autodiff();
         let conv = Conv2dConfig::new([shape[1], out], kernel)
             .with_stride(stride)
-            .with_padding(PaddingConfig2d::Explicit(top, left, bottom, right))
+            .with_padding(padding.clone())
             .with_bias(bias)
             .init(&device);
         let data = random_data(shape, &device);
@@ -291,6 +335,119 @@ mod tests {
         compare_conv([2, 4, 9, 9], 3, [1, 1], [2, 2], [0, 0, 0, 0], false);
         compare_conv([1, 2, 5, 6], 3, [5, 4], [1, 1], [0, 0, 0, 0], true);
         compare_conv([2, 1, 28, 28], 4, [7, 7], [7, 7], [0, 0, 0, 0], true);
+    }
+
+    #[test]
+    fn same_padding_matches_burns_including_the_odd_pixel_at_the_end() {
+        // EfficientNet's stride-2 3x3 stem on an even side (padding 0 before, 1 after),
+        // stride 2 on odd sides, a 5x5 depthwise-sized kernel at stride 1, and 1x1.
+        assert_eq!(same_padding(224, 3, 2), (0, 1));
+        assert_eq!(same_padding(7, 5, 2), (2, 2));
+        assert_eq!(same_padding(9, 1, 1), (0, 0));
+        let same = PaddingConfig2d::Same;
+        compare_padded_conv([2, 3, 16, 16], 4, [3, 3], [2, 2], same.clone(), false);
+        compare_padded_conv([2, 3, 9, 7], 4, [3, 3], [2, 2], same.clone(), true);
+        compare_padded_conv([1, 4, 10, 11], 3, [5, 5], [1, 1], same.clone(), false);
+        compare_padded_conv([2, 4, 8, 5], 6, [5, 3], [2, 1], same.clone(), false);
+        compare_padded_conv([3, 6, 7, 5], 7, [1, 1], [1, 1], same, false);
+    }
+
+    /// A depthwise convolution (groups = channels) through mentor's kernel against
+    /// Burn's grouped convolution: output and the input, weight and bias gradients.
+    fn compare_depthwise(
+        shape: [usize; 4],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: PaddingConfig2d,
+        bias: bool,
+    ) {
+        let device = Device::flex().autodiff();
+        let c = shape[1];
+        let conv = Conv2dConfig::new([c, c], kernel)
+            .with_groups(c)
+            .with_stride(stride)
+            .with_padding(padding.clone())
+            .with_bias(bias)
+            .init(&device);
+        let data = random_data(shape, &device);
+        let geometry = conv_geometry(&conv, &Tensor::<4>::from_data(data.clone(), &device))
+            .expect("the kernel covers this depthwise convolution");
+        let run = |fast: bool| {
+            let x = Tensor::<4>::from_data(data.clone(), &device).require_grad();
+            let y = if fast {
+                let bias = conv.bias.as_ref().map(|b| b.val());
+                autodiff::depthwise_conv2d(&x, &conv.weight.val(), bias.as_ref(), geometry)
+                    .expect("on autodiff flex")
+            } else {
+                conv.forward(x.clone())
+            };
+            let weights = Tensor::<4>::from_data(
+                TensorData::new(
+                    (0..y.shape().num_elements())
+                        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 6.0)
+                        .collect::<Vec<_>>(),
+                    y.dims(),
+                ),
+                &device,
+            );
+            let grads = (y.clone() * weights).sum().backward();
+            let db = conv.bias.as_ref().map(|b| b.grad(&grads).expect("db"));
+            (
+                y.inner(),
+                x.grad(&grads).expect("dx"),
+                conv.weight.grad(&grads).expect("dw"),
+                db,
+            )
+        };
+        let (y, dx, dw, db) = run(true);
+        let (y_ref, dx_ref, dw_ref, db_ref) = run(false);
+        let case = format!("{shape:?}, kernel {kernel:?}, stride {stride:?}, {padding:?}");
+        assert_eq!(y.dims(), y_ref.dims(), "{case}: output shape");
+        for (what, error) in [
+            ("output", relative_error(y, y_ref)),
+            ("input gradient", relative_error(dx, dx_ref)),
+            ("weight gradient", relative_error(dw, dw_ref)),
+        ] {
+            assert!(
+                error < 1e-4,
+                "{case}: {what} differs by {error:e} (relative)"
+            );
+        }
+        if let (Some(db), Some(db_ref)) = (db, db_ref) {
+            let error = relative_error(db, db_ref);
+            assert!(error < 1e-4, "{case}: bias gradient differs by {error:e}");
+        }
+    }
+
+    #[test]
+    fn depthwise_convolution_matches_burns_grouped_convolution() {
+        let same = PaddingConfig2d::Same;
+        // EfficientNet's: 3x3 and 5x5, stride 1 and 2 with TF "same" padding (odd pixel
+        // at the end), on even and odd sides; then explicit asymmetric padding,
+        // rectangular kernels and strides, no padding, a kernel as large as the input,
+        // a single channel, and a stride larger than the kernel.
+        compare_depthwise([2, 6, 16, 16], [3, 3], [1, 1], same.clone(), false);
+        compare_depthwise([2, 5, 16, 16], [3, 3], [2, 2], same.clone(), false);
+        compare_depthwise([3, 4, 15, 13], [5, 5], [2, 2], same.clone(), true);
+        compare_depthwise([1, 7, 9, 11], [5, 5], [1, 1], same, false);
+        let explicit = PaddingConfig2d::Explicit(2, 0, 1, 3);
+        compare_depthwise([2, 3, 10, 7], [3, 5], [1, 2], explicit, true);
+        compare_depthwise([2, 4, 8, 9], [2, 3], [3, 1], PaddingConfig2d::Valid, true);
+        compare_depthwise([1, 3, 5, 5], [5, 5], [1, 1], PaddingConfig2d::Valid, false);
+        compare_depthwise(
+            [4, 1, 12, 12],
+            [3, 3],
+            [1, 1],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+            true,
+        );
+        compare_depthwise(
+            [2, 2, 11, 11],
+            [2, 2],
+            [4, 4],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+            false,
+        );
     }
 
     #[test]
@@ -501,19 +658,54 @@ mod tests {
     }
 
     #[test]
+    fn relu6_matches_burns_clamp_and_pytorchs_gradient_at_the_bounds() {
+        let device = Device::flex().autodiff();
+        // Values on both sides of both bounds (normal * 4 reaches past 6), more than one
+        // rayon chunk, in a shape whose size is not a multiple of the SIMD width.
+        let shape = [3, 5, 67, 71];
+        let data = Tensor::<4>::random(shape, Distribution::Normal(2.0, 4.0), &device).into_data();
+        let weights = Tensor::<4>::random(shape, Distribution::Default, &device);
+        let run = |fast: bool| {
+            let x = Tensor::<4>::from_data(data.clone(), &device).require_grad();
+            let y = if fast {
+                autodiff::relu6(&x).expect("on autodiff flex")
+            } else {
+                x.clone().clamp(0.0, 6.0)
+            };
+            let grads = (y.clone() * weights.clone()).sum().backward();
+            (y.inner(), x.grad(&grads).expect("dx"))
+        };
+        let ((y, dx), (y_ref, dx_ref)) = (run(true), run(false));
+        assert_eq!(relative_error(y, y_ref), 0.0);
+        assert_eq!(relative_error(dx, dx_ref), 0.0);
+        // Exactly at a bound the gradient is 0, as PyTorch's ReLU6 (hardtanh) has it.
+        let x = Tensor::<1>::from_floats([-1.0, 0.0, 3.0, 6.0, 7.0], &device).require_grad();
+        let grads = autodiff::relu6(&x).expect("on autodiff").sum().backward();
+        let dx = x
+            .grad(&grads)
+            .expect("dx")
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        assert_eq!(dx, vec![0.0, 0.0, 1.0, 0.0, 0.0]);
+        // Without autodiff too.
+        let plain = Tensor::<1>::from_floats([-2.0, 0.5, 9.0], &Device::flex());
+        let y = relu6(plain).into_data().try_to_vec::<f32>().expect("f32");
+        assert_eq!(y, vec![0.0, 0.5, 6.0]);
+    }
+
+    #[test]
     fn layers_outside_the_kernels_go_to_burn() {
         let device = Device::flex();
-        let x = Tensor::<4>::zeros([1, 2, 8, 8], &device);
-        let same = Conv2dConfig::new([2, 2], [3, 3])
-            .with_padding(PaddingConfig2d::Same)
-            .init(&device);
-        let grouped = Conv2dConfig::new([2, 2], [3, 3])
+        let x = Tensor::<4>::zeros([1, 4, 8, 8], &device);
+        // Two groups of two channels: neither dense nor depthwise.
+        let grouped = Conv2dConfig::new([4, 4], [3, 3])
             .with_groups(2)
             .init(&device);
-        let dilated = Conv2dConfig::new([2, 2], [3, 3])
+        let dilated = Conv2dConfig::new([4, 4], [3, 3])
             .with_dilation([2, 2])
             .init(&device);
-        for conv in [&same, &grouped, &dilated] {
+        for conv in [&grouped, &dilated] {
             assert!(conv_geometry(conv, &x).is_none());
             assert_eq!(
                 conv2d(conv, x.clone()).dims(),
@@ -522,7 +714,7 @@ mod tests {
         }
         let overlapping = MaxPool2dConfig::new([3, 3]).with_strides([1, 1]).init();
         assert!(pool_geometry(&overlapping, &x).is_none());
-        assert_eq!(max_pool2d(&overlapping, x.clone()).dims(), [1, 2, 6, 6]);
+        assert_eq!(max_pool2d(&overlapping, x.clone()).dims(), [1, 4, 6, 6]);
     }
 
     /// `rectified`: zero the negative inputs, so that windows hold ties (as after a ReLU).

@@ -259,7 +259,7 @@ fn batch_norm(channels: usize, device: &Device) -> BatchNorm {
 
 /// ReLU6, `min(max(x, 0), 6)` (Howard et al. 2017, "MobileNets").
 pub fn relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    x.clamp(0.0, 6.0)
+    crate::kernels::relu6(x)
 }
 
 /// Mobile inverted bottleneck (Sandler et al. 2018, "MobileNetV2"): 1x1 expansion,

@@ -17,8 +17,6 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::data::photo::PhotoTransform;
-
 pub use cnn::{Cnn, CnnConfig};
 pub use columns::{Columns, ColumnsConfig};
 pub use cpc::{Cpc, CpcConfig};
@@ -268,17 +266,6 @@ impl ModelConfig {
                         + c.steps as u64 * linear(c.context, f))
             }
             ModelConfig::EfficientNetLite0(c) => c.forward_flops(input, num_classes),
-        }
-    }
-
-    /// How a photo becomes this network's input when it runs ImageNet-pretrained weights:
-    /// the preprocessing its published weights were trained with (TensorFlow's
-    /// `(p - 127) / 128` for EfficientNet-Lite, torchvision's ImageNet statistics for the
-    /// others).
-    pub fn photo_transform(&self) -> PhotoTransform {
-        match self {
-            ModelConfig::EfficientNetLite0(_) => PhotoTransform::inception(),
-            _ => PhotoTransform::imagenet(),
         }
     }
 

@@ -335,4 +335,33 @@ mod tests {
         let c = recommended_config(&target, Path::new("p.ckpt"), Quadrant::SmallSimilar);
         assert!(matches!(c.strategy, StrategyConfig::LinearProbe(_)));
     }
+
+    #[test]
+    fn lower_and_upper_split_every_backbone_exactly_once() {
+        use crate::engine::groups::pattern_selects;
+        use crate::models::param_infos;
+        let device = burn::tensor::Device::flex();
+        for (kind, input) in [
+            ("mlp", [1, 8, 8]),
+            ("cnn", [1, 8, 8]),
+            ("resnet", [1, 8, 8]),
+            ("vit", [1, 8, 8]),
+            ("efficientnet-lite0", [3, 32, 32]),
+        ] {
+            let model: ModelConfig = toml::from_str(&format!("type = \"{kind}\"")).unwrap();
+            let (lower, upper) = lower_and_upper(&model);
+            let names: Vec<String> = param_infos(&model.init(input, 3, &device))
+                .into_iter()
+                .map(|p| p.name)
+                .filter(|n| n.starts_with("backbone."))
+                .collect();
+            for p in lower.iter().chain(&upper) {
+                assert!(names.iter().any(|n| pattern_selects(p, n)), "{kind}: {p}");
+            }
+            for n in &names {
+                let hits = lower.iter().chain(&upper).filter(|p| pattern_selects(p, n));
+                assert_eq!(hits.count(), 1, "{kind}: {n}");
+            }
+        }
+    }
 }

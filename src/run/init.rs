@@ -8,10 +8,21 @@ use std::path::Path;
 
 use burn::tensor::Device;
 
+use crate::data::photo::PhotoTransform;
 use crate::engine::progress::{LogFormat, Progress};
 use crate::engine::{StartWeights, init::StartError};
-use crate::models::Network;
+use crate::models::{ModelConfig, Network};
 use crate::transfer::{InitConfig, REPORT_FILE, import_pretrained};
+
+/// How a photo becomes `model`'s input when it runs ImageNet-pretrained weights: the
+/// preprocessing its published weights were trained with (TensorFlow's `(p - 127) / 128`
+/// for EfficientNet-Lite, torchvision's ImageNet statistics for the others).
+pub fn photo_transform(model: &ModelConfig) -> PhotoTransform {
+    match model {
+        ModelConfig::EfficientNetLite0(_) => PhotoTransform::inception(),
+        _ => PhotoTransform::imagenet(),
+    }
+}
 
 /// The `[init]` of a run as the engine's [`StartWeights`].
 pub struct InitWeights {

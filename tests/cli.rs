@@ -872,3 +872,63 @@ fn ctrl_c_says_where_to_resume_from() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(common::summary(&out)["epochs"], 40);
 }
+
+#[test]
+fn predict_names_a_runs_classes_for_a_photo_and_refuses_a_bad_crop() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mlp");
+    train_digits_mlp(&out, "2");
+    let checkpoint = out.join("checkpoints/last.ckpt");
+    // A grey photo larger than the network's 8x8 input, in RGB: it is made grey,
+    // resized, and normalised with the run's training statistics (read from digits).
+    let photo = dir.path().join("stroke.png");
+    image::RgbImage::from_fn(40, 32, |x, _| {
+        let v = if (14..26).contains(&x) { 255 } else { 0 };
+        image::Rgb([v, v, v])
+    })
+    .save(&photo)
+    .unwrap();
+    let ckpt = checkpoint.to_str().unwrap();
+    let (code, stdout, err) = mentor(&[
+        "predict",
+        "--checkpoint",
+        ckpt,
+        "--image",
+        photo.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{stdout}");
+    let probs: Vec<f32> = lines[1..]
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert!(probs.windows(2).all(|w| w[0] >= w[1]), "{stdout}");
+    // The digits' class names are the digits: each line ends with its class index.
+    for l in &lines[1..] {
+        let fields: Vec<&str> = l.split_whitespace().collect();
+        assert_eq!(fields.len(), 3, "{l}");
+        assert_eq!(fields[1], fields[2], "{l}");
+    }
+    let (code, _, err) = mentor(&[
+        "predict",
+        "--checkpoint",
+        ckpt,
+        "--crop",
+        "6",
+        "--image",
+        photo.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "--crop 6: the network takes 8x8 inputs");
+    let (code, _, err) = mentor(&[
+        "predict",
+        "--checkpoint",
+        ckpt,
+        "--model",
+        "cnn",
+        "--image",
+        "x.png",
+    ]);
+    assert_eq!(code, 2, "clap refuses --model with --checkpoint: {err}");
+}

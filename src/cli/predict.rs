@@ -1,12 +1,18 @@
-//! `mentor predict`: a pretrained network's top classes for photos.
+//! `mentor predict`: the top classes of a pretrained network, or of a mentor run's
+//! network, for photos.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use burn::tensor::Device;
 use clap::Args;
+use mentor::data::photo::PhotoTransform;
+use mentor::data::prepare_data;
+use mentor::data::split::Normalization;
 use mentor::engine::class_probabilities;
-use mentor::run::RunConfig;
+use mentor::models::Network;
+use mentor::run::restore::{LoadedRun, load_run};
+use mentor::run::{RunConfig, StrategyConfig};
 use mentor::transfer::load_whole;
 
 /// The 1000 ImageNet-1k class names in class-index order (from torchvision; see
@@ -17,11 +23,19 @@ const IMAGENET_CLASSES: &str = include_str!("../../assets/imagenet-classes.txt")
 #[derive(Debug, Args)]
 pub struct PredictArgs {
     /// Weights of --model (.pth, .pt or .safetensors), with their PyTorch names.
-    #[arg(long)]
-    pretrained: PathBuf,
+    #[arg(long, required_unless_present = "checkpoint", requires = "model")]
+    pretrained: Option<PathBuf>,
     /// The network the weights are for (efficientnet-lite0, ...).
-    #[arg(long)]
-    model: String,
+    #[arg(long, conflicts_with = "checkpoint")]
+    model: Option<String>,
+    /// Instead: a checkpoint of a mentor run, with the run's input size, normalisation
+    /// and class names.
+    #[arg(long, conflicts_with = "pretrained")]
+    checkpoint: Option<PathBuf>,
+    /// With --checkpoint: read the run's data from this folder (its class names, and its
+    /// training split's statistics when the run normalised with them).
+    #[arg(long, requires = "checkpoint")]
+    data_dir: Option<PathBuf>,
     /// Set a model key, e.g. --set model.width=0.5.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
@@ -56,71 +70,200 @@ pub struct PredictArgs {
     dump: Option<PathBuf>,
 }
 
+/// A network ready to predict, with how photos become its input and its class names.
+struct Predictor {
+    network: Network,
+    /// Input `[C, H, W]`.
+    shape: [usize; 3],
+    transform: PhotoTransform,
+    labels: Vec<String>,
+}
+
 /// Runs `mentor predict`: for each photo, its top classes with their probabilities.
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
-    let mut sets = vec![format!("model.type={:?}", args.model)];
-    sets.extend(args.sets.iter().cloned());
-    let config = RunConfig::default().with_overrides(&sets)?;
-    config.validate()?;
-    let model = config.model;
-    let mut transform = model.photo_transform();
+    let device = Device::flex();
+    let labels = match &args.labels {
+        Some(path) => Some(read_labels(path)?),
+        None => None,
+    };
+    let mut p = match (&args.pretrained, &args.checkpoint) {
+        (Some(weights), None) => pretrained(&args, weights, labels, &device)?,
+        (None, Some(checkpoint)) => from_checkpoint(&args, checkpoint, labels, &device)?,
+        _ => anyhow::bail!("give --pretrained FILE --model KIND, or --checkpoint FILE"),
+    };
+    let t = &mut p.transform;
     if let Some(r) = args.resize {
-        transform.resize = r;
+        t.resize = r;
     }
     if let Some(c) = args.crop {
-        transform.crop = c;
+        t.crop = c;
     }
     if let Some(m) = &args.mean {
-        transform.mean = [m[0], m[1], m[2]];
+        t.mean = [m[0], m[1], m[2]];
     }
     if let Some(s) = &args.std {
-        transform.std = [s[0], s[1], s[2]];
+        t.std = [s[0], s[1], s[2]];
     }
-    if let Err((key, rule)) = transform.validate() {
+    if let Err((key, rule)) = t.validate() {
         anyhow::bail!("--{key}: {rule}");
     }
-    let labels: Vec<String> = match &args.labels {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .lines()
-            .map(str::to_string)
-            .collect(),
-        None => IMAGENET_CLASSES.lines().map(str::to_string).collect(),
-    };
-    if labels.is_empty() {
+    if [t.crop, t.crop] != [p.shape[1], p.shape[2]] {
         anyhow::bail!(
-            "{}: no class names",
-            args.labels.unwrap_or_default().display()
+            "--crop {}: the network takes {}x{} inputs",
+            t.crop,
+            p.shape[1],
+            p.shape[2]
         );
     }
-    let device = Device::flex();
-    let shape = [3, transform.crop, transform.crop];
-    let network = model.init(shape, labels.len(), &device);
-    let network = load_whole(network, &args.pretrained, &args.key_map, &device)?;
+    let shape = [p.shape[0], t.crop, t.crop];
     let mut inputs = Vec::new();
     for path in &args.image {
-        inputs.extend(transform.load(path)?);
+        inputs.extend(t.load(path, shape[0])?);
     }
-    let probabilities = class_probabilities(&network, &inputs, shape, 16);
-    for (path, p) in args.image.iter().zip(&probabilities) {
+    let probabilities = class_probabilities(&p.network, &inputs, shape, 16);
+    for (path, probs) in args.image.iter().zip(&probabilities) {
         println!("{}", path.display());
-        for (class, prob) in top_k(p, args.top) {
-            println!("  {prob:>8.5}  {class:>4}  {}", labels[class]);
+        for (class, prob) in top_k(probs, args.top) {
+            let name = p.labels.get(class).map_or("", String::as_str);
+            println!("  {prob:>8.5}  {class:>4}  {name}");
         }
     }
     if let Some(path) = &args.dump {
         let rows = probabilities.len();
+        let classes = probabilities.first().map_or(0, Vec::len);
         let flat: Vec<f32> = probabilities.concat();
         write_f32s(
             path,
             &[
-                ("inputs", vec![rows, 3, shape[1], shape[2]], &inputs),
-                ("probabilities", vec![rows, labels.len()], &flat),
+                ("inputs", vec![rows, shape[0], shape[1], shape[2]], &inputs),
+                ("probabilities", vec![rows, classes], &flat),
             ],
         )?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Class names, one per line.
+fn read_labels(path: &Path) -> anyhow::Result<Vec<String>> {
+    let labels: Vec<String> = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    if labels.is_empty() {
+        anyhow::bail!("{}: no class names", path.display());
+    }
+    Ok(labels)
+}
+
+/// `--pretrained FILE --model KIND`: the network built for the file's classes (ImageNet's
+/// 1000 unless `--labels`), every tensor read from the file, the model's published
+/// preprocessing.
+fn pretrained(
+    args: &PredictArgs,
+    weights: &Path,
+    labels: Option<Vec<String>>,
+    device: &Device,
+) -> anyhow::Result<Predictor> {
+    let model = args.model.as_deref().unwrap_or_default();
+    let mut sets = vec![format!("model.type={model:?}")];
+    sets.extend(args.sets.iter().cloned());
+    let config = RunConfig::default().with_overrides(&sets)?;
+    config.validate()?;
+    let transform = mentor::run::init::photo_transform(&config.model);
+    let crop = args.crop.unwrap_or(transform.crop);
+    let labels = labels.unwrap_or_else(|| IMAGENET_CLASSES.lines().map(str::to_string).collect());
+    let shape = [3, crop, crop];
+    let network = config.model.init(shape, labels.len(), device);
+    let network = load_whole(network, weights, &args.key_map, device)?;
+    Ok(Predictor {
+        network,
+        shape,
+        transform,
+        labels,
+    })
+}
+
+/// `--checkpoint FILE`: the run's network; photos resized and cropped to its input and
+/// normalised as its data was (fixed `data.mean`/`data.std`, or its training split's
+/// statistics, which needs its data); class names from `--labels` or its data.
+fn from_checkpoint(
+    args: &PredictArgs,
+    checkpoint: &Path,
+    labels: Option<Vec<String>>,
+    device: &Device,
+) -> anyhow::Result<Predictor> {
+    let LoadedRun { loaded, config } = load_run(checkpoint, device)?;
+    if let StrategyConfig::SelfSupervised(_) = &config.strategy {
+        anyhow::bail!(
+            "{} is a self-supervised encoder: its outputs are a projection, not class scores",
+            checkpoint.display()
+        );
+    }
+    let [c, h, w] = loaded.input_shape;
+    if h != w {
+        anyhow::bail!(
+            "{}: the network takes {h}x{w} inputs; predict crops photos square",
+            checkpoint.display()
+        );
+    }
+    let mut data = config.data.clone();
+    if let Some(dir) = &args.data_dir {
+        data.data_dir = Some(dir.clone());
+    }
+    let fixed = match (&data.mean, &data.std) {
+        (Some(m), Some(s)) if data.normalize => Some((m.clone(), s.clone())),
+        _ if !data.normalize => Some((vec![0.0; c], vec![1.0; c])),
+        _ => None,
+    };
+    // The run's data is read only when the statistics or the names are not at hand.
+    let prepared = if fixed.is_none() || labels.is_none() {
+        Some(prepare_data(&data, config.seed).with_context(|| {
+            format!(
+                "reading the data of {} (its class names and statistics; --labels and --data-dir help)",
+                checkpoint.display()
+            )
+        })?)
+    } else {
+        None
+    };
+    let (mean, std) = match (fixed, &prepared) {
+        (Some(stats), _) => stats,
+        (None, Some(p)) => {
+            let n = p.normalization.clone().unwrap_or_else(|| Normalization {
+                mean: vec![0.0; c],
+                std: vec![1.0; c],
+            });
+            (n.mean, n.std)
+        }
+        (None, None) => unreachable!("the data is read when no statistics are fixed"),
+    };
+    let per_channel = |v: &[f32]| [0, 1, 2].map(|i| v.get(i).or(v.first()).copied().unwrap_or(0.0));
+    let transform = PhotoTransform {
+        resize: h,
+        crop: h,
+        mean: per_channel(&mean),
+        std: per_channel(&std),
+    };
+    let labels = match (labels, &prepared) {
+        (Some(l), _) => l,
+        (None, Some(p)) => p.class_names.clone(),
+        (None, None) => Vec::new(),
+    };
+    if labels.len() < loaded.num_classes {
+        anyhow::bail!(
+            "{} class names for a network of {} classes",
+            labels.len(),
+            loaded.num_classes
+        );
+    }
+    Ok(Predictor {
+        network: loaded.network,
+        shape: loaded.input_shape,
+        transform,
+        labels,
+    })
 }
 
 /// The `k` largest entries of `p` as (index, value), largest first.

@@ -69,31 +69,43 @@ impl PhotoTransform {
         Ok(())
     }
 
-    /// Reads the image file at `path` (PNG or JPEG) and transforms it: `3 * crop * crop`
-    /// values in CHW order.
-    pub fn load(&self, path: &Path) -> Result<Vec<f32>, DataError> {
+    /// Reads the image file at `path` (PNG or JPEG) and transforms it for a network of
+    /// `channels` input channels: 3 as RGB, 1 as luma (Rec. 709, the `image` crate's
+    /// conversion; `mean[0]`, `std[0]`). `channels * crop * crop` values in CHW order.
+    pub fn load(&self, path: &Path, channels: usize) -> Result<Vec<f32>, DataError> {
         let bytes = std::fs::read(path).map_err(|source| DataError::Io {
             path: path.to_path_buf(),
             source,
         })?;
         let image = image::load_from_memory(&bytes)
             .map_err(|e| DataError::format(path, format!("not a PNG or JPEG image ({e})")))?;
-        Ok(self.apply(&image.to_rgb8()))
+        match channels {
+            3 => Ok(self.apply(&image.to_rgb8())),
+            1 => Ok(self.apply(&image.to_luma8())),
+            c => Err(DataError::Invalid(format!(
+                "photos become 1 (grey) or 3 (RGB) channels, not {c}"
+            ))),
+        }
     }
 
-    /// Transforms an RGB image: `3 * crop * crop` values in CHW order.
-    pub fn apply(&self, image: &image::RgbImage) -> Vec<f32> {
+    /// Transforms an 8-bit image (RGB or grey): `channels * crop * crop` values in CHW
+    /// order.
+    pub fn apply<P>(&self, image: &image::ImageBuffer<P, Vec<u8>>) -> Vec<f32>
+    where
+        P: image::Pixel<Subpixel = u8> + 'static,
+    {
+        let channels = usize::from(P::CHANNEL_COUNT).min(3);
         let (w, h) = (image.width() as usize, image.height() as usize);
         let (rw, rh) = resized_size(w, h, self.resize);
         let resized = image::imageops::resize(image, rw as u32, rh as u32, FilterType::Triangle);
         let (left, top) = ((rw - self.crop) / 2, (rh - self.crop) / 2);
         let c = self.crop;
-        let mut out = vec![0f32; 3 * c * c];
+        let mut out = vec![0f32; channels * c * c];
         for y in 0..c {
             for x in 0..c {
-                let p = resized.get_pixel((left + x) as u32, (top + y) as u32).0;
-                for ch in 0..3 {
-                    let v = f32::from(p[ch]) / 255.0;
+                let pixel = resized.get_pixel((left + x) as u32, (top + y) as u32);
+                for (ch, &p) in pixel.channels().iter().take(channels).enumerate() {
+                    let v = f32::from(p) / 255.0;
                     out[ch * c * c + y * c + x] = (v - self.mean[ch]) / self.std[ch];
                 }
             }
@@ -158,13 +170,28 @@ mod tests {
         let path = dir.path().join("not-an-image.png");
         std::fs::write(&path, b"hello").unwrap();
         let err = PhotoTransform::imagenet()
-            .load(&path)
+            .load(&path, 3)
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("not-an-image.png") && err.contains("not a PNG"),
             "{err}"
         );
+        let grey = dir.path().join("grey.png");
+        image::GrayImage::from_pixel(9, 7, image::Luma([51]))
+            .save(&grey)
+            .unwrap();
+        let t = PhotoTransform {
+            resize: 5,
+            crop: 5,
+            mean: [0.1, 0.0, 0.0],
+            std: [0.5, 1.0, 1.0],
+        };
+        let x = t.load(&grey, 1).unwrap();
+        assert_eq!(x.len(), 25);
+        assert!(x.iter().all(|v| (v - 0.2).abs() < 1e-5), "{x:?}"); // (0.2 - 0.1) / 0.5
+        assert_eq!(t.load(&grey, 3).unwrap().len(), 75);
+        assert!(t.load(&grey, 2).is_err());
         let mut t = PhotoTransform::imagenet();
         t.resize = 100;
         assert_eq!(t.validate().unwrap_err().0, "resize");

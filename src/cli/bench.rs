@@ -207,19 +207,25 @@ fn run_step_workload(
             times.push(t.elapsed().as_secs_f64());
         }
     }
+    Ok(step_result(name, batch_size, times))
+}
+
+/// The result of a step workload from its step times: the median, with this process's
+/// peak memory so far.
+fn step_result(workload: &str, batch_size: usize, mut times: Vec<f64>) -> BenchResult {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
-    Ok(BenchResult {
-        workload: name.into(),
+    BenchResult {
+        workload: workload.into(),
         batch_size,
-        repeats: steps,
+        repeats: times.len(),
         seconds: median,
         samples_per_second: batch_size as f64 / median,
         setup_seconds: 0.0,
         peak_memory_mib: peak_memory_mib(),
         threads: threads(),
         kernels: Kernels::Mentor,
-    })
+    }
 }
 
 /// Forward-only inference of a step workload's network (no autodiff, batch norm with
@@ -252,19 +258,11 @@ fn run_inference_workload(
                 times.push(t.elapsed().as_secs_f64());
             }
         }
-        times.sort_by(f64::total_cmp);
-        let median = times[times.len() / 2];
-        results.push(BenchResult {
-            workload: format!("{name}/batch-{batch_size}"),
+        results.push(step_result(
+            &format!("{name}/batch-{batch_size}"),
             batch_size,
-            repeats: steps,
-            seconds: median,
-            samples_per_second: batch_size as f64 / median,
-            setup_seconds: 0.0,
-            peak_memory_mib: peak_memory_mib(),
-            threads: threads(),
-            kernels: Kernels::Mentor,
-        });
+            times,
+        ));
     }
     Ok(results)
 }

@@ -187,7 +187,7 @@ pub(super) fn conv2d(
     bias: Option<&Tensor<1>>,
     geometry: ConvGeometry,
 ) -> Option<Tensor<4>> {
-    run::<Conv, 4, 4, 4>(input, weight, bias, geometry)
+    run::<Convolution<Dense>, 4, 4, 4>(input, weight, bias, geometry)
 }
 
 /// Convolution then max pooling (windows `window`) through the fused kernel: `None` as
@@ -220,7 +220,7 @@ pub(super) fn depthwise_conv2d(
     bias: Option<&Tensor<1>>,
     geometry: ConvGeometry,
 ) -> Option<Tensor<4>> {
-    run::<Depthwise, 4, 4, 4>(input, weight, bias, geometry)
+    run::<Convolution<Depthwise>, 4, 4, 4>(input, weight, bias, geometry)
 }
 
 /// The contiguous input, weight and bias of a forward pass.
@@ -232,53 +232,59 @@ fn operands(
     (contiguous(x), contiguous(weight), bias.map(contiguous))
 }
 
+/// The three functions of a convolution kernel (forward, input gradient, weight and bias
+/// gradients); [`Convolution`] makes one a [`Weighted`] layer.
+trait ConvKernel: Debug + Clone + Send + Sync + 'static {
+    fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry) -> Vec<f32>;
+    fn input_grad(w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32>;
+    fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> (Vec<f32>, Vec<f32>);
+    /// The input channels each filter reads (the weight's second dimension).
+    fn filter_channels(g: &ConvGeometry) -> usize;
+}
+
+/// A dense convolution: im2col + gemm (`conv`).
 #[derive(Debug, Clone)]
-struct Conv;
+struct Dense;
 
-impl Weighted for Conv {
-    type Geometry = ConvGeometry;
-    type Kept = ();
-
-    fn forward(
-        x: &FlexTensor,
-        weight: &FlexTensor,
-        bias: Option<&FlexTensor>,
-        g: &ConvGeometry,
-    ) -> (FlexTensor, ()) {
-        let (x, weight, bias) = operands(x, weight, bias);
-        let out = conv::forward(values(&x), values(&weight), bias.as_ref().map(values), g);
-        let [oh, ow] = g
-            .output_size()
-            .expect("the geometry was checked before dispatch");
-        (flex_tensor(out, [g.batch, g.out_channels, oh, ow]), ())
+impl ConvKernel for Dense {
+    fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry) -> Vec<f32> {
+        conv::forward(x, w, bias, g)
     }
-
-    fn backward(
-        state: &Saved<Self>,
-        grad: &FlexTensor,
-        [x_node, weight_node, bias_node]: [Option<NodeId>; 3],
-        grads: &mut Gradients,
-    ) {
-        let g = &state.geometry;
-        let grad = contiguous(grad);
-        if let Some(node) = x_node {
-            let weight = contiguous(&state.weight);
-            let dx = conv::input_grad(values(&weight), values(&grad), g);
-            let shape = [g.batch, g.in_channels, g.height, g.width];
-            grads.register::<Flex>(node, flex_tensor(dx, shape));
-        }
-        if weight_node.is_some() || bias_node.is_some() {
-            let x = contiguous(&state.x);
-            let (dw, db) = conv::weight_grad(values(&x), values(&grad), g);
-            register_conv_weight(g, weight_node, bias_node, dw, db, grads);
-        }
+    fn input_grad(w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+        conv::input_grad(w, dy, g)
+    }
+    fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> (Vec<f32>, Vec<f32>) {
+        conv::weight_grad(x, dy, g)
+    }
+    fn filter_channels(g: &ConvGeometry) -> usize {
+        g.in_channels
     }
 }
 
+/// A depthwise convolution: one filter per channel (`depthwise`).
 #[derive(Debug, Clone)]
 struct Depthwise;
 
-impl Weighted for Depthwise {
+impl ConvKernel for Depthwise {
+    fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry) -> Vec<f32> {
+        depthwise::forward(x, w, bias, g)
+    }
+    fn input_grad(w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+        depthwise::input_grad(w, dy, g)
+    }
+    fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> (Vec<f32>, Vec<f32>) {
+        depthwise::weight_grad(x, dy, g)
+    }
+    fn filter_channels(_: &ConvGeometry) -> usize {
+        1
+    }
+}
+
+/// A convolution layer run by kernel `K`.
+#[derive(Debug, Clone)]
+struct Convolution<K>(PhantomData<K>);
+
+impl<K: ConvKernel> Weighted for Convolution<K> {
     type Geometry = ConvGeometry;
     type Kept = ();
 
@@ -289,7 +295,7 @@ impl Weighted for Depthwise {
         g: &ConvGeometry,
     ) -> (FlexTensor, ()) {
         let (x, weight, bias) = operands(x, weight, bias);
-        let out = depthwise::forward(values(&x), values(&weight), bias.as_ref().map(values), g);
+        let out = K::forward(values(&x), values(&weight), bias.as_ref().map(values), g);
         let [oh, ow] = g
             .output_size()
             .expect("the geometry was checked before dispatch");
@@ -306,27 +312,24 @@ impl Weighted for Depthwise {
         let grad = contiguous(grad);
         if let Some(node) = x_node {
             let weight = contiguous(&state.weight);
-            let dx = depthwise::input_grad(values(&weight), values(&grad), g);
+            let dx = K::input_grad(values(&weight), values(&grad), g);
             let shape = [g.batch, g.in_channels, g.height, g.width];
             grads.register::<Flex>(node, flex_tensor(dx, shape));
         }
         if weight_node.is_some() || bias_node.is_some() {
             let x = contiguous(&state.x);
-            let (dw, db) = depthwise::weight_grad(values(&x), values(&grad), g);
-            if let Some(node) = weight_node {
-                let [kh, kw] = g.kernel;
-                grads.register::<Flex>(node, flex_tensor(dw, [g.out_channels, 1, kh, kw]));
-            }
-            if let Some(node) = bias_node {
-                grads.register::<Flex>(node, flex_tensor(db, [g.out_channels]));
-            }
+            let (dw, db) = K::weight_grad(values(&x), values(&grad), g);
+            let filter = K::filter_channels(g);
+            register_conv_weight(g, filter, weight_node, bias_node, dw, db, grads);
         }
     }
 }
 
-/// Registers a convolution's weight and bias gradients where their nodes want them.
+/// Registers a convolution's weight (`filter` input channels a filter) and bias
+/// gradients where their nodes want them.
 fn register_conv_weight(
     g: &ConvGeometry,
+    filter: usize,
     weight_node: Option<NodeId>,
     bias_node: Option<NodeId>,
     dw: Vec<f32>,
@@ -335,7 +338,7 @@ fn register_conv_weight(
 ) {
     if let Some(node) = weight_node {
         let [kh, kw] = g.kernel;
-        let shape = [g.out_channels, g.in_channels, kh, kw];
+        let shape = [g.out_channels, filter, kh, kw];
         grads.register::<Flex>(node, flex_tensor(dw, shape));
     }
     if let Some(node) = bias_node {
@@ -402,7 +405,7 @@ impl Weighted for ConvPool {
             grads.register::<Flex>(node, flex_tensor(dx, shape));
         }
         if let Some((dw, db)) = result.weight_bias {
-            register_conv_weight(g, weight_node, bias_node, dw, db, grads);
+            register_conv_weight(g, g.in_channels, weight_node, bias_node, dw, db, grads);
         }
     }
 }

@@ -253,10 +253,11 @@ mod tests {
     ) {
         let [top, left, bottom, right] = padding;
         let padding = PaddingConfig2d::Explicit(top, left, bottom, right);
-        compare_padded_conv(shape, out, kernel, stride, padding, bias);
+        compare_padded_conv(shape, out, kernel, stride, padding, bias, 1);
     }
 
-    /// [`compare_conv`] with any padding rule.
+    /// [`compare_conv`] with any padding rule, dense (`groups` 1) or depthwise (`groups`
+    /// = channels = `out`, against Burn's grouped convolution).
     fn compare_padded_conv(
         shape: [usize; 4],
         out: usize,
@@ -264,9 +265,11 @@ mod tests {
         stride: [usize; 2],
         padding: PaddingConfig2d,
         bias: bool,
+        groups: usize,
     ) {
         let device = Device::flex().autodiff();
         let conv = Conv2dConfig::new([shape[1], out], kernel)
+            .with_groups(groups)
             .with_stride(stride)
             .with_padding(padding.clone())
             .with_bias(bias)
@@ -278,8 +281,13 @@ mod tests {
             let x = Tensor::<4>::from_data(data.clone(), &device).require_grad();
             let y = if fast {
                 let bias = conv.bias.as_ref().map(|b| b.val());
-                autodiff::conv2d(&x, &conv.weight.val(), bias.as_ref(), geometry)
-                    .expect("all tensors are on autodiff flex")
+                let w = conv.weight.val();
+                if groups == 1 {
+                    autodiff::conv2d(&x, &w, bias.as_ref(), geometry)
+                } else {
+                    autodiff::depthwise_conv2d(&x, &w, bias.as_ref(), geometry)
+                }
+                .expect("all tensors are on autodiff flex")
             } else {
                 conv.forward(x.clone())
             };
@@ -345,15 +353,14 @@ mod tests {
         assert_eq!(same_padding(7, 5, 2), (2, 2));
         assert_eq!(same_padding(9, 1, 1), (0, 0));
         let same = PaddingConfig2d::Same;
-        compare_padded_conv([2, 3, 16, 16], 4, [3, 3], [2, 2], same.clone(), false);
-        compare_padded_conv([2, 3, 9, 7], 4, [3, 3], [2, 2], same.clone(), true);
-        compare_padded_conv([1, 4, 10, 11], 3, [5, 5], [1, 1], same.clone(), false);
-        compare_padded_conv([2, 4, 8, 5], 6, [5, 3], [2, 1], same.clone(), false);
-        compare_padded_conv([3, 6, 7, 5], 7, [1, 1], [1, 1], same, false);
+        compare_padded_conv([2, 3, 16, 16], 4, [3, 3], [2, 2], same.clone(), false, 1);
+        compare_padded_conv([2, 3, 9, 7], 4, [3, 3], [2, 2], same.clone(), true, 1);
+        compare_padded_conv([1, 4, 10, 11], 3, [5, 5], [1, 1], same.clone(), false, 1);
+        compare_padded_conv([2, 4, 8, 5], 6, [5, 3], [2, 1], same.clone(), false, 1);
+        compare_padded_conv([3, 6, 7, 5], 7, [1, 1], [1, 1], same, false, 1);
     }
 
-    /// A depthwise convolution (groups = channels) through mentor's kernel against
-    /// Burn's grouped convolution: output and the input, weight and bias gradients.
+    /// A depthwise convolution through mentor's kernel against Burn's grouped one.
     fn compare_depthwise(
         shape: [usize; 4],
         kernel: [usize; 2],
@@ -361,62 +368,7 @@ mod tests {
         padding: PaddingConfig2d,
         bias: bool,
     ) {
-        let device = Device::flex().autodiff();
-        let c = shape[1];
-        let conv = Conv2dConfig::new([c, c], kernel)
-            .with_groups(c)
-            .with_stride(stride)
-            .with_padding(padding.clone())
-            .with_bias(bias)
-            .init(&device);
-        let data = random_data(shape, &device);
-        let geometry = conv_geometry(&conv, &Tensor::<4>::from_data(data.clone(), &device))
-            .expect("the kernel covers this depthwise convolution");
-        let run = |fast: bool| {
-            let x = Tensor::<4>::from_data(data.clone(), &device).require_grad();
-            let y = if fast {
-                let bias = conv.bias.as_ref().map(|b| b.val());
-                autodiff::depthwise_conv2d(&x, &conv.weight.val(), bias.as_ref(), geometry)
-                    .expect("on autodiff flex")
-            } else {
-                conv.forward(x.clone())
-            };
-            let weights = Tensor::<4>::from_data(
-                TensorData::new(
-                    (0..y.shape().num_elements())
-                        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 6.0)
-                        .collect::<Vec<_>>(),
-                    y.dims(),
-                ),
-                &device,
-            );
-            let grads = (y.clone() * weights).sum().backward();
-            let db = conv.bias.as_ref().map(|b| b.grad(&grads).expect("db"));
-            (
-                y.inner(),
-                x.grad(&grads).expect("dx"),
-                conv.weight.grad(&grads).expect("dw"),
-                db,
-            )
-        };
-        let (y, dx, dw, db) = run(true);
-        let (y_ref, dx_ref, dw_ref, db_ref) = run(false);
-        let case = format!("{shape:?}, kernel {kernel:?}, stride {stride:?}, {padding:?}");
-        assert_eq!(y.dims(), y_ref.dims(), "{case}: output shape");
-        for (what, error) in [
-            ("output", relative_error(y, y_ref)),
-            ("input gradient", relative_error(dx, dx_ref)),
-            ("weight gradient", relative_error(dw, dw_ref)),
-        ] {
-            assert!(
-                error < 1e-4,
-                "{case}: {what} differs by {error:e} (relative)"
-            );
-        }
-        if let (Some(db), Some(db_ref)) = (db, db_ref) {
-            let error = relative_error(db, db_ref);
-            assert!(error < 1e-4, "{case}: bias gradient differs by {error:e}");
-        }
+        compare_padded_conv(shape, shape[1], kernel, stride, padding, bias, shape[1]);
     }
 
     #[test]

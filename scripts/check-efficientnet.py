@@ -16,6 +16,12 @@ Modes:
                          network with WEIGHTS (.pth or a `mentor export` safetensors,
                          loaded with strict=True) on mentor's preprocessed inputs and
                          compares the class probabilities (max relative difference).
+  export W REF WIDTH [--scale-stem-head]
+                         W and REF from `mentor export --checkpoint C --out W --reference
+                         REF` of an EfficientNet-Lite run of that width: loads W into the
+                         reference network with strict=True (its input channels, classes
+                         and image size read from W and REF) and compares its logits for
+                         REF's inputs with mentor's (relative to the largest).
   fixture OUT_DIR        writes the small committed fixture of the default test suite:
                          a width-0.1 network (stem and head scaled too) for 32x32 inputs
                          and 10 classes with seeded random weights and batch-norm
@@ -23,6 +29,7 @@ Modes:
                          with the reference logits (`efficientnet-lite-w010-io.safetensors`).
 
 usage: V/bin/python scripts/check-efficientnet.py predict pred.safetensors lite0.pth
+       V/bin/python scripts/check-efficientnet.py export lite.safetensors lite-ref.safetensors 0.1 --scale-stem-head
        V/bin/python scripts/check-efficientnet.py fixture tests/fixtures
 """
 import os
@@ -64,6 +71,23 @@ def predict(dump, weights):
     sys.exit(0 if rel <= 1e-4 and top else 1)
 
 
+def export(weights, ref, width, scale_stem_head):
+    state = load_file(weights)
+    r = load_file(ref)
+    x, logits = r["inputs"], r["logits"]
+    override = {"width_coefficient": width, "fix_head_stem": not scale_stem_head}
+    m = reference(state["_fc.weight"].shape[0], image_size=x.shape[-1], **override)
+    if x.shape[1] != 3:
+        m._change_in_channels(x.shape[1])
+    m.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        got = m(x)
+    rel = ((got - logits).abs().max() / logits.abs().max()).item()
+    print(f"{len(state)} tensors loaded with strict=True; {x.shape[0]} inputs {tuple(x.shape[1:])}")
+    print(f"max |reference - mentor| / max |mentor logit|: {rel:.2e}")
+    sys.exit(0 if rel <= 1e-4 else 1)
+
+
 def fixture(out):
     torch.manual_seed(0)
     m = reference(10, image_size=32, width_coefficient=0.1, fix_head_stem=False)
@@ -90,6 +114,8 @@ def fixture(out):
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "predict":
         predict(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) in (5, 6) and sys.argv[1] == "export":
+        export(sys.argv[2], sys.argv[3], float(sys.argv[4]), "--scale-stem-head" in sys.argv[5:])
     elif len(sys.argv) == 3 and sys.argv[1] == "fixture":
         fixture(sys.argv[2])
     else:

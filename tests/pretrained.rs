@@ -27,6 +27,7 @@ fn reduced_lite() -> ModelConfig {
         width: 0.1,
         scale_stem_head: true,
         dropout: 0.2,
+        bn_momentum: 0.01,
     })
 }
 

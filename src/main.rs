@@ -10,6 +10,7 @@ fn main() {
     // otherwise); see mentor::kernels::denormals.
     mentor::kernels::denormals::set_everywhere(mentor::kernels::Denormals::Flush);
     keep_freed_pages_mapped();
+    stop_quietly_on_a_closed_pipe();
     let args = cli::Cli::parse();
     cli::interrupt::install();
     if let Err(err) = cli::run(args) {
@@ -26,6 +27,18 @@ fn main() {
         }
         eprintln!("error: {}", line.replace('\n', " "));
         std::process::exit(1);
+    }
+}
+
+/// Restores the default action of SIGPIPE (end the process), as command-line tools do:
+/// Rust ignores the signal, so `mentor params | head` made `println!` panic on the
+/// closed pipe. Only output to a pipe is affected; files report write errors as before.
+fn stop_quietly_on_a_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to its default is async-signal-safe and
+    // runs before any other thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -932,3 +932,34 @@ fn predict_names_a_runs_classes_for_a_photo_and_refuses_a_bad_crop() {
     ]);
     assert_eq!(code, 2, "clap refuses --model with --checkpoint: {err}");
 }
+
+/// `mentor params ... | head -1`: the reader closes the pipe before mentor writes; mentor
+/// ends by SIGPIPE, as command-line tools do, instead of panicking in `println!`.
+#[cfg(unix)]
+#[test]
+fn output_into_a_closed_pipe_ends_the_command_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mentor"))
+        .args([
+            "params",
+            "--model",
+            "efficientnet-lite0",
+            "--dataset",
+            "cifar10",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the mentor binary runs");
+    drop(child.stdout.take()); // close the read end before mentor writes its lines
+    let out = child.wait_with_output().expect("mentor ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // Ended by the signal: the write did hit the closed pipe (the test is not vacuous).
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?} {stderr}",
+        out.status
+    );
+}

@@ -5,7 +5,7 @@
 //! (from that task's last epoch checkpoint) and ends with the weights of an
 //! uninterrupted run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -80,10 +80,6 @@ const STATE_FILE: &str = "continual-state.json";
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), ContinualError> {
     write_atomic(path, bytes).map_err(|e| state_error(path, e))
-}
-
-fn task_dir(out: &Path, t: usize) -> PathBuf {
-    out.join(format!("task-{}", t + 1))
 }
 
 /// Where to stop a continual run early (to resume it later, or to test that resuming
@@ -173,7 +169,7 @@ pub fn run_continual(
             start.start(fresh, out).map_err(ContinualError::Start)?
         }
     } else {
-        let path = task_dir(out, state.completed - 1).join("checkpoints/last.ckpt");
+        let path = run_dir.task(state.completed - 1).last_checkpoint();
         load_network(&path, &train_device)
             .map_err(|e| state_error(&path, e))?
             .network
@@ -186,7 +182,7 @@ pub fn run_continual(
     // The optimiser state the next task starts from: the last finished task's.
     let mut optimizer_state = match state.completed {
         0 => None,
-        done => previous_optimizer(continual, &task_dir(out, done - 1))?,
+        done => previous_optimizer(continual, &run_dir.task(done - 1))?,
     };
     let progress = Progress::new(options.log, "[continual]");
     for t in state.completed..tasks.len() {
@@ -208,11 +204,11 @@ pub fn run_continual(
         let terms = method.before_task(&cx, &network)?;
         let mut objective = ContinualObjective::new(setting, &tasks, t, example_task, terms);
         let task_spec = method.task_spec(t, budget_spec(spec, continual, train_set.len()));
-        let dir = task_dir(out, t);
+        let dir = run_dir.task(t);
         let task_options = TrainOptions {
             fingerprint: task_fingerprint(&options.fingerprint, &task_spec),
-            out: dir.clone(),
-            resume: options.resume && dir.join("checkpoints/last.ckpt").is_file(),
+            out: dir.path().to_path_buf(),
+            resume: options.resume && dir.last_checkpoint().is_file(),
             log: options.log,
             stop_after: partial,
             device: options.device.clone(),
@@ -339,12 +335,12 @@ pub fn run_continual(
 /// The optimiser state at the end of the task in `dir`, unless every task starts fresh.
 fn previous_optimizer(
     continual: &ContinualConfig,
-    dir: &Path,
+    dir: &RunDir,
 ) -> Result<Option<burn::tensor::Bytes>, ContinualError> {
     if continual.reset_optimizer {
         return Ok(None);
     }
-    let path = dir.join("checkpoints/last.ckpt");
+    let path = dir.last_checkpoint();
     let ckpt = crate::engine::checkpoint::load(&path).map_err(|e| state_error(&path, e))?;
     Ok(Some(ckpt.optimizer))
 }

@@ -52,10 +52,32 @@ pub enum Claim {
 }
 
 /// The OS lock on a run directory, held until dropped (or the process ends, however it
-/// ends: the kernel releases it).
+/// ends: the kernel releases it). Dropped, it removes a directory its claim created when
+/// nothing but the lock file was written there (a fresh start that failed early), so a
+/// failed run leaves no trace.
 #[derive(Debug)]
 pub struct RunLock {
     _file: std::fs::File,
+    /// The directory, when this claim created it.
+    created: Option<PathBuf>,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let Some(dir) = &self.created else {
+            return;
+        };
+        let only_the_lock = std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .all(|e| e.file_name() == LOCK_FILE)
+        });
+        if only_the_lock {
+            // Best effort: a directory that cannot be removed is left as it was.
+            let _ = std::fs::remove_file(dir.join(LOCK_FILE));
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
 }
 
 /// A run's resume fingerprint: its resolved config, as TOML text and as a table.
@@ -295,6 +317,7 @@ impl RunDir {
             let path = path.to_path_buf();
             move |source| RunDirError::Io(IoError { path, source })
         };
+        let created = (!self.root.exists()).then(|| self.root.clone());
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
         let lock_path = self.join(LOCK_FILE);
         let mut file = std::fs::OpenOptions::new()
@@ -332,7 +355,10 @@ impl RunDir {
             });
         }
         remove_temporaries(&self.root, 3);
-        Ok(RunLock { _file: file })
+        Ok(RunLock {
+            _file: file,
+            created,
+        })
     }
 
     /// What run the directory holds, in words (`None` if it holds none): its last
@@ -456,6 +482,30 @@ impl RunDir {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_claim_that_wrote_nothing_leaves_no_directory_behind() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Created by the claim, nothing written: gone with the lock.
+        let fresh = super::RunDir::new(tmp.path().join("runs/a"));
+        drop(fresh.claim(super::Claim::Fresh).unwrap());
+        assert!(!fresh.path().exists());
+        assert!(
+            tmp.path().join("runs").is_dir(),
+            "only the run's own directory goes"
+        );
+        // Created by the claim, then written to: kept, with its lock file.
+        let used = super::RunDir::new(tmp.path().join("b"));
+        let lock = used.claim(super::Claim::Fresh).unwrap();
+        used.write("config.toml", b"x").unwrap();
+        drop(lock);
+        assert!(used.join("config.toml").is_file() && used.join(super::LOCK_FILE).is_file());
+        // There before the claim: kept even when empty.
+        let existing = super::RunDir::new(tmp.path().join("c"));
+        std::fs::create_dir(existing.path()).unwrap();
+        drop(existing.claim(super::Claim::Fresh).unwrap());
+        assert!(existing.path().is_dir());
+    }
+
     use super::*;
 
     #[test]

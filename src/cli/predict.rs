@@ -213,8 +213,14 @@ fn from_checkpoint(
         data.data_dir = Some(dir.clone());
     }
     let fixed = match (&data.mean, &data.std) {
-        (Some(m), Some(s)) if data.normalize => Some((m.clone(), s.clone())),
-        _ if !data.normalize => Some((vec![0.0; c], vec![1.0; c])),
+        (Some(m), Some(s)) if data.normalize => Some(Normalization {
+            mean: m.clone(),
+            std: s.clone(),
+        }),
+        _ if !data.normalize => Some(Normalization {
+            mean: vec![0.0; c],
+            std: vec![1.0; c],
+        }),
         _ => None,
     };
     // The run's data is read only when the statistics or the names are not at hand.
@@ -228,17 +234,13 @@ fn from_checkpoint(
     } else {
         None
     };
-    let (mean, std) = match (fixed, &prepared) {
-        (Some(stats), _) => stats,
-        (None, Some(p)) => {
-            let n = p.normalization.clone().unwrap_or_else(|| Normalization {
-                mean: vec![0.0; c],
-                std: vec![1.0; c],
-            });
-            (n.mean, n.std)
-        }
-        (None, None) => unreachable!("the data is read when no statistics are fixed"),
-    };
+    // Statistics fixed in the config, else the ones fitted on the training split.
+    let Normalization { mean, std } = fixed
+        .or_else(|| prepared.as_ref().and_then(|p| p.normalization.clone()))
+        .unwrap_or(Normalization {
+            mean: vec![0.0; c],
+            std: vec![1.0; c],
+        });
     let per_channel = |v: &[f32]| [0, 1, 2].map(|i| v.get(i).or(v.first()).copied().unwrap_or(0.0));
     let transform = PhotoTransform {
         resize: h,

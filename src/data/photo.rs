@@ -77,8 +77,14 @@ impl PhotoTransform {
             path: path.to_path_buf(),
             source,
         })?;
+        if let Err((key, rule)) = self.validate() {
+            return Err(DataError::Invalid(format!("photo transform {key}: {rule}")));
+        }
         let image = image::load_from_memory(&bytes)
             .map_err(|e| DataError::format(path, format!("not a PNG or JPEG image ({e})")))?;
+        if image.width() == 0 || image.height() == 0 {
+            return Err(DataError::format(path, "the image has no pixels"));
+        }
         match channels {
             3 => Ok(self.apply(&image.to_rgb8())),
             1 => Ok(self.apply(&image.to_luma8())),
@@ -88,9 +94,10 @@ impl PhotoTransform {
         }
     }
 
-    /// Transforms an 8-bit image (RGB or grey): `channels * crop * crop` values in CHW
-    /// order.
-    pub fn apply<P>(&self, image: &image::ImageBuffer<P, Vec<u8>>) -> Vec<f32>
+    /// Transforms an 8-bit image (RGB or grey) of at least one pixel with a validated
+    /// transform (as [`PhotoTransform::load`] checks): `channels * crop * crop` values
+    /// in CHW order.
+    fn apply<P>(&self, image: &image::ImageBuffer<P, Vec<u8>>) -> Vec<f32>
     where
         P: image::Pixel<Subpixel = u8> + 'static,
     {
@@ -192,6 +199,9 @@ mod tests {
         assert!(x.iter().all(|v| (v - 0.2).abs() < 1e-5), "{x:?}"); // (0.2 - 0.1) / 0.5
         assert_eq!(t.load(&grey, 3).unwrap().len(), 75);
         assert!(t.load(&grey, 2).is_err());
+        let bad = PhotoTransform { crop: 300, ..t };
+        let err = bad.load(&grey, 1).unwrap_err().to_string();
+        assert!(err.contains("resize"), "{err}");
         let mut t = PhotoTransform::imagenet();
         t.resize = 100;
         assert_eq!(t.validate().unwrap_err().0, "resize");

@@ -73,10 +73,11 @@ pub fn prepare_data(cfg: &DataConfig, seed: u64) -> Result<PreparedData, DataErr
     val = val.as_ref().map(fit).transpose()?;
     let normalization = match (&cfg.mean, &cfg.std) {
         (Some(mean), Some(std)) if cfg.normalize => {
-            if mean.len() != train.shape[0] {
+            if mean.len() != train.shape[0] || std.len() != mean.len() {
                 return Err(DataError::Invalid(format!(
-                    "data.mean has {} values but the images have {} channels{}",
+                    "data.mean and data.std have {} and {} values but the images have {} channels{}",
                     mean.len(),
+                    std.len(),
                     train.shape[0],
                     if train.shape[0] == 1 {
                         " (data.rgb = true makes grey images RGB)"

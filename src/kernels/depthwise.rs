@@ -32,6 +32,7 @@ pub(super) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeomet
     let [oh, ow] = g.out_hw();
     let (c, plane_in, plane_out) = (g.in_channels, g.height * g.width, oh * ow);
     let [kh, kw] = g.kernel;
+    let columns = tap_columns(g);
     let mut y = vec![0f32; g.batch * c * plane_out];
     y.par_chunks_mut(plane_out)
         .zip(x.par_chunks(plane_in))
@@ -42,7 +43,7 @@ pub(super) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeomet
             if let Some(b) = bias {
                 y.fill(b[ch]);
             }
-            for_each_tap(g, |oy, iy, kx, ky, (o0, o1)| {
+            for_each_tap(g, &columns, |oy, iy, kx, ky, (o0, o1)| {
                 let tap = filter[ky * kw + kx];
                 let row = &mut y[oy * ow..(oy + 1) * ow];
                 let input = &x[iy * g.width..(iy + 1) * g.width];
@@ -66,6 +67,7 @@ pub(super) fn input_grad(w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
     let [oh, ow] = g.out_hw();
     let (c, plane_in, plane_out) = (g.in_channels, g.height * g.width, oh * ow);
     let [kh, kw] = g.kernel;
+    let columns = tap_columns(g);
     let mut dx = vec![0f32; g.batch * c * plane_in];
     dx.par_chunks_mut(plane_in)
         .zip(dy.par_chunks(plane_out))
@@ -73,7 +75,7 @@ pub(super) fn input_grad(w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
         .for_each(|(p, (dx, dy))| {
             let ch = p % c;
             let filter = &w[ch * kh * kw..(ch + 1) * kh * kw];
-            for_each_tap(g, |oy, iy, kx, ky, (o0, o1)| {
+            for_each_tap(g, &columns, |oy, iy, kx, ky, (o0, o1)| {
                 let tap = filter[ky * kw + kx];
                 let row = &dy[oy * ow..(oy + 1) * ow];
                 let input = &mut dx[iy * g.width..(iy + 1) * g.width];
@@ -97,6 +99,7 @@ pub(super) fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> (Vec<f32>,
     let [oh, ow] = g.out_hw();
     let (c, plane_in, plane_out) = (g.in_channels, g.height * g.width, oh * ow);
     let [kh, kw] = g.kernel;
+    let columns = tap_columns(g);
     let per_channel: Vec<(Vec<f32>, f32)> = (0..c)
         .into_par_iter()
         .map(|ch| {
@@ -107,7 +110,7 @@ pub(super) fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> (Vec<f32>,
                 let x = &x[p * plane_in..(p + 1) * plane_in];
                 let dy = &dy[p * plane_out..(p + 1) * plane_out];
                 db += dot(dy, None);
-                for_each_tap(g, |oy, iy, kx, ky, (o0, o1)| {
+                for_each_tap(g, &columns, |oy, iy, kx, ky, (o0, o1)| {
                     let row = &dy[oy * ow..(oy + 1) * ow];
                     let input = &x[iy * g.width..(iy + 1) * g.width];
                     let start = o0 * g.stride[1] + kx - g.padding[1].0;
@@ -161,15 +164,25 @@ fn dot(a: &[f32], b: Option<&[f32]>) -> f32 {
     }
 }
 
-/// Calls `f(oy, iy, kx, ky, (o0, o1))` for every output row `oy`, filter tap `(ky, kx)`
-/// whose input row `iy` is inside the image, and the output columns `o0..o1` whose
-/// input column is inside it too (never empty).
-fn for_each_tap(g: &ConvGeometry, mut f: impl FnMut(usize, usize, usize, usize, (usize, usize))) {
-    let [oh, ow] = g.out_hw();
-    let [kh, kw] = g.kernel;
-    let columns: Vec<(usize, usize)> = (0..kw)
+/// For each filter column `kx`, the output columns whose input column is inside the
+/// image (the same for every plane: computed once a call, not once a plane).
+fn tap_columns(g: &ConvGeometry) -> Vec<(usize, usize)> {
+    let [_, ow] = g.out_hw();
+    (0..g.kernel[1])
         .map(|kx| valid_outputs(kx, g.width, g.padding[1].0, g.stride[1], ow))
-        .collect();
+        .collect()
+}
+
+/// Calls `f(oy, iy, kx, ky, (o0, o1))` for every output row `oy`, filter tap `(ky, kx)`
+/// whose input row `iy` is inside the image, and the output columns `o0..o1` of
+/// `columns[kx]` ([`tap_columns`]) when not empty.
+fn for_each_tap(
+    g: &ConvGeometry,
+    columns: &[(usize, usize)],
+    mut f: impl FnMut(usize, usize, usize, usize, (usize, usize)),
+) {
+    let [oh, _] = g.out_hw();
+    let kh = g.kernel[0];
     for oy in 0..oh {
         for ky in 0..kh {
             let Some(iy) = (oy * g.stride[0] + ky).checked_sub(g.padding[0].0) else {

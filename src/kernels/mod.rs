@@ -55,11 +55,13 @@ pub fn enabled() -> bool {
 pub fn conv2d(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
     let weight = conv.weight.val();
     let bias = conv.bias.as_ref().map(|b| b.val());
-    let fast = match conv_geometry(conv, &input) {
-        Some(geometry) if conv.groups == 1 => {
+    let fast = match covered_geometry(conv, &input) {
+        Some((geometry, ConvKind::Dense)) => {
             autodiff::conv2d(&input, &weight, bias.as_ref(), geometry)
         }
-        Some(geometry) => autodiff::depthwise_conv2d(&input, &weight, bias.as_ref(), geometry),
+        Some((geometry, ConvKind::Depthwise)) => {
+            autodiff::depthwise_conv2d(&input, &weight, bias.as_ref(), geometry)
+        }
         None => None,
     };
     fast.unwrap_or_else(|| conv.forward(input))
@@ -89,11 +91,9 @@ pub fn relu6<const D: usize>(input: Tensor<D>) -> Tensor<D> {
 /// never stored (see `conv_pool`); otherwise the two layers one after the other.
 pub fn conv2d_max_pool2d(conv: &Conv2d, pool: &MaxPool2d, input: Tensor<4>) -> Tensor<4> {
     let fused = conv_geometry(conv, &input).filter(|g| {
-        conv.groups == 1 && {
-            let [oh, ow] = g.output_size().unwrap_or([0, 0]);
-            pool_geometry_of(pool, input.dtype(), [g.batch, g.out_channels, oh, ow]).is_some()
-                && conv_pool::covers(g, pool.kernel_size)
-        }
+        let [oh, ow] = g.output_size().unwrap_or([0, 0]);
+        pool_geometry_of(pool, input.dtype(), [g.batch, g.out_channels, oh, ow]).is_some()
+            && conv_pool::covers(g, pool.kernel_size)
     });
     if let Some(geometry) = fused {
         let weight = conv.weight.val();
@@ -135,8 +135,22 @@ pub fn linear(layer: &Linear, input: Tensor<2>) -> Tensor<2> {
         .unwrap_or_else(|| layer.forward(input))
 }
 
-/// The convolution's shapes when mentor's kernel covers it.
+/// Which of mentor's convolution kernels runs a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConvKind {
+    /// `groups = 1`: im2col + gemm (`conv`).
+    Dense,
+    /// One filter per channel (`groups = channels`): `depthwise`.
+    Depthwise,
+}
+
+/// The shapes of a dense convolution when mentor's kernel covers it.
 fn conv_geometry(conv: &Conv2d, input: &Tensor<4>) -> Option<ConvGeometry> {
+    covered_geometry(conv, input).and_then(|(g, kind)| (kind == ConvKind::Dense).then_some(g))
+}
+
+/// The convolution's shapes and kernel when one of mentor's kernels covers it.
+fn covered_geometry(conv: &Conv2d, input: &Tensor<4>) -> Option<(ConvGeometry, ConvKind)> {
     // The kernels read f32 slices: every operand must be f32 (Burn's layer serves the rest).
     let all_f32 = input.dtype() == DType::F32
         && conv.weight.val().dtype() == DType::F32
@@ -158,10 +172,15 @@ fn conv_geometry(conv: &Conv2d, input: &Tensor<4>) -> Option<ConvGeometry> {
         ],
     };
     // Dense (groups 1), or depthwise: one filter per channel (groups = channels).
-    let dense = conv.groups == 1 && weight_in == in_channels;
-    let depthwise = conv.groups == in_channels && weight_in == 1 && out_channels == in_channels;
-    if !(dense || depthwise) || [kh, kw] != conv.kernel_size {
+    let kind = if conv.groups == 1 && weight_in == in_channels {
+        ConvKind::Dense
+    } else if conv.groups == in_channels && weight_in == 1 && out_channels == in_channels {
+        ConvKind::Depthwise
+    } else {
         return None; // other groupings go to Burn, which also reports any mismatch
+    };
+    if [kh, kw] != conv.kernel_size {
+        return None;
     }
     let geometry = ConvGeometry {
         batch,
@@ -173,7 +192,7 @@ fn conv_geometry(conv: &Conv2d, input: &Tensor<4>) -> Option<ConvGeometry> {
         stride: conv.stride,
         padding,
     };
-    geometry.output_size().map(|_| geometry)
+    geometry.output_size().map(|_| (geometry, kind))
 }
 
 /// TensorFlow's "same" padding of one axis (what Burn's `PaddingConfig2d::Same` does):
@@ -275,7 +294,7 @@ mod tests {
             .with_bias(bias)
             .init(&device);
         let data = random_data(shape, &device);
-        let geometry = conv_geometry(&conv, &Tensor::<4>::from_data(data.clone(), &device))
+        let (geometry, _) = covered_geometry(&conv, &Tensor::<4>::from_data(data.clone(), &device))
             .expect("the kernel covers this convolution");
         let run = |fast: bool| {
             let x = Tensor::<4>::from_data(data.clone(), &device).require_grad();
@@ -658,12 +677,19 @@ mod tests {
             .with_dilation([2, 2])
             .init(&device);
         for conv in [&grouped, &dilated] {
-            assert!(conv_geometry(conv, &x).is_none());
+            assert!(covered_geometry(conv, &x).is_none());
             assert_eq!(
                 conv2d(conv, x.clone()).dims(),
                 conv.forward(x.clone()).dims()
             );
         }
+        // A depthwise convolution is not dense: the fused convolution + pool never gets it.
+        let depthwise = Conv2dConfig::new([4, 4], [3, 3])
+            .with_groups(4)
+            .init(&device);
+        let kind = covered_geometry(&depthwise, &x).map(|(_, kind)| kind);
+        assert_eq!(kind, Some(ConvKind::Depthwise));
+        assert!(conv_geometry(&depthwise, &x).is_none());
         let overlapping = MaxPool2dConfig::new([3, 3]).with_strides([1, 1]).init();
         assert!(pool_geometry(&overlapping, &x).is_none());
         assert_eq!(max_pool2d(&overlapping, x.clone()).dims(), [1, 4, 6, 6]);

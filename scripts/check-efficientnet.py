@@ -22,6 +22,11 @@ Modes:
                          reference network with strict=True (its input channels, classes
                          and image size read from W and REF) and compares its logits for
                          REF's inputs with mentor's (relative to the largest).
+  normalisations WEIGHTS PHOTO...
+                         which input normalisation the weights expect: the reference's
+                         top-1 class and probability for each photo (PIL: shorter side
+                         256 bilinear, centre crop 224) under TensorFlow's (p-127)/128 and
+                         under torchvision's ImageNet statistics (needs pillow).
   fixture OUT_DIR        writes the small committed fixture of the default test suite:
                          a width-0.1 network (stem and head scaled too) for 32x32 inputs
                          and 10 classes with seeded random weights and batch-norm
@@ -88,6 +93,31 @@ def export(weights, ref, width, scale_stem_head):
     sys.exit(0 if rel <= 1e-4 else 1)
 
 
+def normalisations(weights, photos):
+    import numpy as np
+    from PIL import Image
+
+    m = reference(1000)
+    m.load_state_dict(load_weights(weights), strict=True)
+    stats = {
+        "tf (p-127)/128": ([127 / 255] * 3, [128 / 255] * 3),
+        "imagenet": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+    }
+    for photo in photos:
+        im = Image.open(photo).convert("RGB")
+        w, h = im.size
+        s = 256 / min(w, h)
+        im = im.resize((round(w * s), round(h * s)), Image.BILINEAR)
+        w, h = im.size
+        left, top = (w - 224) // 2, (h - 224) // 2
+        x = np.asarray(im.crop((left, top, left + 224, top + 224)), dtype=np.float32) / 255
+        for name, (mean, std) in stats.items():
+            t = torch.tensor(((x - mean) / std).transpose(2, 0, 1)[None], dtype=torch.float32)
+            with torch.no_grad():
+                p = m(t).softmax(1)[0]
+            print(f"{os.path.basename(photo)}  {name:15s} top-1 class {p.argmax().item():4d}  p {p.max().item():.3f}")
+
+
 def fixture(out):
     torch.manual_seed(0)
     m = reference(10, image_size=32, width_coefficient=0.1, fix_head_stem=False)
@@ -116,6 +146,8 @@ if __name__ == "__main__":
         predict(sys.argv[2], sys.argv[3])
     elif len(sys.argv) in (5, 6) and sys.argv[1] == "export":
         export(sys.argv[2], sys.argv[3], float(sys.argv[4]), "--scale-stem-head" in sys.argv[5:])
+    elif len(sys.argv) >= 4 and sys.argv[1] == "normalisations":
+        normalisations(sys.argv[2], sys.argv[3:])
     elif len(sys.argv) == 3 and sys.argv[1] == "fixture":
         fixture(sys.argv[2])
     else:

@@ -119,6 +119,14 @@ fn efficientnet_lite_exports_exactly_the_reference_state_dict_keys_and_shapes() 
     );
 }
 
+/// `mentor predict` flags for the fixture's architecture.
+const REDUCED: [&str; 4] = [
+    "--set",
+    "model.width=0.1",
+    "--set",
+    "model.scale_stem_head=true",
+];
+
 fn mentor(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mentor"))
         .args(args)
@@ -161,11 +169,8 @@ fn predict_prints_the_top_classes_and_refuses_bad_input_in_one_line() {
         "3",
     ];
     let mut args = common.to_vec();
+    args.extend(REDUCED);
     args.extend([
-        "--set",
-        "model.width=0.1",
-        "--set",
-        "model.scale_stem_head=true",
         "--dump",
         dump.to_str().unwrap(),
         "--image",
@@ -204,14 +209,8 @@ fn predict_prints_the_top_classes_and_refuses_bad_input_in_one_line() {
     let bad = dir.path().join("notes.jpg");
     std::fs::write(&bad, "not a photo").unwrap();
     let mut args = common.to_vec();
-    args.extend([
-        "--set",
-        "model.width=0.1",
-        "--set",
-        "model.scale_stem_head=true",
-        "--image",
-        bad.to_str().unwrap(),
-    ]);
+    args.extend(REDUCED);
+    args.extend(["--image", bad.to_str().unwrap()]);
     let (code, _, err) = mentor(&args);
     assert_eq!(code, 1);
     assert!(

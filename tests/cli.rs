@@ -242,6 +242,33 @@ fn demo_runs_a_folder_of_tour_files_and_names_a_bad_one() {
         "{stdout}"
     );
     assert!(out.join("student/summary.json").is_file());
+    // Run again in the same folder: the demo replaces its own runs, and the seeded tour
+    // gives the same table (accuracy column; the seconds differ).
+    let accuracies = |table: &str| -> Vec<String> {
+        table
+            .lines()
+            .filter(|l| l.starts_with("| supervised") || l.starts_with("| distillation"))
+            .map(|l| l.split('|').take(4).collect::<Vec<_>>().join("|"))
+            .collect()
+    };
+    let (code, again, err) = mentor(&args);
+    assert_eq!(code, 0, "the second demo run failed: {err}");
+    assert_eq!(accuracies(&again), accuracies(&stdout));
+    assert_eq!(accuracies(&again).len(), 2, "{again}");
+    // A folder the demo did not write is refused, and left as it was.
+    let theirs = dir.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::write(theirs.join("notes.txt"), "mine").unwrap();
+    let (code, _, err) = mentor(&[
+        "demo",
+        "--runs",
+        runs.to_str().unwrap(),
+        "--out",
+        theirs.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "no earlier `mentor demo`");
+    assert_eq!(std::fs::read_dir(&theirs).unwrap().count(), 1);
     std::fs::write(runs.join("03-bad.toml"), "[demo]\nrow = \"x\"\n").unwrap();
     let (code, _, err) = mentor(&args);
     assert_eq!(code, 1);
@@ -658,6 +685,16 @@ fn bad_inputs_give_one_line_and_touch_nothing() {
         let labels = [0, 0, 8, 1, 0, 0, 0, 2, 7, 200];
         std::fs::write(mnist.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
     }
+    // Copies of its checkpoint whose input shape is absurd, with a valid checksum.
+    let shaped = |shape: &str| {
+        let path = dir
+            .path()
+            .join(format!("shape-{}.ckpt", shape.replace(',', "x")));
+        let good = std::fs::read(run.join("checkpoints/last.ckpt")).unwrap();
+        std::fs::write(&path, with_input_shape(&good, shape)).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let (zero_s, huge_s) = (shaped("0,8,8"), shaped("1,100000,100000"));
     let fresh = dir.path().join("fresh");
     let (run_s, fresh_s) = (run.to_str().unwrap(), fresh.to_str().unwrap());
     let (flipped_s, mnist_s) = (flipped.to_str().unwrap(), mnist.to_str().unwrap());
@@ -711,7 +748,17 @@ fn bad_inputs_give_one_line_and_touch_nothing() {
             "--stop-after 0",
         ),
         (&["train", "--lr", "-1", "--out", fresh_s], "`lr`"),
+        (
+            &["train", "--set", "optim.weight_decay=inf", "--out", fresh_s],
+            "weight_decay",
+        ),
+        (
+            &["train", "--set", "data.resize=100000", "--out", fresh_s],
+            "MENTOR_MEMORY_LIMIT",
+        ),
         (&["eval", "--checkpoint", flipped_s], "checksum"),
+        (&["eval", "--checkpoint", &zero_s], "at least 1"),
+        (&["eval", "--checkpoint", &huge_s], "MENTOR_MEMORY_LIMIT"),
         (
             &[
                 "train",
@@ -735,6 +782,25 @@ fn bad_inputs_give_one_line_and_touch_nothing() {
             "{args:?} wrote a config"
         );
     }
+}
+
+/// A checkpoint's bytes with the `input_shape` of its state replaced by `shape`
+/// (`"C,H,W"`), its section length and checksum rewritten to match: a file that is whole
+/// but not sensible.
+fn with_input_shape(checkpoint: &[u8], shape: &str) -> Vec<u8> {
+    let body = &checkpoint[..checkpoint.len() - 4];
+    let len = u64::from_le_bytes(body[12..20].try_into().unwrap()) as usize;
+    let state = std::str::from_utf8(&body[20..20 + len]).unwrap();
+    let at = state.find("\"input_shape\":[").unwrap() + "\"input_shape\":[".len();
+    let end = at + state[at..].find(']').unwrap();
+    let state = format!("{}{shape}{}", &state[..at], &state[end..]);
+    let mut out = body[..12].to_vec();
+    out.extend_from_slice(&(state.len() as u64).to_le_bytes());
+    out.extend_from_slice(state.as_bytes());
+    out.extend_from_slice(&body[20 + len..]);
+    let checksum = crc32fast::hash(&out);
+    out.extend_from_slice(&checksum.to_le_bytes());
+    out
 }
 
 /// Fault injection: a CNN run killed (SIGKILL) again and again at growing delays, each
@@ -821,14 +887,9 @@ fn a_run_killed_at_many_moments_resumes_to_the_uninterrupted_weights() {
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
-/// Ctrl-C (SIGINT) stops a run with exit code 130 and a line naming the checkpoint to
-/// resume from; the same command with --resume finishes it.
-#[test]
-fn ctrl_c_says_where_to_resume_from() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r");
-    let out_s = out.to_str().unwrap();
-    let args = [
+/// The CNN training command of the interrupt tests, into `out`.
+fn long_cnn_run(out: &str) -> Vec<String> {
+    [
         "train",
         "--model",
         "cnn",
@@ -837,15 +898,21 @@ fn ctrl_c_says_where_to_resume_from() {
         "--log-format",
         "quiet",
         "--out",
-        out_s,
-    ];
+        out,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Starts [`long_cnn_run`] into `out`, sends `signal` once its first checkpoint is
+/// written, and returns its exit code and standard error (`None`: it finished first).
+fn interrupted(out: &std::path::Path, signal: &str) -> Option<(i32, String)> {
     let child = Command::new(env!("CARGO_BIN_EXE_mentor"))
-        .args(args)
+        .args(long_cnn_run(out.to_str().unwrap()))
         .env_remove("MENTOR_DATA")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait for the first checkpoint, then interrupt.
     let ckpt = out.join("checkpoints/last.ckpt");
     for _ in 0..500 {
         if ckpt.is_file() {
@@ -854,23 +921,53 @@ fn ctrl_c_says_where_to_resume_from() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(sent.success());
     let done = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&done.stderr);
-    if done.status.success() {
+    let err = String::from_utf8_lossy(&done.stderr).into_owned();
+    (!done.status.success()).then(|| (done.status.code().unwrap_or(-1), err))
+}
+
+/// Ctrl-C (SIGINT) stops a run with exit code 130 and a line naming the checkpoint to
+/// resume from; the same command with --resume finishes it.
+#[test]
+fn ctrl_c_says_where_to_resume_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let Some((code, err)) = interrupted(&out, "INT") else {
         return; // it finished before the signal came: nothing to check
-    }
-    assert_eq!(done.status.code(), Some(130), "{err}");
+    };
+    assert_eq!(code, 130, "{err}");
     assert!(
         err.contains("last.ckpt") && err.contains("--resume"),
         "{err}"
     );
-    let (code, _, err) = mentor(&[&args[..], &["--resume"]].concat());
+    let args = [long_cnn_run(out.to_str().unwrap()), vec!["--resume".into()]].concat();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, err) = mentor(&args);
     assert_eq!(code, 0, "{err}");
     assert_eq!(common::summary(&out)["epochs"], 40);
+}
+
+/// SIGTERM (a scheduler's stop) and SIGHUP (a closed terminal) say the same as Ctrl-C
+/// instead of ending the run silently (exit 130 for each: the handler cannot tell
+/// which signal came).
+#[test]
+fn sigterm_and_sighup_say_where_to_resume_from() {
+    for signal in ["TERM", "HUP"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("r");
+        let Some((code, err)) = interrupted(&out, signal) else {
+            continue;
+        };
+        assert_eq!(code, 130, "SIG{signal}: {err}");
+        assert!(
+            err.contains("last.ckpt") && err.contains("--resume"),
+            "SIG{signal}: {err}"
+        );
+    }
 }
 
 #[test]

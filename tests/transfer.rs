@@ -79,6 +79,7 @@ fn fine_tuned_layers_move_less_than_retrained_ones() {
         lr_mult: 0.01,
         frozen: false,
         unfreeze_at: None,
+        freeze_bn: true,
     }];
     cfg.validate().unwrap();
     let data = prepare_data(&cfg.data, cfg.seed).unwrap();
@@ -423,4 +424,76 @@ fn pretrained_weights_start_continual_and_multitask_runs() {
             assert_eq!(w, before, "{name}: {n} is not the pretrained weight");
         }
     }
+}
+
+/// Every tensor of a network by name, as raw bits.
+type Tensors = Vec<(String, Vec<u32>)>;
+
+/// A ResNet pretrained on digits 0-4, transferred to 5-9 with its backbone frozen:
+/// `freeze_bn` as given. The pretrained tensors and the transferred ones.
+fn frozen_resnet_transfer(dir: &std::path::Path, freeze_bn: bool) -> (Tensors, Tensors) {
+    let source_cfg = config(&[
+        "model.type=\"resnet\"",
+        "model.width=4",
+        "epochs=1",
+        "data.classes=[0,1,2,3,4]",
+        "data.per_class=20",
+    ]);
+    let data = prepare_data(&source_cfg.data, source_cfg.seed).unwrap();
+    let source_out = dir.join("source");
+    train(&source_cfg, &data, &mut CrossEntropy, &quiet(&source_out)).unwrap();
+    let ckpt = source_out.join("checkpoints/last.ckpt");
+    let before = weights_by_name(&load_network(&ckpt, &Device::flex()).unwrap().network);
+
+    let mut cfg = config(&[
+        "model.type=\"resnet\"",
+        "model.width=4",
+        "epochs=2",
+        "data.classes=[5,6,7,8,9]",
+        "data.per_class=20",
+        &format!("groups=[{{pattern=\"backbone\", frozen=true, freeze_bn={freeze_bn}}}]"),
+    ]);
+    cfg.init.pretrained = Some(ckpt);
+    cfg.validate().unwrap();
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let (_, net) = train(&cfg, &data, &mut CrossEntropy, &quiet(&dir.join("target"))).unwrap();
+    (before, weights_by_name(&net))
+}
+
+#[test]
+fn a_frozen_backbone_keeps_every_tensor_and_batch_norm_statistic_bit_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let (before, after) = frozen_resnet_transfer(dir.path(), true);
+    assert_eq!(before.len(), after.len());
+    let mut statistics = 0;
+    for ((name, a), (_, b)) in after.iter().zip(&before) {
+        if name.starts_with("backbone") {
+            statistics += name.contains("running_") as usize;
+            assert_eq!(a, b, "{name} is in a frozen group but changed");
+        } else {
+            assert_ne!(a, b, "{name} should have trained");
+        }
+    }
+    assert!(
+        statistics >= 10,
+        "the resnet has batch norms ({statistics} statistics seen)"
+    );
+}
+
+#[test]
+fn freeze_bn_false_keeps_updating_the_frozen_batch_norm_statistics_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (before, after) = frozen_resnet_transfer(dir.path(), false);
+    let mut moved = 0;
+    for ((name, a), (_, b)) in after.iter().zip(&before) {
+        if name.contains("running_") {
+            moved += (a != b) as usize;
+        } else if name.starts_with("backbone") {
+            assert_eq!(a, b, "{name} is a frozen weight but changed");
+        }
+    }
+    assert!(
+        moved > 0,
+        "with freeze_bn = false the statistics follow the new data"
+    );
 }

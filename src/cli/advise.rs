@@ -52,8 +52,7 @@ pub fn run(args: AdviseArgs) -> anyhow::Result<()> {
     };
     let advice = advise(&args.pretrained, &target, &data, &cfg, &args.out)?;
     if let Some(path) = &args.write_config {
-        std::fs::write(path, advice.config.to_toml())
-            .with_context(|| format!("writing {}", path.display()))?;
+        mentor::engine::io::write_atomic(path, advice.config.to_toml().as_bytes())?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&advice)?);

@@ -98,12 +98,13 @@ pub fn run(args: AugmentArgs) -> anyhow::Result<()> {
             }
         }
     }
-    if let Some(dir) = args.out.parent() {
-        std::fs::create_dir_all(dir).ok();
-    }
+    let format = image::ImageFormat::from_path(&args.out)
+        .with_context(|| format!("{}: name it .png or .jpg", args.out.display()))?;
+    let mut encoded = std::io::Cursor::new(Vec::new());
     canvas
-        .save(&args.out)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+        .write_to(&mut encoded, format)
+        .with_context(|| format!("encoding {}", args.out.display()))?;
+    mentor::engine::io::write_atomic(&args.out, encoded.get_ref())?;
     eprintln!(
         "{} images x (original + {} views) written to {}",
         args.images,

@@ -9,6 +9,12 @@
 //! weights). `{out}` in any string of the file is the demo's `--out` folder, so a run can
 //! use an earlier run's checkpoint; each run's directory is the file's name without its
 //! order number and extension (`02-supervised-cnn.toml` -> `{out}/supervised-cnn`).
+//!
+//! The demo owns its `--out` folder: it marks it with [`DEMO_MARK`] and, run again,
+//! replaces the runs it wrote there before (the tour is seeded, so the table comes out
+//! the same), rather than refusing the second time or piling up dated folders. A folder
+//! that holds anything else and no mark is refused, so a user's own runs are never
+//! replaced.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -23,6 +29,34 @@ use mentor::run::strategy::StrategyConfig;
 use mentor::run::{Report, RunOptions, ValidRunConfig};
 use mentor::ssl::probe::{ProbeConfig, probe};
 use serde::Deserialize;
+
+/// The file that marks a folder as the demo's own output.
+pub const DEMO_MARK: &str = ".mentor-demo";
+
+/// Claims `out` for the demo: creates it with its mark, or accepts it when it is empty
+/// or already marked. Returns whether earlier demo runs there are to be replaced.
+fn claim_demo_folder(out: &Path) -> anyhow::Result<bool> {
+    let mark = out.join(DEMO_MARK);
+    if mark.is_file() {
+        return Ok(true);
+    }
+    if out.exists() {
+        let entries =
+            std::fs::read_dir(out).with_context(|| format!("demo: reading {}", out.display()))?;
+        if entries.count() > 0 {
+            anyhow::bail!(
+                "demo: {} holds files that no earlier `mentor demo` wrote (no {DEMO_MARK} in it); give the demo its own --out folder",
+                out.display()
+            );
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("demo: creating {}", out.display()))?;
+    mentor::engine::io::write_atomic(
+        &mark,
+        b"written by `mentor demo`, which replaces its own runs here when run again\n",
+    )?;
+    Ok(false)
+}
 
 /// `(file name, text)` of one file of `examples/demo/`.
 macro_rules! embed {
@@ -188,7 +222,7 @@ fn training_row(name: &str, config: &RunConfig, epochs: usize, parameters: usize
         }
         StrategyConfig::Distill(d) => format!(", T={} lambda={}", d.temperature, d.lambda),
         StrategyConfig::LinearProbe(_)
-        | StrategyConfig::Supervised
+        | StrategyConfig::Supervised {}
         | StrategyConfig::Continual(_)
         | StrategyConfig::Multitask(_)
         | StrategyConfig::SelfSupervised(_) => String::new(),
@@ -199,6 +233,7 @@ fn training_row(name: &str, config: &RunConfig, epochs: usize, parameters: usize
 /// Runs the demo and prints its table.
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let tour = read_tour(args.runs.as_deref(), &args.out)?;
+    let replace = claim_demo_folder(&args.out)?;
     let mut rows = Vec::new();
     let mut sizes = String::new();
     let total = Instant::now();
@@ -228,6 +263,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         } else {
             let options = RunOptions {
                 log: args.log_format,
+                overwrite: replace,
                 ..RunOptions::new(args.out.join(&dir))
             };
             let (report, network) = mentor::run::run(&config, &options)?;

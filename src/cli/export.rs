@@ -59,8 +59,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
                 TensorView::new(Dtype::F32, out_shape, &out_bytes)?,
             ),
         ];
-        std::fs::write(path, safetensors::serialize(views, None)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        mentor::engine::io::write_atomic(path, &safetensors::serialize(views, None)?)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! Ctrl-C: the process stops at once (a checkpoint being written is left whole: writes go
+//! Ctrl-C, SIGTERM and SIGHUP: the process stops at once (a checkpoint being written is left whole: writes go
 //! through a temporary file and a rename, and the temporary is removed when the run
 //! directory is next claimed) and says where the run can be resumed from.
 
@@ -30,7 +30,8 @@ pub fn message(dir: Option<&std::path::Path>) -> String {
     }
 }
 
-/// Installs the Ctrl-C handler: print [`message`] and exit with 130 (128 + SIGINT).
+/// Installs the handler of Ctrl-C (SIGINT), SIGTERM and SIGHUP: print [`message`] and
+/// exit with 130 (128 + SIGINT; the handler is not told which of the three came).
 pub fn install() {
     let _ = ctrlc::set_handler(|| {
         let dir = RUN_DIR.lock().ok().and_then(|d| d.clone());

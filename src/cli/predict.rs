@@ -54,11 +54,11 @@ pub struct PredictArgs {
     /// Side of the centre crop fed to the network.
     #[arg(long)]
     crop: Option<usize>,
-    /// Per-channel mean of pixels in [0, 1], as R,G,B.
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    /// Per-channel mean of pixels in [0, 1], as R,G,B (or three values apart).
+    #[arg(long, value_delimiter = ',', num_args = 1..=3, allow_negative_numbers = true)]
     mean: Option<Vec<f32>>,
-    /// Per-channel standard deviation, as R,G,B.
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    /// Per-channel standard deviation, as R,G,B (or three values apart).
+    #[arg(long, value_delimiter = ',', num_args = 1..=3)]
     std: Option<Vec<f32>>,
     /// `from=to` prefix rewrites of the file's keys to the model's names.
     #[arg(long = "key-map", value_name = "FROM=TO")]
@@ -98,11 +98,15 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     if let Some(c) = args.crop {
         t.crop = c;
     }
+    let three = |flag: &str, v: &[f32]| -> anyhow::Result<[f32; 3]> {
+        <[f32; 3]>::try_from(v)
+            .map_err(|_| anyhow::anyhow!("--{flag}: needs three values (R,G,B), got {}", v.len()))
+    };
     if let Some(m) = &args.mean {
-        t.mean = [m[0], m[1], m[2]];
+        t.mean = three("mean", m)?;
     }
     if let Some(s) = &args.std {
-        t.std = [s[0], s[1], s[2]];
+        t.std = three("std", s)?;
     }
     if let Err((key, rule)) = t.validate() {
         anyhow::bail!("--{key}: {rule}");

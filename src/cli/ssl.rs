@@ -225,11 +225,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
         "rows": rows,
     });
     if let Some(path) = &args.out {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        std::fs::write(path, serde_json::to_string_pretty(&json)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        mentor::engine::io::write_json(path, &json)?;
     }
     println!("{json}");
     Ok(())

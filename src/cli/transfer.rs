@@ -26,6 +26,10 @@ pub struct TransferArgs {
     /// Gradual unfreezing: the --freeze groups start training at this 1-based epoch.
     #[arg(long, value_name = "EPOCH", requires = "freeze")]
     unfreeze_at: Option<usize>,
+    /// Keep updating the batch-norm running statistics of the --freeze groups from each
+    /// batch (by default a frozen batch norm runs in inference mode, statistics fixed).
+    #[arg(long, requires = "freeze")]
+    update_frozen_bn: bool,
     /// Re-initialise parameters matching this pattern and train them at the full rate.
     #[arg(long, value_name = "PATTERN")]
     retrain: Vec<String>,
@@ -60,6 +64,7 @@ pub fn run(args: TransferArgs) -> anyhow::Result<()> {
             lr_mult: 1.0,
             frozen: true,
             unfreeze_at: args.unfreeze_at,
+            freeze_bn: !args.update_frozen_bn,
         });
     }
     for spec in args.finetune {
@@ -74,6 +79,7 @@ pub fn run(args: TransferArgs) -> anyhow::Result<()> {
             lr_mult,
             frozen: false,
             unfreeze_at: None,
+            freeze_bn: true,
         });
     }
     config.validate()?;

@@ -1,6 +1,6 @@
 //! Seeded shuffling and batching of an in-memory [`Dataset`] into Burn tensors.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor};
 use rand::seq::SliceRandom;
 
 use super::{Dataset, split::rng};
@@ -17,17 +17,7 @@ pub struct Batch {
 impl Batch {
     /// Gathers the images at `indices` into a batch on `device`.
     pub fn gather(data: &Dataset, indices: &[usize], device: &Device) -> Self {
-        let n = data.image_len();
-        let mut pixels = Vec::with_capacity(indices.len() * n);
-        let mut labels = Vec::with_capacity(indices.len());
-        for &i in indices {
-            pixels.extend_from_slice(data.image(i));
-            labels.push(data.labels[i] as i64);
-        }
-        let [c, h, w] = data.shape;
-        let images = Tensor::from_data(TensorData::new(pixels, [indices.len(), c, h, w]), device);
-        let labels = Tensor::from_data(TensorData::new(labels, [indices.len()]), device);
-        Self { images, labels }
+        super::HostBatch::gather(data, indices).into_device(device)
     }
 
     /// Number of examples in the batch.

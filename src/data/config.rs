@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::DataSource;
+use super::stream::LoaderConfig;
+use super::transform::Transform;
 
 /// Where the data comes from and how it is cut (`[data]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +53,34 @@ pub struct DataConfig {
     /// the dataset's own labels.
     #[serde(skip_serializing_if = "Pretext::is_none")]
     pub pretext: Pretext,
+    /// Photos of any size read from disk while training runs, through these transforms
+    /// (`[data.transform]`, image folders only); without it an image folder is read whole
+    /// into memory and its images must share one size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transform: Option<TransformConfig>,
+    /// How streamed photos are read (`[data.loader]`); not part of the resume
+    /// fingerprint, since it changes no result.
+    #[serde(skip_serializing_if = "is_default_loader")]
+    pub loader: LoaderConfig,
+    /// Leave photos that cannot be read or decoded out of their batch (counted in the
+    /// log and `summary.json`) instead of stopping with an error naming the file.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub skip_corrupt: bool,
+}
+
+fn is_default_loader(loader: &LoaderConfig) -> bool {
+    *loader == LoaderConfig::default()
+}
+
+/// The transforms of streamed photos (`[data.transform]`), torchvision's training and
+/// evaluation pipelines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformConfig {
+    /// Applied to training photos (with augmentations, seeded per run, epoch and image).
+    pub train: Transform,
+    /// Applied to validation and test photos.
+    pub eval: Transform,
 }
 
 /// A pretext task: labels made from the images themselves (self-supervised learning).
@@ -87,6 +117,9 @@ impl Default for DataConfig {
             mean: None,
             std: None,
             pretext: Pretext::None,
+            transform: None,
+            loader: LoaderConfig::default(),
+            skip_corrupt: false,
         }
     }
 }
@@ -128,6 +161,71 @@ impl DataConfig {
             }
             (Some(_), None) => return Err(("data.std".into(), "needed with data.mean".into())),
             (None, Some(_)) => return Err(("data.mean".into(), "needed with data.std".into())),
+        }
+        Ok(())
+    }
+
+    /// Checks the rules of streamed photos (`data.transform`, `data.loader`,
+    /// `data.skip_corrupt`); on error (key, rule).
+    pub fn validate_stream(&self) -> Result<(), (String, String)> {
+        self.loader.validate()?;
+        let Some(t) = &self.transform else {
+            if self.skip_corrupt {
+                return Err((
+                    "data.skip_corrupt".into(),
+                    "applies to photos streamed from disk: it needs data.transform".into(),
+                ));
+            }
+            return Ok(());
+        };
+        if self.dataset != DataSource::ImageFolder {
+            return Err((
+                "data.transform".into(),
+                format!(
+                    "streams photos of an image folder (dataset = \"image-folder\"); {} is read into memory, fitted with data.resize, data.rgb, data.mean and data.std",
+                    self.dataset
+                ),
+            ));
+        }
+        let memory_only = [
+            ("data.resize", self.resize.is_some()),
+            ("data.rgb", self.rgb),
+            ("data.mean", self.mean.is_some()),
+            ("data.std", self.std.is_some()),
+            ("data.permutation_seed", self.permutation_seed.is_some()),
+            ("data.pretext", !self.pretext.is_none()),
+        ];
+        if let Some((key, _)) = memory_only.iter().find(|(_, set)| *set) {
+            return Err((
+                (*key).into(),
+                "fits images held in memory; with data.transform, fit photos with its steps (resize, to-grey, normalize)".into(),
+            ));
+        }
+        let mut shapes = Vec::new();
+        for (name, transform) in [("train", &t.train), ("eval", &t.eval)] {
+            let out = transform
+                .check()
+                .map_err(|(step, rule)| (format!("data.transform.{name}{step}"), rule))?;
+            if out.normalizes != self.normalize {
+                return Err((
+                    format!("data.transform.{name}"),
+                    if self.normalize {
+                        "has no normalize step but data.normalize = true: add { op = \"normalize\", statistics = \"imagenet\" } (or mean and std), or set data.normalize = false".into()
+                    } else {
+                        "normalises but data.normalize = false: remove its normalize step or set data.normalize = true".into()
+                    },
+                ));
+            }
+            shapes.push(out.shape);
+        }
+        if shapes[0] != shapes[1] {
+            return Err((
+                "data.transform.eval".into(),
+                format!(
+                    "makes images of {:?} but data.transform.train makes {:?} (channels, height, width): the network takes one size",
+                    shapes[1], shapes[0]
+                ),
+            ));
         }
         Ok(())
     }

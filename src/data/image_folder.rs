@@ -46,7 +46,8 @@ pub fn read(root: &Path) -> Result<(Dataset, Vec<String>), DataError> {
             ));
         }
         for file in files {
-            let img = image::open(&file)
+            let bytes = super::image_file::read_image_file(&file)?;
+            let img = image::load_from_memory(&bytes)
                 .map_err(|e| DataError::format(&file, format!("cannot decode image ({e})")))?;
             let channels = match shape {
                 Some([c, _, _]) => c,

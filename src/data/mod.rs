@@ -10,19 +10,25 @@ pub mod config;
 #[cfg(test)]
 pub(crate) mod damage;
 pub mod digits;
+pub mod examples;
 pub mod idx;
+pub mod image_file;
 pub mod image_folder;
+pub mod limits;
 pub mod photo;
 pub mod prepare;
 pub mod resize;
 pub mod source;
 pub mod split;
+pub mod stream;
+pub mod transform;
 
 use std::path::PathBuf;
 
 pub use batch::{Batch, BatchOrder};
-pub use config::{DataConfig, Pretext};
-pub use prepare::{PreparedData, prepare_data};
+pub use config::{DataConfig, Pretext, TransformConfig};
+pub use examples::{Examples, HostBatch, Splits};
+pub use prepare::{PreparedData, RunData, StreamedData, prepare_data, prepare_stream};
 pub use source::{DataSource, LoadedData};
 
 /// Why a dataset could not be read or transformed. Every variant names the file or the
@@ -48,6 +54,9 @@ pub enum DataError {
     /// A requested transformation does not fit the data (an empty class subset, say).
     #[error("{0}")]
     Invalid(String),
+    /// The input asks for more memory than [`limits::memory_limit`] allows.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 impl DataError {

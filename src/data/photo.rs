@@ -73,10 +73,7 @@ impl PhotoTransform {
     /// `channels` input channels: 3 as RGB, 1 as luma (Rec. 709, the `image` crate's
     /// conversion; `mean[0]`, `std[0]`). `channels * crop * crop` values in CHW order.
     pub fn load(&self, path: &Path, channels: usize) -> Result<Vec<f32>, DataError> {
-        let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = super::image_file::read_image_file(path)?;
         if let Err((key, rule)) = self.validate() {
             return Err(DataError::Invalid(format!("photo transform {key}: {rule}")));
         }
@@ -85,6 +82,15 @@ impl PhotoTransform {
         if image.width() == 0 || image.height() == 0 {
             return Err(DataError::format(path, "the image has no pixels"));
         }
+        let (w, h) = (image.width() as usize, image.height() as usize);
+        let (rw, rh) = resized_size(w, h, self.resize);
+        // The resampler's f32 RGBA intermediate (new width x old height), then the
+        // resized 8-bit image.
+        let needed = 16 * rw as u128 * h as u128 + 4 * rw as u128 * rh as u128;
+        super::limits::check_allocation(
+            &format!("resizing {} ({w}x{h}) to {rw}x{rh}", path.display()),
+            needed,
+        )?;
         match channels {
             3 => Ok(self.apply(&image.to_rgb8())),
             1 => Ok(self.apply(&image.to_luma8())),

@@ -2,8 +2,10 @@
 
 use super::augment::rotation_task;
 use super::config::{DataConfig, Pretext};
+use super::examples::{Examples, Splits};
 use super::resize;
 use super::split::{self, Normalization};
+use super::stream::{ImageFiles, ImageStream};
 use super::{DataError, Dataset};
 
 /// The datasets of one run, cut and normalised.
@@ -55,6 +57,16 @@ pub fn prepare_data(cfg: &DataConfig, seed: u64) -> Result<PreparedData, DataErr
     // Resizing, colour and permutation act on each image alone, so they come after the
     // cuts (which pick images by label): only the images a run keeps are resized.
     let fit = |d: &Dataset| -> Result<Dataset, DataError> {
+        let channels = if cfg.rgb { 3 } else { d.shape[0] };
+        let [_, h, w] = d.shape;
+        let [h, w] = cfg.resize.map_or([h, w], |s| [s, s]);
+        super::limits::check_allocation(
+            &format!(
+                "fitting {} images to {channels}x{h}x{w} (data.resize, data.rgb)",
+                d.len()
+            ),
+            d.len() as u128 * channels as u128 * h as u128 * w as u128 * 4,
+        )?;
         let mut d = if cfg.rgb {
             resize::grey_to_rgb(d)?
         } else {
@@ -112,6 +124,170 @@ pub fn prepare_data(cfg: &DataConfig, seed: u64) -> Result<PreparedData, DataErr
         test,
         class_names: names,
         normalization,
+    })
+}
+
+/// The splits of a run whose photos are read from disk as it trains.
+#[derive(Debug, Clone)]
+pub struct StreamedData {
+    /// Training photos, through the training transform.
+    pub train: ImageStream,
+    /// Validation photos (a stratified part of the training folder), through the
+    /// evaluation transform.
+    pub val: Option<ImageStream>,
+    /// Test photos, through the evaluation transform.
+    pub test: ImageStream,
+    /// A name per class.
+    pub class_names: Vec<String>,
+}
+
+impl Splits for StreamedData {
+    fn train(&self) -> &dyn Examples {
+        &self.train
+    }
+
+    fn val(&self) -> Option<&dyn Examples> {
+        self.val.as_ref().map(|v| v as &dyn Examples)
+    }
+
+    fn test(&self) -> &dyn Examples {
+        &self.test
+    }
+}
+
+impl StreamedData {
+    /// The files skipped as unreadable so far, over all splits (with
+    /// `data.skip_corrupt`).
+    pub fn skipped(&self) -> Vec<std::path::PathBuf> {
+        let mut all = self.train.skipped();
+        if let Some(v) = &self.val {
+            all.extend(v.skipped());
+        }
+        all.extend(self.test.skipped());
+        all
+    }
+}
+
+/// The data of a run: held in memory, or photos streamed from disk.
+// One value per run: its size does not matter, and boxing would only add a hop.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum RunData {
+    /// Decoded whole into memory ([`prepare_data`]).
+    Memory(PreparedData),
+    /// Read as the run trains ([`prepare_stream`]).
+    Streamed(StreamedData),
+}
+
+impl RunData {
+    /// Loads `cfg`'s data: streamed when it has a `transform`, else into memory.
+    pub fn load(cfg: &DataConfig, seed: u64) -> Result<Self, DataError> {
+        Ok(match cfg.transform {
+            Some(_) => RunData::Streamed(prepare_stream(cfg, seed)?),
+            None => RunData::Memory(prepare_data(cfg, seed)?),
+        })
+    }
+
+    /// The splits, whichever way they are held.
+    pub fn splits(&self) -> &dyn Splits {
+        match self {
+            RunData::Memory(d) => d,
+            RunData::Streamed(d) => d,
+        }
+    }
+}
+
+/// Scans an image folder (`<data-dir>/train/<class>/...`, `<data-dir>/test/<class>/...`)
+/// and cuts it as [`prepare_data`] does (class subset, per-class subsample, stratified
+/// validation split, with the same seeds), without reading a photo: the photos are read
+/// and transformed (`cfg.transform`) batch by batch as the run trains.
+pub fn prepare_stream(cfg: &DataConfig, seed: u64) -> Result<StreamedData, DataError> {
+    let Some(transforms) = &cfg.transform else {
+        return Err(DataError::Invalid(
+            "photos are streamed only through data.transform".into(),
+        ));
+    };
+    let check = |name: &str, t: &super::transform::Transform| {
+        t.check().map(|o| o.shape).map_err(|(step, rule)| {
+            DataError::Invalid(format!("data.transform.{name}{step}: {rule}"))
+        })
+    };
+    let shape = check("train", &transforms.train)?;
+    if check("eval", &transforms.eval)? != shape {
+        return Err(DataError::Invalid(
+            "data.transform.eval makes another image size than data.transform.train".into(),
+        ));
+    }
+    let dir = cfg.resolved_dir();
+    let mut train = ImageFiles::scan(&dir.join("train"))?;
+    let mut test = ImageFiles::scan(&dir.join("test"))?;
+    if train.class_names != test.class_names {
+        return Err(DataError::format(
+            dir.join("test"),
+            format!(
+                "test classes {:?} differ from train classes {:?}",
+                test.class_names, train.class_names
+            ),
+        ));
+    }
+    let mut names = train.class_names.clone();
+    if let Some(classes) = &cfg.classes {
+        let cut = |files: &ImageFiles| -> Result<ImageFiles, DataError> {
+            let (idx, labels) = split::class_subset_indices(&files.labels, names.len(), classes)?;
+            let mut kept = files.select(&idx);
+            kept.labels = labels;
+            Ok(kept)
+        };
+        train = cut(&train)?;
+        test = cut(&test)?;
+        names = classes.iter().map(|&c| names[c].clone()).collect();
+    }
+    let num_classes = names.len();
+    if let Some(k) = cfg.per_class {
+        if k == 0 {
+            return Err(DataError::Invalid("per_class must be at least 1".into()));
+        }
+        train = train.select(&split::per_class_label_indices(
+            &train.labels,
+            num_classes,
+            k,
+            seed ^ 0x5EED_0001,
+        ));
+    }
+    let val = if cfg.val_fraction > 0.0 {
+        let (keep, held) = split::stratified_indices(
+            &train.labels,
+            num_classes,
+            cfg.val_fraction,
+            seed ^ 0x5EED_0002,
+        );
+        let val = train.select(&held);
+        train = train.select(&keep);
+        (!val.is_empty()).then_some(val)
+    } else {
+        None
+    };
+    if train.is_empty() {
+        return Err(DataError::Invalid(
+            "the training split is empty after the data cuts".into(),
+        ));
+    }
+    let stream = |files: ImageFiles, t: &super::transform::Transform| {
+        ImageStream::new(
+            files,
+            num_classes,
+            t.clone(),
+            shape,
+            seed,
+            cfg.loader,
+            cfg.skip_corrupt,
+        )
+    };
+    Ok(StreamedData {
+        train: stream(train, &transforms.train),
+        val: val.map(|v| stream(v, &transforms.eval)),
+        test: stream(test, &transforms.eval),
+        class_names: names,
     })
 }
 

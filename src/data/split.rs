@@ -17,49 +17,72 @@ pub fn rng(seed: u64) -> ChaCha8Rng {
 /// Splits off `fraction` of each class (rounded) as the second part; the rest, in the
 /// original order, is the first part.
 pub fn stratified_split(data: &Dataset, fraction: f64, seed: u64) -> (Dataset, Dataset) {
+    let (keep, out) = stratified_indices(&data.labels, data.num_classes, fraction, seed);
+    (data.select(&keep), data.select(&out))
+}
+
+/// The positions [`stratified_split`] keeps and holds out, ascending, for examples with
+/// `labels` in `0..num_classes`.
+pub fn stratified_indices(
+    labels: &[usize],
+    num_classes: usize,
+    fraction: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
     let mut rng = rng(seed);
-    let mut held = vec![false; data.len()];
-    for class in 0..data.num_classes {
-        let mut idx: Vec<usize> = (0..data.len())
-            .filter(|&i| data.labels[i] == class)
-            .collect();
+    let mut held = vec![false; labels.len()];
+    for class in 0..num_classes {
+        let mut idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
         idx.shuffle(&mut rng);
         let n = (idx.len() as f64 * fraction).round() as usize;
         for &i in &idx[..n] {
             held[i] = true;
         }
     }
-    let keep: Vec<usize> = (0..data.len()).filter(|&i| !held[i]).collect();
-    let out: Vec<usize> = (0..data.len()).filter(|&i| held[i]).collect();
-    (data.select(&keep), data.select(&out))
+    let keep: Vec<usize> = (0..labels.len()).filter(|&i| !held[i]).collect();
+    let out: Vec<usize> = (0..labels.len()).filter(|&i| held[i]).collect();
+    (keep, out)
 }
 
 /// Keeps only the images of `classes` and relabels them `0..classes.len()` in the given
 /// order (so digits 5-9 become classes 0-4).
 pub fn class_subset(data: &Dataset, classes: &[usize]) -> Result<Dataset, DataError> {
+    let (idx, labels) = class_subset_indices(&data.labels, data.num_classes, classes)?;
+    let mut out = data.select(&idx);
+    out.labels = labels;
+    out.num_classes = classes.len();
+    Ok(out)
+}
+
+/// The positions [`class_subset`] keeps, ascending, and their new labels, for examples
+/// with `labels` in `0..num_classes`.
+pub fn class_subset_indices(
+    labels: &[usize],
+    num_classes: usize,
+    classes: &[usize],
+) -> Result<(Vec<usize>, Vec<usize>), DataError> {
     if classes.is_empty() {
         return Err(DataError::Invalid("class subset is empty".into()));
     }
     for (k, &c) in classes.iter().enumerate() {
-        if c >= data.num_classes {
+        if c >= num_classes {
             return Err(DataError::Invalid(format!(
-                "class {c} does not exist (the dataset has {} classes)",
-                data.num_classes
+                "class {c} does not exist (the dataset has {num_classes} classes)"
             )));
         }
         if classes[..k].contains(&c) {
             return Err(DataError::Invalid(format!("class {c} is listed twice")));
         }
     }
-    let idx: Vec<usize> = (0..data.len())
-        .filter(|&i| classes.contains(&data.labels[i]))
-        .collect();
-    let mut out = data.select(&idx);
-    for l in &mut out.labels {
-        *l = classes.iter().position(|c| c == l).unwrap_or_default();
+    let mut kept = Vec::new();
+    let mut new_labels = Vec::new();
+    for (i, l) in labels.iter().enumerate() {
+        if let Some(position) = classes.iter().position(|c| c == l) {
+            kept.push(i);
+            new_labels.push(position);
+        }
     }
-    out.num_classes = classes.len();
-    Ok(out)
+    Ok((kept, new_labels))
 }
 
 /// Keeps at most `per_class` images of each class, chosen at random with `seed`, in the
@@ -77,18 +100,26 @@ pub fn per_class_subsample(
 
 /// The indices [`per_class_subsample`] keeps, ascending.
 pub fn per_class_indices(data: &Dataset, per_class: usize, seed: u64) -> Vec<usize> {
+    per_class_label_indices(&data.labels, data.num_classes, per_class, seed)
+}
+
+/// [`per_class_indices`] for examples with `labels` in `0..num_classes`.
+pub fn per_class_label_indices(
+    labels: &[usize],
+    num_classes: usize,
+    per_class: usize,
+    seed: u64,
+) -> Vec<usize> {
     let mut rng = rng(seed);
-    let mut keep = vec![false; data.len()];
-    for class in 0..data.num_classes {
-        let mut idx: Vec<usize> = (0..data.len())
-            .filter(|&i| data.labels[i] == class)
-            .collect();
+    let mut keep = vec![false; labels.len()];
+    for class in 0..num_classes {
+        let mut idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
         idx.shuffle(&mut rng);
         for &i in idx.iter().take(per_class) {
             keep[i] = true;
         }
     }
-    (0..data.len()).filter(|&i| keep[i]).collect()
+    (0..labels.len()).filter(|&i| keep[i]).collect()
 }
 
 /// A fixed permutation of an image's pixels, as in Permuted-MNIST.

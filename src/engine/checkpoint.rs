@@ -65,6 +65,10 @@ pub struct TrainingState {
     pub best_epoch: usize,
     /// Seconds spent in training steps so far.
     pub train_seconds: f64,
+    /// Of those, seconds spent waiting for the next batch (absent in checkpoints written
+    /// before mentor recorded it).
+    #[serde(default)]
+    pub data_wait_seconds: f64,
     /// Training examples processed so far.
     pub train_samples: u64,
     /// Every metric row written so far.
@@ -195,7 +199,9 @@ pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
         sections.push(section);
         at += len;
     }
-    if version >= CHECKSUMMED && at != bytes.len() {
+    if at != bytes.len() {
+        // Earlier formats were written exactly too; so a checksummed file whose version
+        // field was damaged into an earlier one is refused here, by its checksum's bytes.
         return Err(corrupt("trailing bytes after the last section"));
     }
     let state: TrainingState = serde_json::from_slice(sections[0])
@@ -225,6 +231,7 @@ mod tests {
             best_val_accuracy: 0.5,
             best_epoch: 1,
             train_seconds: 0.1,
+            data_wait_seconds: 0.0,
             train_samples: 30,
             history: Vec::new(),
             objective_state: None,
@@ -259,6 +266,13 @@ mod tests {
                 .err()
                 .unwrap_or_else(|| panic!("bit at {at} loaded"));
             assert!(e.to_string().contains("damaged.ckpt"), "{e}");
+        }
+        // Every bit of the version field (3 -> 2 or 1 is an earlier, unchecksummed format).
+        for bit in 0..32 {
+            let mut bytes = good.clone();
+            bytes[8 + bit / 8] ^= 1 << (bit % 8);
+            std::fs::write(&damaged, &bytes).unwrap();
+            assert!(load(&damaged).is_err(), "version bit {bit} flipped loaded");
         }
         for len in [0, 5, 12, 20, good.len() / 2, good.len() - 4, good.len() - 1] {
             std::fs::write(&damaged, &good[..len]).unwrap();

@@ -113,14 +113,7 @@ fn wgpu_device(name: &str) -> Result<Device, DeviceError> {
     })
 }
 
-/// This machine's memory in bytes (`MemTotal` of `/proc/meminfo`); `None` where that
-/// cannot be read (not Linux), in which case sizes are not checked against it.
-pub fn host_memory_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
+pub use crate::data::limits::host_memory_bytes;
 
 #[cfg(test)]
 mod tests {

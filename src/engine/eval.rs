@@ -8,7 +8,8 @@ use burn::tensor::{Int, Tensor};
 
 use super::metrics::Running;
 use super::objective::Objective;
-use crate::data::{Batch, BatchOrder, Dataset};
+use crate::data::examples::infallible;
+use crate::data::{BatchOrder, DataError, Dataset, Examples, HostBatch};
 use crate::losses::mask_outputs;
 use crate::models::Network;
 
@@ -26,11 +27,38 @@ pub fn evaluate_outputs(
     batch_size: usize,
     outputs: Option<Range<usize>>,
 ) -> (f64, f64) {
+    let order = BatchOrder::sequential(data.len(), batch_size);
+    infallible(score(network, data.host_batches(order).map(Ok), outputs))
+}
+
+/// [`evaluate_outputs`] on any split, in memory or streamed (whose photos may fail to
+/// read), `batch_size` examples at a time.
+pub fn evaluate_examples(
+    network: &Network,
+    data: &dyn Examples,
+    batch_size: usize,
+    outputs: Option<Range<usize>>,
+) -> Result<(f64, f64), DataError> {
+    let order = BatchOrder::sequential(data.len(), batch_size);
+    score(network, data.batches(order, 0), outputs)
+}
+
+/// Loss and accuracy over `batches`, in inference mode; the first error ends it.
+fn score<E>(
+    network: &Network,
+    batches: impl Iterator<Item = Result<HostBatch, E>>,
+    outputs: Option<Range<usize>>,
+) -> Result<(f64, f64), E> {
     let model = network.valid();
     let mut run = Running::default();
     let device = super::module_device(&model);
-    for idx in BatchOrder::sequential(data.len(), batch_size).batches() {
-        let batch = Batch::gather(data, idx, &device);
+    for host in batches {
+        let host = host?;
+        if host.is_empty() {
+            continue;
+        }
+        let n = host.len();
+        let batch = host.into_device(&device);
         let mut logits = model.forward(batch.images);
         if let Some(active) = &outputs {
             logits = mask_outputs(logits, active.clone());
@@ -41,10 +69,10 @@ pub fn evaluate_outputs(
         run.add(
             loss.into_scalar::<f32>() as f64,
             correct(logits, batch.labels),
-            idx.len(),
+            n,
         );
     }
-    (run.loss(), run.accuracy())
+    Ok((run.loss(), run.accuracy()))
 }
 
 /// Softmax class probabilities of `network`, in inference mode, for `images`: a whole
@@ -77,16 +105,23 @@ pub fn class_probabilities(
     out
 }
 
-/// The objective's own evaluation of `network` on `data` if it has one, else the
-/// classification loss and accuracy on its scored outputs.
+/// The objective's own evaluation of `network` on `data` if it has one (for data in
+/// memory), else the classification loss and accuracy on its scored outputs, in batches
+/// of up to 1000 examples and 64 MB.
 pub(crate) fn evaluate_with(
     objective: &dyn Objective,
     network: &Network,
-    data: &Dataset,
-) -> (f64, f64) {
-    objective
-        .evaluate(network, data)
-        .unwrap_or_else(|| evaluate_outputs(network, data, 1000, objective.eval_outputs()))
+    data: &dyn Examples,
+) -> Result<(f64, f64), DataError> {
+    if let Some(own) = data
+        .in_memory()
+        .and_then(|d| objective.evaluate(network, d))
+    {
+        return Ok(own);
+    }
+    let image_bytes = data.shape().iter().product::<usize>() * std::mem::size_of::<f32>();
+    let batch_size = (64_000_000 / image_bytes.max(1)).clamp(1, 1000);
+    evaluate_examples(network, data, batch_size, objective.eval_outputs())
 }
 
 pub(crate) fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> u64 {

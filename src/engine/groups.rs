@@ -28,10 +28,23 @@ pub struct GroupRule {
     /// the epoch alone, a resumed run restores it exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unfreeze_at: Option<usize>,
+    /// While the group is frozen, its batch norms run in inference mode with their
+    /// running statistics unchanged (default); `false` keeps updating the statistics from
+    /// each batch, as a frozen PyTorch module left in training mode does.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub freeze_bn: bool,
 }
 
 fn one() -> f64 {
     1.0
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(value: &bool) -> bool {
+    *value
 }
 
 /// A rule that cannot be applied to the network.
@@ -108,6 +121,8 @@ pub struct ParamGroupSpec {
     pub frozen: bool,
     /// The 1-based epoch from which a frozen group trains.
     pub unfreeze_at: Option<usize>,
+    /// Whether its batch norms run in inference mode while it is frozen.
+    pub freeze_bn: bool,
     /// Names of its parameters.
     pub names: Vec<String>,
     /// Ids of its parameters.
@@ -133,6 +148,7 @@ impl ParamGroups {
                 lr_mult: rule.lr_mult,
                 frozen: rule.frozen,
                 unfreeze_at: rule.unfreeze_at,
+                freeze_bn: rule.freeze_bn,
                 names: Vec::new(),
                 ids: Vec::new(),
             };
@@ -173,6 +189,7 @@ impl ParamGroups {
                 lr_mult: 1.0,
                 frozen: false,
                 unfreeze_at: None,
+                freeze_bn: true,
                 names: rest.iter().map(|p| p.name.clone()).collect(),
                 ids: rest.iter().map(|p| p.id).collect(),
             });
@@ -241,6 +258,7 @@ mod tests {
             lr_mult: 0.1,
             frozen: false,
             unfreeze_at: None,
+            freeze_bn: true,
         }];
         let g = ParamGroups::resolve(&rules, &params).unwrap();
         assert_eq!(g.groups.len(), 2);
@@ -258,6 +276,7 @@ mod tests {
             lr_mult: 0.1,
             frozen: true,
             unfreeze_at: Some(3),
+            freeze_bn: true,
         }];
         let g = ParamGroups::resolve(&rules, &params).unwrap();
         let trained = |e: usize| -> Vec<String> {
@@ -275,6 +294,7 @@ mod tests {
             lr_mult: 1.0,
             frozen: true,
             unfreeze_at: None,
+            freeze_bn: true,
         };
         let e = ParamGroups::resolve(&[rule("head"), rule("*.weight")], &params).unwrap_err();
         assert!(e.to_string().contains("`head` and `*.weight`"), "{e}");
@@ -290,6 +310,7 @@ mod tests {
             lr_mult: 1.0,
             frozen,
             unfreeze_at,
+            freeze_bn: true,
         };
         let e = ParamGroups::resolve(&[rule("*", true, None)], &params).unwrap_err();
         assert!(matches!(e, GroupError::NothingToTrain { .. }), "{e}");

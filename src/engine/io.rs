@@ -41,6 +41,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
     if written.is_err() {
         // A full disk must not stay full because of our half-written copy.
         let _ = std::fs::remove_file(&tmp);
+    } else {
+        remove_stale_temporaries(dir, &name);
     }
     written
 }
@@ -51,6 +53,36 @@ pub fn is_temporary(name: &str) -> bool {
         && name
             .rsplit_once(".tmp-")
             .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether `name` is a temporary file of [`write_atomic`] whose writer is gone, so that
+/// no write of it will ever finish: its pid names no running process (on Linux; other
+/// systems keep every temporary, not knowing).
+pub fn is_stale_temporary(name: &str) -> bool {
+    if !is_temporary(name) {
+        return false;
+    }
+    let Some((_, pid)) = name.rsplit_once(".tmp-") else {
+        return false;
+    };
+    cfg!(target_os = "linux")
+        && pid.parse::<u32>().is_ok_and(|p| p != std::process::id())
+        && !Path::new("/proc").join(pid).exists()
+}
+
+/// Removes the stale temporaries of `name` in `dir` ([`is_stale_temporary`]): what
+/// killed writes of that file left behind.
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.starts_with(&prefix) && is_stale_temporary(&file) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// [`write_atomic`] of `value` as pretty JSON.
@@ -78,6 +110,24 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn a_write_removes_what_killed_writes_of_the_file_left_but_not_a_live_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        // 999999999 is above Linux's pid limit: no process; pid 1 always runs.
+        let dead = dir.path().join(".out.json.tmp-999999999");
+        let live = dir.path().join(".out.json.tmp-1");
+        let other = dir.path().join(".other.json.tmp-999999999");
+        for f in [&dead, &live, &other] {
+            std::fs::write(f, b"half").unwrap();
+        }
+        write_atomic(&dir.path().join("out.json"), b"{}").unwrap();
+        if cfg!(target_os = "linux") {
+            assert!(!dead.exists(), "a dead writer's temporary stayed");
+        }
+        assert!(live.exists() && other.exists());
+        assert!(!is_stale_temporary("out.json") && !is_stale_temporary(".out.json.tmp-1"));
     }
 
     #[test]

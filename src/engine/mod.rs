@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod device;
 pub mod eval;
 pub mod events;
+pub mod freeze;
 pub mod groups;
 pub mod init;
 pub mod io;
@@ -29,7 +30,7 @@ pub mod step;
 pub mod trainer;
 
 pub use device::{module_device, parse_device, parse_devices};
-pub use eval::{class_probabilities, evaluate, evaluate_outputs};
+pub use eval::{class_probabilities, evaluate, evaluate_examples, evaluate_outputs};
 pub use events::{Event, Observer};
 pub use init::{FreshWeights, StartWeights, seeded_init};
 pub use objective::{CrossEntropy, Objective, StepOutput};

@@ -87,10 +87,10 @@ impl OptimizerConfig {
                 if p.nesterov && p.momentum == 0.0 {
                     return bad("nesterov", "needs momentum > 0".into());
                 }
-                if p.weight_decay < 0.0 {
+                if !(p.weight_decay >= 0.0 && p.weight_decay.is_finite()) {
                     return bad(
                         "weight_decay",
-                        format!("must be >= 0, got {}", p.weight_decay),
+                        format!("must be finite and >= 0, got {}", p.weight_decay),
                     );
                 }
             }
@@ -100,13 +100,16 @@ impl OptimizerConfig {
                         return bad(k, format!("must be in [0, 1), got {v}"));
                     }
                 }
-                if p.epsilon <= 0.0 {
-                    return bad("epsilon", format!("must be > 0, got {}", p.epsilon));
+                if !(p.epsilon > 0.0 && p.epsilon.is_finite()) {
+                    return bad(
+                        "epsilon",
+                        format!("must be finite and > 0, got {}", p.epsilon),
+                    );
                 }
-                if p.weight_decay < 0.0 {
+                if !(p.weight_decay >= 0.0 && p.weight_decay.is_finite()) {
                     return bad(
                         "weight_decay",
-                        format!("must be >= 0, got {}", p.weight_decay),
+                        format!("must be finite and >= 0, got {}", p.weight_decay),
                     );
                 }
             }

@@ -22,7 +22,7 @@ use burn::tensor::{Device, Tensor};
 use super::groups::ParamGroups;
 use super::objective::{CrossEntropy, Objective};
 use super::step::train_step;
-use crate::data::{Batch, Dataset};
+use crate::data::HostBatch;
 use crate::models::Network;
 
 /// Marks every parameter for gradient synchronisation (what burn-train's `ModuleSharder`
@@ -101,6 +101,14 @@ impl DataParallel {
         ))
     }
 
+    /// Holds `frozen` fixed in every replica, as the caller does in its own network (every
+    /// device must differentiate the same parameters for the all-reduce).
+    pub fn freeze(&mut self, frozen: &super::freeze::FrozenSet) {
+        for replica in &mut self.replicas {
+            replica.network = replica.network.take().map(|n| frozen.apply(n));
+        }
+    }
+
     /// Seeds every replica's device (dropout masks) as the caller seeds the first.
     pub fn seed(&self, seed: u64) {
         for replica in &self.replicas {
@@ -108,7 +116,7 @@ impl DataParallel {
         }
     }
 
-    /// One step on all devices at once: `indices` split into one contiguous shard per
+    /// One step on all devices at once: the batch split into one contiguous shard per
     /// device; the first shard trains `network` with `objective`, the others their
     /// replicas with cross-entropy (data parallel is for supervised runs). `Err` carries
     /// a non-finite loss, as `train_step`'s does.
@@ -119,24 +127,26 @@ impl DataParallel {
         optimizer: &mut ModuleOptimizer,
         groups: &ParamGroups,
         objective: &mut dyn Objective,
-        data: &Dataset,
-        indices: &[usize],
+        batch: HostBatch,
         lr: f64,
     ) -> Result<(Network, ParallelStep), f64> {
-        let shards = shards(indices.len(), self.replicas.len() + 1);
-        let first = &indices[shards[0].clone()];
+        let shards = shards(batch.len(), self.replicas.len() + 1);
+        let first = batch.slice(shards[0].clone());
         let (mine, others) = std::thread::scope(|scope| {
             let handles: Vec<_> = self
                 .replicas
                 .iter_mut()
                 .zip(&shards[1..])
                 .map(|(replica, range)| {
-                    let shard = &indices[range.clone()];
-                    scope.spawn(move || replica.step(groups, data, shard, lr))
+                    let shard = batch.slice(range.clone());
+                    scope.spawn(move || replica.step(groups, shard, lr))
                 })
                 .collect();
-            let batch = Batch::gather(data, first, &network.devices()[0]);
-            let mine = train_step(network, optimizer, groups, objective, &batch, first, lr);
+            let indices = first.indices.clone();
+            let on_device = first.into_device(&network.devices()[0]);
+            let mine = train_step(
+                network, optimizer, groups, objective, &on_device, &indices, lr,
+            );
             let others: Vec<_> = handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
@@ -145,7 +155,7 @@ impl DataParallel {
         });
         let (network, loss, correct, predictions) = mine?;
         let mut total = ParallelStep {
-            loss: loss * first.len() as f64,
+            loss: loss * shards[0].len() as f64,
             correct,
             predictions,
         };
@@ -155,7 +165,7 @@ impl DataParallel {
             total.correct += correct;
             total.predictions += predictions;
         }
-        total.loss /= indices.len().max(1) as f64;
+        total.loss /= batch.len().max(1) as f64;
         Ok((network, total))
     }
 }
@@ -164,15 +174,15 @@ impl Replica {
     fn step(
         &mut self,
         groups: &ParamGroups,
-        data: &Dataset,
-        shard: &[usize],
+        shard: HostBatch,
         lr: f64,
     ) -> Result<(f64, u64, u64), f64> {
         let network = self
             .network
             .take()
             .expect("a replica's network is put back after every step");
-        let batch = Batch::gather(data, shard, &self.device);
+        let indices = shard.indices.clone();
+        let batch = shard.into_device(&self.device);
         // A non-finite loss ends the run, so the replica is not needed after an error.
         let (network, loss, correct, predictions) = train_step(
             network,
@@ -180,7 +190,7 @@ impl Replica {
             groups,
             &mut CrossEntropy,
             &batch,
-            shard,
+            &indices,
             lr,
         )?;
         self.network = Some(network);

@@ -53,6 +53,10 @@ pub fn load_network(path: &Path, device: &Device) -> Result<LoadedNetwork, Resto
         message,
     })?;
     let (input_shape, num_classes) = (ckpt.state.input_shape, ckpt.state.num_classes);
+    check_shape(input_shape, num_classes, &model).map_err(|message| RestoreError::Config {
+        path: path.into(),
+        message,
+    })?;
     let fresh = seeded_init(&model, input_shape, num_classes, device, seed);
     let network = ckpt.load_into(fresh, path)?;
     Ok(LoadedNetwork {
@@ -64,6 +68,23 @@ pub fn load_network(path: &Path, device: &Device) -> Result<LoadedNetwork, Resto
         num_classes,
         epochs: ckpt.state.epochs_done,
     })
+}
+
+/// Checks a checkpoint's recorded input shape and class count before a network is built
+/// from them: no zero size, a network that fits this machine, and one image that fits
+/// the memory limit (a valid checksum says the file is whole, not that it is sensible).
+fn check_shape(input: [usize; 3], num_classes: usize, model: &ModelConfig) -> Result<(), String> {
+    if input.contains(&0) || num_classes == 0 {
+        return Err(format!(
+            "input shape {input:?} with {num_classes} classes: every size must be at least 1"
+        ));
+    }
+    let image = input.iter().map(|&d| d as u128).product::<u128>() * 4;
+    crate::data::limits::check_allocation(&format!("one {input:?} input image"), image)
+        .map_err(|e| e.to_string())?;
+    model
+        .check_fits(input, num_classes, super::device::host_memory_bytes())
+        .map_err(|rule| format!("input shape {input:?}: {rule}"))
 }
 
 /// The network's config and seed of a checkpoint's state (format 2 records them; format 1
@@ -102,6 +123,7 @@ mod tests {
             best_val_accuracy: 0.0,
             best_epoch: 0,
             train_seconds: 0.0,
+            data_wait_seconds: 0.0,
             train_samples: 0,
             history: Vec::new(),
             objective_state: None,

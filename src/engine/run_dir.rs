@@ -248,23 +248,35 @@ pub enum RunDirError {
     },
 }
 
-/// Removes the temporary files of killed writes (see [`super::io::is_temporary`]) in
-/// `dir` and its folders, `depth` levels down.
-fn remove_temporaries(dir: &Path, depth: usize) {
+/// Removes the temporary files that killed writes left (see
+/// [`super::io::is_stale_temporary`]: their writer is gone) in `dir` and in the folders
+/// mentor writes below it (`checkpoints/`, `plots/`, `task-N/`), never in a user's
+/// other folders and never a live process's temporary.
+fn remove_temporaries(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
         if path.is_dir() {
-            if depth > 0 {
-                remove_temporaries(&path, depth - 1);
+            if name == "checkpoints" || name == "plots" || is_task_dir(&name) {
+                remove_temporaries(&path);
             }
-        } else if super::io::is_temporary(&entry.file_name().to_string_lossy()) {
+        } else if super::io::is_stale_temporary(&name) {
             let _ = std::fs::remove_file(&path);
         }
     }
 }
+
+/// `task-N`, a task's run directory.
+fn is_task_dir(name: &str) -> bool {
+    name.strip_prefix("task-")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The files mentor writes into `checkpoints/`.
+const CHECKPOINT_FILES: &[&str] = &["last.ckpt", "best.ckpt"];
 
 fn changes_in_words(changes: &[Change]) -> String {
     let shown: Vec<String> = changes.iter().take(8).map(Change::to_string).collect();
@@ -354,7 +366,7 @@ impl RunDir {
                 what,
             });
         }
-        remove_temporaries(&self.root, 3);
+        remove_temporaries(&self.root);
         Ok(RunLock {
             _file: file,
             created,
@@ -380,26 +392,36 @@ impl RunDir {
     }
 
     /// Removes what mentor wrote into the directory (an `--overwrite`): its config,
-    /// checkpoints, metrics, summary and `task-N/` folders; other files stay.
+    /// checkpoints, metrics, summary and `task-N/` runs; other files stay, inside
+    /// `checkpoints/` and `task-N/` too (a folder is removed only once it is empty).
     pub fn clear(&self) -> Result<(), RunDirError> {
         let Ok(entries) = std::fs::read_dir(&self.root) else {
             return Ok(());
         };
+        let remove = |path: PathBuf| -> Result<(), RunDirError> {
+            match std::fs::remove_file(&path) {
+                Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                    Err(RunDirError::Io(IoError { path, source }))
+                }
+                _ => Ok(()),
+            }
+        };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let task = name
-                .strip_prefix("task-")
-                .is_some_and(|n| n.parse::<usize>().is_ok());
-            if !(task || RUN_FILES.contains(&name.as_str())) {
-                continue;
-            }
             let path = entry.path();
-            let removed = if path.is_dir() {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-            removed.map_err(|source| IoError { path, source })?;
+            if is_task_dir(&name) && path.is_dir() {
+                RunDir::new(&path).clear()?;
+                let _ = std::fs::remove_file(path.join(LOCK_FILE));
+                let _ = std::fs::remove_dir(&path);
+            } else if name == "checkpoints" && path.is_dir() {
+                for file in CHECKPOINT_FILES {
+                    remove(path.join(file))?;
+                }
+                remove_temporaries(&path);
+                let _ = std::fs::remove_dir(&path);
+            } else if RUN_FILES.contains(&name.as_str()) && !path.is_dir() {
+                remove(path)?;
+            }
         }
         Ok(())
     }
@@ -583,7 +605,13 @@ mod tests {
         run.write("checkpoints/last.ckpt", b"x").unwrap();
         run.write("task-2/summary.json", b"{}").unwrap();
         run.write("notes.txt", b"mine").unwrap();
-        let stale = run.join("checkpoints/.last.ckpt.tmp-123");
+        run.write("checkpoints/my-notes.txt", b"mine").unwrap();
+        run.write("task-2/checkpoints/best.ckpt", b"x").unwrap();
+        run.write("task-3/my-plot.png", b"mine").unwrap();
+        // A temporary of a process that no longer exists (above Linux's pid limit).
+        let stale = run.join("checkpoints/.last.ckpt.tmp-999999999");
+        let live = run.join(format!("checkpoints/.best.ckpt.tmp-{}", std::process::id()));
+        std::fs::write(&live, b"being written").unwrap();
         std::fs::write(&stale, b"half").unwrap();
         let e = run.claim(Claim::Fresh).unwrap_err().to_string();
         assert!(e.contains("last.ckpt") && e.contains("--overwrite"), "{e}");
@@ -593,9 +621,17 @@ mod tests {
         );
         let _lock = run.claim(Claim::Overwrite).unwrap();
         assert!(!stale.exists(), "stale temporary kept");
+        assert!(live.exists(), "a live process's temporary removed");
+        std::fs::remove_file(&live).unwrap();
         run.start(&Fingerprint::from_text("seed = 2\n")).unwrap();
-        assert!(!run.join("checkpoints").exists() && !run.join("task-2").exists());
-        assert_eq!(std::fs::read(run.join("notes.txt")).unwrap(), b"mine");
+        assert!(!run.join("checkpoints/last.ckpt").exists() && !run.join("task-2").exists());
+        for mine in [
+            "notes.txt",
+            "checkpoints/my-notes.txt",
+            "task-3/my-plot.png",
+        ] {
+            assert_eq!(std::fs::read(run.join(mine)).unwrap(), b"mine", "{mine}");
+        }
         assert_eq!(
             run.saved_fingerprint().unwrap(),
             Fingerprint::from_text("seed = 2")

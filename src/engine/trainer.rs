@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::{self, CheckpointError, TrainingState};
 use super::eval::evaluate_with;
 use super::events::{Event, Observer};
+use super::freeze::FrozenSet;
 use super::groups::{GroupError, ParamGroups};
 use super::init::{epoch_seed, lock_backend_rng};
 use super::metrics::{MetricRow, MetricsFiles, Running};
@@ -21,7 +22,7 @@ use super::progress::{LogFormat, Progress};
 use super::run_dir::{Fingerprint, RunDir, RunDirError};
 use super::spec::TrainSpec;
 use super::step::train_step;
-use crate::data::{Batch, BatchOrder, PreparedData};
+use crate::data::{BatchOrder, DataError, Splits};
 use crate::models::{Network, param_infos};
 
 /// Why a run stopped with an error.
@@ -68,6 +69,9 @@ pub enum EngineError {
     /// A run directory file could not be written.
     #[error(transparent)]
     Io(#[from] super::io::IoError),
+    /// An example could not be read (a photo streamed from disk).
+    #[error("reading data: {0}")]
+    Data(#[from] DataError),
 }
 
 fn kept_in_words(last_good: usize, dir: &std::path::Path) -> String {
@@ -174,6 +178,14 @@ pub struct RunSummary {
     pub train_seconds: f64,
     /// Training examples per second of training-step time.
     pub train_samples_per_second: f64,
+    /// Seconds of the training-step time spent waiting for the next batch (reading and
+    /// transforming photos the loader had not prepared yet); 0 in summaries written
+    /// before mentor recorded it.
+    #[serde(default)]
+    pub data_wait_seconds: f64,
+    /// Photos left out as unreadable (`data.skip_corrupt`); absent when none were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_files: Vec<PathBuf>,
     /// Number of trainable parameters (frozen ones included).
     pub parameters: usize,
     /// The run's seed.
@@ -198,7 +210,7 @@ pub struct RunSummary {
 /// directory `options.out` (see [`train_observed`]).
 pub fn train(
     spec: &TrainSpec,
-    data: &PreparedData,
+    data: &dyn Splits,
     objective: &mut dyn Objective,
     options: &TrainOptions,
 ) -> Result<(RunSummary, Network), EngineError> {
@@ -213,7 +225,7 @@ pub fn train(
 /// summary and the trained network.
 pub fn train_observed(
     spec: &TrainSpec,
-    data: &PreparedData,
+    data: &dyn Splits,
     objective: &mut dyn Objective,
     options: &TrainOptions,
     observers: &mut [&mut dyn Observer],
@@ -236,7 +248,7 @@ pub fn train_observed(
         None => {
             device.seed(epoch_seed(spec.seed, usize::MAX));
             spec.model
-                .init(data.train.shape, data.train.num_classes, &device)
+                .init(data.train().shape(), data.train().num_classes(), &device)
         }
     };
     let mut optimizer: ModuleOptimizer = spec.optim.init();
@@ -246,12 +258,13 @@ pub fn train_observed(
         best_val_accuracy: f64::NEG_INFINITY,
         best_epoch: 0,
         train_seconds: 0.0,
+        data_wait_seconds: 0.0,
         train_samples: 0,
         history: Vec::new(),
         objective_state: None,
         config_toml: options.fingerprint.text().to_string(),
-        input_shape: data.train.shape,
-        num_classes: data.train.num_classes,
+        input_shape: data.train().shape(),
+        num_classes: data.train().num_classes(),
         mentor_version: env!("CARGO_PKG_VERSION").into(),
         model: Some(spec.model.clone()),
         seed: Some(spec.seed),
@@ -352,7 +365,7 @@ pub fn train_observed(
         }
         Ok(())
     };
-    let steps_per_epoch = data.train.len().div_ceil(spec.batch_size);
+    let steps_per_epoch = data.train().len().div_ceil(spec.batch_size);
     let last_epoch = options
         .stop_after
         .map_or(spec.epochs, |s| s.min(spec.epochs));
@@ -368,52 +381,57 @@ pub fn train_observed(
         if let Some(replicas) = &parallel {
             replicas.seed(epoch_seed(spec.seed, epoch));
         }
-        let order = BatchOrder::shuffled(data.train.len(), spec.batch_size, spec.seed, epoch);
+        let order = BatchOrder::shuffled(data.train().len(), spec.batch_size, spec.seed, epoch);
         emit(Event::EpochStart {
             epoch: epoch + 1,
             epochs: spec.epochs,
             steps: steps_per_epoch,
         })?;
         let epoch_groups = groups.at_epoch(epoch + 1);
+        let frozen = FrozenSet::of(&epoch_groups, &param_infos(&network));
+        network = frozen.apply(network);
+        if let Some(replicas) = &mut parallel {
+            replicas.freeze(&frozen);
+        }
         let started = Instant::now();
         let mut running = Running::default();
         let mut lr = spec.lr;
-        for (step, idx) in order.batches().enumerate() {
+        let mut batches = data.train().batches(order, epoch);
+        for step in 0..steps_per_epoch {
             if options
                 .max_steps
                 .is_some_and(|m| state.steps_done >= m as u64)
             {
                 break;
             }
+            let waited = Instant::now();
+            let Some(host) = batches.next().transpose()? else {
+                break;
+            };
+            state.data_wait_seconds += waited.elapsed().as_secs_f64();
             let progress_epochs = epoch as f64 + step as f64 / steps_per_epoch as f64;
             lr = spec
                 .schedule
                 .lr(spec.lr, progress_epochs, spec.epochs, steps_per_epoch);
-            if idx.len() < shards {
+            if host.len() < shards {
                 // Every device must take part in each step's gradient all-reduce.
                 continue;
             }
+            let examples = host.len();
             let step_result = match &mut parallel {
                 Some(replicas) => replicas
-                    .step(
-                        network,
-                        &mut optimizer,
-                        &epoch_groups,
-                        objective,
-                        &data.train,
-                        idx,
-                        lr,
-                    )
+                    .step(network, &mut optimizer, &epoch_groups, objective, host, lr)
                     .map(|(n, s)| (n, s.loss, s.correct, s.predictions)),
                 None => {
-                    let batch = Batch::gather(&data.train, idx, &device);
+                    let indices = host.indices.clone();
+                    let batch = host.into_device(&device);
                     train_step(
                         network,
                         &mut optimizer,
                         &epoch_groups,
                         objective,
                         &batch,
-                        idx,
+                        &indices,
                         lr,
                     )
                 }
@@ -421,7 +439,7 @@ pub fn train_observed(
             let loss_value;
             (network, loss_value) = match step_result {
                 Ok((n, l, c, p)) => {
-                    running.add_predictions(l, c, p, idx.len());
+                    running.add_predictions(l, c, p, examples);
                     (n, l)
                 }
                 Err(value) => {
@@ -452,14 +470,15 @@ pub fn train_observed(
             train_seconds: state.train_seconds,
         };
         let mut rows = vec![row("train", running.loss(), running.accuracy())];
-        let val_acc = if let Some(val) = &data.val {
-            let (l, a) = evaluate_with(objective, &network, val);
+        drop(batches);
+        let val_acc = if let Some(val) = data.val() {
+            let (l, a) = evaluate_with(objective, &network, val)?;
             rows.push(row("val", l, a));
             Some(a)
         } else {
             None
         };
-        let (test_loss, test_acc) = evaluate_with(objective, &network, &data.test);
+        let (test_loss, test_acc) = evaluate_with(objective, &network, data.test())?;
         rows.push(row("test", test_loss, test_acc));
         state.history.extend(rows.iter().cloned());
 
@@ -484,7 +503,7 @@ pub fn train_observed(
         })?;
     }
 
-    let (test_loss, test_accuracy) = evaluate_with(objective, &network, &data.test);
+    let (test_loss, test_accuracy) = evaluate_with(objective, &network, data.test())?;
     let summary = RunSummary {
         denormals: crate::kernels::denormals::on_this_thread(),
         test_accuracy,
@@ -495,6 +514,8 @@ pub fn train_observed(
         wall_seconds: wall.elapsed().as_secs_f64(),
         train_seconds: state.train_seconds,
         train_samples_per_second: state.train_samples as f64 / state.train_seconds.max(1e-9),
+        data_wait_seconds: state.data_wait_seconds,
+        skipped_files: Vec::new(),
         parameters: crate::models::trainable_count(&network),
         seed: spec.seed,
         mentor_version: env!("CARGO_PKG_VERSION").into(),

@@ -8,6 +8,7 @@ use std::sync::Once;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+use crate::engine::io::write_atomic;
 use crate::engine::metrics::MetricRow;
 
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-ascii.ttf");
@@ -22,19 +23,25 @@ fn register_font() {
 
 type PlotResult = Result<(), Box<dyn std::error::Error>>;
 
-/// Draws a figure twice, as `<base>.png` and `<base>.svg`: registers the font, creates
-/// the folder, and calls `draw(area, args...)` once per backend (the draw functions are
-/// generic over the backend, which a closure cannot be).
+/// Draws a figure twice, as `<base>.png` and `<base>.svg`: registers the font, calls
+/// `draw(area, args...)` once per backend into memory (the draw functions are generic
+/// over the backend, which a closure cannot be), and writes each file atomically, so a
+/// kill mid-plot never leaves a half-written figure.
 macro_rules! png_and_svg {
     ($base:expr, $size:expr, $draw:ident $(, $arg:expr)*) => {{
         register_font();
         let base: &Path = $base;
-        if let Some(dir) = base.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let (png, svg) = (base.with_extension("png"), base.with_extension("svg"));
-        $draw(BitMapBackend::new(&png, $size).into_drawing_area() $(, $arg)*)?;
-        $draw(SVGBackend::new(&svg, $size).into_drawing_area() $(, $arg)*)?;
+        let (width, height): (u32, u32) = $size;
+        let mut pixels = vec![0u8; width as usize * height as usize * 3];
+        $draw(BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area() $(, $arg)*)?;
+        let image = image::RgbImage::from_raw(width, height, pixels)
+            .ok_or("plot buffer of the wrong size")?;
+        let mut png = std::io::Cursor::new(Vec::new());
+        image.write_to(&mut png, image::ImageFormat::Png)?;
+        write_atomic(&base.with_extension("png"), png.get_ref())?;
+        let mut svg = String::new();
+        $draw(SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area() $(, $arg)*)?;
+        write_atomic(&base.with_extension("svg"), svg.as_bytes())?;
         Ok(())
     }};
 }

@@ -188,13 +188,14 @@ pub fn recommended_config(target: &RunConfig, pretrained: &Path, quadrant: Quadr
     let mut c = target.clone();
     c.init.pretrained = Some(pretrained.to_path_buf());
     c.init.retrain.clear();
-    c.strategy = StrategyConfig::Supervised;
+    c.strategy = StrategyConfig::Supervised {};
     let (lower, upper) = lower_and_upper(&c.model);
     let rule = |pattern: &String, lr_mult: f64, frozen: bool| GroupRule {
         pattern: pattern.clone(),
         lr_mult,
         frozen,
         unfreeze_at: None,
+        freeze_bn: true,
     };
     c.groups = match quadrant {
         Quadrant::LargeDissimilar => Vec::new(),

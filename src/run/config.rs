@@ -159,9 +159,12 @@ impl RunConfig {
         }
     }
 
-    /// The resume fingerprint of a run with this config: the resolved config itself.
+    /// The resume fingerprint of a run with this config: the resolved config itself,
+    /// less `[data.loader]` (how many threads read photos changes no result).
     pub fn fingerprint(&self) -> Fingerprint {
-        Fingerprint::from_text(self.to_toml())
+        let mut config = self.clone();
+        config.data.loader = crate::data::stream::LoaderConfig::default();
+        Fingerprint::from_text(config.to_toml())
     }
 
     /// Parses TOML text, naming the offending key on error.
@@ -257,6 +260,7 @@ impl RunConfig {
             return Err(invalid("data.classes", "must not be empty"));
         }
         d.validate_fitting().map_err(|(k, r)| invalid(&k, r))?;
+        d.validate_stream().map_err(|(k, r)| invalid(&k, r))?;
         self.model.validate().map_err(|(k, r)| invalid(&k, r))?;
         self.optim.validate().map_err(|(k, r)| invalid(&k, r))?;
         self.schedule
@@ -431,6 +435,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("epochz"), "{e}");
+        // The supervised strategy has no keys of its own, and refuses any.
+        let e = RunConfig::from_toml(
+            "[strategy]\ntype = \"supervised\"\ntemperature = 4",
+            "run.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("temperature"), "{e}");
+        let ok = RunConfig::from_toml("[strategy]\ntype = \"supervised\"", "run.toml").unwrap();
+        assert_eq!(ok.strategy, StrategyConfig::Supervised {});
         let e = RunConfig::from_toml("[model]\ntype = \"mlp\"\nwidth = 3", "run.toml")
             .unwrap_err()
             .to_string();

@@ -21,11 +21,12 @@ use std::path::PathBuf;
 
 use burn::tensor::Device;
 
-use crate::data::{DataError, PreparedData, prepare_data};
+use crate::data::{DataError, PreparedData, RunData, Splits};
 use crate::engine::progress::{LogFormat, Progress};
 use crate::engine::run_dir::{Claim, RunDir};
 use crate::engine::{
-    EngineError, Objective, RunSummary, StartWeights, TrainOptions, seeded_init, train_observed,
+    CrossEntropy, EngineError, Objective, RunSummary, StartWeights, TrainOptions, seeded_init,
+    train_observed,
 };
 use crate::kernels::Denormals;
 use crate::models::Network;
@@ -132,7 +133,7 @@ impl RunOptions {
 /// trained network.
 pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Network), RunError> {
     crate::kernels::denormals::set_everywhere(options.denormals);
-    if !options.devices.is_empty() && !matches!(config.strategy, StrategyConfig::Supervised) {
+    if !options.devices.is_empty() && !matches!(config.strategy, StrategyConfig::Supervised {}) {
         return Err(RunError::Options(format!(
             "--devices trains supervised runs only; strategy {:?} keeps per-step state that data parallel would split",
             config.strategy.kind()
@@ -175,9 +176,9 @@ pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Net
             (Report::Multitask(summary), network)
         }
         _ => {
-            let data = prepare_data(&config.data, config.seed)?;
-            let mut objective: Box<dyn Objective> = match &config.strategy {
-                StrategyConfig::Distill(c) => {
+            let data = RunData::load(&config.data, config.seed)?;
+            let mut objective: Box<dyn Objective> = match (&data, &config.strategy) {
+                (RunData::Memory(data), StrategyConfig::Distill(c)) => {
                     config
                         .model
                         .check_fits(
@@ -198,10 +199,48 @@ pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Net
                     }
                     Box::new(kd)
                 }
-                _ => build_objective(config, &data, &train_options.device)?,
+                (RunData::Memory(data), _) => build_objective(config, data, &train_options.device)?,
+                (RunData::Streamed(streamed), StrategyConfig::Supervised {}) => {
+                    let train = streamed.train();
+                    config
+                        .model
+                        .check_fits(
+                            train.shape(),
+                            train.num_classes(),
+                            crate::engine::device::host_memory_bytes(),
+                        )
+                        .map_err(StrategyError::Model)?;
+                    Box::new(CrossEntropy)
+                }
+                (RunData::Streamed(_), other) => {
+                    return Err(RunError::Options(format!(
+                        "data.transform: photos streamed from disk train strategy \"supervised\" runs so far (fine-tuning from [init] included); strategy {:?} needs its data in memory: remove data.transform and give the folder's images one size",
+                        other.kind()
+                    )));
+                }
             };
-            let (summary, network) =
-                train_with(config, &data, objective.as_mut(), &train_options, &start)?;
+            let splits = data.splits();
+            if let RunData::Streamed(_) = &data {
+                Progress::new(options.log, "data:")
+                    .note(&format!("train: {}", splits.train().describe()));
+            }
+            let (mut summary, network) =
+                train_with(config, splits, objective.as_mut(), &train_options, &start)?;
+            if let RunData::Streamed(streamed) = &data {
+                summary.skipped_files = streamed.skipped();
+                if !summary.skipped_files.is_empty() {
+                    let names: Vec<String> = summary
+                        .skipped_files
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect();
+                    Progress::new(options.log, "data:").note(&format!(
+                        "{} unreadable photo(s) skipped (data.skip_corrupt): {}",
+                        names.len(),
+                        names.join(", ")
+                    ));
+                }
+            }
             (Report::Training(summary), network)
         }
     };
@@ -229,7 +268,7 @@ pub fn train(
 
 fn train_with(
     config: &RunConfig,
-    data: &PreparedData,
+    data: &dyn Splits,
     objective: &mut dyn Objective,
     options: &TrainOptions,
     start: &dyn StartWeights,
@@ -245,8 +284,8 @@ fn train_with(
             .autodiff();
         let fresh = seeded_init(
             &config.model,
-            data.train.shape,
-            data.train.num_classes,
+            data.train().shape(),
+            data.train().num_classes(),
             &device,
             config.seed,
         );

@@ -80,6 +80,8 @@ mod tests {
             wall_seconds: 1.0,
             train_seconds: 1.0,
             train_samples_per_second: 10.0,
+            data_wait_seconds: 0.0,
+            skipped_files: Vec::new(),
             parameters: 3,
             seed: 1,
             mentor_version: "0".into(),

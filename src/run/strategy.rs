@@ -14,12 +14,12 @@ use crate::ssl::SelfSupervisedConfig;
 use crate::transfer::{LinearProbe, LinearProbeConfig};
 
 /// Which strategy a run uses.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum StrategyConfig {
-    /// Cross-entropy against the labels.
-    #[default]
-    Supervised,
+    /// Cross-entropy against the labels (a struct variant with no keys, so that any key
+    /// given under it is refused as unknown, as in every other table).
+    Supervised {},
     /// Knowledge distillation from a teacher checkpoint (Hinton et al. 2015).
     Distill(DistillConfig),
     /// Train only the head, on backbone features computed once (frozen backbone).
@@ -35,11 +35,17 @@ pub enum StrategyConfig {
     SelfSupervised(SelfSupervisedConfig),
 }
 
+impl Default for StrategyConfig {
+    fn default() -> Self {
+        StrategyConfig::Supervised {}
+    }
+}
+
 impl StrategyConfig {
     /// Checks the strategy's own rules; on error returns (key, rule).
     pub fn validate(&self) -> Result<(), (String, String)> {
         match self {
-            StrategyConfig::Supervised => Ok(()),
+            StrategyConfig::Supervised {} => Ok(()),
             StrategyConfig::Distill(c) => c.validate(),
             StrategyConfig::LinearProbe(_) => Ok(()),
             StrategyConfig::Continual(c) => c.validate(),
@@ -51,7 +57,7 @@ impl StrategyConfig {
     /// The short name (`supervised`, `distill`).
     pub fn kind(&self) -> &'static str {
         match self {
-            StrategyConfig::Supervised => "supervised",
+            StrategyConfig::Supervised {} => "supervised",
             StrategyConfig::Distill(_) => "distill",
             StrategyConfig::LinearProbe(_) => "linear-probe",
             StrategyConfig::Continual(_) => "continual",
@@ -108,7 +114,7 @@ pub fn build_objective(
         )
         .map_err(StrategyError::Model)?;
     Ok(match &config.strategy {
-        StrategyConfig::Supervised => Box::new(CrossEntropy),
+        StrategyConfig::Supervised {} => Box::new(CrossEntropy),
         StrategyConfig::Distill(c) => Box::new(KnowledgeDistillation::from_checkpoint(
             c,
             &data.train,

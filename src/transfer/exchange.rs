@@ -292,7 +292,43 @@ fn match_to_target(
         };
         out.insert(info.name.clone(), data);
     }
+    if out.is_empty() {
+        return Err(ExchangeError::Format {
+            path: path.into(),
+            reason: names_hint(&by_key, target),
+        });
+    }
     Ok(out)
+}
+
+/// Why no tensor of a file fits `target`, with a few of the file's names and this
+/// network's, and the `--key-map` that strips a prefix every name of the file shares
+/// (`module.` of `DataParallel`, `model.` of Lightning).
+fn names_hint(by_key: &HashMap<String, FileTensor>, target: &Network) -> String {
+    let mut keys: Vec<&str> = by_key.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    if keys.is_empty() {
+        return "the file holds no tensor".into();
+    }
+    let shown: Vec<String> = keys.iter().take(3).map(|k| format!("`{k}`")).collect();
+    let ours: Vec<String> = param_infos(target)
+        .iter()
+        .take(3)
+        .map(|p| format!("`{}`", p.name))
+        .collect();
+    let mut text = format!(
+        "none of its {} tensors matches this network by name (the file's names look like {}; this network's like {})",
+        keys.len(),
+        shown.join(", "),
+        ours.join(", ")
+    );
+    let prefix = keys[0].split_once('.').map(|(p, _)| format!("{p}."));
+    if let Some(prefix) = prefix.filter(|p| keys.iter().all(|k| k.starts_with(p.as_str()))) {
+        text.push_str(&format!(
+            "; every name starts with `{prefix}`: add --key-map {prefix}= to strip it"
+        ));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -396,6 +432,15 @@ mod tests {
             got.keys().all(|k| k.starts_with("head")),
             "{:?}",
             got.keys()
+        );
+        // Every name behind a `module.` prefix (a DataParallel state dict): the error
+        // shows the names and the key map that strips it.
+        let map =
+            parse_key_map(&["backbone=module.backbone".into(), "head=module.head".into()]).unwrap();
+        let err = read_safetensors(&path, &map, &net).unwrap_err().to_string();
+        assert!(
+            err.contains("`module.backbone.conv1.bias`") && err.contains("--key-map module.="),
+            "{err}"
         );
         assert!(parse_key_map(&["nonsense".into()]).is_err());
         std::fs::write(&path, b"not safetensors").unwrap();

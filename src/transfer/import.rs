@@ -38,6 +38,19 @@ pub enum TransferError {
         /// Why it could not be copied.
         reason: String,
     },
+    /// A tensor to be copied holds a value no trained network has (NaN or infinite; a
+    /// negative batch-norm variance), which would make every output NaN.
+    #[error(
+        "pretrained tensor `{name}` holds {value} at index {index}: the file is damaged or was saved from a diverged run"
+    )]
+    BadValue {
+        /// The tensor, by this network's name.
+        name: String,
+        /// The offending value, in words.
+        value: String,
+        /// Its flat index.
+        index: usize,
+    },
     /// Nothing could be copied (another architecture, say).
     #[error(
         "no parameter of the pretrained network fits this network by name and shape (pretrained names look like `{source_example}`, this network's like `{target_example}`)"
@@ -105,6 +118,28 @@ fn reason(
             d.shape().as_slice()
         )),
         Some(_) => None,
+    }
+}
+
+/// Refuses a tensor with a NaN or infinite value, or a batch-norm running variance below
+/// zero.
+fn check_values(name: &str, tensor: &TensorData) -> Result<(), TransferError> {
+    let values = tensor.try_to_vec_as::<f32>().unwrap_or_default();
+    let variance = name.ends_with("running_var");
+    let bad = values
+        .iter()
+        .position(|v| !v.is_finite() || (variance && *v < 0.0));
+    match bad {
+        Some(index) => Err(TransferError::BadValue {
+            name: name.to_string(),
+            value: if values[index].is_finite() {
+                format!("the negative variance {}", values[index])
+            } else {
+                values[index].to_string()
+            },
+            index,
+        }),
+        None => Ok(()),
     }
 }
 
@@ -176,6 +211,11 @@ pub fn import_tensors(
                 .unwrap_or_default(),
         });
     }
+    for name in &report.copied {
+        if let Some(tensor) = data.get(name) {
+            check_values(name, tensor)?;
+        }
+    }
     let keep_fresh = |name: &str| retrain.iter().any(|p| pattern_selects(p, name));
     let mut copier = Copier {
         path: Vec::new(),
@@ -227,6 +267,37 @@ mod tests {
         assert!(why["backbone.conv2.weight"].contains("retrain"), "{why:?}");
         assert!(report.copied.contains(&"backbone.fc.weight".to_string()));
         assert_eq!(report.copied.len() + report.reinitialized.len(), 8);
+    }
+
+    #[test]
+    fn nan_infinite_or_negative_variance_weights_are_refused_naming_the_tensor() {
+        let device = Device::flex();
+        let resnet = ModelConfig::Resnet(crate::models::ResNetConfig::default());
+        let source = resnet.init([1, 8, 8], 10, &device);
+        let good = named_tensors(&source);
+        for (name, value, said) in [
+            ("backbone.stem.weight", f32::NAN, "NaN"),
+            ("head.bias", f32::INFINITY, "inf"),
+            ("backbone.stem_bn.running_var", -0.5, "negative variance"),
+        ] {
+            let mut data = good.clone();
+            let tensor = &data[name];
+            let mut values = tensor.try_to_vec_as::<f32>().unwrap();
+            values[1] = value;
+            let shape = tensor.shape().to_vec();
+            data.insert(name.to_string(), TensorData::new(values, shape));
+            let target = resnet.init([1, 8, 8], 10, &device);
+            let e = import_tensors(target, &data, &[])
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                e.contains(name) && e.contains(said) && e.contains("index 1"),
+                "{e}"
+            );
+        }
+        let target = resnet.init([1, 8, 8], 10, &device);
+        assert!(import_tensors(target, &good, &[]).is_ok());
     }
 
     #[test]

@@ -16,6 +16,7 @@ impl ContinualMethod for FeatureExtraction {
                 lr_mult: 1.0,
                 frozen: true,
                 unfreeze_at: None,
+                freeze_bn: true,
             });
         }
         spec

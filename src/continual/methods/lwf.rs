@@ -111,6 +111,7 @@ impl ContinualMethod for Lwf {
                 lr_mult: 1.0,
                 frozen: true,
                 unfreeze_at: Some((self.warmup_epochs + 1).min(spec.epochs.max(2))),
+                freeze_bn: true,
             });
             spec.epochs = spec.epochs.max(2);
         }

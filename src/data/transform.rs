@@ -1,0 +1,825 @@
+//! Image transforms with torchvision's semantics and names, composed in TOML
+//! (`[data.transform] train = [...]`, `eval = [...]`), for photos of any size read from
+//! disk (see [`super::stream`]).
+//!
+//! A photo is decoded to 8-bit RGB (or grey, with a leading `to-grey` step, as
+//! torchvision's `Grayscale`), goes through the geometric steps on its 8-bit pixels
+//! (`resize`, `center-crop`, `random-resized-crop`, `horizontal-flip`), becomes `[C, H,
+//! W]` floats in `[0, 1]` (torchvision's `ToTensor`) and then goes through the colour
+//! steps (`color-jitter`, `normalize`). Resampling is antialiased bilinear convolution,
+//! as Pillow's `BILINEAR` that torchvision's transforms use on photos (the
+//! `fast_image_resize` crate's `Convolution(Bilinear)`, which follows Pillow's filter).
+//!
+//! Every random draw comes from the [`ChaCha8Rng`] the caller passes, seeded by run,
+//! epoch and example (see [`example_rng`]), so a transformed image depends on those
+//! numbers alone, not on which worker thread made it.
+
+use fast_image_resize as fr;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::augment::{Image, color_jitter, view_rng};
+
+/// The random stream of example `index` in epoch `epoch` of a run seeded `seed`.
+pub fn example_rng(seed: u64, epoch: usize, index: usize) -> ChaCha8Rng {
+    let epoch_seed = seed ^ (epoch as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    view_rng(epoch_seed, index, 0)
+}
+
+/// A size: one number (for `resize`, the shorter side, the longer one keeping the aspect
+/// ratio; for crops, a square) or `[height, width]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    /// One side.
+    Side(usize),
+    /// `[height, width]`.
+    HeightWidth([usize; 2]),
+}
+
+impl Size {
+    fn square_or_exact(self) -> [usize; 2] {
+        match self {
+            Size::Side(s) => [s, s],
+            Size::HeightWidth(hw) => hw,
+        }
+    }
+
+    fn has_zero(self) -> bool {
+        self.square_or_exact().contains(&0)
+    }
+}
+
+/// Named channel statistics for `normalize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Statistics {
+    /// The ImageNet training set's: mean `[0.485, 0.456, 0.406]`, std `[0.229, 0.224,
+    /// 0.225]` (torchvision's pretrained weights).
+    Imagenet,
+    /// Inception-style `[-1, 1]` scaling: mean and std `0.5` (TensorFlow's EfficientNet-
+    /// Lite uses 127/255 and 128/255, within 0.4% of it).
+    Inception,
+}
+
+impl Statistics {
+    /// Per-channel (mean, std) for RGB.
+    pub fn values(self) -> ([f32; 3], [f32; 3]) {
+        match self {
+            Statistics::Imagenet => ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+            Statistics::Inception => ([0.5; 3], [0.5; 3]),
+        }
+    }
+}
+
+fn default_scale() -> [f64; 2] {
+    [0.08, 1.0]
+}
+
+fn default_ratio() -> [f64; 2] {
+    [3.0 / 4.0, 4.0 / 3.0]
+}
+
+fn half() -> f64 {
+    0.5
+}
+
+/// One step of a transform, named as torchvision names it (kebab-case).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Step {
+    /// `Grayscale(1)`: decode to one grey channel (Pillow's ITU-R 601-2 luma) instead of
+    /// RGB. Must be the first step.
+    ToGrey,
+    /// Decode to three RGB channels (the default; grey photos are replicated, as
+    /// torchvision's loader's `convert("RGB")`). Must be the first step.
+    ToRgb,
+    /// `Resize(size)`: one number sets the shorter side (the longer one becomes
+    /// `floor(size * long / short)`); `[height, width]` sets both.
+    Resize {
+        /// The size.
+        size: Size,
+    },
+    /// `CenterCrop(size)`: the central box, offsets rounded half to even as Python's
+    /// `round`; an image smaller than the box is padded with zeros first.
+    CenterCrop {
+        /// The box.
+        size: Size,
+    },
+    /// `RandomResizedCrop(size, scale, ratio)` (Szegedy et al. 2015): a box of a random
+    /// fraction `scale` of the area and aspect ratio in `ratio` (log-uniform), drawn up to
+    /// ten times; else the central box of the nearest allowed ratio. Resized to `size`.
+    RandomResizedCrop {
+        /// Output size.
+        size: Size,
+        /// Range of the box's share of the image area.
+        #[serde(default = "default_scale")]
+        scale: [f64; 2],
+        /// Range of the box's width / height.
+        #[serde(default = "default_ratio")]
+        ratio: [f64; 2],
+    },
+    /// `RandomHorizontalFlip(p)`: mirror left-right with probability `p`.
+    HorizontalFlip {
+        /// Probability of the flip.
+        #[serde(default = "half")]
+        p: f64,
+    },
+    /// `ColorJitter(brightness, contrast, saturation, hue)`: factors drawn from `[1 - s,
+    /// 1 + s]`, a hue shift from `[-hue, hue]` of a turn, applied in a random order (see
+    /// [`color_jitter`]: the hue turns the YIQ chroma plane, where torchvision shifts
+    /// HSV hue).
+    ColorJitter {
+        /// Brightness strength, in `[0, 1]`.
+        #[serde(default)]
+        brightness: f64,
+        /// Contrast strength, in `[0, 1]`.
+        #[serde(default)]
+        contrast: f64,
+        /// Saturation strength, in `[0, 1]`.
+        #[serde(default)]
+        saturation: f64,
+        /// Hue strength, in `[0, 0.5]`.
+        #[serde(default)]
+        hue: f64,
+    },
+    /// `Normalize(mean, std)`: `(x - mean) / std` per channel, with named `statistics` or
+    /// explicit `mean` and `std` (one value per channel).
+    Normalize {
+        /// Named statistics (instead of `mean` and `std`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        statistics: Option<Statistics>,
+        /// Per-channel means.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mean: Option<Vec<f32>>,
+        /// Per-channel standard deviations.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        std: Option<Vec<f32>>,
+    },
+}
+
+impl Step {
+    /// The name in configs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::ToGrey => "to-grey",
+            Step::ToRgb => "to-rgb",
+            Step::Resize { .. } => "resize",
+            Step::CenterCrop { .. } => "center-crop",
+            Step::RandomResizedCrop { .. } => "random-resized-crop",
+            Step::HorizontalFlip { .. } => "horizontal-flip",
+            Step::ColorJitter { .. } => "color-jitter",
+            Step::Normalize { .. } => "normalize",
+        }
+    }
+
+    fn is_geometric(&self) -> bool {
+        matches!(
+            self,
+            Step::Resize { .. }
+                | Step::CenterCrop { .. }
+                | Step::RandomResizedCrop { .. }
+                | Step::HorizontalFlip { .. }
+        )
+    }
+}
+
+/// A transform: its steps in order. Checked with [`Transform::check`] before use.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Transform {
+    /// The steps.
+    pub steps: Vec<Step>,
+}
+
+/// The checked facts of a transform: what it makes of any photo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Output {
+    /// `[C, H, W]` of every transformed image.
+    pub shape: [usize; 3],
+    /// Whether a step normalises.
+    pub normalizes: bool,
+    /// Whether a step draws random numbers (an augmentation).
+    pub random: bool,
+}
+
+impl Transform {
+    /// torchvision's ImageNet training transform: `random-resized-crop` to `size`,
+    /// `horizontal-flip`, ImageNet `normalize`.
+    pub fn imagenet_train(size: usize) -> Self {
+        Self {
+            steps: vec![
+                Step::RandomResizedCrop {
+                    size: Size::Side(size),
+                    scale: default_scale(),
+                    ratio: default_ratio(),
+                },
+                Step::HorizontalFlip { p: 0.5 },
+                imagenet_normalize(),
+            ],
+        }
+    }
+
+    /// torchvision's ImageNet evaluation transform: `resize` the shorter side to
+    /// `size * 8 / 7` (256 for 224), `center-crop` `size`, ImageNet `normalize`.
+    pub fn imagenet_eval(size: usize) -> Self {
+        Self {
+            steps: vec![
+                Step::Resize {
+                    size: Size::Side(size * 8 / 7),
+                },
+                Step::CenterCrop {
+                    size: Size::Side(size),
+                },
+                imagenet_normalize(),
+            ],
+        }
+    }
+
+    /// Checks the steps' rules and works out the output; on error (the step's position
+    /// in the list and name, as `[2] resize`, and the rule).
+    pub fn check(&self) -> Result<Output, (String, String)> {
+        let at = |i: usize, s: &Step| format!("[{i}] {}", s.name());
+        let mut channels = 3;
+        let mut size: Option<[usize; 2]> = None;
+        let mut normalizes = false;
+        let mut random = false;
+        let mut colour_seen: Option<&'static str> = None;
+        for (i, step) in self.steps.iter().enumerate() {
+            let fail = |rule: String| Err((at(i, step), rule));
+            if step.is_geometric()
+                && let Some(colour) = colour_seen
+            {
+                return fail(format!(
+                    "geometric steps work on the decoded 8-bit image, so they come before {colour}"
+                ));
+            }
+            let range = |v: [f64; 2], lo: f64, hi: f64| v[0] <= v[1] && v[0] >= lo && v[1] <= hi;
+            match step {
+                Step::ToGrey | Step::ToRgb => {
+                    if i != 0 {
+                        return fail("decodes the photo, so it must be the first step".into());
+                    }
+                    channels = if *step == Step::ToGrey { 1 } else { 3 };
+                }
+                Step::Resize { size: s } => {
+                    if s.has_zero() {
+                        return fail(format!("size must be >= 1, got {s:?}"));
+                    }
+                    size = match s {
+                        Size::Side(_) => None,
+                        Size::HeightWidth(hw) => Some(*hw),
+                    };
+                }
+                Step::CenterCrop { size: s } => {
+                    if s.has_zero() {
+                        return fail(format!("size must be >= 1, got {s:?}"));
+                    }
+                    size = Some(s.square_or_exact());
+                }
+                Step::RandomResizedCrop {
+                    size: s,
+                    scale,
+                    ratio,
+                } => {
+                    if s.has_zero() {
+                        return fail(format!("size must be >= 1, got {s:?}"));
+                    }
+                    if !range(*scale, 1e-6, 1.0) {
+                        return fail(format!(
+                            "scale must be an increasing range within (0, 1], got {scale:?}"
+                        ));
+                    }
+                    if !range(*ratio, 1e-3, 1e3) {
+                        return fail(format!(
+                            "ratio must be an increasing range within [0.001, 1000], got {ratio:?}"
+                        ));
+                    }
+                    size = Some(s.square_or_exact());
+                    random = true;
+                }
+                Step::HorizontalFlip { p } => {
+                    if !(0.0..=1.0).contains(p) {
+                        return fail(format!("p must be a probability in [0, 1], got {p}"));
+                    }
+                    random |= *p > 0.0;
+                }
+                Step::ColorJitter {
+                    brightness,
+                    contrast,
+                    saturation,
+                    hue,
+                } => {
+                    for (key, v, hi) in [
+                        ("brightness", brightness, 1.0),
+                        ("contrast", contrast, 1.0),
+                        ("saturation", saturation, 1.0),
+                        ("hue", hue, 0.5),
+                    ] {
+                        if !(0.0..=hi).contains(v) {
+                            return fail(format!("{key} must be in [0, {hi}], got {v}"));
+                        }
+                    }
+                    random = true;
+                    colour_seen = Some("color-jitter");
+                }
+                Step::Normalize {
+                    statistics,
+                    mean,
+                    std,
+                } => {
+                    let (m, s) = match (statistics, mean, std) {
+                        (Some(st), None, None) => {
+                            let (m, s) = st.values();
+                            (m[..channels].to_vec(), s[..channels].to_vec())
+                        }
+                        (None, Some(m), Some(s)) => (m.clone(), s.clone()),
+                        _ => {
+                            return fail(
+                                "needs either statistics (imagenet, inception) or both mean and std"
+                                    .into(),
+                            );
+                        }
+                    };
+                    if m.len() != channels || s.len() != channels {
+                        return fail(format!(
+                            "needs one mean and one std per channel ({channels}), got {} and {}",
+                            m.len(),
+                            s.len()
+                        ));
+                    }
+                    if let Some(v) = s.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+                        return fail(format!("std must be finite and > 0, got {v}"));
+                    }
+                    if let Some(v) = m.iter().find(|v| !v.is_finite()) {
+                        return fail(format!("mean must be finite, got {v}"));
+                    }
+                    normalizes = true;
+                    colour_seen = Some("normalize");
+                }
+            }
+        }
+        let Some([h, w]) = size else {
+            return Err((
+                String::new(),
+                "photos come in many sizes, so the transform must end in a fixed size: add center-crop or random-resized-crop, or give resize a [height, width]".into(),
+            ));
+        };
+        Ok(Output {
+            shape: [channels, h, w],
+            normalizes,
+            random,
+        })
+    }
+
+    /// Decodes `bytes` (PNG or JPEG) and transforms the photo into `out` (the checked
+    /// output's `C * H * W` floats, CHW), drawing from `r`. The error says why the bytes
+    /// are not a usable image.
+    pub fn apply(&self, bytes: &[u8], r: &mut ChaCha8Rng, out: &mut [f32]) -> Result<(), String> {
+        let image =
+            image::load_from_memory(bytes).map_err(|e| format!("not a PNG or JPEG image ({e})"))?;
+        if image.width() == 0 || image.height() == 0 {
+            return Err("the image has no pixels".into());
+        }
+        let grey = self.steps.first() == Some(&Step::ToGrey);
+        let (width, height) = (image.width() as usize, image.height() as usize);
+        let rgb = image.into_rgb8().into_raw();
+        let mut pixels = Pixels {
+            data: if grey { pil_luma(&rgb) } else { rgb },
+            width,
+            height,
+            channels: if grey { 1 } else { 3 },
+        };
+        let mut tensor: Option<Image> = None;
+        for step in &self.steps {
+            match step {
+                Step::ToGrey | Step::ToRgb => {}
+                Step::Resize { size } => {
+                    let [h, w] = resized_size(*size, pixels.height, pixels.width);
+                    let whole = [0.0, 0.0, pixels.height as f64, pixels.width as f64];
+                    pixels = pixels.resample(whole, [h, w])?;
+                }
+                Step::CenterCrop { size } => {
+                    let [h, w] = size.square_or_exact();
+                    pixels = pixels.center_crop(h, w)?;
+                }
+                Step::RandomResizedCrop { size, scale, ratio } => {
+                    let [top, left, h, w] =
+                        random_resized_box(pixels.height, pixels.width, *scale, *ratio, r);
+                    let box_ = [top as f64, left as f64, h as f64, w as f64];
+                    pixels = pixels.resample(box_, size.square_or_exact())?;
+                }
+                Step::HorizontalFlip { p } => {
+                    if r.random_bool(*p) {
+                        pixels.flip_horizontal();
+                    }
+                }
+                Step::ColorJitter {
+                    brightness,
+                    contrast,
+                    saturation,
+                    hue,
+                } => {
+                    let img = tensor.take().unwrap_or_else(|| pixels.to_unit_floats());
+                    tensor = Some(color_jitter(
+                        &img,
+                        [*brightness, *contrast, *saturation, *hue],
+                        r,
+                    ));
+                }
+                Step::Normalize {
+                    statistics,
+                    mean,
+                    std,
+                } => {
+                    let mut img = tensor.take().unwrap_or_else(|| pixels.to_unit_floats());
+                    let (m, s) = match (statistics, mean, std) {
+                        (Some(st), _, _) => {
+                            let (m, s) = st.values();
+                            (m.to_vec(), s.to_vec())
+                        }
+                        (None, Some(m), Some(s)) => (m.clone(), s.clone()),
+                        _ => return Err("normalize has no statistics (unchecked transform)".into()),
+                    };
+                    let plane = img.shape[1] * img.shape[2];
+                    for (c, values) in img.pixels.chunks_mut(plane).enumerate() {
+                        let (mc, sc) = (m[c], s[c]);
+                        values.iter_mut().for_each(|v| *v = (*v - mc) / sc);
+                    }
+                    tensor = Some(img);
+                }
+            }
+        }
+        let img = tensor.unwrap_or_else(|| pixels.to_unit_floats());
+        if img.pixels.len() != out.len() {
+            return Err(format!(
+                "the transform made {:?} values, not the {} expected (unchecked transform)",
+                img.shape,
+                out.len()
+            ));
+        }
+        out.copy_from_slice(&img.pixels);
+        Ok(())
+    }
+}
+
+fn imagenet_normalize() -> Step {
+    Step::Normalize {
+        statistics: Some(Statistics::Imagenet),
+        mean: None,
+        std: None,
+    }
+}
+
+/// torchvision's `Resize` output `[height, width]` for an image `h x w`: one side sets
+/// the shorter side and the longer follows as `floor(side * long / short)`.
+pub fn resized_size(size: Size, h: usize, w: usize) -> [usize; 2] {
+    match size {
+        Size::HeightWidth(hw) => hw,
+        Size::Side(s) if h <= w => [s, (s * w / h).max(1)],
+        Size::Side(s) => [(s * h / w).max(1), s],
+    }
+}
+
+/// torchvision's `RandomResizedCrop.get_params`: `[top, left, height, width]` of the
+/// box, in whole pixels.
+pub fn random_resized_box(
+    h: usize,
+    w: usize,
+    scale: [f64; 2],
+    ratio: [f64; 2],
+    r: &mut ChaCha8Rng,
+) -> [usize; 4] {
+    let area = (h * w) as f64;
+    let (log_lo, log_hi) = (ratio[0].ln(), ratio[1].ln());
+    for _ in 0..10 {
+        let target = area * r.random_range(scale[0]..=scale[1]);
+        let aspect = r.random_range(log_lo..=log_hi).exp();
+        let cw = (target * aspect).sqrt().round_ties_even() as usize;
+        let ch = (target / aspect).sqrt().round_ties_even() as usize;
+        if 0 < cw && cw <= w && 0 < ch && ch <= h {
+            let top = r.random_range(0..=h - ch);
+            let left = r.random_range(0..=w - cw);
+            return [top, left, ch, cw];
+        }
+    }
+    // The fallback: the central box of the allowed ratio nearest the image's.
+    let in_ratio = w as f64 / h as f64;
+    let (ch, cw) = if in_ratio < ratio[0] {
+        (
+            ((w as f64 / ratio[0]).round_ties_even() as usize).clamp(1, h),
+            w,
+        )
+    } else if in_ratio > ratio[1] {
+        (
+            h,
+            ((h as f64 * ratio[1]).round_ties_even() as usize).clamp(1, w),
+        )
+    } else {
+        (h, w)
+    };
+    [(h - ch) / 2, (w - cw) / 2, ch, cw]
+}
+
+/// Pillow's `convert("L")` of interleaved RGB: ITU-R 601-2 luma `(19595 R + 38470 G +
+/// 7471 B + 2^15) >> 16` (a grey photo keeps its values exactly).
+fn pil_luma(rgb: &[u8]) -> Vec<u8> {
+    rgb.chunks_exact(3)
+        .map(|p| {
+            let l = 19595 * u32::from(p[0]) + 38470 * u32::from(p[1]) + 7471 * u32::from(p[2]);
+            ((l + 0x8000) >> 16) as u8
+        })
+        .collect()
+}
+
+/// A decoded 8-bit image, interleaved (`H x W x C`).
+struct Pixels {
+    data: Vec<u8>,
+    width: usize,
+    height: usize,
+    channels: usize,
+}
+
+impl Pixels {
+    fn pixel_type(&self) -> fr::PixelType {
+        if self.channels == 1 {
+            fr::PixelType::U8
+        } else {
+            fr::PixelType::U8x3
+        }
+    }
+
+    /// The box `[top, left, height, width]` resampled to `out` (`[height, width]`) with
+    /// antialiased bilinear convolution.
+    fn resample(self, box_: [f64; 4], out: [usize; 2]) -> Result<Pixels, String> {
+        let [top, left, bh, bw] = box_;
+        let [oh, ow] = out;
+        let pixel_type = self.pixel_type();
+        let src = fr::images::Image::from_vec_u8(
+            self.width as u32,
+            self.height as u32,
+            self.data,
+            pixel_type,
+        )
+        .map_err(|e| format!("resize: {e}"))?;
+        let mut dst = fr::images::Image::new(ow as u32, oh as u32, pixel_type);
+        let options = fr::ResizeOptions::new()
+            .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear))
+            .crop(left, top, bw, bh);
+        fr::Resizer::new()
+            .resize(&src, &mut dst, &options)
+            .map_err(|e| format!("resize: {e}"))?;
+        Ok(Pixels {
+            data: dst.into_vec(),
+            width: ow,
+            height: oh,
+            channels: self.channels,
+        })
+    }
+
+    /// torchvision's `center_crop`: pad with zeros to at least `h x w` (the extra on the
+    /// right and bottom when odd), then cut the box at offsets `round((H - h) / 2)`
+    /// (half to even).
+    fn center_crop(self, h: usize, w: usize) -> Result<Pixels, String> {
+        let c = self.channels;
+        let pad_h = h.saturating_sub(self.height);
+        let pad_w = w.saturating_sub(self.width);
+        let (ph, pw) = (self.height + pad_h, self.width + pad_w);
+        let (pt, pl) = (pad_h / 2, pad_w / 2);
+        let top = ((ph - h) as f64 / 2.0).round_ties_even() as usize;
+        let left = ((pw - w) as f64 / 2.0).round_ties_even() as usize;
+        let mut data = vec![0u8; h * w * c];
+        for y in 0..h {
+            // Row `y` of the box is row `top + y` of the padded image.
+            let Some(sy) = (top + y).checked_sub(pt).filter(|&sy| sy < self.height) else {
+                continue;
+            };
+            for x in 0..w {
+                let Some(sx) = (left + x).checked_sub(pl).filter(|&sx| sx < self.width) else {
+                    continue;
+                };
+                let s = (sy * self.width + sx) * c;
+                data[(y * w + x) * c..][..c].copy_from_slice(&self.data[s..s + c]);
+            }
+        }
+        Ok(Pixels {
+            data,
+            width: w,
+            height: h,
+            channels: c,
+        })
+    }
+
+    fn flip_horizontal(&mut self) {
+        let (w, c) = (self.width, self.channels);
+        for row in self.data.chunks_exact_mut(w * c) {
+            for x in 0..w / 2 {
+                for k in 0..c {
+                    row.swap(x * c + k, (w - 1 - x) * c + k);
+                }
+            }
+        }
+    }
+
+    /// `[C, H, W]` floats in `[0, 1]` (torchvision's `ToTensor`).
+    fn to_unit_floats(&self) -> Image {
+        let (h, w, c) = (self.height, self.width, self.channels);
+        let mut out = vec![0f32; c * h * w];
+        for (i, px) in self.data.chunks_exact(c).enumerate() {
+            for (k, &v) in px.iter().enumerate() {
+                out[k * h * w + i] = f32::from(v) / 255.0;
+            }
+        }
+        Image {
+            pixels: out,
+            shape: [c, h, w],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::split::rng;
+
+    fn png(img: image::RgbImage) -> Vec<u8> {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
+        bytes.into_inner()
+    }
+
+    fn parse(text: &str) -> Result<Transform, String> {
+        #[derive(Deserialize)]
+        struct T {
+            t: Transform,
+        }
+        toml::from_str::<T>(text)
+            .map(|t| t.t)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn steps_parse_from_toml_with_torchvision_defaults() {
+        let t = parse(
+            r#"t = [
+                { op = "random-resized-crop", size = 224 },
+                { op = "horizontal-flip" },
+                { op = "normalize", statistics = "imagenet" },
+            ]"#,
+        )
+        .unwrap();
+        assert_eq!(t, Transform::imagenet_train(224));
+        let out = t.check().unwrap();
+        assert_eq!(out.shape, [3, 224, 224]);
+        assert!(out.normalizes && out.random);
+        let e = Transform::imagenet_eval(224);
+        assert_eq!(
+            e.steps[0],
+            Step::Resize {
+                size: Size::Side(256)
+            }
+        );
+        assert!(!e.check().unwrap().random);
+        let err = parse(r#"t = [{ op = "resize", size = 3, colour = 1 }]"#).unwrap_err();
+        assert!(err.contains("colour"), "{err}");
+        let err = parse(r#"t = [{ op = "rotate" }]"#).unwrap_err();
+        assert!(err.contains("rotate"), "{err}");
+    }
+
+    #[test]
+    fn check_names_the_step_and_rule() {
+        let bad = |steps: Vec<Step>| Transform { steps }.check().unwrap_err();
+        let crop = Step::CenterCrop {
+            size: Size::Side(4),
+        };
+        let (key, rule) = bad(vec![Step::Resize {
+            size: Size::Side(8),
+        }]);
+        assert!(key.is_empty() && rule.contains("fixed size"), "{rule}");
+        let (key, rule) = bad(vec![crop.clone(), Step::ToGrey]);
+        assert_eq!(key, "[1] to-grey");
+        assert!(rule.contains("first"), "{rule}");
+        let norm = Step::Normalize {
+            statistics: Some(Statistics::Imagenet),
+            mean: None,
+            std: None,
+        };
+        let (key, rule) = bad(vec![norm.clone(), crop.clone()]);
+        assert_eq!(key, "[1] center-crop");
+        assert!(rule.contains("before normalize"), "{rule}");
+        let (key, _) = bad(vec![crop.clone(), Step::HorizontalFlip { p: 1.5 }]);
+        assert_eq!(key, "[1] horizontal-flip");
+        let grey_norm = Step::Normalize {
+            statistics: None,
+            mean: Some(vec![0.5, 0.5, 0.5]),
+            std: Some(vec![0.5, 0.5, 0.5]),
+        };
+        let (key, rule) = bad(vec![Step::ToGrey, crop.clone(), grey_norm]);
+        assert_eq!(key, "[2] normalize");
+        assert!(rule.contains("per channel (1)"), "{rule}");
+        let out = Transform {
+            steps: vec![Step::ToGrey, crop, norm],
+        }
+        .check()
+        .unwrap();
+        assert_eq!(out.shape, [1, 4, 4]);
+    }
+
+    #[test]
+    fn resize_follows_torchvision_shorter_side_rule() {
+        // torchvision: Resize(256) of 451x300 (w x h) is 384x256.
+        assert_eq!(resized_size(Size::Side(256), 300, 451), [256, 384]);
+        assert_eq!(resized_size(Size::Side(256), 451, 300), [384, 256]);
+        assert_eq!(resized_size(Size::Side(10), 7, 7), [10, 10]);
+        assert_eq!(resized_size(Size::HeightWidth([5, 9]), 100, 100), [5, 9]);
+    }
+
+    #[test]
+    fn center_crop_rounds_offsets_half_to_even_and_pads() {
+        // A 1x5 ramp: a 2-wide crop starts at round(1.5) = 2, a 4-wide at round(0.5) = 0.
+        let ramp = |w: usize| Pixels {
+            data: (0..w as u8).collect(),
+            width: w,
+            height: 1,
+            channels: 1,
+        };
+        assert_eq!(ramp(5).center_crop(1, 2).unwrap().data, vec![2, 3]);
+        assert_eq!(ramp(5).center_crop(1, 4).unwrap().data, vec![0, 1, 2, 3]);
+        // Padding: a 1x2 image in a 1x5 box sits at columns 1-2 (pad 1 left, 2 right).
+        assert_eq!(ramp(2).center_crop(1, 5).unwrap().data, vec![0, 0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn random_box_fits_and_falls_back_to_the_centre() {
+        let mut r = rng(3);
+        for _ in 0..200 {
+            let [t, l, h, w] = random_resized_box(300, 451, [0.08, 1.0], [0.75, 4.0 / 3.0], &mut r);
+            assert!(h >= 1 && w >= 1 && t + h <= 300 && l + w <= 451);
+            let share = (h * w) as f64 / (300.0 * 451.0);
+            assert!((0.07..=1.0).contains(&share), "{share}");
+        }
+        // A 1x100 strip cannot hold a box of ratio <= 4/3 with 50% of the area: the
+        // fallback is the central 1x1 box (round(1 * 4/3) = 1).
+        let b = random_resized_box(1, 100, [0.5, 1.0], [0.75, 4.0 / 3.0], &mut r);
+        assert_eq!(b, [0, 49, 1, 1]);
+    }
+
+    #[test]
+    fn apply_crops_flips_and_normalises_in_chw() {
+        // 6x4 (w x h) photo whose red channel is the column and green the row.
+        let photo =
+            image::RgbImage::from_fn(6, 4, |x, y| image::Rgb([x as u8 * 40, y as u8 * 60, 9]));
+        let bytes = png(photo);
+        let t = Transform {
+            steps: vec![
+                Step::CenterCrop {
+                    size: Size::HeightWidth([2, 4]),
+                },
+                Step::HorizontalFlip { p: 1.0 },
+                Step::Normalize {
+                    statistics: None,
+                    mean: Some(vec![0.0, 0.0, 0.0]),
+                    std: Some(vec![1.0, 1.0, 0.5]),
+                },
+            ],
+        };
+        assert_eq!(t.check().unwrap().shape, [3, 2, 4]);
+        let mut out = vec![0f32; 24];
+        t.apply(&bytes, &mut rng(0), &mut out).unwrap();
+        // Columns 1..5 flipped: red 200, 160, 120, 80 on each row; green rows 1, 2.
+        let red: Vec<f32> = out[..4].iter().map(|v| v * 255.0).collect();
+        assert_eq!(
+            red.iter().map(|v| v.round()).collect::<Vec<_>>(),
+            [160.0, 120.0, 80.0, 40.0]
+        );
+        assert!((out[8] * 255.0 - 60.0).abs() < 1e-3 && (out[12] * 255.0 - 120.0).abs() < 1e-3);
+        assert!((out[16] - 2.0 * 9.0 / 255.0).abs() < 1e-6);
+        let err = t.apply(b"not an image", &mut rng(0), &mut out).unwrap_err();
+        assert!(err.contains("PNG or JPEG"), "{err}");
+    }
+
+    #[test]
+    fn resizing_a_flat_image_keeps_it_flat_and_is_seeded() {
+        let bytes = png(image::RgbImage::from_pixel(
+            37,
+            23,
+            image::Rgb([51, 102, 204]),
+        ));
+        let t = Transform::imagenet_train(16);
+        let mut a = vec![0f32; 3 * 16 * 16];
+        let mut b = a.clone();
+        t.apply(&bytes, &mut example_rng(1, 0, 5), &mut a).unwrap();
+        t.apply(&bytes, &mut example_rng(1, 0, 5), &mut b).unwrap();
+        assert_eq!(a, b);
+        let (m, s) = Statistics::Imagenet.values();
+        for c in 0..3 {
+            let want = ([51.0, 102.0, 204.0][c] / 255.0 - m[c]) / s[c];
+            assert!(
+                a[c * 256..(c + 1) * 256]
+                    .iter()
+                    .all(|v| (v - want).abs() < 1e-5)
+            );
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Photos of many sizes streamed from an image folder while a run trains: the same
+//! weights for any number of loader workers, exact resume, and the corrupt-file
+//! behaviours (an error naming the file, or skipped and counted).
+
+mod common;
+
+use std::path::Path;
+
+use common::weights;
+use mentor::engine::LogFormat;
+use mentor::run::config::RunConfig;
+use mentor::run::{Report, RunOptions, run};
+
+/// `n` PNGs and JPEGs per class and split, 9-40 pixels a side; the class is the colour.
+fn folder(root: &Path, n: usize) {
+    for (split, count) in [("train", n), ("test", n / 2)] {
+        for (class, rgb) in [("blue", [20u8, 40, 220]), ("red", [220, 30, 20])] {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..count {
+                let (w, h) = (9 + (i * 7) % 32, 9 + (i * 11) % 29);
+                let img = image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
+                    let noise = ((x * 31 + y * 17 + i as u32 * 13) % 40) as u8;
+                    image::Rgb(rgb.map(|v| v.saturating_add(noise)))
+                });
+                let ext = if i % 2 == 0 { "png" } else { "jpg" };
+                img.save(dir.join(format!("{i:03}.{ext}"))).unwrap();
+            }
+        }
+    }
+}
+
+fn config(root: &Path, extra: &str) -> RunConfig {
+    let text = format!(
+        r#"
+seed = 3
+epochs = 3
+batch_size = 8
+lr = 0.01
+[data]
+dataset = "image-folder"
+data_dir = "{}"
+val_fraction = 0.2
+{extra}
+[data.transform]
+train = [
+  {{ op = "random-resized-crop", size = 12, scale = [0.5, 1.0] }},
+  {{ op = "horizontal-flip" }},
+  {{ op = "color-jitter", brightness = 0.2 }},
+  {{ op = "normalize", statistics = "imagenet" }},
+]
+eval = [
+  {{ op = "resize", size = 14 }},
+  {{ op = "center-crop", size = 12 }},
+  {{ op = "normalize", statistics = "imagenet" }},
+]
+"#,
+        root.display()
+    );
+    RunConfig::from_toml(&text, "test").unwrap()
+}
+
+fn options(out: &Path) -> RunOptions {
+    RunOptions {
+        log: LogFormat::Quiet,
+        ..RunOptions::new(out)
+    }
+}
+
+fn train(cfg: &RunConfig, options: &RunOptions) -> (Report, mentor::models::Network) {
+    run(&cfg.clone().check().unwrap(), options).unwrap()
+}
+
+#[test]
+fn streamed_runs_learn_the_same_weights_with_any_workers_and_resume_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("photos");
+    folder(&data, 24);
+    let serial = config(&data, "[data.loader]\nworkers = 0");
+    let pool = config(&data, "[data.loader]\nworkers = 2\nprefetch = 2");
+
+    let (report, a) = train(&serial, &options(&dir.path().join("serial")));
+    let Report::Training(summary) = report else {
+        panic!("a supervised run reports training");
+    };
+    assert_eq!(summary.epochs, 3);
+    assert!(summary.test_accuracy > 0.9, "{}", summary.test_accuracy);
+    assert!(summary.data_wait_seconds <= summary.train_seconds);
+    let (_, b) = train(&pool, &options(&dir.path().join("pool")));
+    assert_eq!(weights(&a), weights(&b), "0 and 2 workers");
+
+    // Stopped after one epoch, resumed with other loader settings: the same weights.
+    let split = dir.path().join("split");
+    train(
+        &pool,
+        &RunOptions {
+            stop_after: Some(1),
+            ..options(&split)
+        },
+    );
+    let (_, c) = train(
+        &serial,
+        &RunOptions {
+            resume: true,
+            ..options(&split)
+        },
+    );
+    assert_eq!(weights(&a), weights(&c), "resumed");
+}
+
+#[test]
+fn a_corrupt_photo_stops_the_run_naming_it_or_is_skipped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("photos");
+    folder(&data, 8);
+    let bad = data.join("train/red/003.jpg");
+    std::fs::write(&bad, b"\xff\xd8 not really a jpeg").unwrap();
+
+    let cfg = config(&data, "");
+    let err = run(&cfg.check().unwrap(), &options(&dir.path().join("a")))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("train/red/003.jpg"), "{err}");
+
+    let cfg = config(&data, "skip_corrupt = true");
+    let (report, _) = train(&cfg, &options(&dir.path().join("b")));
+    let Report::Training(summary) = report else {
+        panic!("a supervised run reports training");
+    };
+    assert_eq!(summary.skipped_files, vec![bad]);
+    let written = common::summary(&dir.path().join("b"));
+    assert_eq!(written["skipped_files"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn stream_rules_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = |cfg: RunConfig| cfg.check().unwrap_err().to_string();
+    let msg = key(config(dir.path(), "resize = 32"));
+    assert!(msg.contains("data.resize"), "{msg}");
+    let msg = key(config(dir.path(), "normalize = false"));
+    assert!(msg.contains("data.transform.train"), "{msg}");
+    let msg = key(config(dir.path(), "[data.loader]\nprefetch = 0"));
+    assert!(msg.contains("data.loader.prefetch"), "{msg}");
+    let mut digits = config(dir.path(), "");
+    digits.data.dataset = mentor::data::DataSource::Digits;
+    let msg = key(digits);
+    assert!(
+        msg.contains("data.transform") && msg.contains("image-folder"),
+        "{msg}"
+    );
+
+    // A strategy that needs its data in memory says so.
+    folder(&dir.path().join("photos"), 4);
+    let mut probe = config(&dir.path().join("photos"), "");
+    probe = probe
+        .with_overrides(&["strategy.type=\"linear-probe\"".into()])
+        .unwrap();
+    let msg = run(&probe.check().unwrap(), &options(&dir.path().join("p")))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("data.transform") && msg.contains("in memory"),
+        "{msg}"
+    );
+}

@@ -11,6 +11,7 @@ use burn::tensor::{Device, Distribution, Int, Tensor};
 use clap::Args;
 use mentor::data::{Batch, BatchOrder, Dataset};
 use mentor::distill::{DistillConfig, KnowledgeDistillation};
+use mentor::engine::freeze::FrozenSet;
 use mentor::engine::groups::ParamGroups;
 use mentor::engine::{CrossEntropy, Objective, parse_device, seeded_init, train_step};
 use mentor::models::{Network, param_infos};
@@ -19,7 +20,7 @@ use mentor::transfer::{LinearProbe, LinearProbeConfig};
 use serde::{Deserialize, Serialize};
 
 /// The workloads `mentor bench` knows.
-const WORKLOADS: [&str; 9] = [
+const WORKLOADS: [&str; 11] = [
     "cnn-step",
     "mlp-step",
     "resnet-step",
@@ -29,6 +30,8 @@ const WORKLOADS: [&str; 9] = [
     "simclr-step",
     "efficientnet-lite0-step",
     "efficientnet-lite0-infer",
+    "efficientnet-lite0-96-full",
+    "efficientnet-lite0-96-head",
 ];
 
 /// The workloads a plain `mentor bench` runs: the toy-scale ones (the ImageNet-sized
@@ -41,7 +44,9 @@ pub struct BenchArgs {
     /// Workloads to run (default: all but the ImageNet-sized ones): cnn-step, mlp-step,
     /// resnet-step, kd-epoch, linear-probe, lwf-task, simclr-step, and
     /// efficientnet-lite0-step (batch 32, 3x224x224), efficientnet-lite0-infer (forward
-    /// only: batch 1 latency and batch 32 throughput).
+    /// only: batch 1 latency and batch 32 throughput), efficientnet-lite0-96-full and
+    /// efficientnet-lite0-96-head (transfer at 3x96x96, 10 classes: every layer trained,
+    /// or the head on a frozen backbone).
     workloads: Vec<String>,
     /// Timed steps per step workload (after warm-up).
     #[arg(long, default_value_t = 30)]
@@ -136,6 +141,21 @@ fn step_workload(name: &str) -> anyhow::Result<StepWorkload> {
             32,
             ([3, 224, 224], 1000),
         ),
+        // Transfer to a 10-class task at 96 px: every layer fine-tuned, or the head
+        // alone on a frozen backbone (no backward below the head, batch norms fixed).
+        "efficientnet-lite0-96-full" => (
+            &["model.type=\"efficientnet-lite0\""],
+            32,
+            ([3, 96, 96], 10),
+        ),
+        "efficientnet-lite0-96-head" => (
+            &[
+                "model.type=\"efficientnet-lite0\"",
+                "groups=[{pattern=\"backbone\", frozen=true}]",
+            ],
+            32,
+            ([3, 96, 96], 10),
+        ),
         other => bail!("{other} is not a step workload"),
     };
     let sets: Vec<&str> = base.iter().chain(extra).copied().collect();
@@ -178,7 +198,8 @@ fn run_step_workload(
     let device = parse_device(device)?.autodiff();
     let mut network = seeded_init(&config.model, [c, h, w], classes, &device, 1);
     let mut optimizer = config.optim.init();
-    let groups = ParamGroups::resolve(&[], &param_infos(&network))?;
+    let groups = ParamGroups::resolve(&config.groups, &param_infos(&network))?;
+    network = FrozenSet::of(&groups, &param_infos(&network)).apply(network);
     let batch = Batch {
         images: Tensor::random([batch_size, c, h, w], Distribution::Default, &device),
         labels: Tensor::<1, Int>::random(
@@ -526,14 +547,17 @@ fn run_simclr_step(steps: usize, warmup: usize) -> anyhow::Result<Vec<BenchResul
 fn run_worker(name: &str, args: &BenchArgs) -> anyhow::Result<Vec<BenchResult>> {
     mentor::kernels::set_enabled(args.kernels == Kernels::Mentor);
     let mut results = match name {
-        "cnn-step" | "mlp-step" | "resnet-step" | "efficientnet-lite0-step" => {
-            Ok(vec![run_step_workload(
-                name,
-                args.steps,
-                args.warmup,
-                &args.device,
-            )?])
-        }
+        "cnn-step"
+        | "mlp-step"
+        | "resnet-step"
+        | "efficientnet-lite0-step"
+        | "efficientnet-lite0-96-full"
+        | "efficientnet-lite0-96-head" => Ok(vec![run_step_workload(
+            name,
+            args.steps,
+            args.warmup,
+            &args.device,
+        )?]),
         "kd-epoch" => run_kd_epoch(args.samples),
         "linear-probe" => run_linear_probe(args.samples),
         "lwf-task" => run_lwf_task(args.samples),

@@ -555,6 +555,18 @@ impl Pixels {
     fn resample(self, box_: [f64; 4], out: [usize; 2]) -> Result<Pixels, String> {
         let [top, left, bh, bw] = box_;
         let [oh, ow] = out;
+        // The resized image, and the resampler's intermediate (new width x old height,
+        // 32-bit per channel), checked against the memory limit before either exists.
+        let bytes = self.channels as u128
+            * (oh as u128 * ow as u128 + 4 * ow as u128 * self.height as u128);
+        super::limits::check_allocation(
+            &format!(
+                "resizing a {}x{} photo to {ow}x{oh}",
+                self.width, self.height
+            ),
+            bytes,
+        )
+        .map_err(|e| e.to_string())?;
         let pixel_type = self.pixel_type();
         let src = fr::images::Image::from_vec_u8(
             self.width as u32,

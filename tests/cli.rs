@@ -1060,3 +1060,30 @@ fn output_into_a_closed_pipe_ends_the_command_without_a_panic() {
         out.status
     );
 }
+
+/// A run killed at its first write (its folder holds only the lock and a half-written
+/// config.toml's temporary) is started by the starting command plus --resume.
+#[test]
+fn a_run_killed_at_its_first_write_starts_with_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join(".lock"), "pid 999999999").unwrap();
+    // A temporary of a process above Linux's pid limit: its writer is gone.
+    let half = out.join(".config.toml.tmp-999999999");
+    std::fs::write(&half, "seed = ").unwrap();
+    let out_s = out.to_str().unwrap();
+    let (code, _, err) = mentor(&[
+        "train",
+        "--epochs",
+        "1",
+        "--log-format",
+        "quiet",
+        "--out",
+        out_s,
+        "--resume",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(common::summary(&out)["epochs"], 1);
+    assert!(!half.exists(), "the dead writer's temporary stayed");
+}

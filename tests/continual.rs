@@ -192,3 +192,23 @@ fn bad_continual_configs_are_refused_with_the_key() {
         .to_string();
     assert!(err.contains("val_fraction"), "{err}");
 }
+
+/// A run killed after it saved its progress but before `accuracy_matrix.csv` was
+/// rewritten loses no row: resuming it (nothing left to train) writes the file again.
+#[test]
+fn a_kill_before_the_last_matrix_row_was_written_loses_no_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, cc) = continual(&["strategy.tasks=2", "strategy.iterations_per_task=20"]);
+    let out = dir.path().join("r");
+    run_continual(&c, &cc, &quiet(&out), None).unwrap();
+    let csv = out.join("accuracy_matrix.csv");
+    let whole = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = whole.lines().collect();
+    std::fs::write(&csv, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
+    let resume = mentor::engine::TrainOptions {
+        resume: true,
+        ..quiet(&out)
+    };
+    run_continual(&c, &cc, &resume, None).unwrap();
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), whole);
+}

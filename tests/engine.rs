@@ -427,3 +427,24 @@ fn a_stop_between_the_two_checkpoint_writes_loses_neither() {
     assert_eq!(e, 1);
     assert_same_weights(&w, &epoch_one_weights, "rebuilt best.ckpt");
 }
+
+/// A run killed after its last checkpoint but before its metrics files took that epoch's
+/// rows loses no row: resuming the finished run writes them from the checkpoint.
+#[test]
+fn a_kill_before_the_last_metric_rows_were_written_loses_no_row() {
+    let cfg = config(&["epochs=2", "data.per_class=10"]);
+    let data = prepare_data(&cfg.data, cfg.seed).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    train(&cfg, &data, &mut CrossEntropy, &quiet(dir.path())).unwrap();
+    let csv = dir.path().join("metrics.csv");
+    let whole = std::fs::read_to_string(&csv).unwrap();
+    let first_epoch: Vec<&str> = whole.lines().filter(|l| !l.starts_with("2,")).collect();
+    assert!(first_epoch.len() < whole.lines().count());
+    std::fs::write(&csv, first_epoch.join("\n") + "\n").unwrap();
+    let resume = mentor::engine::TrainOptions {
+        resume: true,
+        ..quiet(dir.path())
+    };
+    train(&cfg, &data, &mut CrossEntropy, &resume).unwrap();
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), whole);
+}

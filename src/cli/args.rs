@@ -159,8 +159,12 @@ impl RunArgs {
     ) -> anyhow::Result<RunConfig> {
         Ok(match (config, self.resume) {
             (Some(path), _) => RunConfig::from_file(path)?,
-            (None, true) => RunConfig::from_file(&self.out.join("config.toml"))?,
-            (None, false) => default()?,
+            // A run stopped before its first write has no config.toml: the command's
+            // own flags start it.
+            (None, true) if self.out.join("config.toml").exists() => {
+                RunConfig::from_file(&self.out.join("config.toml"))?
+            }
+            (None, _) => default()?,
         })
     }
 }

@@ -55,11 +55,7 @@ fn protocol_base() -> anyhow::Result<RunConfig> {
 
 /// Runs `mentor continual`.
 pub fn run(mut args: ContinualArgs) -> anyhow::Result<()> {
-    let base = match (&args.config.config, args.run.resume) {
-        (Some(path), _) => RunConfig::from_file(path)?,
-        (None, true) => RunConfig::from_file(&args.run.out.join("config.toml"))?,
-        (None, false) => protocol_base()?,
-    };
+    let base = args.run.base_config(&args.config.config, protocol_base)?;
     let mut sets = Vec::new();
     if !matches!(base.strategy, StrategyConfig::Continual(_)) {
         sets.push("strategy.type=\"continual\"".to_string());

@@ -36,11 +36,9 @@ pub struct MultitaskArgs {
 
 /// Runs `mentor multitask`.
 pub fn run(mut args: MultitaskArgs) -> anyhow::Result<()> {
-    let base = match (&args.config.config, args.run.resume) {
-        (Some(path), _) => RunConfig::from_file(path)?,
-        (None, true) => RunConfig::from_file(&args.run.out.join("config.toml"))?,
-        (None, false) => RunConfig::default(),
-    };
+    let base = args
+        .run
+        .base_config(&args.config.config, || Ok(RunConfig::default()))?;
     let mut sets = Vec::new();
     if !matches!(base.strategy, StrategyConfig::Multitask(_)) {
         sets.push("strategy.type=\"multitask\"".to_string());

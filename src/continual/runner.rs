@@ -137,8 +137,12 @@ pub fn run_continual(
     let state_path = out.join(STATE_FILE);
     let mut state = ContinualState::default();
     let mut method = continual.method.build();
-    if options.resume {
-        let saved = run_dir.saved_fingerprint()?;
+    // A run stopped before its first write has no config.toml yet: --resume starts it.
+    let saved = match options.resume {
+        true => run_dir.saved_fingerprint_if_any()?,
+        false => None,
+    };
+    if let Some(saved) = saved {
         RunDir::check_resume(
             &run_dir.join(crate::engine::run_dir::CONFIG_FILE),
             &saved,
@@ -286,6 +290,12 @@ pub fn run_continual(
         )?;
     }
 
+    // Written again from the saved progress: a run killed between its state and this
+    // file gets the last row back when resumed, even with no task left to train.
+    write(
+        &out.join("accuracy_matrix.csv"),
+        state.matrix.to_csv().as_bytes(),
+    )?;
     let m = &state.matrix;
     let summary = ContinualSummary {
         denormals: crate::kernels::denormals::on_this_thread(),

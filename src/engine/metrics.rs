@@ -62,8 +62,13 @@ impl super::events::Observer for MetricsFiles {
         &mut self,
         event: &super::events::Event<'_>,
     ) -> Result<(), super::events::ObserverError> {
-        if let super::events::Event::EpochEnd { history, .. } = event {
-            write_history(&self.dir, history)?;
+        // At every epoch's end, and once more at the finish: a run killed between its last
+        // checkpoint and this write gets its rows back when resumed (the history is in
+        // the checkpoint), even when no epoch is left to run.
+        match event {
+            super::events::Event::EpochEnd { history, .. }
+            | super::events::Event::Finished { history, .. } => write_history(&self.dir, history)?,
+            _ => {}
         }
         Ok(())
     }

@@ -450,6 +450,15 @@ impl RunDir {
         Ok(Fingerprint::from_text(text))
     }
 
+    /// The fingerprint saved in `config.toml`, or `None` when the run has none yet: it
+    /// was stopped before its first write, so `--resume` starts it.
+    pub fn saved_fingerprint_if_any(&self) -> Result<Option<Fingerprint>, RunDirError> {
+        if !self.join(CONFIG_FILE).exists() {
+            return Ok(None);
+        }
+        self.saved_fingerprint().map(Some)
+    }
+
     /// Checks that `given` is the fingerprint `saved` (read from `path`) of the run being
     /// resumed, naming the keys that differ.
     pub fn check_resume(

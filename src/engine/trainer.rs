@@ -275,13 +275,15 @@ pub fn train_observed(
     let resumes_checkpoint = options.resume && last_path.is_file();
     if options.resume && !resumes_checkpoint {
         // Stopped before its first checkpoint: nothing to continue, but the run is
-        // started as its own config.toml says (and only if the configs agree).
-        let saved = run_dir.saved_fingerprint()?;
-        RunDir::check_resume(
-            &run_dir.join(super::run_dir::CONFIG_FILE),
-            &saved,
-            &options.fingerprint,
-        )?;
+        // started as its own config.toml says (and only if the configs agree), or as
+        // given when it was stopped before even that was written.
+        if let Some(saved) = run_dir.saved_fingerprint_if_any()? {
+            RunDir::check_resume(
+                &run_dir.join(super::run_dir::CONFIG_FILE),
+                &saved,
+                &options.fingerprint,
+            )?;
+        }
     }
     if resumes_checkpoint {
         let ckpt = checkpoint::load(&last_path)?;

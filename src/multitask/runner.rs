@@ -223,7 +223,13 @@ pub fn run_multitask(
             crate::engine::device::host_memory_bytes(),
         )
         .map_err(MultitaskError::Architecture)?;
-    if !options.resume {
+    // Starting weights unless a checkpoint is resumed (a run stopped before its first
+    // checkpoint starts again from them).
+    let resumes = options.resume
+        && crate::engine::RunDir::new(&options.out)
+            .last_checkpoint()
+            .is_file();
+    if !resumes {
         let device = options.device.clone().autodiff();
         let fresh = seeded_init(
             &run_spec.model,

@@ -205,6 +205,40 @@ fn predict_prints_the_top_classes_and_refuses_bad_input_in_one_line() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 
+    // A class-name list of the wrong length is named as the cause, not the model.
+    let seven = dir.path().join("seven.txt");
+    std::fs::write(&seven, names[..7].join("\n")).unwrap();
+    let mut args = common.to_vec();
+    args[6] = seven.to_str().unwrap();
+    args.extend(REDUCED);
+    args.extend(["--image", photo.to_str().unwrap()]);
+    let (code, _, err) = mentor(&args);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--labels") && err.contains("classifier"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // A 1x60000 photo (a few hundred bytes as PNG) needs about 350 MB resized to a
+    // 36-pixel shorter side: over a 100 MB limit it is refused before allocating.
+    let strip = dir.path().join("strip.png");
+    image::GrayImage::new(60000, 1).save(&strip).unwrap();
+    let mut args = common.to_vec();
+    args.extend(REDUCED);
+    args.extend(["--image", strip.to_str().unwrap()]);
+    let out = Command::new(env!("CARGO_BIN_EXE_mentor"))
+        .args(&args)
+        .env("MENTOR_MEMORY_LIMIT", "100M")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("strip.png") && err.contains("MENTOR_MEMORY_LIMIT"),
+        "{err}"
+    );
+
     // A file that is not an image: one line naming it.
     let bad = dir.path().join("notes.jpg");
     std::fs::write(&bad, "not a photo").unwrap();

@@ -270,6 +270,15 @@ fn advisor_measures_size_and_similarity_and_writes_a_runnable_config() {
     let out = dir.path().join("advised");
     train(&advice.config, &data, objective.as_mut(), &quiet(&out)).unwrap();
     assert!(out.join("transfer.json").is_file());
+
+    // The same weights as a file, as `transfer` reads them: advised on the probes
+    // alone (a weights file names no source data for the distance).
+    let file = dir.path().join("source.safetensors");
+    let source = load_network(&ckpt, &Device::flex()).unwrap().network;
+    mentor::transfer::exchange::export_safetensors(&source, &file).unwrap();
+    let from_file = advise(&file, &target, &data, &cfg, &dir.path().join("probes-file")).unwrap();
+    assert_eq!(from_file.evidence.probe_pretrained, e.probe_pretrained);
+    assert!(from_file.evidence.feature_distance.is_none());
 }
 
 #[test]

@@ -75,7 +75,9 @@ pub fn run(args: AdviseArgs) -> anyhow::Result<()> {
         Some(d) => println!(
             "feature statistics distance, source vs target images: {d:.3} (mean |Cohen's d| over features)"
         ),
-        None => println!("feature statistics distance: source data not readable, skipped"),
+        None => println!(
+            "feature statistics distance: skipped (a weights file names no source data, or it is not readable)"
+        ),
     }
     println!(
         "quadrant {}: {:?}; recommended: {}",

@@ -282,10 +282,16 @@ pub fn advise(
         &workdir.join("probe-pretrained"),
     )?;
     let probe_random = probe(target, data, None, cfg, &workdir.join("probe-random"))?;
-    let source = load_run(pretrained, &Device::flex()).map_err(TransferError::from)?;
-    let feature_distance = prepare_data(&source.config.data, source.config.seed)
-        .ok()
-        .map(|src| feature_distance(&source.loaded.network, &src.test, &data.train));
+    // The distance needs the source's own data, which only a mentor checkpoint names; a
+    // weights file (.pth, .safetensors) is advised on the probes alone.
+    let feature_distance = if crate::transfer::is_weights_file(pretrained) {
+        None
+    } else {
+        let source = load_run(pretrained, &Device::flex()).map_err(TransferError::from)?;
+        prepare_data(&source.config.data, source.config.seed)
+            .ok()
+            .map(|src| feature_distance(&source.loaded.network, &src.test, &data.train))
+    };
     let large = examples_per_class >= cfg.small_below as f64;
     let similar = probe_pretrained - probe_random >= cfg.similar_margin;
     let quadrant = Quadrant::of(large, similar);

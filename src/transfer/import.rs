@@ -51,6 +51,19 @@ pub enum TransferError {
         /// Its flat index.
         index: usize,
     },
+    /// Every tensor fits but the classifier's: the network was built for another number
+    /// of classes than the file's (a class-name list of the wrong length, say).
+    #[error(
+        "{path}: the classifier `{example}` does not fit ({reason}): the network was built for another number of classes than these weights have (one per class name given, e.g. --labels, or ImageNet's 1000)"
+    )]
+    ClassCount {
+        /// The weights file.
+        path: std::path::PathBuf,
+        /// The classifier tensor.
+        example: String,
+        /// Its shapes here and in the file.
+        reason: String,
+    },
     /// Nothing could be copied (another architecture, say).
     #[error(
         "no parameter of the pretrained network fits this network by name and shape (pretrained names look like `{source_example}`, this network's like `{target_example}`)"

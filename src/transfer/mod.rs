@@ -80,6 +80,16 @@ impl InitConfig {
     }
 }
 
+/// Whether `path` names a weights file (`.safetensors`, or PyTorch's `.pt`/`.pth`)
+/// rather than a mentor checkpoint: weights alone, without the run (its data, its
+/// config) that made them.
+pub fn is_weights_file(path: &std::path::Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("safetensors" | "pt" | "pth")
+    )
+}
+
 /// Imports `config.pretrained` (a mentor checkpoint, or a `.safetensors`, `.pt` or
 /// `.pth` file with PyTorch conventions) into `network` as the config says; a mentor
 /// checkpoint is loaded on `device`.
@@ -137,6 +147,19 @@ pub fn load_whole(
         ..InitConfig::default()
     };
     let (network, report) = import_pretrained(network, &config, device)?;
+    let head_only = !report.reinitialized.is_empty()
+        && report
+            .reinitialized
+            .iter()
+            .all(|(name, why)| name.starts_with("head.") && why.starts_with("shape"));
+    if head_only {
+        let (example, reason) = &report.reinitialized[0];
+        return Err(TransferError::ClassCount {
+            path: path.to_path_buf(),
+            example: example.clone(),
+            reason: reason.clone(),
+        });
+    }
     match report.reinitialized.first() {
         None => Ok(network),
         Some((example, reason)) => Err(TransferError::Incomplete {

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use mentor::models::{EfficientNetLiteConfig, ModelConfig, Network, trainable_count};
+use mentor::models::{
+    EfficientNetLiteConfig, ImageNetResNetConfig, ModelConfig, Network, trainable_count,
+};
 use mentor::transfer::exchange::torch_state;
 use mentor::transfer::load_whole;
 use safetensors::SafeTensors;
@@ -278,5 +280,59 @@ fn the_real_efficientnet_lite0_weights_load_whole() {
     assert_eq!(
         model.parameter_estimate([3, 224, 224], 1000),
         Some(4_652_008)
+    );
+}
+
+/// A torchvision family's committed fixture (`scripts/check-torchvision.py fixture`):
+/// its state dict loads with no key map, reproduces torchvision's logits to 1e-4 of the
+/// largest, counts torchvision's parameters, and exports exactly its keys and shapes
+/// (what `load_state_dict(strict=True)` demands).
+fn torchvision_fixture_matches(family: &str, model: ModelConfig) {
+    let device = Device::flex();
+    let weights = fixture(&format!("torchvision-{family}.pth"));
+    let bytes = std::fs::read(fixture(&format!("torchvision-{family}-io.safetensors"))).unwrap();
+    let io = SafeTensors::deserialize(&bytes).unwrap();
+    let (shape, inputs) = f32_tensor(&io, "inputs");
+    let (_, expected) = f32_tensor(&io, "logits");
+    let input = [shape[1], shape[2], shape[3]];
+    let net = load_whole(model.init(input, 10, &device), &weights, &[], &device).unwrap();
+    let got = logits(&net, &shape, inputs);
+    let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let worst = got
+        .iter()
+        .zip(&expected)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        worst <= 1e-4 * scale,
+        "{family}: max |mentor - torchvision| = {worst:e}, largest logit {scale}"
+    );
+    let file = pytorch_shapes(&weights);
+    let in_file: usize = file
+        .iter()
+        .filter(|(k, _)| !k.contains("running_") && !k.ends_with("num_batches_tracked"))
+        .map(|(_, s)| s.iter().product::<usize>())
+        .sum();
+    assert_eq!(trainable_count(&net), in_file, "{family}");
+    assert_eq!(model.parameter_estimate(input, 10), Some(in_file as u128));
+    let exported: BTreeMap<String, Vec<usize>> = torch_state(&net)
+        .into_iter()
+        .map(|(name, shape, _, _)| (name, shape))
+        .collect();
+    assert_eq!(exported, file, "{family}: exported keys and shapes");
+}
+
+#[test]
+fn torchvision_resnet18_loads_by_its_own_names_and_gives_its_logits() {
+    torchvision_fixture_matches(
+        "resnet18",
+        ModelConfig::Resnet18(ImageNetResNetConfig { width: 1.0 / 16.0 }),
+    );
+}
+
+#[test]
+fn torchvision_resnet50_loads_by_its_own_names_and_gives_its_logits() {
+    torchvision_fixture_matches(
+        "resnet50",
+        ModelConfig::Resnet50(ImageNetResNetConfig { width: 1.0 / 32.0 }),
     );
 }

@@ -12,7 +12,7 @@ use burn::module::{Flag, Module, ModuleMapper, Param, ParamId};
 use burn::tensor::Tensor;
 
 use super::groups::ParamGroups;
-use crate::models::{Network, ParamInfo, param_infos};
+use crate::models::{ModulePath, Network, ParamInfo, param_infos};
 
 /// The parameters and layers held fixed during one epoch.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -74,7 +74,7 @@ impl FrozenSet {
         let mut mapper = Freezer {
             frozen: self,
             owners: &owners,
-            path: Vec::new(),
+            path: ModulePath::default(),
         };
         network.map(&mut mapper)
     }
@@ -88,34 +88,20 @@ fn parent(name: &str) -> &str {
 struct Freezer<'a> {
     frozen: &'a FrozenSet,
     owners: &'a HashSet<String>,
-    /// The module path, as [`crate::models::param_infos`] names it (enum variants left
-    /// out).
-    path: Vec<Option<String>>,
-}
-
-impl Freezer<'_> {
-    fn name(&self) -> String {
-        self.path
-            .iter()
-            .flatten()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(".")
-    }
+    path: ModulePath,
 }
 
 impl ModuleMapper for Freezer<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        let variant = container_type.starts_with("Enum:");
-        self.path.push((!variant).then(|| name.to_string()));
+        self.path.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
+        self.path.exit();
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if self.name().contains("running_") {
+        if self.path.name().contains("running_") {
             // A buffer: never differentiated, and its value is the batch norm's to keep.
             return param;
         }
@@ -124,7 +110,7 @@ impl ModuleMapper for Freezer<'_> {
     }
 
     fn map_flag(&mut self, flag: Param<Flag>) -> Param<Flag> {
-        let name = self.name();
+        let name = self.path.name();
         let module = parent(&name);
         if !self.owners.contains(module) {
             return flag;

@@ -72,6 +72,9 @@ impl ColumnsConfig {
                 ModelConfig::Cnn(m) => cnn.push(m.init(input, c, device)),
                 ModelConfig::Resnet(_)
                 | ModelConfig::EfficientNetLite0(_)
+                | ModelConfig::Resnet18(_)
+                | ModelConfig::Resnet34(_)
+                | ModelConfig::Resnet50(_)
                 | ModelConfig::Columns(_)
                 | ModelConfig::Projected(_)
                 | ModelConfig::Vit(_)

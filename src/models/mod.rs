@@ -7,6 +7,7 @@ pub mod cnn;
 pub mod columns;
 pub mod cpc;
 pub mod efficientnet;
+pub mod imagenet_resnet;
 pub mod mlp;
 pub mod params;
 pub mod projected;
@@ -21,8 +22,9 @@ pub use cnn::{Cnn, CnnConfig};
 pub use columns::{Columns, ColumnsConfig};
 pub use cpc::{Cpc, CpcConfig};
 pub use efficientnet::{EfficientNetLite, EfficientNetLiteConfig};
+pub use imagenet_resnet::{ImageNetResNet, ImageNetResNetConfig, ResNetDepth};
 pub use mlp::{Mlp, MlpConfig};
-pub use params::{ParamInfo, param_infos, trainable_count};
+pub use params::{ModulePath, ParamInfo, param_infos, trainable_count};
 pub use projected::{Projected, ProjectedConfig};
 pub use resnet::{ResNet, ResNetConfig};
 pub use vit::{Vit, VitConfig};
@@ -49,6 +51,15 @@ pub enum ModelConfig {
     /// by their own names).
     #[serde(rename = "efficientnet-lite0")]
     EfficientNetLite0(EfficientNetLiteConfig),
+    /// torchvision's ResNet-18 (its ImageNet state dicts load by their own names).
+    #[serde(rename = "resnet18")]
+    Resnet18(ImageNetResNetConfig),
+    /// torchvision's ResNet-34.
+    #[serde(rename = "resnet34")]
+    Resnet34(ImageNetResNetConfig),
+    /// torchvision's ResNet-50 (bottleneck blocks).
+    #[serde(rename = "resnet50")]
+    Resnet50(ImageNetResNetConfig),
 }
 
 impl Default for ModelConfig {
@@ -58,6 +69,16 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
+    /// The depth and config of a torchvision ResNet (`None` for other networks).
+    pub fn imagenet_resnet(&self) -> Option<(ResNetDepth, &ImageNetResNetConfig)> {
+        match self {
+            ModelConfig::Resnet18(c) => Some((ResNetDepth::R18, c)),
+            ModelConfig::Resnet34(c) => Some((ResNetDepth::R34, c)),
+            ModelConfig::Resnet50(c) => Some((ResNetDepth::R50, c)),
+            _ => None,
+        }
+    }
+
     /// The model's short name (`mlp`, `cnn`, `resnet`).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -69,6 +90,9 @@ impl ModelConfig {
             ModelConfig::Vit(_) => "vit",
             ModelConfig::Cpc(_) => "cpc",
             ModelConfig::EfficientNetLite0(_) => "efficientnet-lite0",
+            ModelConfig::Resnet18(_) => "resnet18",
+            ModelConfig::Resnet34(_) => "resnet34",
+            ModelConfig::Resnet50(_) => "resnet50",
         }
     }
 
@@ -83,6 +107,9 @@ impl ModelConfig {
             ModelConfig::Vit(c) => c.validate(),
             ModelConfig::Cpc(c) => c.validate(),
             ModelConfig::EfficientNetLite0(c) => c.validate(),
+            ModelConfig::Resnet18(c) | ModelConfig::Resnet34(c) | ModelConfig::Resnet50(c) => {
+                c.validate()
+            }
         }
     }
 
@@ -145,6 +172,10 @@ impl ModelConfig {
                 .parameter_estimate(input, num_classes)
                 .map(|n| n * c.classes.len() as u128),
             ModelConfig::EfficientNetLite0(c) => Some(c.parameter_count(input[0], num_classes)),
+            ModelConfig::Resnet18(c) | ModelConfig::Resnet34(c) | ModelConfig::Resnet50(c) => {
+                let (depth, _) = self.imagenet_resnet()?;
+                Some(c.parameter_count(depth, input[0], num_classes))
+            }
             ModelConfig::Vit(_) | ModelConfig::Cpc(_) => None,
         }
     }
@@ -266,6 +297,10 @@ impl ModelConfig {
                         + c.steps as u64 * linear(c.context, f))
             }
             ModelConfig::EfficientNetLite0(c) => c.forward_flops(input, num_classes),
+            ModelConfig::Resnet18(c) | ModelConfig::Resnet34(c) | ModelConfig::Resnet50(c) => {
+                let depth = self.imagenet_resnet().map_or(ResNetDepth::R18, |(d, _)| d);
+                c.forward_flops(depth, input, num_classes)
+            }
         }
     }
 
@@ -283,6 +318,10 @@ impl ModelConfig {
                 c.pool * c.pool * c.encoder.feature_width([input[0], c.patch, c.patch])
             }
             ModelConfig::EfficientNetLite0(c) => c.head_channels(),
+            ModelConfig::Resnet18(c) | ModelConfig::Resnet34(c) | ModelConfig::Resnet50(c) => {
+                let depth = self.imagenet_resnet().map_or(ResNetDepth::R18, |(d, _)| d);
+                c.feature_width(depth)
+            }
         }
     }
 
@@ -308,6 +347,10 @@ impl ModelConfig {
             ModelConfig::Cpc(c) => Network::Cpc(c.init(input, device)),
             ModelConfig::EfficientNetLite0(c) => {
                 Network::EfficientNetLite(c.init(input, num_classes, device))
+            }
+            ModelConfig::Resnet18(c) | ModelConfig::Resnet34(c) | ModelConfig::Resnet50(c) => {
+                let depth = self.imagenet_resnet().map_or(ResNetDepth::R18, |(d, _)| d);
+                Network::ImageNetResNet(c.init(depth, input, num_classes, device))
             }
         };
         // Listing the parameters reads each one, which initialises it.
@@ -337,6 +380,8 @@ pub enum Network {
     Cpc(Cpc),
     /// See [`EfficientNetLite`].
     EfficientNetLite(EfficientNetLite),
+    /// See [`ImageNetResNet`].
+    ImageNetResNet(ImageNetResNet),
 }
 
 impl Network {
@@ -351,6 +396,7 @@ impl Network {
             Network::Vit(m) => m.forward(images),
             Network::Cpc(m) => m.features(images),
             Network::EfficientNetLite(m) => m.forward(images),
+            Network::ImageNetResNet(m) => m.forward(images),
         }
     }
 
@@ -375,6 +421,7 @@ impl Network {
             Network::Vit(m) => m.head.forward(features),
             Network::Cpc(_) => features,
             Network::EfficientNetLite(m) => m.head_forward(features),
+            Network::ImageNetResNet(m) => m.head.forward(features),
         }
     }
 
@@ -386,6 +433,7 @@ impl Network {
             Network::Cnn(m) => Some(m.head.weight.val()),
             Network::Resnet(m) => Some(m.head.weight.val()),
             Network::EfficientNetLite(m) => Some(m.head.weight.val()),
+            Network::ImageNetResNet(m) => Some(m.head.weight.val()),
             Network::Vit(m) if m.head_dist.is_none() => Some(m.head.weight.val()),
             Network::Columns(_) | Network::Projected(_) | Network::Vit(_) | Network::Cpc(_) => None,
         }
@@ -402,6 +450,7 @@ impl Network {
             Network::Vit(m) => m.features(images),
             Network::Cpc(m) => m.features(images),
             Network::EfficientNetLite(m) => m.features(images),
+            Network::ImageNetResNet(m) => m.features(images),
         }
     }
 
@@ -412,6 +461,7 @@ impl Network {
     pub fn native_name(&self, name: &str) -> Option<String> {
         match self {
             Network::EfficientNetLite(_) => Some(efficientnet::native_name(name)),
+            Network::ImageNetResNet(_) => Some(imagenet_resnet::native_name(name)),
             _ => None,
         }
     }

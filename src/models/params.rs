@@ -26,34 +26,55 @@ impl ParamInfo {
     }
 }
 
+/// The stable name of the place a module visitor or mapper is at: the field names from
+/// the network down, enum variants left out (the `Network` kind `Mlp`, `Cnn`, ...; a
+/// projected network's backbone kind; a ResNet block's kind), so names read
+/// `backbone.layer1.0.conv1.weight` whatever the variants. Every walk over a network
+/// that names parameters (listing, import, freezing) goes through it, so they agree.
+#[derive(Debug, Default)]
+pub struct ModulePath(Vec<Option<String>>);
+
+impl ModulePath {
+    /// Steps into the field `name` of a container of `container_type` (Burn's
+    /// `enter_module` arguments).
+    pub fn enter(&mut self, name: &str, container_type: &str) {
+        let variant = container_type.starts_with("Enum:");
+        self.0.push((!variant).then(|| name.to_string()));
+    }
+
+    /// Steps back out.
+    pub fn exit(&mut self) {
+        self.0.pop();
+    }
+
+    /// The dotted name of the current place.
+    pub fn name(&self) -> String {
+        self.0
+            .iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+}
+
 #[derive(Default)]
 struct Collector {
-    /// The module path; enum variants are `None` (they do not name anything).
-    path: Vec<Option<String>>,
+    path: ModulePath,
     out: Vec<ParamInfo>,
 }
 
 impl ModuleVisitor for Collector {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        let variant = container_type.starts_with("Enum:");
-        self.path.push((!variant).then(|| name.to_string()));
+        self.path.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
+        self.path.exit();
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        // Enum variants (the `Network` kind `Mlp`, `Cnn`, ...; a projected network's
-        // backbone kind) are left out, so names read `backbone.conv1.weight` whatever the
-        // network kind.
-        let name = self
-            .path
-            .iter()
-            .flatten()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(".");
+        let name = self.path.name();
         let trainable = !name.contains("running_");
         self.out.push(ParamInfo {
             name,

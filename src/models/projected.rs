@@ -106,6 +106,7 @@ impl ProjectedConfig {
             Network::Cnn(m) => (Backbone::Cnn(m.backbone), m.head.weight.dims()[0]),
             Network::Resnet(m) => (Backbone::Resnet(m.backbone), m.head.weight.dims()[0]),
             Network::EfficientNetLite(_)
+            | Network::ImageNetResNet(_)
             | Network::Columns(_)
             | Network::Projected(_)
             | Network::Vit(_)

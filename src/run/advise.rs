@@ -164,6 +164,13 @@ pub fn lower_and_upper(model: &ModelConfig) -> (Vec<String>, Vec<String>) {
             ];
             (lower, upper)
         }
+        // torchvision's ResNets: the stem and the first three stages, then the last.
+        ModelConfig::Resnet18(_) | ModelConfig::Resnet34(_) | ModelConfig::Resnet50(_) => (
+            ["conv1", "bn1", "layer1", "layer2", "layer3"]
+                .map(|m| format!("backbone.{m}"))
+                .to_vec(),
+            vec!["backbone.layer4".into()],
+        ),
         // The backbone of a projected network has its encoder's names.
         ModelConfig::Projected(p) => lower_and_upper(&p.encoder),
         ModelConfig::Cpc(c) => lower_and_upper(&c.encoder),

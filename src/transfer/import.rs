@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::groups::pattern_selects;
 use crate::engine::restore::RestoreError;
-use crate::models::{Network, ParamInfo, param_infos};
+use crate::models::{ModulePath, Network, ParamInfo, param_infos};
 
 /// Why pretrained weights cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +64,9 @@ pub enum TransferError {
         /// Its shapes here and in the file.
         reason: String,
     },
+    /// mentor's own invariant broke (a bug to report, never the user's input).
+    #[error("internal error, please report: {0}")]
+    Internal(String),
     /// Nothing could be copied (another architecture, say).
     #[error(
         "no parameter of the pretrained network fits this network by name and shape (pretrained names look like `{source_example}`, this network's like `{target_example}`)"
@@ -86,25 +89,27 @@ pub struct ImportReport {
 }
 
 struct Copier<'a> {
-    path: Vec<String>,
+    path: ModulePath,
     source: &'a HashMap<String, TensorData>,
     keep_fresh: &'a dyn Fn(&str) -> bool,
+    /// Names of the tensors copied, to check against the report.
+    copied: Vec<String>,
 }
 
 impl ModuleMapper for Copier<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
+        self.path.exit();
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        // Skip the `Network` variant, as `param_infos` does.
-        let name = self.path[1..].join(".");
+        let name = self.path.name();
         match self.source.get(&name) {
             Some(data) if !(self.keep_fresh)(&name) && *data.shape() == param.lazy_shape() => {
+                self.copied.push(name);
                 let id = param.id;
                 let device = param.lazy_device();
                 let tensor = Tensor::<D>::from_data(data.clone(), &device);
@@ -231,11 +236,22 @@ pub fn import_tensors(
     }
     let keep_fresh = |name: &str| retrain.iter().any(|p| pattern_selects(p, name));
     let mut copier = Copier {
-        path: Vec::new(),
+        path: ModulePath::default(),
         source: data,
         keep_fresh: &keep_fresh,
+        copied: Vec::new(),
     };
-    Ok((target.map(&mut copier), report))
+    let network = target.map(&mut copier);
+    // The report is made from the parameters' names, the copy from a walk of the
+    // modules: they must agree, or the report would claim weights that were not copied.
+    if copier.copied != report.copied {
+        return Err(TransferError::Internal(format!(
+            "the import copied {} tensors but its report lists {}",
+            copier.copied.len(),
+            report.copied.len()
+        )));
+    }
+    Ok((network, report))
 }
 
 #[cfg(test)]

@@ -1,0 +1,154 @@
+"""Checks of mentor's torchvision families against torchvision itself.
+
+torchvision builds every family with random weights and its exact module names; nothing
+here downloads weights. Set up once (no GPU needed; about 3 GB):
+
+    python3 -m venv V && V/bin/pip install torch torchvision safetensors
+
+Modes:
+
+  counts                 parameter counts of torchvision's resnet18, resnet34 and
+                         resnet50 for 1000 classes (`sum(p.numel() for p in m.parameters())`),
+                         the numbers mentor's unit tests and `mentor params` give.
+  fixture OUT_DIR        writes the small committed fixtures of the default test suite:
+                         torchvision's resnet18 with every stage's channels scaled by 1/16
+                         and resnet50 scaled by 1/32 (its own BasicBlock/Bottleneck
+                         classes, only the widths changed), 10 classes, seeded random
+                         weights and random batch-norm statistics, saved by torch.save
+                         (`torchvision-<family>.pth`), and two fixed 3x40x40 inputs with
+                         its logits in eval mode (`torchvision-<family>-io.safetensors`).
+  parity FAMILY DUMP WEIGHTS
+                         DUMP from `mentor predict --pretrained WEIGHTS --model FAMILY ...
+                         --dump DUMP`: torchvision's FAMILY (full size) with WEIGHTS loaded
+                         with strict=True, on mentor's preprocessed inputs: the largest
+                         difference of the class probabilities.
+  random FAMILY OUT      a full-size torchvision FAMILY with seeded random weights and
+                         random batch-norm statistics, saved to OUT (.pth), for `parity`.
+  strict FAMILY EXPORT   loads a `mentor export` of a FAMILY run into torchvision's FAMILY
+                         (its class count read from the file) with strict=True.
+
+usage: V/bin/python scripts/check-torchvision.py counts
+       V/bin/python scripts/check-torchvision.py fixture tests/fixtures
+       V/bin/python scripts/check-torchvision.py random resnet50 /tmp/r50.pth
+       V/bin/python scripts/check-torchvision.py parity resnet50 pred.safetensors /tmp/r50.pth
+"""
+import sys
+
+import torch
+import torchvision
+from safetensors.torch import load_file, save_file
+from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+
+FAMILIES = {
+    "resnet18": (BasicBlock, [2, 2, 2, 2]),
+    "resnet34": (BasicBlock, [3, 4, 6, 3]),
+    "resnet50": (Bottleneck, [3, 4, 6, 3]),
+}
+
+
+class ScaledResNet(ResNet):
+    """torchvision's ResNet with every stage's planes (and the stem) scaled by `width`:
+    its __init__ with the four widths as parameters, the blocks torchvision's own."""
+
+    def __init__(self, block, layers, num_classes, width):
+        torch.nn.Module.__init__(self)
+        planes = [max(1, round(p * width)) for p in (64, 128, 256, 512)]
+        self._norm_layer = torch.nn.BatchNorm2d
+        self.inplanes = planes[0]
+        self.dilation = 1
+        self.groups = 1
+        self.base_width = 64
+        self.conv1 = torch.nn.Conv2d(3, self.inplanes, 7, 2, 3, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(self.inplanes)
+        self.relu = torch.nn.ReLU(inplace=True)
+        self.maxpool = torch.nn.MaxPool2d(3, 2, 1)
+        self.layer1 = self._make_layer(block, planes[0], layers[0])
+        self.layer2 = self._make_layer(block, planes[1], layers[1], stride=2)
+        self.layer3 = self._make_layer(block, planes[2], layers[2], stride=2)
+        self.layer4 = self._make_layer(block, planes[3], layers[3], stride=2)
+        self.avgpool = torch.nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = torch.nn.Linear(planes[3] * block.expansion, num_classes)
+
+
+def randomise_statistics(m, seed):
+    """Random batch-norm statistics and affine parameters, so that a wrong epsilon, a
+    swapped mean and variance or a statistic left out shows in the logits."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                n = mod.num_features
+                mod.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
+                mod.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.25)
+                mod.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                mod.bias.copy_(torch.randn(n, generator=g) * 0.1)
+    return m.eval()
+
+
+def counts():
+    for name in FAMILIES:
+        m = getattr(torchvision.models, name)()
+        print(f"{name}: {sum(p.numel() for p in m.parameters()):,} parameters")
+
+
+def fixture(out):
+    for name, width in (("resnet18", 1 / 16), ("resnet50", 1 / 32)):
+        torch.manual_seed(0)
+        block, layers = FAMILIES[name]
+        m = randomise_statistics(ScaledResNet(block, layers, 10, width), seed=1)
+        base = f"{out}/torchvision-{name}"
+        torch.save(m.state_dict(), f"{base}.pth")
+        x = torch.randn(2, 3, 40, 40, generator=torch.Generator().manual_seed(2))
+        with torch.no_grad():
+            logits = m(x)
+        save_file({"inputs": x.contiguous(), "logits": logits.contiguous()}, f"{base}-io.safetensors")
+        n = sum(p.numel() for p in m.parameters())
+        print(f"{base}.pth: {len(m.state_dict())} tensors, {n:,} parameters; logits {tuple(logits.shape)}")
+
+
+def random_weights(name, out):
+    torch.manual_seed(0)
+    m = randomise_statistics(getattr(torchvision.models, name)(), seed=1)
+    # Random deep networks saturate the softmax (one class at probability 1.0), which
+    # would make any comparison of probabilities pass: the classifier is scaled so that
+    # the logits of a normalised photo-like input spread with standard deviation 2.
+    x = torch.randn(4, 3, 224, 224, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        scale = 2.0 / m(x).std().item()
+        m.fc.weight.mul_(scale)
+        m.fc.bias.mul_(scale)
+    torch.save(m.state_dict(), out)
+    print(f"{out}: {name}, {len(m.state_dict())} tensors")
+
+
+def parity(name, dump, weights):
+    d = load_file(dump)
+    x, p_mentor = d["inputs"], d["probabilities"]
+    m = getattr(torchvision.models, name)(num_classes=p_mentor.shape[1]).eval()
+    m.load_state_dict(torch.load(weights, map_location="cpu"), strict=True)
+    with torch.no_grad():
+        p_torch = m(x).softmax(1)
+    diff = (p_mentor - p_torch).abs().max().item()
+    top = (p_mentor.argmax(1) == p_torch.argmax(1)).all().item()
+    print(f"{name}: {x.shape[0]} inputs {tuple(x.shape[1:])}, {p_mentor.shape[1]} classes, strict=True")
+    print(f"torchvision's top-1 probabilities: {[round(v, 4) for v in p_torch.max(1).values.tolist()]}")
+    print(f"max |mentor - torchvision| of the probabilities: {diff:.2e}; same top-1: {top}")
+    sys.exit(0 if diff <= 1e-4 and top else 1)
+
+
+def strict(name, export):
+    state = load_file(export)
+    m = getattr(torchvision.models, name)(num_classes=state["fc.weight"].shape[0])
+    m.load_state_dict(state, strict=True)
+    print(f"{export}: {len(state)} tensors loaded into torchvision's {name} with strict=True")
+
+
+if __name__ == "__main__":
+    mode, args = sys.argv[1], sys.argv[2:]
+    {
+        "counts": counts,
+        "fixture": fixture,
+        "random": random_weights,
+        "parity": parity,
+        "strict": strict,
+    }[mode](*args)

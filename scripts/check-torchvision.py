@@ -7,13 +7,14 @@ here downloads weights. Set up once (no GPU needed; about 3 GB):
 
 Modes:
 
-  counts                 parameter counts of torchvision's resnet18, resnet34 and
-                         resnet50 for 1000 classes (`sum(p.numel() for p in m.parameters())`),
+  counts                 parameter counts of torchvision's resnet18, resnet34, resnet50
+                         and mobilenet_v2 for 1000 classes (`sum(p.numel() for p in m.parameters())`),
                          the numbers mentor's unit tests and `mentor params` give.
   fixture OUT_DIR        writes the small committed fixtures of the default test suite:
                          torchvision's resnet18 with every stage's channels scaled by 1/16
                          and resnet50 scaled by 1/32 (its own BasicBlock/Bottleneck
-                         classes, only the widths changed), 10 classes, seeded random
+                         classes, only the widths changed), mobilenet_v2 at width_mult 0.1
+                         with a 32-channel last convolution, 10 classes, seeded random
                          weights and random batch-norm statistics, saved by torch.save
                          (`torchvision-<family>.pth`), and two fixed 3x40x40 inputs with
                          its logits in eval mode (`torchvision-<family>-io.safetensors`).
@@ -44,6 +45,21 @@ FAMILIES = {
     "resnet34": (BasicBlock, [3, 4, 6, 3]),
     "resnet50": (Bottleneck, [3, 4, 6, 3]),
 }
+# Families built by torchvision.models.<name> for `counts`, `random`, `parity`, `strict`.
+ALL = ["resnet18", "resnet34", "resnet50", "mobilenet_v2"]
+
+
+def reduced_mobilenet_v2(classes, width, last):
+    """torchvision's MobileNetV2 at `width_mult=width` with its last 1x1 convolution
+    made `last` channels wide instead of 1280 (mentor's `model.last_channels`), so that
+    the fixture stays small; every block is torchvision's own."""
+    from torchvision.ops.misc import Conv2dNormActivation
+
+    m = torchvision.models.mobilenet_v2(num_classes=classes, width_mult=width)
+    inp = m.features[-1][0].in_channels
+    m.features[-1] = Conv2dNormActivation(inp, last, kernel_size=1, activation_layer=torch.nn.ReLU6)
+    m.classifier[1] = torch.nn.Linear(last, classes)
+    return m
 
 
 class ScaledResNet(ResNet):
@@ -70,23 +86,47 @@ class ScaledResNet(ResNet):
         self.fc = torch.nn.Linear(planes[3] * block.expansion, num_classes)
 
 
-def randomise_statistics(m, seed):
-    """Random batch-norm statistics and affine parameters, so that a wrong epsilon, a
-    swapped mean and variance or a statistic left out shows in the logits."""
+def photo_like(n, size, g):
+    """`n` inputs as a photo becomes one: pixels uniform in [0, 1], then normalised with
+    the ImageNet statistics torchvision's weights expect."""
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return (torch.rand(n, 3, size, size, generator=g) - mean) / std
+
+
+def classifier(m):
+    """The network's last linear layer (`fc`, `classifier.1`, ...)."""
+    return [mod for mod in m.modules() if isinstance(mod, torch.nn.Linear)][-1]
+
+
+def randomise_statistics(m, seed, size=40):
+    """Batch-norm statistics measured on random inputs, then perturbed, and random affine
+    parameters: realistic enough that the output still depends on the input (purely
+    random statistics make a deep network's output constant, which would let a wrong
+    layer pass), random enough that a wrong epsilon, a swapped mean and variance or a
+    statistic left out shows in the logits."""
     g = torch.Generator().manual_seed(seed)
+    norms = [mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d)]
     with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                n = mod.num_features
-                mod.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
-                mod.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.25)
-                mod.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                mod.bias.copy_(torch.randn(n, generator=g) * 0.1)
+        for bn in norms:
+            n = bn.num_features
+            bn.weight.copy_(torch.rand(n, generator=g) + 0.5)
+            bn.bias.copy_(torch.randn(n, generator=g) * 0.1)
+            bn.reset_running_stats()
+            bn.momentum = None  # a cumulative average over the calibration batches
+        m.train()
+        for _ in range(4):
+            m(photo_like(8, size, g))
+        for bn in norms:
+            n = bn.num_features
+            bn.running_mean.add_(torch.randn(n, generator=g) * 0.05 * bn.running_var.sqrt())
+            bn.running_var.mul_(torch.rand(n, generator=g) * 0.4 + 0.8)
+            bn.momentum = 0.1
     return m.eval()
 
 
 def counts():
-    for name in FAMILIES:
+    for name in ALL:
         m = getattr(torchvision.models, name)()
         print(f"{name}: {sum(p.numel() for p in m.parameters()):,} parameters")
 
@@ -104,19 +144,35 @@ def fixture(out):
         save_file({"inputs": x.contiguous(), "logits": logits.contiguous()}, f"{base}-io.safetensors")
         n = sum(p.numel() for p in m.parameters())
         print(f"{base}.pth: {len(m.state_dict())} tensors, {n:,} parameters; logits {tuple(logits.shape)}")
+    torch.manual_seed(0)
+    write_fixture(out, "mobilenet_v2", reduced_mobilenet_v2(10, 0.1, 32))
+
+
+def write_fixture(out, name, m):
+    m = randomise_statistics(m, seed=1)
+    base = f"{out}/torchvision-{name.replace('_', '-')}"
+    torch.save(m.state_dict(), f"{base}.pth")
+    x = torch.randn(2, 3, 40, 40, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        logits = m(x)
+    save_file({"inputs": x.contiguous(), "logits": logits.contiguous()}, f"{base}-io.safetensors")
+    n = sum(p.numel() for p in m.parameters())
+    print(f"{base}.pth: {len(m.state_dict())} tensors, {n:,} parameters; logits {tuple(logits.shape)}")
 
 
 def random_weights(name, out):
     torch.manual_seed(0)
-    m = randomise_statistics(getattr(torchvision.models, name)(), seed=1)
+    m = randomise_statistics(getattr(torchvision.models, name)(), seed=1, size=224)
     # Random deep networks saturate the softmax (one class at probability 1.0), which
     # would make any comparison of probabilities pass: the classifier is scaled so that
-    # the logits of a normalised photo-like input spread with standard deviation 2.
-    x = torch.randn(4, 3, 224, 224, generator=torch.Generator().manual_seed(3))
+    # the top logit of a photo-like input stands about 3 above the median one.
+    x = photo_like(4, 224, torch.Generator().manual_seed(3))
     with torch.no_grad():
-        scale = 2.0 / m(x).std().item()
-        m.fc.weight.mul_(scale)
-        m.fc.bias.mul_(scale)
+        logits = m(x)
+        scale = 3.0 / (logits.max(1).values - logits.median(1).values).mean().item()
+        fc = classifier(m)
+        fc.weight.mul_(scale)
+        fc.bias.mul_(scale)
     torch.save(m.state_dict(), out)
     print(f"{out}: {name}, {len(m.state_dict())} tensors")
 
@@ -132,13 +188,16 @@ def parity(name, dump, weights):
     top = (p_mentor.argmax(1) == p_torch.argmax(1)).all().item()
     print(f"{name}: {x.shape[0]} inputs {tuple(x.shape[1:])}, {p_mentor.shape[1]} classes, strict=True")
     print(f"torchvision's top-1 probabilities: {[round(v, 4) for v in p_torch.max(1).values.tolist()]}")
+    spread = (p_torch - p_torch[:1]).abs().max().item()
+    print(f"largest difference between the inputs' probabilities (the output depends on the input): {spread:.2e}")
     print(f"max |mentor - torchvision| of the probabilities: {diff:.2e}; same top-1: {top}")
     sys.exit(0 if diff <= 1e-4 and top else 1)
 
 
 def strict(name, export):
     state = load_file(export)
-    m = getattr(torchvision.models, name)(num_classes=state["fc.weight"].shape[0])
+    key = next(k for k in ("fc.weight", "classifier.1.weight", "classifier.3.weight") if k in state)
+    m = getattr(torchvision.models, name)(num_classes=state[key].shape[0])
     m.load_state_dict(state, strict=True)
     print(f"{export}: {len(state)} tensors loaded into torchvision's {name} with strict=True")
 

@@ -11,7 +11,8 @@ use std::process::Command;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use mentor::models::{
-    EfficientNetLiteConfig, ImageNetResNetConfig, ModelConfig, Network, trainable_count,
+    EfficientNetLiteConfig, ImageNetResNetConfig, MobileNetV2Config, ModelConfig, Network,
+    trainable_count,
 };
 use mentor::transfer::exchange::torch_state;
 use mentor::transfer::load_whole;
@@ -84,6 +85,16 @@ fn efficientnet_lite_reproduces_the_reference_logits_from_its_native_names() {
     let net = load_whole(net, &weights, &[], &device).unwrap();
     let got = logits(&net, &shape, inputs);
     let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+    // The fixture's output depends on its input (a network whose activations died would
+    // give every input the same logits and check little).
+    let classes = expected.len() / 2;
+    let spread = (0..classes).fold(0f32, |m, k| {
+        m.max((expected[k] - expected[classes + k]).abs())
+    });
+    assert!(
+        spread > 0.1 * scale,
+        "efficientnet-lite: fixture logits barely depend on the input"
+    );
     let worst = got
         .iter()
         .zip(&expected)
@@ -298,6 +309,16 @@ fn torchvision_fixture_matches(family: &str, model: ModelConfig) {
     let net = load_whole(model.init(input, 10, &device), &weights, &[], &device).unwrap();
     let got = logits(&net, &shape, inputs);
     let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+    // The fixture's output depends on its input (a network whose activations died would
+    // give every input the same logits and check little).
+    let classes = expected.len() / 2;
+    let spread = (0..classes).fold(0f32, |m, k| {
+        m.max((expected[k] - expected[classes + k]).abs())
+    });
+    assert!(
+        spread > 0.1 * scale,
+        "{family}: fixture logits barely depend on the input"
+    );
     let worst = got
         .iter()
         .zip(&expected)
@@ -334,5 +355,17 @@ fn torchvision_resnet50_loads_by_its_own_names_and_gives_its_logits() {
     torchvision_fixture_matches(
         "resnet50",
         ModelConfig::Resnet50(ImageNetResNetConfig { width: 1.0 / 32.0 }),
+    );
+}
+
+#[test]
+fn torchvision_mobilenet_v2_loads_by_its_own_names_and_gives_its_logits() {
+    torchvision_fixture_matches(
+        "mobilenet-v2",
+        ModelConfig::MobileNetV2(MobileNetV2Config {
+            width: 0.1,
+            dropout: 0.2,
+            last_channels: Some(32),
+        }),
     );
 }

@@ -75,6 +75,7 @@ impl ColumnsConfig {
                 | ModelConfig::Resnet18(_)
                 | ModelConfig::Resnet34(_)
                 | ModelConfig::Resnet50(_)
+                | ModelConfig::MobileNetV2(_)
                 | ModelConfig::Columns(_)
                 | ModelConfig::Projected(_)
                 | ModelConfig::Vit(_)

@@ -88,12 +88,20 @@ pub struct BlockShape {
     pub kernel: usize,
     /// Depthwise stride.
     pub stride: usize,
+    /// Whether it is the first block of its stage.
+    pub first_of_stage: bool,
 }
 
 impl BlockShape {
-    /// Whether the block adds its input to its output.
+    /// Whether the block adds its input to its output: stride 1, the same width, and not
+    /// the first block of a stage. The last rule is the PyTorch port's (whose weights
+    /// mentor reads): it keeps a first block's stride as a list, so its `stride == 1`
+    /// test fails and such a block never skips, where TensorFlow's builder would. At
+    /// Lite0's widths every first block changes width, so the two agree; at reduced
+    /// widths (8-channel stages) they differ, and mentor follows the port (tested
+    /// against it in `tests/pretrained.rs`).
     pub fn residual(&self) -> bool {
-        self.stride == 1 && self.input == self.output
+        !self.first_of_stage && self.stride == 1 && self.input == self.output
     }
 }
 
@@ -170,6 +178,7 @@ impl EfficientNetLiteConfig {
                     output,
                     kernel,
                     stride: if r == 0 { stride } else { 1 },
+                    first_of_stage: r == 0,
                 });
                 input = output;
             }

@@ -9,6 +9,7 @@ pub mod cpc;
 pub mod efficientnet;
 pub mod imagenet_resnet;
 pub mod mlp;
+pub mod mobilenet_v2;
 pub mod params;
 pub mod projected;
 pub mod resnet;
@@ -24,6 +25,7 @@ pub use cpc::{Cpc, CpcConfig};
 pub use efficientnet::{EfficientNetLite, EfficientNetLiteConfig};
 pub use imagenet_resnet::{ImageNetResNet, ImageNetResNetConfig, ResNetDepth};
 pub use mlp::{Mlp, MlpConfig};
+pub use mobilenet_v2::{MobileNetV2, MobileNetV2Config};
 pub use params::{ModulePath, ParamInfo, param_infos, trainable_count};
 pub use projected::{Projected, ProjectedConfig};
 pub use resnet::{ResNet, ResNetConfig};
@@ -60,6 +62,9 @@ pub enum ModelConfig {
     /// torchvision's ResNet-50 (bottleneck blocks).
     #[serde(rename = "resnet50")]
     Resnet50(ImageNetResNetConfig),
+    /// torchvision's MobileNetV2.
+    #[serde(rename = "mobilenet-v2")]
+    MobileNetV2(MobileNetV2Config),
 }
 
 impl Default for ModelConfig {
@@ -93,6 +98,7 @@ impl ModelConfig {
             ModelConfig::Resnet18(_) => "resnet18",
             ModelConfig::Resnet34(_) => "resnet34",
             ModelConfig::Resnet50(_) => "resnet50",
+            ModelConfig::MobileNetV2(_) => "mobilenet-v2",
         }
     }
 
@@ -110,6 +116,7 @@ impl ModelConfig {
             ModelConfig::Resnet18(c) | ModelConfig::Resnet34(c) | ModelConfig::Resnet50(c) => {
                 c.validate()
             }
+            ModelConfig::MobileNetV2(c) => c.validate(),
         }
     }
 
@@ -176,6 +183,7 @@ impl ModelConfig {
                 let (depth, _) = self.imagenet_resnet()?;
                 Some(c.parameter_count(depth, input[0], num_classes))
             }
+            ModelConfig::MobileNetV2(c) => Some(c.parameter_count(input[0], num_classes)),
             ModelConfig::Vit(_) | ModelConfig::Cpc(_) => None,
         }
     }
@@ -301,6 +309,7 @@ impl ModelConfig {
                 let depth = self.imagenet_resnet().map_or(ResNetDepth::R18, |(d, _)| d);
                 c.forward_flops(depth, input, num_classes)
             }
+            ModelConfig::MobileNetV2(c) => c.forward_flops(input, num_classes),
         }
     }
 
@@ -322,6 +331,7 @@ impl ModelConfig {
                 let depth = self.imagenet_resnet().map_or(ResNetDepth::R18, |(d, _)| d);
                 c.feature_width(depth)
             }
+            ModelConfig::MobileNetV2(c) => c.feature_width(),
         }
     }
 
@@ -352,6 +362,7 @@ impl ModelConfig {
                 let depth = self.imagenet_resnet().map_or(ResNetDepth::R18, |(d, _)| d);
                 Network::ImageNetResNet(c.init(depth, input, num_classes, device))
             }
+            ModelConfig::MobileNetV2(c) => Network::MobileNetV2(c.init(input, num_classes, device)),
         };
         // Listing the parameters reads each one, which initialises it.
         let _ = param_infos(&network);
@@ -382,6 +393,8 @@ pub enum Network {
     EfficientNetLite(EfficientNetLite),
     /// See [`ImageNetResNet`].
     ImageNetResNet(ImageNetResNet),
+    /// See [`MobileNetV2`].
+    MobileNetV2(MobileNetV2),
 }
 
 impl Network {
@@ -397,6 +410,7 @@ impl Network {
             Network::Cpc(m) => m.features(images),
             Network::EfficientNetLite(m) => m.forward(images),
             Network::ImageNetResNet(m) => m.forward(images),
+            Network::MobileNetV2(m) => m.forward(images),
         }
     }
 
@@ -422,6 +436,7 @@ impl Network {
             Network::Cpc(_) => features,
             Network::EfficientNetLite(m) => m.head_forward(features),
             Network::ImageNetResNet(m) => m.head.forward(features),
+            Network::MobileNetV2(m) => m.head_forward(features),
         }
     }
 
@@ -434,6 +449,7 @@ impl Network {
             Network::Resnet(m) => Some(m.head.weight.val()),
             Network::EfficientNetLite(m) => Some(m.head.weight.val()),
             Network::ImageNetResNet(m) => Some(m.head.weight.val()),
+            Network::MobileNetV2(m) => Some(m.head.weight.val()),
             Network::Vit(m) if m.head_dist.is_none() => Some(m.head.weight.val()),
             Network::Columns(_) | Network::Projected(_) | Network::Vit(_) | Network::Cpc(_) => None,
         }
@@ -451,6 +467,7 @@ impl Network {
             Network::Cpc(m) => m.features(images),
             Network::EfficientNetLite(m) => m.features(images),
             Network::ImageNetResNet(m) => m.features(images),
+            Network::MobileNetV2(m) => m.features(images),
         }
     }
 
@@ -462,6 +479,7 @@ impl Network {
         match self {
             Network::EfficientNetLite(_) => Some(efficientnet::native_name(name)),
             Network::ImageNetResNet(_) => Some(imagenet_resnet::native_name(name)),
+            Network::MobileNetV2(_) => Some(mobilenet_v2::native_name(name)),
             _ => None,
         }
     }

@@ -107,6 +107,7 @@ impl ProjectedConfig {
             Network::Resnet(m) => (Backbone::Resnet(m.backbone), m.head.weight.dims()[0]),
             Network::EfficientNetLite(_)
             | Network::ImageNetResNet(_)
+            | Network::MobileNetV2(_)
             | Network::Columns(_)
             | Network::Projected(_)
             | Network::Vit(_)

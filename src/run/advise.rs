@@ -171,6 +171,16 @@ pub fn lower_and_upper(model: &ModelConfig) -> (Vec<String>, Vec<String>) {
                 .to_vec(),
             vec!["backbone.layer4".into()],
         ),
+        // MobileNetV2: the stem and all blocks but the last, then the last block and the
+        // last convolution.
+        ModelConfig::MobileNetV2(_) => {
+            let mut lower = vec!["backbone.stem".to_string()];
+            lower.extend((0..16).map(|i| format!("backbone.blocks.{i}")));
+            (
+                lower,
+                vec!["backbone.blocks.16".into(), "backbone.last".into()],
+            )
+        }
         // The backbone of a projected network has its encoder's names.
         ModelConfig::Projected(p) => lower_and_upper(&p.encoder),
         ModelConfig::Cpc(c) => lower_and_upper(&c.encoder),

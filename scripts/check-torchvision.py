@@ -25,6 +25,11 @@ Modes:
                          difference of the class probabilities.
   random FAMILY OUT      a full-size torchvision FAMILY with seeded random weights and
                          random batch-norm statistics, saved to OUT (.pth), for `parity`.
+  preprocess DUMP PHOTO...
+                         DUMP from `mentor predict --model M ... --image PHOTO ... --dump
+                         DUMP` with a torchvision family M: torchvision's evaluation
+                         transform (PIL, Resize(256), CenterCrop(224), ToTensor, ImageNet
+                         Normalize) on the same photos against mentor's inputs.
   strict FAMILY EXPORT   loads a `mentor export` of a FAMILY run into torchvision's FAMILY
                          (its class count read from the file) with strict=True.
 
@@ -194,6 +199,24 @@ def parity(name, dump, weights):
     sys.exit(0 if diff <= 1e-4 and top else 1)
 
 
+def preprocess(dump, *photos):
+    from PIL import Image
+    from torchvision import transforms
+
+    t = transforms.Compose([
+        transforms.Resize(256),
+        transforms.CenterCrop(224),
+        transforms.ToTensor(),
+        transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+    ])
+    x = load_file(dump)["inputs"]
+    ref = torch.stack([t(Image.open(p).convert("RGB")) for p in photos])
+    diff = (x - ref).abs()
+    # One 8-bit step is 1/255 before normalisation, about 0.017 after.
+    print(f"{len(photos)} photos: max |mentor - torchvision| of the inputs {diff.max().item():.2e}, mean {diff.mean().item():.2e}")
+    sys.exit(0 if diff.max().item() < 0.02 else 1)
+
+
 def strict(name, export):
     state = load_file(export)
     key = next(k for k in ("fc.weight", "classifier.1.weight", "classifier.3.weight") if k in state)
@@ -210,4 +233,5 @@ if __name__ == "__main__":
         "random": random_weights,
         "parity": parity,
         "strict": strict,
+        "preprocess": preprocess,
     }[mode](*args)

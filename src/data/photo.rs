@@ -1,16 +1,19 @@
 //! Photos for an ImageNet-pretrained network: an image file of any size and colour type
 //! becomes the network's `3 x crop x crop` input, the way the network was evaluated on
-//! ImageNet: the shorter side resized to `resize` (bilinear, antialiased when
-//! shrinking), the centre `crop x crop` square cut out, pixels scaled to `[0, 1]`, then
-//! each channel normalised with the mean and standard deviation of the weights' training
-//! pipeline (see [`PhotoTransform::imagenet`] and [`PhotoTransform::inception`]).
+//! ImageNet: the shorter side resized to `resize` (Pillow's antialiased bilinear, the
+//! longer side `floor(resize * long / short)` as torchvision's `Resize`), the centre
+//! `crop x crop` square cut out (offsets rounded half to even, as `CenterCrop`), pixels
+//! scaled to `[0, 1]`, then each channel normalised with the mean and standard deviation
+//! of the weights' training pipeline (see [`PhotoTransform::imagenet`] and
+//! [`PhotoTransform::inception`]). The steps are those of [`super::transform`], so
+//! `predict` and streamed image folders prepare a photo the same way.
 
 use std::path::Path;
 
-use image::imageops::FilterType;
 use serde::{Deserialize, Serialize};
 
 use super::DataError;
+use super::transform::{Size, Step, Transform};
 
 /// How a photo becomes a network input (resize, centre crop, per-channel normalisation).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -69,73 +72,58 @@ impl PhotoTransform {
         Ok(())
     }
 
-    /// Reads the image file at `path` (PNG or JPEG) and transforms it for a network of
-    /// `channels` input channels: 3 as RGB, 1 as luma (Rec. 709, the `image` crate's
-    /// conversion; `mean[0]`, `std[0]`). `channels * crop * crop` values in CHW order.
+    /// The same preprocessing as the evaluation steps of a streamed image folder, for a
+    /// network of `channels` input channels (1: Pillow's grey first, `mean[0]` and
+    /// `std[0]`; 3: RGB): `resize`, `center-crop`, `normalize` with torchvision's
+    /// arithmetic (the longer side `floor(resize * long / short)`, crop offsets rounded
+    /// half to even) and Pillow's antialiased bilinear resampling. Written once, in
+    /// [`super::transform`], for predict and streamed data alike.
+    pub fn as_transform(&self, channels: usize) -> Result<Transform, DataError> {
+        let c = match channels {
+            1 | 3 => channels,
+            c => {
+                return Err(DataError::Invalid(format!(
+                    "photos become 1 (grey) or 3 (RGB) channels, not {c}"
+                )));
+            }
+        };
+        let mut steps = Vec::new();
+        if c == 1 {
+            steps.push(Step::ToGrey);
+        }
+        steps.extend([
+            Step::Resize {
+                size: Size::Side(self.resize),
+            },
+            Step::CenterCrop {
+                size: Size::Side(self.crop),
+            },
+            Step::Normalize {
+                statistics: None,
+                mean: Some(self.mean[..c].to_vec()),
+                std: Some(self.std[..c].to_vec()),
+            },
+        ]);
+        Ok(Transform { steps })
+    }
+
+    /// Reads the image file at `path` (PNG or JPEG; see
+    /// [`super::image_file::read_image_file`] for what is refused) and transforms it for
+    /// a network of `channels` input channels ([`PhotoTransform::as_transform`]):
+    /// `channels * crop * crop` values in CHW order.
     pub fn load(&self, path: &Path, channels: usize) -> Result<Vec<f32>, DataError> {
-        let bytes = super::image_file::read_image_file(path)?;
         if let Err((key, rule)) = self.validate() {
             return Err(DataError::Invalid(format!("photo transform {key}: {rule}")));
         }
-        let image = image::load_from_memory(&bytes)
-            .map_err(|e| DataError::format(path, format!("not a PNG or JPEG image ({e})")))?;
-        if image.width() == 0 || image.height() == 0 {
-            return Err(DataError::format(path, "the image has no pixels"));
-        }
-        let (w, h) = (image.width() as usize, image.height() as usize);
-        let (rw, rh) = resized_size(w, h, self.resize);
-        // The resampler's f32 RGBA intermediate (new width x old height), then the
-        // resized 8-bit image.
-        let needed = 16 * rw as u128 * h as u128 + 4 * rw as u128 * rh as u128;
-        super::limits::check_allocation(
-            &format!("resizing {} ({w}x{h}) to {rw}x{rh}", path.display()),
-            needed,
-        )?;
-        match channels {
-            3 => Ok(self.apply(&image.to_rgb8())),
-            1 => Ok(self.apply(&image.to_luma8())),
-            c => Err(DataError::Invalid(format!(
-                "photos become 1 (grey) or 3 (RGB) channels, not {c}"
-            ))),
-        }
-    }
-
-    /// Transforms an 8-bit image (RGB or grey) of at least one pixel with a validated
-    /// transform (as [`PhotoTransform::load`] checks): `channels * crop * crop` values
-    /// in CHW order.
-    fn apply<P>(&self, image: &image::ImageBuffer<P, Vec<u8>>) -> Vec<f32>
-    where
-        P: image::Pixel<Subpixel = u8> + 'static,
-    {
-        let channels = usize::from(P::CHANNEL_COUNT).min(3);
-        let (w, h) = (image.width() as usize, image.height() as usize);
-        let (rw, rh) = resized_size(w, h, self.resize);
-        let resized = image::imageops::resize(image, rw as u32, rh as u32, FilterType::Triangle);
-        let (left, top) = ((rw - self.crop) / 2, (rh - self.crop) / 2);
-        let c = self.crop;
-        let mut out = vec![0f32; channels * c * c];
-        for y in 0..c {
-            for x in 0..c {
-                let pixel = resized.get_pixel((left + x) as u32, (top + y) as u32);
-                for (ch, &p) in pixel.channels().iter().take(channels).enumerate() {
-                    let v = f32::from(p) / 255.0;
-                    out[ch * c * c + y * c + x] = (v - self.mean[ch]) / self.std[ch];
-                }
-            }
-        }
-        out
-    }
-}
-
-/// The size of a `w x h` image whose shorter side is resized to `short` (the longer side
-/// scaled by the same factor, rounded; at least `short`).
-fn resized_size(w: usize, h: usize, short: usize) -> (usize, usize) {
-    let long =
-        |l: usize, s: usize| ((l as f64 * short as f64 / s as f64).round() as usize).max(short);
-    if w <= h {
-        (short, long(h, w))
-    } else {
-        (long(w, h), short)
+        let transform = self.as_transform(channels)?;
+        let bytes = super::image_file::read_image_file(path)?;
+        let mut out = vec![0f32; channels * self.crop * self.crop];
+        // No step draws a random number; the stream is only the signature's.
+        let mut unused = super::transform::example_rng(0, 0, 0);
+        transform
+            .apply(&bytes, &mut unused, &mut out)
+            .map_err(|reason| DataError::format(path, reason))?;
+        Ok(out)
     }
 }
 
@@ -143,29 +131,33 @@ fn resized_size(w: usize, h: usize, short: usize) -> (usize, usize) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_shorter_side_is_resized_and_the_aspect_kept() {
-        assert_eq!(resized_size(512, 384, 256), (341, 256));
-        assert_eq!(resized_size(300, 451, 256), (256, 385));
-        assert_eq!(resized_size(10, 10, 256), (256, 256));
+    fn save(dir: &Path, name: &str, image: image::RgbImage) -> std::path::PathBuf {
+        let path = dir.join(name);
+        image.save(&path).unwrap();
+        path
     }
 
     #[test]
     fn a_photo_is_cropped_at_its_centre_and_normalised_per_channel() {
         // A 40x20 image: red on the left quarter, blue on the right quarter, green in
         // the middle half. Resize 10 (to 20x10) and crop 10 keep only the green middle.
-        let image = image::RgbImage::from_fn(40, 20, |x, _| match x {
-            0..10 => image::Rgb([255, 0, 0]),
-            30..40 => image::Rgb([0, 0, 255]),
-            _ => image::Rgb([0, 255, 0]),
-        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = save(
+            dir.path(),
+            "bands.png",
+            image::RgbImage::from_fn(40, 20, |x, _| match x {
+                0..10 => image::Rgb([255, 0, 0]),
+                30..40 => image::Rgb([0, 0, 255]),
+                _ => image::Rgb([0, 255, 0]),
+            }),
+        );
         let t = PhotoTransform {
             resize: 10,
             crop: 10,
             mean: [0.5, 0.25, 0.0],
             std: [0.5, 0.25, 2.0],
         };
-        let x = t.apply(&image);
+        let x = t.load(&path, 3).unwrap();
         assert_eq!(x.len(), 300);
         let (r, g, b) = (&x[..100], &x[100..200], &x[200..]);
         // Interior pixels of the crop see only green: (0-0.5)/0.5, (1-0.25)/0.25, 0/2.
@@ -175,6 +167,41 @@ mod tests {
             assert!((gi - 3.0).abs() < 0.05, "green {gi} at {i}");
             assert!(bi.abs() < 0.01, "blue {bi} at {i}");
         }
+    }
+
+    #[test]
+    fn the_geometry_is_torchvisions_resize_and_center_crop() {
+        // A 451x300 (h x w) photo: Resize(256) makes it 384x256 (floor(256 * 451 / 300)
+        // = 384, where rounding would give 385), CenterCrop(224) starts at row
+        // round((384 - 224) / 2) = 80. A photo whose row y is y: the crop's first row
+        // shows row (80 + 0.5) * 451 / 384 - 0.5 of the original, about 93.5.
+        let dir = tempfile::tempdir().unwrap();
+        let path = save(
+            dir.path(),
+            "rows.png",
+            image::RgbImage::from_fn(300, 451, |_, y| {
+                let v = (y * 255 / 450) as u8;
+                image::Rgb([v, v, v])
+            }),
+        );
+        let t = PhotoTransform {
+            resize: 256,
+            crop: 224,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        };
+        let x = t.load(&path, 1).unwrap();
+        let first_row = x[0] * 450.0;
+        assert!(
+            (first_row - 93.5).abs() < 1.0,
+            "first row shows {first_row}"
+        );
+        let steps = t.as_transform(3).unwrap().check().unwrap();
+        assert_eq!(steps.shape, [3, 224, 224]);
+        assert_eq!(
+            super::super::transform::resized_size(Size::Side(256), 451, 300),
+            [384, 256]
+        );
     }
 
     #[test]

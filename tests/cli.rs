@@ -1087,3 +1087,40 @@ fn a_run_killed_at_its_first_write_starts_with_resume() {
     assert_eq!(common::summary(&out)["epochs"], 1);
     assert!(!half.exists(), "the dead writer's temporary stayed");
 }
+
+/// `mentor models` lists the families from their cards; `mentor params` of a family
+/// gives torchvision's count for 1000 classes and PyTorch's names and layouts.
+#[test]
+fn models_and_params_show_the_families_as_pytorch_has_them() {
+    let (code, out, err) = mentor(&["models"]);
+    assert_eq!(code, 0, "{err}");
+    for (family, count) in [
+        ("resnet18", "11689512"),
+        ("resnet50", "25557032"),
+        ("mobilenet-v2", "3504872"),
+        ("efficientnet-lite0", "4652008"),
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(&format!("| {family} | {count} |"))),
+            "{family}: {out}"
+        );
+    }
+    let (code, out, err) = mentor(&["params", "--model", "resnet18"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("resnet18 for 3x224x224 inputs and 1000 classes"),
+        "{out}"
+    );
+    assert!(out.ends_with("11689512 trainable parameters\n"), "{out}");
+    let head: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with("head.weight"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(head, ["head.weight", "fc.weight", "[1000,", "512]"]);
+    let (code, out, _) = mentor(&["params", "--model", "resnet18", "--classes", "10"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("fc.bias") && out.contains("[10]"), "{out}");
+}

@@ -12,6 +12,7 @@ mod export;
 mod footprint;
 pub mod interrupt;
 mod knn;
+mod models;
 mod multitask;
 mod params;
 mod plot_sweep;
@@ -120,9 +121,13 @@ enum Command {
     /// Summarise run directories: test accuracy per group of seeds (mean ± std).
     #[command(after_help = "Example:\n  mentor summarize runs/kd/mnist/*")]
     Summarize(summarize::SummarizeArgs),
-    /// List a network's parameters by name, for group patterns.
-    #[command(after_help = "Example:\n  mentor params --model cnn --dataset digits")]
+    /// List a network's parameters by mentor's name (for group patterns) and PyTorch's.
+    #[command(
+        after_help = "Examples:\n  mentor params --model cnn --dataset digits\n  mentor params --model resnet50 --classes 10"
+    )]
     Params(params::ParamsArgs),
+    /// The ImageNet families: parameters, input, preprocessing, where weights come from.
+    Models(models::ModelsArgs),
 }
 
 /// Runs the parsed command.
@@ -144,6 +149,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(a) => predict::run(a),
         Command::Footprint(a) => footprint::run(a),
         Command::Params(a) => params::run(a),
+        Command::Models(a) => models::run(a),
         Command::PlotSweep(a) => plot_sweep::run(a),
         Command::Summarize(a) => summarize::run(a),
     }

@@ -3,6 +3,7 @@
 //! parameters carry stable names such as `backbone.conv1.weight` and `head.weight`, which
 //! parameter groups, transfer policies and checkpoints address.
 
+pub mod card;
 pub mod cnn;
 pub mod columns;
 pub mod cpc;
@@ -19,6 +20,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+pub use card::ModelCard;
 pub use cnn::{Cnn, CnnConfig};
 pub use columns::{Columns, ColumnsConfig};
 pub use cpc::{Cpc, CpcConfig};

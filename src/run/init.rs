@@ -15,12 +15,18 @@ use crate::models::{ModelConfig, Network};
 use crate::transfer::{InitConfig, REPORT_FILE, import_pretrained};
 
 /// How a photo becomes `model`'s input when it runs ImageNet-pretrained weights: the
-/// preprocessing its published weights were trained with (TensorFlow's `(p - 127) / 128`
-/// for EfficientNet-Lite, torchvision's ImageNet statistics for the others).
+/// preprocessing of its model card (TensorFlow's `(p - 127) / 128` for
+/// EfficientNet-Lite, torchvision's ImageNet statistics for torchvision's families);
+/// torchvision's ImageNet evaluation for a network without a card.
 pub fn photo_transform(model: &ModelConfig) -> PhotoTransform {
-    match model {
-        ModelConfig::EfficientNetLite0(_) => PhotoTransform::inception(),
-        _ => PhotoTransform::imagenet(),
+    match model.card() {
+        Some(card) => PhotoTransform {
+            resize: card.resize,
+            crop: card.crop(),
+            mean: card.mean,
+            std: card.std,
+        },
+        None => PhotoTransform::imagenet(),
     }
 }
 

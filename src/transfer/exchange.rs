@@ -20,7 +20,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::import::named_tensors;
 use crate::engine::io::write_atomic;
-use crate::models::{Network, param_infos};
+use crate::models::{Network, ParamInfo, param_infos};
 
 /// A weights file that cannot be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -69,22 +69,38 @@ fn f32s(data: &TensorData) -> Vec<f32> {
         .unwrap_or_default()
 }
 
+/// The PyTorch name and shape of `network`'s parameter `info`: batch norm's `weight`
+/// and `bias` for Burn's `gamma` and `beta`, a linear weight `[out, in]` (Burn keeps
+/// `[in, out]`), and the family's own name where it has one
+/// ([`Network::native_name`]).
+pub fn pytorch_name(network: &Network, info: &ParamInfo) -> (String, Vec<usize>) {
+    let (name, shape) = if let Some(torch) = bn_torch_name(&info.name) {
+        (torch, info.shape.clone())
+    } else if is_linear_weight(info) {
+        (info.name.clone(), vec![info.shape[1], info.shape[0]])
+    } else {
+        (info.name.clone(), info.shape.clone())
+    };
+    (network.native_name(&name).unwrap_or(name), shape)
+}
+
+/// Whether `info` is a linear layer's weight (stored transposed in PyTorch files).
+fn is_linear_weight(info: &ParamInfo) -> bool {
+    info.name.ends_with(".weight") && info.shape.len() == 2
+}
+
 /// `network`'s tensors under PyTorch names and layouts, in name order.
 pub fn torch_state(network: &Network) -> Vec<(String, Vec<usize>, Vec<u8>, Dtype)> {
     let tensors = named_tensors(network);
     let mut out = Vec::new();
     for info in param_infos(network) {
-        let data = &tensors[&info.name];
-        let values = f32s(data);
-        let (name, shape, values) = if let Some(torch) = bn_torch_name(&info.name) {
-            (torch, info.shape.clone(), values)
-        } else if info.name.ends_with(".weight") && info.shape.len() == 2 {
-            let [i, o] = [info.shape[0], info.shape[1]];
-            (info.name.clone(), vec![o, i], transpose(&values, i, o))
+        let values = f32s(&tensors[&info.name]);
+        let (name, shape) = pytorch_name(network, &info);
+        let values = if is_linear_weight(&info) {
+            transpose(&values, info.shape[0], info.shape[1])
         } else {
-            (info.name.clone(), info.shape.clone(), values)
+            values
         };
-        let name = network.native_name(&name).unwrap_or(name);
         if let Some(prefix) = name.strip_suffix(".running_var") {
             out.push((
                 format!("{prefix}.num_batches_tracked"),

@@ -7,14 +7,15 @@ here downloads weights. Set up once (no GPU needed; about 3 GB):
 
 Modes:
 
-  counts                 parameter counts of torchvision's resnet18, resnet34, resnet50
-                         and mobilenet_v2 for 1000 classes (`sum(p.numel() for p in m.parameters())`),
+  counts                 parameter counts of torchvision's resnet18, resnet34, resnet50,
+                         mobilenet_v2 and efficientnet_b0 for 1000 classes (`sum(p.numel() for p in m.parameters())`),
                          the numbers mentor's unit tests and `mentor params` give.
   fixture OUT_DIR        writes the small committed fixtures of the default test suite:
                          torchvision's resnet18 with every stage's channels scaled by 1/16
                          and resnet50 scaled by 1/32 (its own BasicBlock/Bottleneck
                          classes, only the widths changed), mobilenet_v2 at width_mult 0.1
-                         with a 32-channel last convolution, 10 classes, seeded random
+                         with a 32-channel last convolution, efficientnet_b0 at width_mult
+                         0.1 and depth_mult 0.5, 10 classes, seeded random
                          weights and random batch-norm statistics, saved by torch.save
                          (`torchvision-<family>.pth`), and two fixed 3x40x40 inputs with
                          its logits in eval mode (`torchvision-<family>-io.safetensors`).
@@ -51,7 +52,16 @@ FAMILIES = {
     "resnet50": (Bottleneck, [3, 4, 6, 3]),
 }
 # Families built by torchvision.models.<name> for `counts`, `random`, `parity`, `strict`.
-ALL = ["resnet18", "resnet34", "resnet50", "mobilenet_v2"]
+ALL = ["resnet18", "resnet34", "resnet50", "mobilenet_v2", "efficientnet_b0"]
+
+
+def reduced_efficientnet_b0(classes, width, depth):
+    """torchvision's EfficientNet-B0 at `width_mult=width`, `depth_mult=depth` (its own
+    builder and blocks)."""
+    from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
+
+    setting, last = _efficientnet_conf("efficientnet_b0", width_mult=width, depth_mult=depth)
+    return EfficientNet(setting, dropout=0.2, last_channel=last, num_classes=classes)
 
 
 def reduced_mobilenet_v2(classes, width, last):
@@ -151,6 +161,8 @@ def fixture(out):
         print(f"{base}.pth: {len(m.state_dict())} tensors, {n:,} parameters; logits {tuple(logits.shape)}")
     torch.manual_seed(0)
     write_fixture(out, "mobilenet_v2", reduced_mobilenet_v2(10, 0.1, 32))
+    torch.manual_seed(0)
+    write_fixture(out, "efficientnet_b0", reduced_efficientnet_b0(10, 0.1, 0.5))
 
 
 def write_fixture(out, name, m):

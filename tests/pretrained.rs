@@ -11,8 +11,8 @@ use std::process::Command;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use mentor::models::{
-    EfficientNetLiteConfig, ImageNetResNetConfig, MobileNetV2Config, ModelConfig, Network,
-    trainable_count,
+    EfficientNetB0Config, EfficientNetLiteConfig, ImageNetResNetConfig, MobileNetV2Config,
+    ModelConfig, Network, trainable_count,
 };
 use mentor::transfer::exchange::torch_state;
 use mentor::transfer::load_whole;
@@ -366,6 +366,18 @@ fn torchvision_mobilenet_v2_loads_by_its_own_names_and_gives_its_logits() {
             width: 0.1,
             dropout: 0.2,
             last_channels: Some(32),
+        }),
+    );
+}
+
+#[test]
+fn torchvision_efficientnet_b0_loads_by_its_own_names_and_gives_its_logits() {
+    torchvision_fixture_matches(
+        "efficientnet-b0",
+        ModelConfig::EfficientNetB0(EfficientNetB0Config {
+            width: 0.1,
+            depth: 0.5,
+            ..EfficientNetB0Config::default()
         }),
     );
 }

@@ -97,6 +97,12 @@ impl ModelConfig {
                 "classifier.1",
                 "features.0.0",
             ),
+            ModelConfig::EfficientNetB0(_) => ModelCard::torchvision(
+                "efficientnet-b0",
+                "Tan & Le 2019, EfficientNet (torchvision's B0: SiLU, squeeze-excitation)",
+                "classifier.1",
+                "features.0.0",
+            ),
             _ => return None,
         })
     }
@@ -108,6 +114,7 @@ impl ModelConfig {
             ModelConfig::Resnet34(Default::default()),
             ModelConfig::Resnet50(Default::default()),
             ModelConfig::MobileNetV2(Default::default()),
+            ModelConfig::EfficientNetB0(Default::default()),
             ModelConfig::EfficientNetLite0(Default::default()),
         ]
     }

@@ -76,6 +76,7 @@ impl ColumnsConfig {
                 | ModelConfig::Resnet34(_)
                 | ModelConfig::Resnet50(_)
                 | ModelConfig::MobileNetV2(_)
+                | ModelConfig::EfficientNetB0(_)
                 | ModelConfig::Columns(_)
                 | ModelConfig::Projected(_)
                 | ModelConfig::Vit(_)

@@ -11,15 +11,12 @@
 //! [`native_name`], so its state dicts load with no key map.
 
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{
-    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
-};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::conv_bn::{ConvBn, torch_index};
 use super::efficientnet::relu6;
-use crate::kernels::conv2d;
 
 /// The stages: `(expand ratio t, output channels c, repeats n, first stride s)`, as
 /// torchvision's `inverted_residual_setting`.
@@ -191,33 +188,6 @@ impl MobileNetV2Config {
     }
 }
 
-/// A bias-free convolution and its batch norm (torchvision's `Conv2dNormActivation`
-/// without the activation, which the caller applies).
-#[derive(Module, Debug)]
-pub struct ConvBn {
-    conv: Conv2d,
-    bn: BatchNorm,
-}
-
-impl ConvBn {
-    fn new(i: usize, o: usize, k: usize, stride: usize, groups: usize, device: &Device) -> Self {
-        let p = k / 2;
-        Self {
-            conv: Conv2dConfig::new([i, o], [k, k])
-                .with_stride([stride, stride])
-                .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
-                .with_groups(groups)
-                .with_bias(false)
-                .init(device),
-            bn: BatchNormConfig::new(o).init(device),
-        }
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(conv2d(&self.conv, x))
-    }
-}
-
 /// Inverted residual block: 1x1 expansion (absent at ratio 1), 3x3 depthwise, 1x1
 /// linear projection.
 #[derive(Module, Debug)]
@@ -303,10 +273,7 @@ impl MobileNetV2 {
 /// without expansion, numbers its layers from 0), `backbone.last.conv.weight` is
 /// `features.18.0.weight`, `head.weight` is `classifier.1.weight`.
 pub fn native_name(name: &str) -> String {
-    let layer = |part: &str| match part {
-        "conv" => "0",
-        _ => "1",
-    };
+    let layer = torch_index;
     let blocks: usize = STAGES.iter().map(|s| s.2).sum();
     if let Some(rest) = name.strip_prefix("head.") {
         return format!("classifier.1.{rest}");

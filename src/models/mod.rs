@@ -6,8 +6,10 @@
 pub mod card;
 pub mod cnn;
 pub mod columns;
+pub mod conv_bn;
 pub mod cpc;
 pub mod efficientnet;
+pub mod efficientnet_b0;
 pub mod imagenet_resnet;
 pub mod mlp;
 pub mod mobilenet_v2;
@@ -25,6 +27,7 @@ pub use cnn::{Cnn, CnnConfig};
 pub use columns::{Columns, ColumnsConfig};
 pub use cpc::{Cpc, CpcConfig};
 pub use efficientnet::{EfficientNetLite, EfficientNetLiteConfig};
+pub use efficientnet_b0::{EfficientNetB0, EfficientNetB0Config};
 pub use imagenet_resnet::{ImageNetResNet, ImageNetResNetConfig, ResNetDepth};
 pub use mlp::{Mlp, MlpConfig};
 pub use mobilenet_v2::{MobileNetV2, MobileNetV2Config};
@@ -67,6 +70,9 @@ pub enum ModelConfig {
     /// torchvision's MobileNetV2.
     #[serde(rename = "mobilenet-v2")]
     MobileNetV2(MobileNetV2Config),
+    /// torchvision's EfficientNet-B0.
+    #[serde(rename = "efficientnet-b0")]
+    EfficientNetB0(EfficientNetB0Config),
 }
 
 impl Default for ModelConfig {
@@ -101,6 +107,7 @@ impl ModelConfig {
             ModelConfig::Resnet34(_) => "resnet34",
             ModelConfig::Resnet50(_) => "resnet50",
             ModelConfig::MobileNetV2(_) => "mobilenet-v2",
+            ModelConfig::EfficientNetB0(_) => "efficientnet-b0",
         }
     }
 
@@ -119,6 +126,7 @@ impl ModelConfig {
                 c.validate()
             }
             ModelConfig::MobileNetV2(c) => c.validate(),
+            ModelConfig::EfficientNetB0(c) => c.validate(),
         }
     }
 
@@ -186,6 +194,7 @@ impl ModelConfig {
                 Some(c.parameter_count(depth, input[0], num_classes))
             }
             ModelConfig::MobileNetV2(c) => Some(c.parameter_count(input[0], num_classes)),
+            ModelConfig::EfficientNetB0(c) => Some(c.parameter_count(input[0], num_classes)),
             ModelConfig::Vit(_) | ModelConfig::Cpc(_) => None,
         }
     }
@@ -312,6 +321,7 @@ impl ModelConfig {
                 c.forward_flops(depth, input, num_classes)
             }
             ModelConfig::MobileNetV2(c) => c.forward_flops(input, num_classes),
+            ModelConfig::EfficientNetB0(c) => c.forward_flops(input, num_classes),
         }
     }
 
@@ -334,6 +344,7 @@ impl ModelConfig {
                 c.feature_width(depth)
             }
             ModelConfig::MobileNetV2(c) => c.feature_width(),
+            ModelConfig::EfficientNetB0(c) => c.feature_width(),
         }
     }
 
@@ -365,6 +376,9 @@ impl ModelConfig {
                 Network::ImageNetResNet(c.init(depth, input, num_classes, device))
             }
             ModelConfig::MobileNetV2(c) => Network::MobileNetV2(c.init(input, num_classes, device)),
+            ModelConfig::EfficientNetB0(c) => {
+                Network::EfficientNetB0(c.init(input, num_classes, device))
+            }
         };
         // Listing the parameters reads each one, which initialises it.
         let _ = param_infos(&network);
@@ -397,6 +411,8 @@ pub enum Network {
     ImageNetResNet(ImageNetResNet),
     /// See [`MobileNetV2`].
     MobileNetV2(MobileNetV2),
+    /// See [`EfficientNetB0`].
+    EfficientNetB0(EfficientNetB0),
 }
 
 impl Network {
@@ -413,6 +429,7 @@ impl Network {
             Network::EfficientNetLite(m) => m.forward(images),
             Network::ImageNetResNet(m) => m.forward(images),
             Network::MobileNetV2(m) => m.forward(images),
+            Network::EfficientNetB0(m) => m.forward(images),
         }
     }
 
@@ -439,6 +456,7 @@ impl Network {
             Network::EfficientNetLite(m) => m.head_forward(features),
             Network::ImageNetResNet(m) => m.head.forward(features),
             Network::MobileNetV2(m) => m.head_forward(features),
+            Network::EfficientNetB0(m) => m.head_forward(features),
         }
     }
 
@@ -452,6 +470,7 @@ impl Network {
             Network::EfficientNetLite(m) => Some(m.head.weight.val()),
             Network::ImageNetResNet(m) => Some(m.head.weight.val()),
             Network::MobileNetV2(m) => Some(m.head.weight.val()),
+            Network::EfficientNetB0(m) => Some(m.head.weight.val()),
             Network::Vit(m) if m.head_dist.is_none() => Some(m.head.weight.val()),
             Network::Columns(_) | Network::Projected(_) | Network::Vit(_) | Network::Cpc(_) => None,
         }
@@ -470,6 +489,7 @@ impl Network {
             Network::EfficientNetLite(m) => m.features(images),
             Network::ImageNetResNet(m) => m.features(images),
             Network::MobileNetV2(m) => m.features(images),
+            Network::EfficientNetB0(m) => m.features(images),
         }
     }
 
@@ -482,6 +502,7 @@ impl Network {
             Network::EfficientNetLite(_) => Some(efficientnet::native_name(name)),
             Network::ImageNetResNet(_) => Some(imagenet_resnet::native_name(name)),
             Network::MobileNetV2(_) => Some(mobilenet_v2::native_name(name)),
+            Network::EfficientNetB0(m) => Some(m.native_name(name)),
             _ => None,
         }
     }

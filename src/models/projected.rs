@@ -108,6 +108,7 @@ impl ProjectedConfig {
             Network::EfficientNetLite(_)
             | Network::ImageNetResNet(_)
             | Network::MobileNetV2(_)
+            | Network::EfficientNetB0(_)
             | Network::Columns(_)
             | Network::Projected(_)
             | Network::Vit(_)

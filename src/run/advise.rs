@@ -171,11 +171,16 @@ pub fn lower_and_upper(model: &ModelConfig) -> (Vec<String>, Vec<String>) {
                 .to_vec(),
             vec!["backbone.layer4".into()],
         ),
-        // MobileNetV2: the stem and all blocks but the last, then the last block and the
-        // last convolution.
-        ModelConfig::MobileNetV2(_) => {
+        // MobileNetV2 and EfficientNet-B0: the stem and all blocks but the last, then the
+        // last block and the last convolution.
+        ModelConfig::MobileNetV2(_) | ModelConfig::EfficientNetB0(_) => {
+            let blocks = if matches!(model, ModelConfig::MobileNetV2(_)) {
+                17
+            } else {
+                16
+            };
             let mut lower = vec!["backbone.stem".to_string()];
-            lower.extend((0..16).map(|i| format!("backbone.blocks.{i}")));
+            lower.extend((0..blocks - 1).map(|i| format!("backbone.blocks.{i}")));
             (
                 lower,
                 vec!["backbone.blocks.16".into(), "backbone.last".into()],

@@ -381,3 +381,53 @@ fn torchvision_efficientnet_b0_loads_by_its_own_names_and_gives_its_logits() {
         }),
     );
 }
+
+/// A grey network (one input channel) from a colour state dict: the first convolution's
+/// weights are summed over their input channels (timm's `adapt_input_conv`), so the grey
+/// network on an image gives the colour network's logits on that image copied to three
+/// channels, with a third of the first layer's input.
+#[test]
+fn a_grey_network_adapts_the_colour_first_convolution() {
+    use mentor::transfer::{InitConfig, import_pretrained};
+    let device = Device::flex();
+    let model = ModelConfig::Resnet18(ImageNetResNetConfig { width: 1.0 / 16.0 });
+    let weights = fixture("torchvision-resnet18.pth");
+    let colour = load_whole(model.init([3, 40, 40], 10, &device), &weights, &[], &device).unwrap();
+    let init = InitConfig {
+        pretrained: Some(weights.clone()),
+        keep_head: true,
+        ..InitConfig::default()
+    };
+    let (grey, report) =
+        import_pretrained(model.init([1, 40, 40], 10, &device), &init, &device).unwrap();
+    assert!(
+        report.reinitialized.is_empty(),
+        "{:?}",
+        report.reinitialized
+    );
+    assert_eq!(report.adapted.len(), 1);
+    assert_eq!(report.adapted[0].0, "backbone.conv1.weight");
+    let image: Vec<f32> = (0..1600)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
+    let three: Vec<f32> = image.iter().cycle().take(3 * 1600).copied().collect();
+    let (a, b) = (
+        logits(&grey, &[1, 1, 40, 40], image),
+        logits(&colour, &[1, 3, 40, 40], three),
+    );
+    let worst = a
+        .iter()
+        .zip(&b)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(worst <= 1e-4 * scale, "grey {a:?} vs colour {b:?}");
+    // Asked not to, the layer is re-initialised instead.
+    let init = InitConfig {
+        adapt_input_conv: false,
+        ..init
+    };
+    let (_, report) =
+        import_pretrained(model.init([1, 40, 40], 10, &device), &init, &device).unwrap();
+    assert!(report.adapted.is_empty());
+    assert_eq!(report.reinitialized[0].0, "backbone.conv1.weight");
+}

@@ -68,6 +68,9 @@ impl StartWeights for InitWeights {
             fresh.len(),
             fresh.join(", ")
         ));
+        for (name, how) in &report.adapted {
+            Progress::new(self.log, "transfer:").note(&format!("{name}: {how}"));
+        }
         Ok(network)
     }
 }

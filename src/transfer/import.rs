@@ -86,6 +86,10 @@ pub struct ImportReport {
     pub copied: Vec<String>,
     /// Parameters left at their fresh initialisation, with the reason.
     pub reinitialized: Vec<(String, String)>,
+    /// Parameters copied after adapting them, with how (a colour network's first
+    /// convolution summed over its input channels for grey images).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adapted: Vec<(String, String)>,
 }
 
 struct Copier<'a> {
@@ -137,6 +141,49 @@ fn reason(
         )),
         Some(_) => None,
     }
+}
+
+/// Adapts a pretrained first convolution to a network of another input width, as timm's
+/// `adapt_input_conv` does: for a one-channel (grey) network, the pretrained weights
+/// `[out, 3, k, k]` summed over their input channels (a grey image seen by the colour
+/// filters as the same image in every channel). So a grey dataset runs a colour
+/// network's features without copying each image to three channels: a third of the
+/// first layer's input work. Returns the adapted tensor's name and what was done;
+/// `None` when the first convolution fits as it is or cannot be adapted.
+pub fn adapt_input_conv(
+    target: &Network,
+    data: &mut HashMap<String, TensorData>,
+) -> Option<(String, String)> {
+    let first = param_infos(target)
+        .into_iter()
+        .find(|p| p.shape.len() == 4)?;
+    let source = data.get(&first.name)?;
+    let from = source.shape().to_vec();
+    let [o, c, kh, kw] = <[usize; 4]>::try_from(from.as_slice()).ok()?;
+    if first.shape != [o, 1, kh, kw] || c <= 1 {
+        return None;
+    }
+    let values = source.try_to_vec_as::<f32>().ok()?;
+    let plane = kh * kw;
+    let mut summed = vec![0f32; o * plane];
+    for (oi, out) in summed.chunks_exact_mut(plane).enumerate() {
+        for ci in 0..c {
+            let at = (oi * c + ci) * plane;
+            for (s, v) in out.iter_mut().zip(&values[at..at + plane]) {
+                *s += v;
+            }
+        }
+    }
+    data.insert(
+        first.name.clone(),
+        TensorData::new(summed, first.shape.clone()),
+    );
+    Some((
+        first.name,
+        format!(
+            "summed over its {c} input channels for 1-channel images (timm's adapt_input_conv)"
+        ),
+    ))
 }
 
 /// Refuses a tensor with a NaN or infinite value, or a batch-norm running variance below

@@ -21,7 +21,7 @@ pub use import::{ImportReport, TransferError, import_weights};
 pub use linear_probe::{FeatureStats, LinearProbe, LinearProbeConfig};
 
 /// `[init]`: where a run's starting weights come from.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InitConfig {
     /// A mentor checkpoint whose weights are copied by parameter name where shapes fit;
@@ -39,6 +39,28 @@ pub struct InitConfig {
     /// Copy the pretrained head too when its shape fits. Off by default: a new task's
     /// classes are not the source's, even when there are as many of them.
     pub keep_head: bool,
+    /// A colour network's first convolution on grey images (`data.rgb = false`, one
+    /// input channel): its pretrained weights summed over their input channels (timm's
+    /// `adapt_input_conv`; on by default). `false` re-initialises that layer instead.
+    #[serde(skip_serializing_if = "is_true")]
+    pub adapt_input_conv: bool,
+}
+
+impl Default for InitConfig {
+    fn default() -> Self {
+        Self {
+            pretrained: None,
+            retrain: Vec::new(),
+            load_only: Vec::new(),
+            key_map: Vec::new(),
+            keep_head: false,
+            adapt_input_conv: true,
+        }
+    }
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 impl InitConfig {
@@ -102,7 +124,7 @@ pub fn import_pretrained(
         return Ok((network, ImportReport::default()));
     };
     let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let tensors = if extension == "safetensors" {
+    let mut tensors = if extension == "safetensors" {
         let map = exchange::parse_key_map(&config.key_map)?;
         exchange::read_safetensors(path, &map, &network)?
     } else if extension == "pt" || extension == "pth" {
@@ -127,7 +149,16 @@ pub fn import_pretrained(
             .collect();
         fresh.extend(outside);
     }
-    import::import_tensors(network, &tensors, &fresh)
+    let adapted = if config.adapt_input_conv {
+        import::adapt_input_conv(&network, &mut tensors)
+    } else {
+        None
+    };
+    let (network, mut report) = import::import_tensors(network, &tensors, &fresh)?;
+    if let Some(adapted) = adapted.filter(|(name, _)| report.copied.contains(name)) {
+        report.adapted.push(adapted);
+    }
+    Ok((network, report))
 }
 
 /// `network` with every one of its tensors, head and batch-norm statistics included,

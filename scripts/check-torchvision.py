@@ -8,14 +8,15 @@ here downloads weights. Set up once (no GPU needed; about 3 GB):
 Modes:
 
   counts                 parameter counts of torchvision's resnet18, resnet34, resnet50,
-                         mobilenet_v2 and efficientnet_b0 for 1000 classes (`sum(p.numel() for p in m.parameters())`),
+                         mobilenet_v2, efficientnet_b0 and mobilenet_v3_small for 1000 classes (`sum(p.numel() for p in m.parameters())`),
                          the numbers mentor's unit tests and `mentor params` give.
   fixture OUT_DIR        writes the small committed fixtures of the default test suite:
                          torchvision's resnet18 with every stage's channels scaled by 1/16
                          and resnet50 scaled by 1/32 (its own BasicBlock/Bottleneck
                          classes, only the widths changed), mobilenet_v2 at width_mult 0.1
                          with a 32-channel last convolution, efficientnet_b0 at width_mult
-                         0.1 and depth_mult 0.5, 10 classes, seeded random
+                         0.1 and depth_mult 0.5, mobilenet_v3_small at width_mult 0.1,
+                         10 classes, seeded random
                          weights and random batch-norm statistics, saved by torch.save
                          (`torchvision-<family>.pth`), and two fixed 3x40x40 inputs with
                          its logits in eval mode (`torchvision-<family>-io.safetensors`).
@@ -52,7 +53,7 @@ FAMILIES = {
     "resnet50": (Bottleneck, [3, 4, 6, 3]),
 }
 # Families built by torchvision.models.<name> for `counts`, `random`, `parity`, `strict`.
-ALL = ["resnet18", "resnet34", "resnet50", "mobilenet_v2", "efficientnet_b0"]
+ALL = ["resnet18", "resnet34", "resnet50", "mobilenet_v2", "efficientnet_b0", "mobilenet_v3_small"]
 
 
 def reduced_efficientnet_b0(classes, width, depth):
@@ -163,6 +164,10 @@ def fixture(out):
     write_fixture(out, "mobilenet_v2", reduced_mobilenet_v2(10, 0.1, 32))
     torch.manual_seed(0)
     write_fixture(out, "efficientnet_b0", reduced_efficientnet_b0(10, 0.1, 0.5))
+    torch.manual_seed(0)
+    write_fixture(
+        out, "mobilenet_v3_small", torchvision.models.mobilenet_v3_small(num_classes=10, width_mult=0.1)
+    )
 
 
 def write_fixture(out, name, m):
@@ -231,7 +236,7 @@ def preprocess(dump, *photos):
 
 def strict(name, export):
     state = load_file(export)
-    key = next(k for k in ("fc.weight", "classifier.1.weight", "classifier.3.weight") if k in state)
+    key = next(k for k in ("fc.weight", "classifier.3.weight", "classifier.1.weight") if k in state)
     m = getattr(torchvision.models, name)(num_classes=state[key].shape[0])
     m.load_state_dict(state, strict=True)
     print(f"{export}: {len(state)} tensors loaded into torchvision's {name} with strict=True")

@@ -12,7 +12,7 @@ use std::process::Command;
 use burn::tensor::{Device, Tensor, TensorData};
 use mentor::models::{
     EfficientNetB0Config, EfficientNetLiteConfig, ImageNetResNetConfig, MobileNetV2Config,
-    ModelConfig, Network, trainable_count,
+    MobileNetV3SmallConfig, ModelConfig, Network, trainable_count,
 };
 use mentor::transfer::exchange::torch_state;
 use mentor::transfer::load_whole;
@@ -430,4 +430,15 @@ fn a_grey_network_adapts_the_colour_first_convolution() {
         import_pretrained(model.init([1, 40, 40], 10, &device), &init, &device).unwrap();
     assert!(report.adapted.is_empty());
     assert_eq!(report.reinitialized[0].0, "backbone.conv1.weight");
+}
+
+#[test]
+fn torchvision_mobilenet_v3_small_loads_by_its_own_names_and_gives_its_logits() {
+    torchvision_fixture_matches(
+        "mobilenet-v3-small",
+        ModelConfig::MobileNetV3Small(MobileNetV3SmallConfig {
+            width: 0.1,
+            dropout: 0.2,
+        }),
+    );
 }

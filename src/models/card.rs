@@ -103,6 +103,12 @@ impl ModelConfig {
                 "classifier.1",
                 "features.0.0",
             ),
+            ModelConfig::MobileNetV3Small(_) => ModelCard::torchvision(
+                "mobilenet-v3-small",
+                "Howard et al. 2019, Searching for MobileNetV3",
+                "classifier.3",
+                "features.0.0",
+            ),
             _ => return None,
         })
     }
@@ -115,6 +121,7 @@ impl ModelConfig {
             ModelConfig::Resnet50(Default::default()),
             ModelConfig::MobileNetV2(Default::default()),
             ModelConfig::EfficientNetB0(Default::default()),
+            ModelConfig::MobileNetV3Small(Default::default()),
             ModelConfig::EfficientNetLite0(Default::default()),
         ]
     }

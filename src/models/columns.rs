@@ -77,6 +77,7 @@ impl ColumnsConfig {
                 | ModelConfig::Resnet50(_)
                 | ModelConfig::MobileNetV2(_)
                 | ModelConfig::EfficientNetB0(_)
+                | ModelConfig::MobileNetV3Small(_)
                 | ModelConfig::Columns(_)
                 | ModelConfig::Projected(_)
                 | ModelConfig::Vit(_)

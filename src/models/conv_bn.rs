@@ -27,6 +27,20 @@ impl ConvBn {
         groups: usize,
         device: &Device,
     ) -> Self {
+        Self::with_norm(i, o, k, stride, groups, (1e-5, 0.1), device)
+    }
+
+    /// [`ConvBn::new`] with the batch norm's `(epsilon, momentum)` (MobileNetV3's
+    /// `(1e-3, 0.01)`).
+    pub fn with_norm(
+        i: usize,
+        o: usize,
+        k: usize,
+        stride: usize,
+        groups: usize,
+        (epsilon, momentum): (f64, f64),
+        device: &Device,
+    ) -> Self {
         let p = k / 2;
         Self {
             conv: Conv2dConfig::new([i, o], [k, k])
@@ -35,7 +49,10 @@ impl ConvBn {
                 .with_groups(groups)
                 .with_bias(false)
                 .init(device),
-            bn: BatchNormConfig::new(o).init(device),
+            bn: BatchNormConfig::new(o)
+                .with_epsilon(epsilon)
+                .with_momentum(momentum)
+                .init(device),
         }
     }
 

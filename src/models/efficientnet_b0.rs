@@ -12,14 +12,13 @@
 //! [`native_name`].
 
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::activation::{sigmoid, silu};
+use burn::tensor::activation::silu;
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::conv_bn::{ConvBn, torch_index};
-use crate::kernels::conv2d;
+use super::squeeze_excitation::SqueezeExcitation;
 
 /// The stages: `(expand ratio, kernel, first stride, input channels, output channels,
 /// blocks)` at width 1, as torchvision's `_efficientnet_conf("efficientnet_b0")`.
@@ -202,29 +201,6 @@ impl EfficientNetB0Config {
     }
 }
 
-/// Squeeze-and-excitation (Hu et al. 2018): the channels' global means through a 1x1
-/// reduction (`fc1`, SiLU) and expansion (`fc2`, sigmoid) scale the channels.
-#[derive(Module, Debug)]
-pub struct SqueezeExcitation {
-    fc1: Conv2d,
-    fc2: Conv2d,
-}
-
-impl SqueezeExcitation {
-    fn new(channels: usize, squeezed: usize, device: &Device) -> Self {
-        Self {
-            fc1: Conv2dConfig::new([channels, squeezed], [1, 1]).init(device),
-            fc2: Conv2dConfig::new([squeezed, channels], [1, 1]).init(device),
-        }
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let pooled = x.clone().mean_dim(3).mean_dim(2);
-        let scale = sigmoid(conv2d(&self.fc2, silu(conv2d(&self.fc1, pooled))));
-        x * scale
-    }
-}
-
 /// An MBConv block with squeeze-and-excitation and stochastic depth.
 #[derive(Module, Debug)]
 pub struct MbConvSe {
@@ -246,7 +222,7 @@ impl MbConvSe {
             depthwise: ConvBn::new(
                 b.expanded, b.expanded, b.kernel, b.stride, b.expanded, device,
             ),
-            se: SqueezeExcitation::new(b.expanded, b.squeezed, device),
+            se: SqueezeExcitation::new(b.expanded, b.squeezed, false, device),
             project: ConvBn::new(b.expanded, b.output, 1, 1, 1, device),
             residual: b.stride == 1 && b.input == b.output,
             drop: b.drop,

@@ -13,9 +13,11 @@ pub mod efficientnet_b0;
 pub mod imagenet_resnet;
 pub mod mlp;
 pub mod mobilenet_v2;
+pub mod mobilenet_v3;
 pub mod params;
 pub mod projected;
 pub mod resnet;
+pub mod squeeze_excitation;
 pub mod vit;
 
 use burn::module::Module;
@@ -31,6 +33,7 @@ pub use efficientnet_b0::{EfficientNetB0, EfficientNetB0Config};
 pub use imagenet_resnet::{ImageNetResNet, ImageNetResNetConfig, ResNetDepth};
 pub use mlp::{Mlp, MlpConfig};
 pub use mobilenet_v2::{MobileNetV2, MobileNetV2Config};
+pub use mobilenet_v3::{MobileNetV3Small, MobileNetV3SmallConfig};
 pub use params::{ModulePath, ParamInfo, param_infos, trainable_count};
 pub use projected::{Projected, ProjectedConfig};
 pub use resnet::{ResNet, ResNetConfig};
@@ -73,6 +76,9 @@ pub enum ModelConfig {
     /// torchvision's EfficientNet-B0.
     #[serde(rename = "efficientnet-b0")]
     EfficientNetB0(EfficientNetB0Config),
+    /// torchvision's MobileNetV3-Small.
+    #[serde(rename = "mobilenet-v3-small")]
+    MobileNetV3Small(MobileNetV3SmallConfig),
 }
 
 impl Default for ModelConfig {
@@ -108,6 +114,7 @@ impl ModelConfig {
             ModelConfig::Resnet50(_) => "resnet50",
             ModelConfig::MobileNetV2(_) => "mobilenet-v2",
             ModelConfig::EfficientNetB0(_) => "efficientnet-b0",
+            ModelConfig::MobileNetV3Small(_) => "mobilenet-v3-small",
         }
     }
 
@@ -127,6 +134,7 @@ impl ModelConfig {
             }
             ModelConfig::MobileNetV2(c) => c.validate(),
             ModelConfig::EfficientNetB0(c) => c.validate(),
+            ModelConfig::MobileNetV3Small(c) => c.validate(),
         }
     }
 
@@ -195,6 +203,7 @@ impl ModelConfig {
             }
             ModelConfig::MobileNetV2(c) => Some(c.parameter_count(input[0], num_classes)),
             ModelConfig::EfficientNetB0(c) => Some(c.parameter_count(input[0], num_classes)),
+            ModelConfig::MobileNetV3Small(c) => Some(c.parameter_count(input[0], num_classes)),
             ModelConfig::Vit(_) | ModelConfig::Cpc(_) => None,
         }
     }
@@ -322,6 +331,7 @@ impl ModelConfig {
             }
             ModelConfig::MobileNetV2(c) => c.forward_flops(input, num_classes),
             ModelConfig::EfficientNetB0(c) => c.forward_flops(input, num_classes),
+            ModelConfig::MobileNetV3Small(c) => c.forward_flops(input, num_classes),
         }
     }
 
@@ -345,6 +355,7 @@ impl ModelConfig {
             }
             ModelConfig::MobileNetV2(c) => c.feature_width(),
             ModelConfig::EfficientNetB0(c) => c.feature_width(),
+            ModelConfig::MobileNetV3Small(c) => c.feature_width(),
         }
     }
 
@@ -378,6 +389,9 @@ impl ModelConfig {
             ModelConfig::MobileNetV2(c) => Network::MobileNetV2(c.init(input, num_classes, device)),
             ModelConfig::EfficientNetB0(c) => {
                 Network::EfficientNetB0(c.init(input, num_classes, device))
+            }
+            ModelConfig::MobileNetV3Small(c) => {
+                Network::MobileNetV3Small(c.init(input, num_classes, device))
             }
         };
         // Listing the parameters reads each one, which initialises it.
@@ -413,6 +427,8 @@ pub enum Network {
     MobileNetV2(MobileNetV2),
     /// See [`EfficientNetB0`].
     EfficientNetB0(EfficientNetB0),
+    /// See [`MobileNetV3Small`].
+    MobileNetV3Small(MobileNetV3Small),
 }
 
 impl Network {
@@ -430,6 +446,7 @@ impl Network {
             Network::ImageNetResNet(m) => m.forward(images),
             Network::MobileNetV2(m) => m.forward(images),
             Network::EfficientNetB0(m) => m.forward(images),
+            Network::MobileNetV3Small(m) => m.forward(images),
         }
     }
 
@@ -457,6 +474,7 @@ impl Network {
             Network::ImageNetResNet(m) => m.head.forward(features),
             Network::MobileNetV2(m) => m.head_forward(features),
             Network::EfficientNetB0(m) => m.head_forward(features),
+            Network::MobileNetV3Small(m) => m.head_forward(features),
         }
     }
 
@@ -471,6 +489,7 @@ impl Network {
             Network::ImageNetResNet(m) => Some(m.head.weight.val()),
             Network::MobileNetV2(m) => Some(m.head.weight.val()),
             Network::EfficientNetB0(m) => Some(m.head.weight.val()),
+            Network::MobileNetV3Small(m) => Some(m.head.weight.val()),
             Network::Vit(m) if m.head_dist.is_none() => Some(m.head.weight.val()),
             Network::Columns(_) | Network::Projected(_) | Network::Vit(_) | Network::Cpc(_) => None,
         }
@@ -490,6 +509,7 @@ impl Network {
             Network::ImageNetResNet(m) => m.features(images),
             Network::MobileNetV2(m) => m.features(images),
             Network::EfficientNetB0(m) => m.features(images),
+            Network::MobileNetV3Small(m) => m.features(images),
         }
     }
 
@@ -503,6 +523,7 @@ impl Network {
             Network::ImageNetResNet(_) => Some(imagenet_resnet::native_name(name)),
             Network::MobileNetV2(_) => Some(mobilenet_v2::native_name(name)),
             Network::EfficientNetB0(m) => Some(m.native_name(name)),
+            Network::MobileNetV3Small(m) => Some(m.native_name(name)),
             _ => None,
         }
     }

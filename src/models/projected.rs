@@ -109,6 +109,7 @@ impl ProjectedConfig {
             | Network::ImageNetResNet(_)
             | Network::MobileNetV2(_)
             | Network::EfficientNetB0(_)
+            | Network::MobileNetV3Small(_)
             | Network::Columns(_)
             | Network::Projected(_)
             | Network::Vit(_)

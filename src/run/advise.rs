@@ -171,20 +171,26 @@ pub fn lower_and_upper(model: &ModelConfig) -> (Vec<String>, Vec<String>) {
                 .to_vec(),
             vec!["backbone.layer4".into()],
         ),
-        // MobileNetV2 and EfficientNet-B0: the stem and all blocks but the last, then the
-        // last block and the last convolution.
-        ModelConfig::MobileNetV2(_) | ModelConfig::EfficientNetB0(_) => {
-            let blocks = if matches!(model, ModelConfig::MobileNetV2(_)) {
-                17
-            } else {
-                16
+        // MobileNetV2, EfficientNet-B0 and MobileNetV3-Small: the stem and all blocks but
+        // the last, then the last block, the last convolution (and V3's 1024-wide layer).
+        ModelConfig::MobileNetV2(_)
+        | ModelConfig::EfficientNetB0(_)
+        | ModelConfig::MobileNetV3Small(_) => {
+            let blocks = match model {
+                ModelConfig::MobileNetV2(_) => 17,
+                ModelConfig::EfficientNetB0(_) => 16,
+                _ => 11,
             };
             let mut lower = vec!["backbone.stem".to_string()];
             lower.extend((0..blocks - 1).map(|i| format!("backbone.blocks.{i}")));
-            (
-                lower,
-                vec!["backbone.blocks.16".into(), "backbone.last".into()],
-            )
+            let mut upper = vec![
+                format!("backbone.blocks.{}", blocks - 1),
+                "backbone.last".into(),
+            ];
+            if matches!(model, ModelConfig::MobileNetV3Small(_)) {
+                upper.push("backbone.pre_logits".into());
+            }
+            (lower, upper)
         }
         // The backbone of a projected network has its encoder's names.
         ModelConfig::Projected(p) => lower_and_upper(&p.encoder),
@@ -376,6 +382,11 @@ mod tests {
             ("resnet", [1, 8, 8]),
             ("vit", [1, 8, 8]),
             ("efficientnet-lite0", [3, 32, 32]),
+            ("resnet18", [3, 32, 32]),
+            ("resnet50", [3, 32, 32]),
+            ("mobilenet-v2", [3, 32, 32]),
+            ("efficientnet-b0", [3, 32, 32]),
+            ("mobilenet-v3-small", [3, 32, 32]),
         ] {
             let model: ModelConfig = toml::from_str(&format!("type = \"{kind}\"")).unwrap();
             let (lower, upper) = lower_and_upper(&model);

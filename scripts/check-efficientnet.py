@@ -33,6 +33,13 @@ Modes:
                          statistics (`efficientnet-lite-w010.pth`), and two fixed inputs
                          with the reference logits (`efficientnet-lite-w010-io.safetensors`).
 
+  timm OUT               (needs `pip install timm`) timm's tf_efficientnet_lite0 with seeded
+                         random weights and batch-norm statistics measured on photo-like
+                         inputs, saved to OUT (.pth) by timm's names.
+  timm-parity DUMP W     DUMP from `mentor predict --pretrained W --model efficientnet-lite0
+                         --key-map timm:tf_efficientnet_lite0 ... --dump DUMP`: timm's network
+                         with W on mentor's inputs, the largest probability difference.
+
 usage: V/bin/python scripts/check-efficientnet.py predict pred.safetensors lite0.pth
        V/bin/python scripts/check-efficientnet.py export lite.safetensors lite-ref.safetensors 0.1 --scale-stem-head
        V/bin/python scripts/check-efficientnet.py fixture tests/fixtures
@@ -153,7 +160,52 @@ def fixture(out):
     print(f"{len(state)} tensors, {n} parameters; logits[0,:3] = {logits[0, :3].tolist()}")
 
 
+def timm_random(out):
+    import timm
+
+    torch.manual_seed(0)
+    m = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    norms = [mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d)]
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for bn in norms:
+            bn.weight.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
+            bn.bias.copy_(torch.randn(bn.num_features, generator=g) * 0.1)
+            bn.reset_running_stats()
+            bn.momentum = None
+        m.train()
+        for _ in range(4):
+            m(torch.rand(8, 3, 224, 224, generator=g) * 2 - 1)
+        m.eval()
+        logits = m(torch.rand(4, 3, 224, 224, generator=g) * 2 - 1)
+        scale = 3.0 / (logits.max(1).values - logits.median(1).values).mean().item()
+        m.classifier.weight.mul_(scale)
+        m.classifier.bias.mul_(scale)
+    torch.save(m.state_dict(), out)
+    print(f"{out}: timm tf_efficientnet_lite0, {len(m.state_dict())} tensors")
+
+
+def timm_parity(dump, weights):
+    import timm
+
+    d = load_file(dump)
+    x, p_mentor = d["inputs"], d["probabilities"]
+    m = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=p_mentor.shape[1]).eval()
+    m.load_state_dict(torch.load(weights, map_location="cpu"), strict=True)
+    with torch.no_grad():
+        p_timm = m(x).softmax(1)
+    diff = (p_mentor - p_timm).abs().max().item()
+    spread = (p_timm - p_timm[:1]).abs().max().item()
+    print(f"timm tf_efficientnet_lite0, strict=True: max |mentor - timm| of the probabilities {diff:.2e}; inputs differ by {spread:.2e}")
+    sys.exit(0 if diff <= 1e-4 else 1)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "timm":
+        timm_random(sys.argv[2])
+        sys.exit(0)
+    if len(sys.argv) == 4 and sys.argv[1] == "timm-parity":
+        timm_parity(sys.argv[2], sys.argv[3])
     if len(sys.argv) == 4 and sys.argv[1] == "predict":
         predict(sys.argv[2], sys.argv[3])
     elif len(sys.argv) in (5, 6) and sys.argv[1] == "export":

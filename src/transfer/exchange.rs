@@ -42,7 +42,7 @@ pub enum ExchangeError {
         reason: String,
     },
     /// A key map entry is not `from=to`.
-    #[error("key map entry {0:?}: expected FROM=TO")]
+    #[error("key map entry {0:?}: expected FROM=TO (or the preset timm:tf_efficientnet_lite0)")]
     KeyMap(String),
 }
 
@@ -174,16 +174,74 @@ fn canonical_header(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Parses `from=to` prefix rewrites.
+/// The named key map that reads timm's `tf_efficientnet_lite0` state dicts (timm's port
+/// of the TensorFlow weights: "same" padding and batch-norm epsilon 1e-3, as mentor's
+/// EfficientNet-Lite0) into the names mentor's Lite0 reads: one prefix rewrite per module
+/// (`blocks.1.0.conv_pw.` is `_blocks.1._expand_conv.`, ...). timm's own
+/// `efficientnet_lite0` pads as PyTorch does and uses epsilon 1e-5, another network: its
+/// weights would load but compute something else, so no preset is offered for it.
+pub const TIMM_LITE0: &str = "timm:tf_efficientnet_lite0";
+
+fn timm_lite0_rules() -> Vec<(String, String)> {
+    let mut rules: Vec<(String, String)> = [
+        ("conv_stem.", "_conv_stem."),
+        ("bn1.", "_bn0."),
+        ("conv_head.", "_conv_head."),
+        ("bn2.", "_bn1."),
+        ("classifier.", "_fc."),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    let repeats = [1, 2, 2, 3, 3, 4, 1];
+    let mut block = 0;
+    for (stage, &n) in repeats.iter().enumerate() {
+        for j in 0..n {
+            // The first stage's blocks are depthwise-separable (no expansion).
+            let layers: &[(&str, &str)] = if stage == 0 {
+                &[
+                    ("conv_dw", "_depthwise_conv"),
+                    ("bn1", "_bn1"),
+                    ("conv_pw", "_project_conv"),
+                    ("bn2", "_bn2"),
+                ]
+            } else {
+                &[
+                    ("conv_pw", "_expand_conv"),
+                    ("bn1", "_bn0"),
+                    ("conv_dw", "_depthwise_conv"),
+                    ("bn2", "_bn1"),
+                    ("conv_pwl", "_project_conv"),
+                    ("bn3", "_bn2"),
+                ]
+            };
+            for (timm, native) in layers {
+                rules.push((
+                    format!("blocks.{stage}.{j}.{timm}."),
+                    format!("_blocks.{block}.{native}."),
+                ));
+            }
+            block += 1;
+        }
+    }
+    rules
+}
+
+/// Parses `from=to` prefix rewrites; the entry [`TIMM_LITE0`] stands for the rules that
+/// read timm's `tf_efficientnet_lite0` names.
 pub fn parse_key_map(entries: &[String]) -> Result<Vec<(String, String)>, ExchangeError> {
-    entries
-        .iter()
-        .map(|e| {
-            e.split_once('=')
-                .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
-                .ok_or_else(|| ExchangeError::KeyMap(e.clone()))
-        })
-        .collect()
+    let mut rules = Vec::new();
+    for e in entries {
+        if e.trim() == TIMM_LITE0 {
+            rules.extend(timm_lite0_rules());
+            continue;
+        }
+        let (a, b) = e
+            .split_once('=')
+            .ok_or_else(|| ExchangeError::KeyMap(e.clone()))?;
+        rules.push((a.trim().to_string(), b.trim().to_string()));
+    }
+    Ok(rules)
 }
 
 /// One tensor of a weights file: shape, and its values as f32 or the name of the dtype
@@ -431,6 +489,43 @@ mod tests {
         assert!(!state.iter().any(|s| s.0.ends_with(".gamma")));
         assert_eq!(find("backbone.stem_bn.num_batches_tracked").3, Dtype::I64);
         assert_eq!(find("backbone.stem.weight").1, vec![16, 3, 3, 3]);
+    }
+
+    #[test]
+    fn the_timm_preset_maps_timms_lite0_names_to_the_packages() {
+        let rules = parse_key_map(&[TIMM_LITE0.to_string()]).unwrap();
+        // One rule per module: 5 outside the blocks, 4 in the first block, 6 in the 15
+        // others.
+        assert_eq!(rules.len(), 5 + 4 + 15 * 6);
+        let map = |key: &str| {
+            rules
+                .iter()
+                .find_map(|(from, to)| key.strip_prefix(from.as_str()).map(|r| format!("{to}{r}")))
+                .unwrap_or_else(|| key.to_string())
+        };
+        for (timm, native) in [
+            ("conv_stem.weight", "_conv_stem.weight"),
+            ("bn1.running_var", "_bn0.running_var"),
+            (
+                "blocks.0.0.conv_dw.weight",
+                "_blocks.0._depthwise_conv.weight",
+            ),
+            (
+                "blocks.0.0.conv_pw.weight",
+                "_blocks.0._project_conv.weight",
+            ),
+            ("blocks.1.0.conv_pw.weight", "_blocks.1._expand_conv.weight"),
+            ("blocks.1.1.bn3.bias", "_blocks.2._bn2.bias"),
+            (
+                "blocks.6.0.conv_pwl.weight",
+                "_blocks.15._project_conv.weight",
+            ),
+            ("conv_head.weight", "_conv_head.weight"),
+            ("bn2.weight", "_bn1.weight"),
+            ("classifier.bias", "_fc.bias"),
+        ] {
+            assert_eq!(map(timm), native);
+        }
     }
 
     #[test]

@@ -70,52 +70,12 @@ fn logits(network: &Network, shape: &[usize], inputs: Vec<f32>) -> Vec<f32> {
         .unwrap()
 }
 
+/// The EfficientNet-Lite fixture: the reference package's names load with no key map
+/// (`_blocks.3._bn1.running_var`) and reproduce its logits (see
+/// [`fixture_matches`]).
 #[test]
 fn efficientnet_lite_reproduces_the_reference_logits_from_its_native_names() {
-    let device = Device::flex();
-    let weights = fixture("efficientnet-lite-w010.pth");
-    let bytes = std::fs::read(fixture("efficientnet-lite-w010-io.safetensors")).unwrap();
-    let io = SafeTensors::deserialize(&bytes).unwrap();
-    let (shape, inputs) = f32_tensor(&io, "inputs");
-    let (_, expected) = f32_tensor(&io, "logits");
-
-    let model = reduced_lite();
-    let net = model.init([3, 32, 32], 10, &device);
-    // No key map: the file's names are the reference's (`_blocks.3._bn1.running_var`).
-    let net = load_whole(net, &weights, &[], &device).unwrap();
-    let got = logits(&net, &shape, inputs);
-    let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
-    // The fixture's output depends on its input (a network whose activations died would
-    // give every input the same logits and check little).
-    let classes = expected.len() / 2;
-    let spread = (0..classes).fold(0f32, |m, k| {
-        m.max((expected[k] - expected[classes + k]).abs())
-    });
-    assert!(
-        spread > 0.1 * scale,
-        "efficientnet-lite: fixture logits barely depend on the input"
-    );
-    let worst = got
-        .iter()
-        .zip(&expected)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(
-        worst <= 1e-4 * scale,
-        "max |mentor - reference| = {worst:e}, largest logit {scale}"
-    );
-
-    // The parameter count is the file's (batch-norm statistics are not parameters).
-    let in_file: usize = pytorch_shapes(&weights)
-        .iter()
-        .filter(|(k, _)| !k.ends_with("running_mean") && !k.ends_with("running_var"))
-        .filter(|(k, _)| !k.ends_with("num_batches_tracked"))
-        .map(|(_, s)| s.iter().product::<usize>())
-        .sum();
-    assert_eq!(trainable_count(&net), in_file);
-    assert_eq!(
-        model.parameter_estimate([3, 32, 32], 10),
-        Some(in_file as u128)
-    );
+    fixture_matches("efficientnet-lite-w010", reduced_lite());
 }
 
 #[test]
@@ -294,14 +254,16 @@ fn the_real_efficientnet_lite0_weights_load_whole() {
     );
 }
 
-/// A torchvision family's committed fixture (`scripts/check-torchvision.py fixture`):
-/// its state dict loads with no key map, reproduces torchvision's logits to 1e-4 of the
-/// largest, counts torchvision's parameters, and exports exactly its keys and shapes
-/// (what `load_state_dict(strict=True)` demands).
-fn torchvision_fixture_matches(family: &str, model: ModelConfig) {
+/// A committed fixture `<stem>.pth` with `<stem>-io.safetensors` (two inputs and the
+/// reference's logits; `scripts/check-torchvision.py fixture`,
+/// `scripts/check-efficientnet.py fixture`): its state dict loads with no key map,
+/// reproduces the reference's logits to 1e-4 of the largest (whose two inputs' logits
+/// must differ, or the check would say little), counts its parameters, and exports
+/// exactly its keys and shapes (what `load_state_dict(strict=True)` demands).
+fn fixture_matches(stem: &str, model: ModelConfig) {
     let device = Device::flex();
-    let weights = fixture(&format!("torchvision-{family}.pth"));
-    let bytes = std::fs::read(fixture(&format!("torchvision-{family}-io.safetensors"))).unwrap();
+    let weights = fixture(&format!("{stem}.pth"));
+    let bytes = std::fs::read(fixture(&format!("{stem}-io.safetensors"))).unwrap();
     let io = SafeTensors::deserialize(&bytes).unwrap();
     let (shape, inputs) = f32_tensor(&io, "inputs");
     let (_, expected) = f32_tensor(&io, "logits");
@@ -317,7 +279,7 @@ fn torchvision_fixture_matches(family: &str, model: ModelConfig) {
     });
     assert!(
         spread > 0.1 * scale,
-        "{family}: fixture logits barely depend on the input"
+        "{stem}: fixture logits barely depend on the input"
     );
     let worst = got
         .iter()
@@ -325,7 +287,7 @@ fn torchvision_fixture_matches(family: &str, model: ModelConfig) {
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     assert!(
         worst <= 1e-4 * scale,
-        "{family}: max |mentor - torchvision| = {worst:e}, largest logit {scale}"
+        "{stem}: max |mentor - torchvision| = {worst:e}, largest logit {scale}"
     );
     let file = pytorch_shapes(&weights);
     let in_file: usize = file
@@ -333,35 +295,35 @@ fn torchvision_fixture_matches(family: &str, model: ModelConfig) {
         .filter(|(k, _)| !k.contains("running_") && !k.ends_with("num_batches_tracked"))
         .map(|(_, s)| s.iter().product::<usize>())
         .sum();
-    assert_eq!(trainable_count(&net), in_file, "{family}");
+    assert_eq!(trainable_count(&net), in_file, "{stem}");
     assert_eq!(model.parameter_estimate(input, 10), Some(in_file as u128));
     let exported: BTreeMap<String, Vec<usize>> = torch_state(&net)
         .into_iter()
         .map(|(name, shape, _, _)| (name, shape))
         .collect();
-    assert_eq!(exported, file, "{family}: exported keys and shapes");
+    assert_eq!(exported, file, "{stem}: exported keys and shapes");
 }
 
 #[test]
 fn torchvision_resnet18_loads_by_its_own_names_and_gives_its_logits() {
-    torchvision_fixture_matches(
-        "resnet18",
+    fixture_matches(
+        "torchvision-resnet18",
         ModelConfig::Resnet18(ImageNetResNetConfig { width: 1.0 / 16.0 }),
     );
 }
 
 #[test]
 fn torchvision_resnet50_loads_by_its_own_names_and_gives_its_logits() {
-    torchvision_fixture_matches(
-        "resnet50",
+    fixture_matches(
+        "torchvision-resnet50",
         ModelConfig::Resnet50(ImageNetResNetConfig { width: 1.0 / 32.0 }),
     );
 }
 
 #[test]
 fn torchvision_mobilenet_v2_loads_by_its_own_names_and_gives_its_logits() {
-    torchvision_fixture_matches(
-        "mobilenet-v2",
+    fixture_matches(
+        "torchvision-mobilenet-v2",
         ModelConfig::MobileNetV2(MobileNetV2Config {
             width: 0.1,
             dropout: 0.2,
@@ -372,8 +334,8 @@ fn torchvision_mobilenet_v2_loads_by_its_own_names_and_gives_its_logits() {
 
 #[test]
 fn torchvision_efficientnet_b0_loads_by_its_own_names_and_gives_its_logits() {
-    torchvision_fixture_matches(
-        "efficientnet-b0",
+    fixture_matches(
+        "torchvision-efficientnet-b0",
         ModelConfig::EfficientNetB0(EfficientNetB0Config {
             width: 0.1,
             depth: 0.5,
@@ -434,8 +396,8 @@ fn a_grey_network_adapts_the_colour_first_convolution() {
 
 #[test]
 fn torchvision_mobilenet_v3_small_loads_by_its_own_names_and_gives_its_logits() {
-    torchvision_fixture_matches(
-        "mobilenet-v3-small",
+    fixture_matches(
+        "torchvision-mobilenet-v3-small",
         ModelConfig::MobileNetV3Small(MobileNetV3SmallConfig {
             width: 0.1,
             dropout: 0.2,

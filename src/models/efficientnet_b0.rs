@@ -18,6 +18,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::conv_bn::{ConvBn, torch_index};
+use super::mobilenet_v2::make_divisible;
 use super::squeeze_excitation::SqueezeExcitation;
 
 /// The stages: `(expand ratio, kernel, first stride, input channels, output channels,
@@ -57,16 +58,6 @@ impl Default for EfficientNetB0Config {
             dropout: 0.2,
             stochastic_depth: 0.2,
         }
-    }
-}
-
-/// torchvision's `_make_divisible(v, 8)`.
-fn make_divisible(v: f64) -> usize {
-    let rounded = (((v + 4.0) as usize) / 8 * 8).max(8);
-    if (rounded as f64) < 0.9 * v {
-        rounded + 8
-    } else {
-        rounded
     }
 }
 

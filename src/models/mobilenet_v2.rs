@@ -56,8 +56,9 @@ impl Default for MobileNetV2Config {
 }
 
 /// torchvision's `_make_divisible(v, 8)`: `v` rounded to a multiple of 8, at least 8,
-/// never down by more than 10%.
-fn make_divisible(v: f64) -> usize {
+/// never down by more than 10% (the channel rounding of every MobileNet and
+/// EfficientNet width multiplier).
+pub(crate) fn make_divisible(v: f64) -> usize {
     let rounded = (((v + 4.0) as usize) / 8 * 8).max(8);
     if (rounded as f64) < 0.9 * v {
         rounded + 8

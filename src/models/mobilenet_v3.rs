@@ -18,6 +18,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::conv_bn::{ConvBn, torch_index};
+use super::mobilenet_v2::make_divisible;
 use super::squeeze_excitation::SqueezeExcitation;
 
 /// The blocks: `(input, kernel, expanded, output, squeeze-excitation, hard swish,
@@ -55,16 +56,6 @@ impl Default for MobileNetV3SmallConfig {
             width: 1.0,
             dropout: 0.2,
         }
-    }
-}
-
-/// torchvision's `_make_divisible(v, 8)`.
-fn make_divisible(v: f64) -> usize {
-    let rounded = (((v + 4.0) as usize) / 8 * 8).max(8);
-    if (rounded as f64) < 0.9 * v {
-        rounded + 8
-    } else {
-        rounded
     }
 }
 

@@ -44,6 +44,11 @@ fn class_incremental_finetuning_forgets_and_replay_remembers() {
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
+    // summary.json has one writer, the run's tagged report; a task has none of its own.
+    assert_eq!(summary(&out)["kind"], "continual");
+    for t in 1..=5 {
+        assert!(!out.join(format!("task-{t}/summary.json")).exists());
+    }
     let csv = std::fs::read_to_string(out.join("accuracy_matrix.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 5 + 1, "{csv}");
     assert_eq!(ft.matrix.rows.len(), 5);

@@ -167,6 +167,8 @@ fn run_directory_has_every_file() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap())
             .unwrap();
+    // One writer: the tagged report, never an untagged summary first.
+    assert_eq!(json["kind"], "training", "{json}");
     for key in [
         "test_accuracy",
         "best_val_accuracy",

@@ -326,8 +326,6 @@ pub fn run_continual(
         seed: spec.seed,
         mentor_version: env!("CARGO_PKG_VERSION").into(),
     };
-    let json = serde_json::to_string_pretty(&summary).unwrap_or_default();
-    write(&out.join("summary.json"), json.as_bytes())?;
     let title = format!(
         "{} {} {}",
         summary.scenario, summary.setting, summary.method

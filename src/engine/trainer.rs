@@ -525,7 +525,8 @@ pub fn train_observed(
         dataset: spec.label.dataset.clone(),
         strategy: spec.label.strategy.clone(),
     };
-    run_dir.write_json("summary.json", &summary)?;
+    // `summary.json` is the caller's to write (run::run writes the tagged report once;
+    // a continual task's summary is part of its run's).
     emit(Event::Finished {
         summary: &summary,
         history: &state.history,

@@ -292,9 +292,6 @@ pub fn run_multitask(
         path: path.into(),
         reason: e.to_string(),
     };
-    let json = serde_json::to_string_pretty(&summary).unwrap_or_default();
-    let path = options.out.join("summary.json");
-    write_atomic(&path, json.as_bytes()).map_err(|e| io(&path, e))?;
     let mut csv = String::from("epoch");
     for n in &summary.tasks {
         csv.push_str(&format!(",loss_{n},weight_{n}"));

@@ -263,7 +263,9 @@ pub fn train(
         fingerprint: config.fingerprint(),
         ..options.clone()
     };
-    train_with(config, data, objective, &options, &start)
+    let (summary, network) = train_with(config, data, objective, &options, &start)?;
+    Report::Training(summary.clone()).write(&options.out)?;
+    Ok((summary, network))
 }
 
 fn train_with(

@@ -64,14 +64,19 @@ pub fn run_continual(
         fingerprint: config.fingerprint(),
         ..options.clone()
     };
-    mentor::continual::run_continual(
+    let (summary, network) = mentor::continual::run_continual(
         &config.spec(),
         &config.data,
         continual,
         &options,
         &start,
         stop,
-    )
+    )?;
+    // What run::run then writes: the tagged report.
+    mentor::run::Report::Continual(summary.clone())
+        .write(&options.out)
+        .expect("summary.json written");
+    Ok((summary, network))
 }
 
 /// A multitask run of `config` (whose strategy is `multitask`) as `mentor train` makes
@@ -87,12 +92,17 @@ pub fn run_multitask(
         fingerprint: config.fingerprint(),
         ..options.clone()
     };
-    mentor::multitask::run_multitask(
+    let (summary, network) = mentor::multitask::run_multitask(
         &config.spec(),
         &config.data,
         multitask,
         &options,
         &start,
         baselines,
-    )
+    )?;
+    // What run::run then writes: the tagged report.
+    mentor::run::Report::Multitask(summary.clone())
+        .write(&options.out)
+        .expect("summary.json written");
+    Ok((summary, network))
 }

@@ -151,15 +151,7 @@ def fixture(out):
     for name, width in (("resnet18", 1 / 16), ("resnet50", 1 / 32)):
         torch.manual_seed(0)
         block, layers = FAMILIES[name]
-        m = randomise_statistics(ScaledResNet(block, layers, 10, width), seed=1)
-        base = f"{out}/torchvision-{name}"
-        torch.save(m.state_dict(), f"{base}.pth")
-        x = torch.randn(2, 3, 40, 40, generator=torch.Generator().manual_seed(2))
-        with torch.no_grad():
-            logits = m(x)
-        save_file({"inputs": x.contiguous(), "logits": logits.contiguous()}, f"{base}-io.safetensors")
-        n = sum(p.numel() for p in m.parameters())
-        print(f"{base}.pth: {len(m.state_dict())} tensors, {n:,} parameters; logits {tuple(logits.shape)}")
+        write_fixture(out, name, ScaledResNet(block, layers, 10, width))
     torch.manual_seed(0)
     write_fixture(out, "mobilenet_v2", reduced_mobilenet_v2(10, 0.1, 32))
     torch.manual_seed(0)

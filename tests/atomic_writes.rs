@@ -3,7 +3,10 @@
 //! good one was. This guard reads the library and binary sources (test modules left
 //! out) for the calls that write a file in place.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::rust_files;
+
+use std::path::Path;
 
 /// Calls that create or overwrite a file in place.
 const IN_PLACE: [&str; 7] = [
@@ -18,17 +21,6 @@ const IN_PLACE: [&str; 7] = [
 
 /// The one file allowed to create files: the atomic writer itself.
 const WRITER: &str = "engine/io.rs";
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
 
 /// `file:line: call` for each in-place write outside test code under `src`.
 fn in_place_writes(src: &Path) -> Vec<String> {

@@ -9,8 +9,11 @@
 //! alike; a grouped `crate::{...}` import is refused outright, since it would hide the
 //! modules it names from this check.
 
+mod common;
+use common::rust_files;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const VOCABULARY: [&str; 4] = ["data", "kernels", "losses", "models"];
 const STRATEGIES: [&str; 5] = ["transfer", "distill", "continual", "multitask", "ssl"];
@@ -38,17 +41,6 @@ fn allowed(layer: &str) -> Option<BTreeSet<&'static str>> {
         }
         _ => return None,
     })
-}
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
 }
 
 /// Every `file:line: layer imports module` that breaks the rule in the tree at `src`.

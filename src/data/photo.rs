@@ -4,8 +4,8 @@
 //! longer side `floor(resize * long / short)` as torchvision's `Resize`), the centre
 //! `crop x crop` square cut out (offsets rounded half to even, as `CenterCrop`), pixels
 //! scaled to `[0, 1]`, then each channel normalised with the mean and standard deviation
-//! of the weights' training pipeline (see [`PhotoTransform::imagenet`] and
-//! [`PhotoTransform::inception`]). The steps are those of [`super::transform`], so
+//! of the weights' training pipeline (a model card's, `crate::models::ModelCard`; [`PhotoTransform::imagenet`] is
+//! torchvision's). The steps are those of [`super::transform`], so
 //! `predict` and streamed image folders prepare a photo the same way.
 
 use std::path::Path;
@@ -37,18 +37,6 @@ impl PhotoTransform {
             crop: 224,
             mean: [0.485, 0.456, 0.406],
             std: [0.229, 0.224, 0.225],
-        }
-    }
-
-    /// TensorFlow's EfficientNet-Lite preprocessing: resize 256, crop 224, and every
-    /// channel mapped to about `[-1, 1]` by `(p - 127) / 128` on 8-bit pixels (the
-    /// `MEAN_RGB = 127`, `STDDEV_RGB = 128` of `efficientnet_lite_builder.py`).
-    pub fn inception() -> Self {
-        Self {
-            resize: 256,
-            crop: 224,
-            mean: [127.0 / 255.0; 3],
-            std: [128.0 / 255.0; 3],
         }
     }
 
@@ -238,7 +226,7 @@ mod tests {
         let mut t = PhotoTransform::imagenet();
         t.resize = 100;
         assert_eq!(t.validate().unwrap_err().0, "resize");
-        t = PhotoTransform::inception();
+        t = PhotoTransform::imagenet();
         t.std[1] = 0.0;
         assert_eq!(t.validate().unwrap_err().0, "std");
         assert!(PhotoTransform::imagenet().validate().is_ok());

@@ -341,8 +341,7 @@ impl EfficientNetLiteBackbone {
             x = block.forward(x);
         }
         let x = relu6(self.bn1.forward(conv2d(&self.conv_head, x)));
-        let [n, c, _, _] = x.dims();
-        x.mean_dim(3).mean_dim(2).reshape([n, c])
+        super::global_average_pool(x)
     }
 }
 

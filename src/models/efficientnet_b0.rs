@@ -261,8 +261,7 @@ impl EfficientNetB0Backbone {
             x = block.forward(x);
         }
         let x = silu(self.last.forward(x));
-        let [n, c, _, _] = x.dims();
-        x.mean_dim(3).mean_dim(2).reshape([n, c])
+        super::global_average_pool(x)
     }
 }
 

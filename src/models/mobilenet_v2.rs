@@ -236,8 +236,7 @@ impl MobileNetV2Backbone {
             x = block.forward(x);
         }
         let x = relu6(self.last.forward(x));
-        let [n, c, _, _] = x.dims();
-        x.mean_dim(3).mean_dim(2).reshape([n, c])
+        super::global_average_pool(x)
     }
 }
 

@@ -254,8 +254,7 @@ impl MobileNetV3SmallBackbone {
             x = block.forward(x);
         }
         let x = hard_swish(self.last.forward(x));
-        let [n, c, _, _] = x.dims();
-        let pooled = x.mean_dim(3).mean_dim(2).reshape([n, c]);
+        let pooled = super::global_average_pool(x);
         hard_swish(crate::kernels::linear(&self.pre_logits, pooled))
     }
 }

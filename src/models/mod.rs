@@ -39,6 +39,14 @@ pub use projected::{Projected, ProjectedConfig};
 pub use resnet::{ResNet, ResNetConfig};
 pub use vit::{Vit, VitConfig};
 
+/// Global average pooling: the mean of each channel over the image, `[B, C, H, W]` to
+/// `[B, C]` (PyTorch's `AdaptiveAvgPool2d(1)` then `flatten(1)`), the end of every
+/// convolutional backbone here.
+pub fn global_average_pool(x: Tensor<4>) -> Tensor<2> {
+    let [n, c, _, _] = x.dims();
+    x.mean_dim(3).mean_dim(2).reshape([n, c])
+}
+
 /// Which network to build, with its hyperparameters (`[model]` in a run config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]

@@ -147,8 +147,7 @@ impl ResNetBackbone {
         for block in &self.blocks {
             x = block.forward(x);
         }
-        let [n, c, _, _] = x.dims();
-        x.mean_dim(3).mean_dim(2).reshape([n, c])
+        super::global_average_pool(x)
     }
 }
 

@@ -106,3 +106,15 @@ pub fn run_multitask(
         .expect("summary.json written");
     Ok((summary, network))
 }
+
+/// Every `.rs` file below `dir` (appended to `out`), for the tests that read the sources.
+pub fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}

@@ -28,6 +28,7 @@ pub mod losses;
 pub mod models;
 pub mod multitask;
 pub mod report;
+pub mod rules;
 pub mod run;
 pub mod ssl;
 pub mod transfer;

@@ -148,7 +148,7 @@ fn temperature_and_lambda_are_validated() {
     };
     assert_eq!(
         bad("temperature", "0.0"),
-        "config key `strategy.temperature`: must be > 0, got 0"
+        "config key `strategy.temperature`: must be finite and > 0, got 0"
     );
     assert_eq!(
         bad("lambda", "1.5"),

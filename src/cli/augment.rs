@@ -55,7 +55,7 @@ pub fn run(args: AugmentArgs) -> anyhow::Result<()> {
         .try_into()
         .context("--aug: not an augmentation setting")?;
     aug.validate()
-        .map_err(|(k, r)| anyhow::anyhow!("{k}: {r}"))?;
+        .map_err(|v| anyhow::anyhow!("{}: {}", v.key, v.rule))?;
     let data = prepare_data(&config.data, config.seed)?.train;
     if args.images == 0 || args.first + args.images > data.len() {
         anyhow::bail!(

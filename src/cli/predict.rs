@@ -108,8 +108,8 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     if let Some(s) = &args.std {
         t.std = three("std", s)?;
     }
-    if let Err((key, rule)) = t.validate() {
-        anyhow::bail!("--{key}: {rule}");
+    if let Err(v) = t.validate() {
+        anyhow::bail!("--{}: {}", v.key, v.rule);
     }
     if [t.crop, t.crop] != [p.shape[1], p.shape[2]] {
         anyhow::bail!(

@@ -24,6 +24,7 @@ pub mod objective;
 pub mod runner;
 pub mod scenario;
 
+use crate::rules::{self, Interval, Rule, Violation};
 use serde::{Deserialize, Serialize};
 
 pub use metrics::AccuracyMatrix;
@@ -233,30 +234,19 @@ impl Default for ContinualConfig {
 }
 
 impl ContinualConfig {
-    /// Checks every rule; on error returns (key below `strategy`, rule).
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let err = |k: &str, r: String| Err((format!("strategy.{k}"), r));
-        if self.tasks < 2 {
-            return err("tasks", format!("must be >= 2, got {}", self.tasks));
-        }
-        if self.iterations_per_task == 0 {
-            return err("iterations_per_task", "must be >= 1, got 0".into());
-        }
+    /// Checks every rule; on error the [`crate::rules::Violation`] (key and rule).
+    pub fn validate(&self) -> Result<(), Violation> {
+        let at = |k: &'static str| move |r: Rule| Violation::new(format!("strategy.{k}"), r);
+        rules::at_least(self.tasks, 2).map_err(at("tasks"))?;
+        rules::at_least(self.iterations_per_task, 1).map_err(at("iterations_per_task"))?;
         match &self.method {
             MethodConfig::Lwf {
                 lambda,
                 temperature,
                 ..
             } => {
-                if !(lambda.is_finite() && *lambda >= 0.0) {
-                    return err("method.lambda", format!("must be >= 0, got {lambda}"));
-                }
-                if !(temperature.is_finite() && *temperature > 0.0) {
-                    return err(
-                        "method.temperature",
-                        format!("must be > 0, got {temperature}"),
-                    );
-                }
+                rules::non_negative(*lambda).map_err(at("method.lambda"))?;
+                rules::positive(*temperature).map_err(at("method.temperature"))?;
             }
             MethodConfig::Ewc {
                 lambda,
@@ -264,18 +254,14 @@ impl ContinualConfig {
                 fisher_samples,
                 ..
             } => {
-                if !(lambda.is_finite() && *lambda >= 0.0) {
-                    return err("method.lambda", format!("must be >= 0, got {lambda}"));
-                }
-                if !(gamma.is_finite() && (0.0..=1.0).contains(gamma)) {
-                    return err("method.gamma", format!("must be in [0, 1], got {gamma}"));
-                }
-                if *fisher_samples == 0 {
-                    return err("method.fisher_samples", "must be >= 1, got 0".into());
-                }
+                rules::non_negative(*lambda).map_err(at("method.lambda"))?;
+                Interval::PROBABILITY
+                    .check(*gamma)
+                    .map_err(at("method.gamma"))?;
+                rules::at_least(*fisher_samples, 1).map_err(at("method.fisher_samples"))?;
             }
-            MethodConfig::Replay { buffer_size, .. } if *buffer_size == 0 => {
-                return err("method.buffer_size", "must be >= 1, got 0".into());
+            MethodConfig::Replay { buffer_size, .. } => {
+                rules::at_least(*buffer_size, 1).map_err(at("method.buffer_size"))?;
             }
             _ => {}
         }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::split::rng;
 use super::{DataError, Dataset};
+use crate::rules::{self, Interval, Rule, Violation};
 
 /// The random stream of view `view` of example `index` in a run seeded `seed`.
 pub fn view_rng(seed: u64, index: usize, view: usize) -> ChaCha8Rng {
@@ -380,33 +381,35 @@ impl Default for AugmentConfig {
 }
 
 impl AugmentConfig {
-    /// Checks the ranges; on error (key, rule).
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let range = |k: &str, v: [f64; 2], lo: f64, hi: f64| {
-            if v[0] > v[1] || v[0] < lo || v[1] > hi {
-                Err((
-                    k.to_string(),
-                    format!("must be an increasing range within [{lo}, {hi}], got {v:?}"),
-                ))
+    /// Checks the ranges; on error the [`crate::rules::Violation`] (key and rule).
+    pub fn validate(&self) -> Result<(), Violation> {
+        let range = |k: &str, v: [f64; 2], interval: Interval| {
+            if v[0] > v[1] || !interval.contains(v[0]) || !interval.contains(v[1]) {
+                rules::fail(k, Rule::IncreasingRange { interval, got: v })
             } else {
                 Ok(())
             }
         };
-        range("augment.crop_scale", self.crop_scale, 1e-3, 1.0)?;
-        range("augment.crop_ratio", self.crop_ratio, 1e-2, 1e2)?;
-        range("augment.blur_sigma", self.blur_sigma, 0.0, 1.0)?;
+        range(
+            "augment.crop_scale",
+            self.crop_scale,
+            Interval::closed(1e-3, 1.0),
+        )?;
+        range(
+            "augment.crop_ratio",
+            self.crop_ratio,
+            Interval::closed(1e-2, 1e2),
+        )?;
+        range("augment.blur_sigma", self.blur_sigma, Interval::PROBABILITY)?;
         for (k, p) in [
             ("augment.flip", self.flip),
             ("augment.jitter_p", self.jitter_p),
             ("augment.grayscale", self.grayscale),
             ("augment.blur", self.blur),
         ] {
-            if !(0.0..=1.0).contains(&p) {
-                return Err((
-                    k.into(),
-                    format!("must be a probability in [0, 1], got {p}"),
-                ));
-            }
+            Interval::PROBABILITY
+                .check(p)
+                .map_err(|r| Violation::new(k, r))?;
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::DataSource;
 use super::stream::LoaderConfig;
 use super::transform::Transform;
+use crate::rules::{self, Rule, Violation};
 
 /// Where the data comes from and how it is cut (`[data]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,67 +126,89 @@ impl Default for DataConfig {
 }
 
 impl DataConfig {
-    /// Checks the rules of the image-fitting keys; on error (key, rule).
-    pub fn validate_fitting(&self) -> Result<(), (String, String)> {
-        if self.resize == Some(0) {
-            return Err(("data.resize".into(), "must be >= 1, got 0".into()));
+    /// Checks the rules of the image-fitting keys; on error the [`crate::rules::Violation`] (key and rule).
+    pub fn validate_fitting(&self) -> Result<(), Violation> {
+        if let Some(n) = self.resize {
+            rules::at_least(n, 1).map_err(|r| Violation::new("data.resize", r))?;
         }
         match (&self.mean, &self.std) {
             (None, None) => {}
             (Some(m), Some(s)) => {
-                if m.len() != s.len() || m.is_empty() {
-                    return Err((
-                        "data.std".into(),
-                        format!(
-                            "needs one value per channel, as data.mean: got {} and {}",
-                            s.len(),
-                            m.len()
-                        ),
-                    ));
+                if m.is_empty() {
+                    return rules::fail("data.mean", Rule::NotEmpty);
                 }
-                if let Some(v) = s.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
-                    return Err((
-                        "data.std".into(),
-                        format!("must be finite and > 0, got {v}"),
-                    ));
+                if m.len() != s.len() {
+                    return rules::fail(
+                        "data.std",
+                        Rule::SameChannels {
+                            other: "data.mean",
+                            expected: m.len(),
+                            got: s.len(),
+                        },
+                    );
+                }
+                for v in s {
+                    rules::positive(rules::shown(*v)).map_err(|r| Violation::new("data.std", r))?;
                 }
                 if let Some(v) = m.iter().find(|v| !v.is_finite()) {
-                    return Err(("data.mean".into(), format!("must be finite, got {v}")));
+                    return rules::fail(
+                        "data.mean",
+                        Rule::Finite {
+                            got: rules::shown(*v),
+                        },
+                    );
                 }
                 if !self.normalize {
-                    return Err((
-                        "data.mean".into(),
-                        "fixed statistics need data.normalize = true".into(),
-                    ));
+                    return rules::fail(
+                        "data.mean",
+                        Rule::Needs {
+                            condition: "data.normalize = true (fixed statistics normalise)",
+                        },
+                    );
                 }
             }
-            (Some(_), None) => return Err(("data.std".into(), "needed with data.mean".into())),
-            (None, Some(_)) => return Err(("data.mean".into(), "needed with data.std".into())),
+            (Some(_), None) => {
+                return rules::fail(
+                    "data.std",
+                    Rule::Needs {
+                        condition: "data.mean beside it",
+                    },
+                );
+            }
+            (None, Some(_)) => {
+                return rules::fail(
+                    "data.mean",
+                    Rule::Needs {
+                        condition: "data.std beside it",
+                    },
+                );
+            }
         }
         Ok(())
     }
 
     /// Checks the rules of streamed photos (`data.transform`, `data.loader`,
-    /// `data.skip_corrupt`); on error (key, rule).
-    pub fn validate_stream(&self) -> Result<(), (String, String)> {
+    /// `data.skip_corrupt`); on error the [`crate::rules::Violation`] (key and rule).
+    pub fn validate_stream(&self) -> Result<(), Violation> {
         self.loader.validate()?;
         let Some(t) = &self.transform else {
             if self.skip_corrupt {
-                return Err((
-                    "data.skip_corrupt".into(),
-                    "applies to photos streamed from disk: it needs data.transform".into(),
-                ));
+                return rules::fail(
+                    "data.skip_corrupt",
+                    Rule::Needs {
+                        condition: "data.transform (it applies to photos streamed from disk)",
+                    },
+                );
             }
             return Ok(());
         };
         if self.dataset != DataSource::ImageFolder {
-            return Err((
-                "data.transform".into(),
-                format!(
-                    "streams photos of an image folder (dataset = \"image-folder\"); {} is read into memory, fitted with data.resize, data.rgb, data.mean and data.std",
-                    self.dataset
-                ),
-            ));
+            return rules::fail(
+                "data.transform",
+                Rule::TransformNeedsImageFolder {
+                    dataset: self.dataset.to_string(),
+                },
+            );
         }
         let memory_only = [
             ("data.resize", self.resize.is_some()),
@@ -196,36 +219,31 @@ impl DataConfig {
             ("data.pretext", !self.pretext.is_none()),
         ];
         if let Some((key, _)) = memory_only.iter().find(|(_, set)| *set) {
-            return Err((
-                (*key).into(),
-                "fits images held in memory; with data.transform, fit photos with its steps (resize, to-grey, normalize)".into(),
-            ));
+            return rules::fail(*key, Rule::InMemoryOnly);
         }
         let mut shapes = Vec::new();
         for (name, transform) in [("train", &t.train), ("eval", &t.eval)] {
             let out = transform
                 .check()
-                .map_err(|(step, rule)| (format!("data.transform.{name}{step}"), rule))?;
+                .map_err(|v| v.under(&format!("data.transform.{name}")))?;
             if out.normalizes != self.normalize {
-                return Err((
+                return rules::fail(
                     format!("data.transform.{name}"),
-                    if self.normalize {
-                        "has no normalize step but data.normalize = true: add { op = \"normalize\", statistics = \"imagenet\" } (or mean and std), or set data.normalize = false".into()
-                    } else {
-                        "normalises but data.normalize = false: remove its normalize step or set data.normalize = true".into()
+                    Rule::NormalizeMismatch {
+                        normalize: self.normalize,
                     },
-                ));
+                );
             }
             shapes.push(out.shape);
         }
         if shapes[0] != shapes[1] {
-            return Err((
-                "data.transform.eval".into(),
-                format!(
-                    "makes images of {:?} but data.transform.train makes {:?} (channels, height, width): the network takes one size",
-                    shapes[1], shapes[0]
-                ),
-            ));
+            return rules::fail(
+                "data.transform.eval",
+                Rule::TransformShapes {
+                    train: shapes[0],
+                    eval: shapes[1],
+                },
+            );
         }
         Ok(())
     }
@@ -245,7 +263,7 @@ mod tests {
 
     #[test]
     fn fitting_keys_name_the_broken_rule() {
-        let key = |c: DataConfig| c.validate_fitting().unwrap_err().0;
+        let key = |c: DataConfig| c.validate_fitting().unwrap_err().key;
         let base = DataConfig::default();
         assert!(base.validate_fitting().is_ok());
         assert_eq!(
@@ -267,7 +285,10 @@ mod tests {
             std: Some(vec![0.5, 0.0]),
             ..base.clone()
         };
-        assert_eq!(key(fixed.clone()), "data.std");
+        assert_eq!(
+            fixed.validate_fitting().unwrap_err(),
+            Violation::new("data.std", Rule::Positive { got: 0.0 })
+        );
         let unnormalised = DataConfig {
             std: Some(vec![0.5, 0.5]),
             normalize: false,

@@ -57,6 +57,9 @@ pub enum DataError {
     /// The input asks for more memory than [`limits::memory_limit`] allows.
     #[error("{0}")]
     TooLarge(String),
+    /// A config value breaks a rule.
+    #[error(transparent)]
+    Rule(#[from] crate::rules::Violation),
 }
 
 impl DataError {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::DataError;
 use super::transform::{Size, Step, Transform};
+use crate::rules::{self, Rule, Violation};
 
 /// How a photo becomes a network input (resize, centre crop, per-channel normalisation).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -40,22 +41,27 @@ impl PhotoTransform {
         }
     }
 
-    /// Checks the rules; on error (key, rule).
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    /// Checks the rules; on error the [`crate::rules::Violation`] (key and rule).
+    pub fn validate(&self) -> Result<(), Violation> {
         if self.crop == 0 || self.resize < self.crop {
-            return Err((
-                "resize".into(),
-                format!(
-                    "must be >= crop >= 1, got resize {} and crop {}",
-                    self.resize, self.crop
-                ),
-            ));
+            return rules::fail(
+                "resize",
+                Rule::ResizeBelowCrop {
+                    resize: self.resize,
+                    crop: self.crop,
+                },
+            );
         }
-        if let Some(s) = self.std.iter().find(|s| !(**s > 0.0 && s.is_finite())) {
-            return Err(("std".into(), format!("must be finite and > 0, got {s}")));
+        for s in self.std {
+            rules::positive(rules::shown(s)).map_err(|r| Violation::new("std", r))?;
         }
         if let Some(m) = self.mean.iter().find(|m| !m.is_finite()) {
-            return Err(("mean".into(), format!("must be finite, got {m}")));
+            return rules::fail(
+                "mean",
+                Rule::Finite {
+                    got: rules::shown(*m),
+                },
+            );
         }
         Ok(())
     }
@@ -100,8 +106,11 @@ impl PhotoTransform {
     /// a network of `channels` input channels ([`PhotoTransform::as_transform`]):
     /// `channels * crop * crop` values in CHW order.
     pub fn load(&self, path: &Path, channels: usize) -> Result<Vec<f32>, DataError> {
-        if let Err((key, rule)) = self.validate() {
-            return Err(DataError::Invalid(format!("photo transform {key}: {rule}")));
+        if let Err(v) = self.validate() {
+            return Err(DataError::Invalid(format!(
+                "photo transform {}: {}",
+                v.key, v.rule
+            )));
         }
         let transform = self.as_transform(channels)?;
         let bytes = super::image_file::read_image_file(path)?;
@@ -225,10 +234,10 @@ mod tests {
         assert!(err.contains("resize"), "{err}");
         let mut t = PhotoTransform::imagenet();
         t.resize = 100;
-        assert_eq!(t.validate().unwrap_err().0, "resize");
+        assert_eq!(t.validate().unwrap_err().key, "resize");
         t = PhotoTransform::imagenet();
         t.std[1] = 0.0;
-        assert_eq!(t.validate().unwrap_err().0, "std");
+        assert_eq!(t.validate().unwrap_err().key, "std");
         assert!(PhotoTransform::imagenet().validate().is_ok());
     }
 }

@@ -208,9 +208,9 @@ pub fn prepare_stream(cfg: &DataConfig, seed: u64) -> Result<StreamedData, DataE
         ));
     };
     let check = |name: &str, t: &super::transform::Transform| {
-        t.check().map(|o| o.shape).map_err(|(step, rule)| {
-            DataError::Invalid(format!("data.transform.{name}{step}: {rule}"))
-        })
+        t.check()
+            .map(|o| o.shape)
+            .map_err(|v| DataError::Rule(v.under(&format!("data.transform.{name}"))))
     };
     let shape = check("train", &transforms.train)?;
     if check("eval", &transforms.eval)? != shape {

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::examples::{Examples, HostBatch, HostBatches};
 use super::transform::{Transform, example_rng};
 use super::{BatchOrder, DataError};
+use crate::rules::{self, Rule, Violation};
 
 /// The image files of a folder `root/<class>/**/*.{png,jpg,jpeg}`: classes are the
 /// sub-folders in name order, files are found at any depth below them, in path order.
@@ -154,19 +155,17 @@ impl Default for LoaderConfig {
 }
 
 impl LoaderConfig {
-    /// Checks the rules; on error (key, rule).
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        if self.prefetch == 0 {
-            return Err((
-                "data.loader.prefetch".into(),
-                "must be >= 1 batch, got 0".into(),
-            ));
-        }
+    /// Checks the rules; on error the [`crate::rules::Violation`] (key and rule).
+    pub fn validate(&self) -> Result<(), Violation> {
+        rules::at_least(self.prefetch, 1).map_err(|r| Violation::new("data.loader.prefetch", r))?;
         if self.workers > 64 {
-            return Err((
-                "data.loader.workers".into(),
-                format!("must be at most 64, got {}", self.workers),
-            ));
+            return rules::fail(
+                "data.loader.workers",
+                Rule::AtMost {
+                    max: 64.0,
+                    got: self.workers as f64,
+                },
+            );
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::augment::{Image, color_jitter, view_rng};
+use crate::rules::{self, Interval, Rule, Violation};
 
 /// The random stream of example `index` in epoch `epoch` of a run seeded `seed`.
 pub fn example_rng(seed: u64, epoch: usize, index: usize) -> ChaCha8Rng {
@@ -44,10 +45,6 @@ impl Size {
             Size::Side(s) => [s, s],
             Size::HeightWidth(hw) => hw,
         }
-    }
-
-    fn has_zero(self) -> bool {
-        self.square_or_exact().contains(&0)
     }
 }
 
@@ -237,9 +234,9 @@ impl Transform {
         }
     }
 
-    /// Checks the steps' rules and works out the output; on error (the step's position
-    /// in the list and name, as `[2] resize`, and the rule).
-    pub fn check(&self) -> Result<Output, (String, String)> {
+    /// Checks the steps' rules and works out the output; on error the
+    /// [`crate::rules::Violation`] keyed by the step's position and name (`[2] resize`).
+    pub fn check(&self) -> Result<Output, Violation> {
         let at = |i: usize, s: &Step| format!("[{i}] {}", s.name());
         let mut channels = 3;
         let mut size: Option<[usize; 2]> = None;
@@ -247,25 +244,35 @@ impl Transform {
         let mut random = false;
         let mut colour_seen: Option<&'static str> = None;
         for (i, step) in self.steps.iter().enumerate() {
-            let fail = |rule: String| Err((at(i, step), rule));
+            let fail = |rule: Rule| rules::fail(at(i, step), rule);
+            let parameter = |parameter: &'static str, rule: Rule| {
+                fail(Rule::StepParameter {
+                    parameter,
+                    rule: Box::new(rule),
+                })
+            };
             if step.is_geometric()
                 && let Some(colour) = colour_seen
             {
-                return fail(format!(
-                    "geometric steps work on the decoded 8-bit image, so they come before {colour}"
-                ));
+                return fail(Rule::GeometryAfterColour { colour });
             }
-            let range = |v: [f64; 2], lo: f64, hi: f64| v[0] <= v[1] && v[0] >= lo && v[1] <= hi;
+            let range = |v: [f64; 2], interval: Interval| {
+                if v[0] <= v[1] && interval.contains(v[0]) && interval.contains(v[1]) {
+                    Ok(())
+                } else {
+                    Err(Rule::IncreasingRange { interval, got: v })
+                }
+            };
             match step {
                 Step::ToGrey | Step::ToRgb => {
                     if i != 0 {
-                        return fail("decodes the photo, so it must be the first step".into());
+                        return fail(Rule::DecodeFirst);
                     }
                     channels = if *step == Step::ToGrey { 1 } else { 3 };
                 }
                 Step::Resize { size: s } => {
-                    if s.has_zero() {
-                        return fail(format!("size must be >= 1, got {s:?}"));
+                    if let Err(r) = rules::every_at_least_one(&s.square_or_exact()) {
+                        return parameter("size", r);
                     }
                     size = match s {
                         Size::Side(_) => None,
@@ -273,8 +280,8 @@ impl Transform {
                     };
                 }
                 Step::CenterCrop { size: s } => {
-                    if s.has_zero() {
-                        return fail(format!("size must be >= 1, got {s:?}"));
+                    if let Err(r) = rules::every_at_least_one(&s.square_or_exact()) {
+                        return parameter("size", r);
                     }
                     size = Some(s.square_or_exact());
                 }
@@ -283,25 +290,21 @@ impl Transform {
                     scale,
                     ratio,
                 } => {
-                    if s.has_zero() {
-                        return fail(format!("size must be >= 1, got {s:?}"));
+                    if let Err(r) = rules::every_at_least_one(&s.square_or_exact()) {
+                        return parameter("size", r);
                     }
-                    if !range(*scale, 1e-6, 1.0) {
-                        return fail(format!(
-                            "scale must be an increasing range within (0, 1], got {scale:?}"
-                        ));
+                    if let Err(r) = range(*scale, Interval::open_closed(0.0, 1.0)) {
+                        return parameter("scale", r);
                     }
-                    if !range(*ratio, 1e-3, 1e3) {
-                        return fail(format!(
-                            "ratio must be an increasing range within [0.001, 1000], got {ratio:?}"
-                        ));
+                    if let Err(r) = range(*ratio, Interval::closed(1e-3, 1e3)) {
+                        return parameter("ratio", r);
                     }
                     size = Some(s.square_or_exact());
                     random = true;
                 }
                 Step::HorizontalFlip { p } => {
-                    if !(0.0..=1.0).contains(p) {
-                        return fail(format!("p must be a probability in [0, 1], got {p}"));
+                    if let Err(r) = Interval::PROBABILITY.check(*p) {
+                        return parameter("p", r);
                     }
                     random |= *p > 0.0;
                 }
@@ -317,8 +320,8 @@ impl Transform {
                         ("saturation", saturation, 1.0),
                         ("hue", hue, 0.5),
                     ] {
-                        if !(0.0..=hi).contains(v) {
-                            return fail(format!("{key} must be in [0, {hi}], got {v}"));
+                        if let Err(r) = Interval::closed(0.0, hi).check(*v) {
+                            return parameter(key, r);
                         }
                     }
                     random = true;
@@ -336,24 +339,28 @@ impl Transform {
                         }
                         (None, Some(m), Some(s)) => (m.clone(), s.clone()),
                         _ => {
-                            return fail(
-                                "needs either statistics (imagenet, inception) or both mean and std"
-                                    .into(),
-                            );
+                            return fail(Rule::NormalizeStatistics);
                         }
                     };
                     if m.len() != channels || s.len() != channels {
-                        return fail(format!(
-                            "needs one mean and one std per channel ({channels}), got {} and {}",
-                            m.len(),
-                            s.len()
-                        ));
+                        return fail(Rule::StatisticsPerChannel {
+                            channels,
+                            mean: m.len(),
+                            std: s.len(),
+                        });
                     }
-                    if let Some(v) = s.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
-                        return fail(format!("std must be finite and > 0, got {v}"));
+                    for v in &s {
+                        if let Err(r) = rules::positive(rules::shown(*v)) {
+                            return parameter("std", r);
+                        }
                     }
                     if let Some(v) = m.iter().find(|v| !v.is_finite()) {
-                        return fail(format!("mean must be finite, got {v}"));
+                        return parameter(
+                            "mean",
+                            Rule::Finite {
+                                got: rules::shown(*v),
+                            },
+                        );
                     }
                     normalizes = true;
                     colour_seen = Some("normalize");
@@ -361,10 +368,7 @@ impl Transform {
             }
         }
         let Some([h, w]) = size else {
-            return Err((
-                String::new(),
-                "photos come in many sizes, so the transform must end in a fixed size: add center-crop or random-resized-crop, or give resize a [height, width]".into(),
-            ));
+            return rules::fail("", Rule::NoFixedSize);
         };
         Ok(Output {
             shape: [channels, h, w],
@@ -705,31 +709,47 @@ mod tests {
         let crop = Step::CenterCrop {
             size: Size::Side(4),
         };
-        let (key, rule) = bad(vec![Step::Resize {
+        let v = bad(vec![Step::Resize {
             size: Size::Side(8),
         }]);
-        assert!(key.is_empty() && rule.contains("fixed size"), "{rule}");
-        let (key, rule) = bad(vec![crop.clone(), Step::ToGrey]);
-        assert_eq!(key, "[1] to-grey");
-        assert!(rule.contains("first"), "{rule}");
+        assert!(v.key.is_empty() && v.rule == Rule::NoFixedSize, "{v}");
+        let v = bad(vec![crop.clone(), Step::ToGrey]);
+        assert_eq!((v.key.as_str(), v.rule), ("[1] to-grey", Rule::DecodeFirst));
         let norm = Step::Normalize {
             statistics: Some(Statistics::Imagenet),
             mean: None,
             std: None,
         };
-        let (key, rule) = bad(vec![norm.clone(), crop.clone()]);
-        assert_eq!(key, "[1] center-crop");
-        assert!(rule.contains("before normalize"), "{rule}");
-        let (key, _) = bad(vec![crop.clone(), Step::HorizontalFlip { p: 1.5 }]);
-        assert_eq!(key, "[1] horizontal-flip");
+        let v = bad(vec![norm.clone(), crop.clone()]);
+        assert_eq!(v.key, "[1] center-crop");
+        assert_eq!(
+            v.rule,
+            Rule::GeometryAfterColour {
+                colour: "normalize"
+            }
+        );
+        let v = bad(vec![crop.clone(), Step::HorizontalFlip { p: 1.5 }]);
+        assert_eq!(v.key, "[1] horizontal-flip");
+        assert!(
+            matches!(&v.rule, Rule::StepParameter { parameter: "p", rule }
+                if matches!(**rule, Rule::Within { got, .. } if got == 1.5)),
+            "{v}"
+        );
         let grey_norm = Step::Normalize {
             statistics: None,
             mean: Some(vec![0.5, 0.5, 0.5]),
             std: Some(vec![0.5, 0.5, 0.5]),
         };
-        let (key, rule) = bad(vec![Step::ToGrey, crop.clone(), grey_norm]);
-        assert_eq!(key, "[2] normalize");
-        assert!(rule.contains("per channel (1)"), "{rule}");
+        let v = bad(vec![Step::ToGrey, crop.clone(), grey_norm]);
+        assert_eq!(v.key, "[2] normalize");
+        assert_eq!(
+            v.rule,
+            Rule::StatisticsPerChannel {
+                channels: 1,
+                mean: 3,
+                std: 3
+            }
+        );
         let out = Transform {
             steps: vec![Step::ToGrey, crop, norm],
         }

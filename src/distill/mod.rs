@@ -20,6 +20,7 @@ use crate::engine::{Objective, StepOutput};
 use crate::losses::{TeacherTargets, deit_loss, soft_targets};
 use crate::models::Network;
 
+use crate::rules::{self, Interval, Rule, Violation};
 use hints::{HintRegressor, HintState};
 
 /// `[strategy] type = "distill"`: where the teacher is and how to distil.
@@ -74,34 +75,17 @@ fn yes() -> bool {
 }
 
 impl DistillConfig {
-    /// Checks the rules; on error returns (key, rule).
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        if !(self.temperature.is_finite() && self.temperature > 0.0) {
-            return Err((
-                "strategy.temperature".into(),
-                format!("must be > 0, got {}", self.temperature),
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.lambda) {
-            return Err((
-                "strategy.lambda".into(),
-                format!("must be in [0, 1], got {}", self.lambda),
-            ));
-        }
-        if !(self.hint_weight.is_finite() && self.hint_weight >= 0.0) {
-            return Err((
-                "strategy.hint_weight".into(),
-                format!("must be >= 0, got {}", self.hint_weight),
-            ));
-        }
-        if !(self.hint_lr.is_finite() && self.hint_lr > 0.0) {
-            return Err((
-                "strategy.hint_lr".into(),
-                format!("must be > 0, got {}", self.hint_lr),
-            ));
-        }
+    /// Checks the rules; on error the [`crate::rules::Violation`] (key and rule).
+    pub fn validate(&self) -> Result<(), Violation> {
+        let at = |k: &'static str| move |r: Rule| Violation::new(format!("strategy.{k}"), r);
+        rules::positive(self.temperature).map_err(at("temperature"))?;
+        Interval::PROBABILITY
+            .check(self.lambda)
+            .map_err(at("lambda"))?;
+        rules::non_negative(self.hint_weight).map_err(at("hint_weight"))?;
+        rules::positive(self.hint_lr).map_err(at("hint_lr"))?;
         if self.teacher.as_os_str().is_empty() {
-            return Err(("strategy.teacher".into(), "must name a checkpoint".into()));
+            return Err(at("teacher")(Rule::NotEmpty));
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::kernels::FusedSgd;
+use crate::rules::{self, Interval, Rule, Violation};
 
 /// SGD hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,42 +77,26 @@ impl Default for OptimizerConfig {
 }
 
 impl OptimizerConfig {
-    /// Checks the hyperparameters; on error returns (key, rule).
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let bad = |k: &str, r: String| Err((format!("optim.{k}"), r));
+    /// Checks the hyperparameters; on error the [`crate::rules::Violation`] (key and rule).
+    pub fn validate(&self) -> Result<(), Violation> {
+        let at = |k: &'static str| move |r: Rule| Violation::new(format!("optim.{k}"), r);
         match self {
             OptimizerConfig::Sgd(p) => {
-                if !(0.0..1.0).contains(&p.momentum) {
-                    return bad("momentum", format!("must be in [0, 1), got {}", p.momentum));
-                }
+                Interval::UNIT_OPEN
+                    .check(p.momentum)
+                    .map_err(at("momentum"))?;
                 if p.nesterov && p.momentum == 0.0 {
-                    return bad("nesterov", "needs momentum > 0".into());
+                    return Err(at("nesterov")(Rule::Needs {
+                        condition: "optim.momentum > 0",
+                    }));
                 }
-                if !(p.weight_decay >= 0.0 && p.weight_decay.is_finite()) {
-                    return bad(
-                        "weight_decay",
-                        format!("must be finite and >= 0, got {}", p.weight_decay),
-                    );
-                }
+                rules::non_negative(p.weight_decay).map_err(at("weight_decay"))?;
             }
             OptimizerConfig::Adam(p) | OptimizerConfig::Adamw(p) => {
-                for (k, v) in [("beta1", p.beta1), ("beta2", p.beta2)] {
-                    if !(0.0..1.0).contains(&v) {
-                        return bad(k, format!("must be in [0, 1), got {v}"));
-                    }
-                }
-                if !(p.epsilon > 0.0 && p.epsilon.is_finite()) {
-                    return bad(
-                        "epsilon",
-                        format!("must be finite and > 0, got {}", p.epsilon),
-                    );
-                }
-                if !(p.weight_decay >= 0.0 && p.weight_decay.is_finite()) {
-                    return bad(
-                        "weight_decay",
-                        format!("must be finite and >= 0, got {}", p.weight_decay),
-                    );
-                }
+                Interval::UNIT_OPEN.check(p.beta1).map_err(at("beta1"))?;
+                Interval::UNIT_OPEN.check(p.beta2).map_err(at("beta2"))?;
+                rules::positive(p.epsilon).map_err(at("epsilon"))?;
+                rules::non_negative(p.weight_decay).map_err(at("weight_decay"))?;
             }
         }
         Ok(())

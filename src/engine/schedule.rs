@@ -2,6 +2,7 @@
 //! a resumed run needs no scheduler state: constant, step decay, cosine annealing
 //! (Loshchilov & Hutter 2017, without restarts), each with an optional linear warm-up.
 
+use crate::rules::{self, Interval, Violation};
 use serde::{Deserialize, Serialize};
 
 /// A learning-rate schedule; `warmup_epochs` ramps linearly from 0 to the base rate.
@@ -50,34 +51,25 @@ impl ScheduleConfig {
         }
     }
 
-    /// Checks the parameters against the run length; on error returns (key, rule).
-    pub fn validate(&self, epochs: usize) -> Result<(), (String, String)> {
-        let w = self.warmup();
-        if !(w.is_finite() && w >= 0.0 && w < epochs as f64) {
-            return Err((
-                "schedule.warmup_epochs".into(),
-                format!("must be >= 0 and below epochs ({epochs}), got {w}"),
-            ));
-        }
+    /// Checks the parameters against the run length; on error the [`crate::rules::Violation`] (key and rule).
+    pub fn validate(&self, epochs: usize) -> Result<(), Violation> {
+        Interval::closed_open(0.0, epochs as f64)
+            .check(self.warmup())
+            .map_err(|r| Violation::new("schedule.warmup_epochs", r))?;
         match self {
             ScheduleConfig::Step {
                 step_epochs, gamma, ..
             } => {
-                if *step_epochs == 0 {
-                    return Err(("schedule.step_epochs".into(), "must be >= 1, got 0".into()));
-                }
-                if !(*gamma > 0.0 && *gamma <= 1.0) {
-                    return Err((
-                        "schedule.gamma".into(),
-                        format!("must be in (0, 1], got {gamma}"),
-                    ));
-                }
+                rules::at_least(*step_epochs, 1)
+                    .map_err(|r| Violation::new("schedule.step_epochs", r))?;
+                Interval::open_closed(0.0, 1.0)
+                    .check(*gamma)
+                    .map_err(|r| Violation::new("schedule.gamma", r))?;
             }
-            ScheduleConfig::Cosine { min_factor, .. } if !(0.0..=1.0).contains(min_factor) => {
-                return Err((
-                    "schedule.min_factor".into(),
-                    format!("must be in [0, 1], got {min_factor}"),
-                ));
+            ScheduleConfig::Cosine { min_factor, .. } => {
+                Interval::PROBABILITY
+                    .check(*min_factor)
+                    .map_err(|r| Violation::new("schedule.min_factor", r))?;
             }
             _ => {}
         }

@@ -11,6 +11,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::kernels::{conv2d_max_pool2d, linear};
+use crate::rules::{self, Interval, Violation};
 
 /// CNN hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,22 +37,13 @@ impl Default for CnnConfig {
 
 impl CnnConfig {
     /// Checks the hyperparameters.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        if self.channels.contains(&0) || self.hidden == 0 {
-            return Err((
-                "model.channels".into(),
-                format!(
-                    "channels and hidden must be >= 1, got {:?} and {}",
-                    self.channels, self.hidden
-                ),
-            ));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err((
-                "model.dropout".into(),
-                format!("must be in [0, 1), got {}", self.dropout),
-            ));
-        }
+    pub fn validate(&self) -> Result<(), Violation> {
+        rules::every_at_least_one(&self.channels)
+            .map_err(|r| Violation::new("model.channels", r))?;
+        rules::at_least(self.hidden, 1).map_err(|r| Violation::new("model.hidden", r))?;
+        Interval::UNIT_OPEN
+            .check(self.dropout)
+            .map_err(|r| Violation::new("model.dropout", r))?;
         Ok(())
     }
 

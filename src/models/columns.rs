@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Cnn, Mlp, ModelConfig};
 use crate::kernels::{conv2d_max_pool2d, linear};
+use crate::rules::{self, Interval, Rule, Violation};
 
 /// Columns' hyperparameters (`model.type = "columns"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,23 +41,29 @@ fn nine_tenths() -> f64 {
 }
 
 impl ColumnsConfig {
-    /// Checks the rules; on error (key, rule).
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    /// Checks the rules; on error the [`crate::rules::Violation`] (key and rule).
+    pub fn validate(&self) -> Result<(), Violation> {
         if !matches!(*self.column, ModelConfig::Mlp(_) | ModelConfig::Cnn(_)) {
-            return Err(("model.column".into(), "columns are MLPs or CNNs".into()));
+            return rules::fail(
+                "model.column",
+                Rule::NetworkKind {
+                    role: "column",
+                    allowed: "an MLP or a CNN",
+                    got: self.column.kind().to_string(),
+                },
+            );
         }
         if self.classes.len() < 2 || self.classes.contains(&0) {
-            return Err((
-                "model.classes".into(),
-                format!("needs >= 2 columns of >= 1 class, got {:?}", self.classes),
-            ));
+            return rules::fail(
+                "model.classes",
+                Rule::Columns {
+                    got: self.classes.clone(),
+                },
+            );
         }
-        if !(0.0..=1.0).contains(&self.stitch_self) {
-            return Err((
-                "model.stitch_self".into(),
-                format!("must be in [0, 1], got {}", self.stitch_self),
-            ));
-        }
+        Interval::PROBABILITY
+            .check(self.stitch_self)
+            .map_err(|r| Violation::new("model.stitch_self", r))?;
         self.column.validate()
     }
 

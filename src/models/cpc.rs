@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use super::projected::Backbone;
 use super::{ModelConfig, Network};
+use crate::rules::{self, Rule, Violation};
 
 /// CPC network hyperparameters (`model.type = "cpc"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,22 +86,26 @@ impl CpcConfig {
         }
     }
 
-    /// Checks the rules; on error (key, rule).
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    /// Checks the rules; on error the [`crate::rules::Violation`] (key and rule).
+    pub fn validate(&self) -> Result<(), Violation> {
         if !matches!(*self.encoder, ModelConfig::Mlp(_) | ModelConfig::Cnn(_)) {
-            return Err((
-                "model.encoder".into(),
-                "the patch encoder is an MLP or the CNN".into(),
-            ));
+            return rules::fail(
+                "model.encoder",
+                Rule::NetworkKind {
+                    role: "patch encoder",
+                    allowed: "an MLP or the CNN",
+                    got: self.encoder.kind().to_string(),
+                },
+            );
         }
-        if [self.patch, self.stride, self.context, self.steps, self.pool].contains(&0) {
-            return Err((
-                "model.patch".into(),
-                format!(
-                    "patch, stride, context, steps and pool must be >= 1, got {}, {}, {}, {}, {}",
-                    self.patch, self.stride, self.context, self.steps, self.pool
-                ),
-            ));
+        for (key, v) in [
+            ("model.patch", self.patch),
+            ("model.stride", self.stride),
+            ("model.context", self.context),
+            ("model.steps", self.steps),
+            ("model.pool", self.pool),
+        ] {
+            rules::at_least(v, 1).map_err(|r| Violation::new(key, r))?;
         }
         self.encoder.validate()
     }
@@ -296,6 +301,6 @@ mod tests {
         assert!(c.check_input([1, 8, 8]).unwrap_err().contains("1x1 grid"));
         let mut bad = config();
         *bad.encoder = ModelConfig::Resnet(Default::default());
-        assert_eq!(bad.validate().unwrap_err().0, "model.encoder");
+        assert_eq!(bad.validate().unwrap_err().key, "model.encoder");
     }
 }

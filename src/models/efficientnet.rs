@@ -27,6 +27,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::kernels::conv2d;
+use crate::rules::{Interval, Violation};
 
 /// One stage of MBConv blocks: `(repeats, kernel, stride, expand ratio, input channels,
 /// output channels)` at width 1, as TensorFlow's `efficientnet_lite_builder` lists them
@@ -107,25 +108,16 @@ impl BlockShape {
 
 impl EfficientNetLiteConfig {
     /// Checks the hyperparameters.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        if !(self.width.is_finite() && self.width > 0.0 && self.width <= 8.0) {
-            return Err((
-                "model.width".into(),
-                format!("must be in (0, 8], got {}", self.width),
-            ));
-        }
-        if !(self.bn_momentum > 0.0 && self.bn_momentum <= 1.0) {
-            return Err((
-                "model.bn_momentum".into(),
-                format!("must be in (0, 1], got {}", self.bn_momentum),
-            ));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err((
-                "model.dropout".into(),
-                format!("must be in [0, 1), got {}", self.dropout),
-            ));
-        }
+    pub fn validate(&self) -> Result<(), Violation> {
+        Interval::open_closed(0.0, 8.0)
+            .check(self.width)
+            .map_err(|r| Violation::new("model.width", r))?;
+        Interval::open_closed(0.0, 1.0)
+            .check(self.bn_momentum)
+            .map_err(|r| Violation::new("model.bn_momentum", r))?;
+        Interval::UNIT_OPEN
+            .check(self.dropout)
+            .map_err(|r| Violation::new("model.dropout", r))?;
         Ok(())
     }
 
@@ -431,7 +423,7 @@ mod tests {
             bn_momentum: 0.0,
             ..config
         };
-        assert_eq!(zero.validate().unwrap_err().0, "model.bn_momentum");
+        assert_eq!(zero.validate().unwrap_err().key, "model.bn_momentum");
     }
 
     #[test]

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::conv_bn::{ConvBn, torch_index};
 use super::mobilenet_v2::make_divisible;
 use super::squeeze_excitation::SqueezeExcitation;
+use crate::rules::{Interval, Violation};
 
 /// The stages: `(expand ratio, kernel, first stride, input channels, output channels,
 /// blocks)` at width 1, as torchvision's `_efficientnet_conf("efficientnet_b0")`.
@@ -79,20 +80,19 @@ struct BlockShape {
 
 impl EfficientNetB0Config {
     /// Checks the hyperparameters.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        for (key, v) in [("model.width", self.width), ("model.depth", self.depth)] {
-            if !(v.is_finite() && v > 0.0 && v <= 8.0) {
-                return Err((key.into(), format!("must be in (0, 8], got {v}")));
-            }
-        }
-        for (key, v) in [
-            ("model.dropout", self.dropout),
-            ("model.stochastic_depth", self.stochastic_depth),
-        ] {
-            if !(0.0..1.0).contains(&v) {
-                return Err((key.into(), format!("must be in [0, 1), got {v}")));
-            }
-        }
+    pub fn validate(&self) -> Result<(), Violation> {
+        Interval::open_closed(0.0, 8.0)
+            .check(self.width)
+            .map_err(|r| Violation::new("model.width", r))?;
+        Interval::open_closed(0.0, 8.0)
+            .check(self.depth)
+            .map_err(|r| Violation::new("model.depth", r))?;
+        Interval::UNIT_OPEN
+            .check(self.dropout)
+            .map_err(|r| Violation::new("model.dropout", r))?;
+        Interval::UNIT_OPEN
+            .check(self.stochastic_depth)
+            .map_err(|r| Violation::new("model.stochastic_depth", r))?;
         Ok(())
     }
 

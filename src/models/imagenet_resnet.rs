@@ -23,6 +23,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::kernels::{conv2d, max_pool2d};
+use crate::rules::{Interval, Violation};
 
 /// Planes of the four stages at width 1.
 const PLANES: [usize; 4] = [64, 128, 256, 512];
@@ -91,13 +92,10 @@ impl BlockShape {
 
 impl ImageNetResNetConfig {
     /// Checks the hyperparameters.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        if !(self.width.is_finite() && self.width > 0.0 && self.width <= 8.0) {
-            return Err((
-                "model.width".into(),
-                format!("must be in (0, 8], got {}", self.width),
-            ));
-        }
+    pub fn validate(&self) -> Result<(), Violation> {
+        Interval::open_closed(0.0, 8.0)
+            .check(self.width)
+            .map_err(|r| Violation::new("model.width", r))?;
         Ok(())
     }
 

@@ -7,6 +7,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::kernels::linear;
+use crate::rules::{self, Interval, Violation};
 
 /// MLP hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,19 +30,11 @@ impl Default for MlpConfig {
 
 impl MlpConfig {
     /// Checks the hyperparameters.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        if self.hidden.contains(&0) {
-            return Err((
-                "model.hidden".into(),
-                format!("every width must be >= 1, got {:?}", self.hidden),
-            ));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err((
-                "model.dropout".into(),
-                format!("must be in [0, 1), got {}", self.dropout),
-            ));
-        }
+    pub fn validate(&self) -> Result<(), Violation> {
+        rules::every_at_least_one(&self.hidden).map_err(|r| Violation::new("model.hidden", r))?;
+        Interval::UNIT_OPEN
+            .check(self.dropout)
+            .map_err(|r| Violation::new("model.dropout", r))?;
         Ok(())
     }
 

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::conv_bn::{ConvBn, torch_index};
 use super::efficientnet::relu6;
+use crate::rules::{self, Interval, Violation};
 
 /// The stages: `(expand ratio t, output channels c, repeats n, first stride s)`, as
 /// torchvision's `inverted_residual_setting`.
@@ -78,21 +79,15 @@ struct BlockShape {
 
 impl MobileNetV2Config {
     /// Checks the hyperparameters.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        if !(self.width.is_finite() && self.width > 0.0 && self.width <= 8.0) {
-            return Err((
-                "model.width".into(),
-                format!("must be in (0, 8], got {}", self.width),
-            ));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err((
-                "model.dropout".into(),
-                format!("must be in [0, 1), got {}", self.dropout),
-            ));
-        }
-        if self.last_channels == Some(0) {
-            return Err(("model.last_channels".into(), "must be >= 1".into()));
+    pub fn validate(&self) -> Result<(), Violation> {
+        Interval::open_closed(0.0, 8.0)
+            .check(self.width)
+            .map_err(|r| Violation::new("model.width", r))?;
+        Interval::UNIT_OPEN
+            .check(self.dropout)
+            .map_err(|r| Violation::new("model.dropout", r))?;
+        if let Some(n) = self.last_channels {
+            rules::at_least(n, 1).map_err(|r| Violation::new("model.last_channels", r))?;
         }
         Ok(())
     }

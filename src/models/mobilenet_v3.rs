@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::conv_bn::{ConvBn, torch_index};
 use super::mobilenet_v2::make_divisible;
 use super::squeeze_excitation::SqueezeExcitation;
+use crate::rules::{Interval, Violation};
 
 /// The blocks: `(input, kernel, expanded, output, squeeze-excitation, hard swish,
 /// stride)` at width 1, as torchvision's `_mobilenet_v3_conf("mobilenet_v3_small")`.
@@ -74,19 +75,13 @@ struct BlockShape {
 
 impl MobileNetV3SmallConfig {
     /// Checks the hyperparameters.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        if !(self.width.is_finite() && self.width > 0.0 && self.width <= 8.0) {
-            return Err((
-                "model.width".into(),
-                format!("must be in (0, 8], got {}", self.width),
-            ));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err((
-                "model.dropout".into(),
-                format!("must be in [0, 1), got {}", self.dropout),
-            ));
-        }
+    pub fn validate(&self) -> Result<(), Violation> {
+        Interval::open_closed(0.0, 8.0)
+            .check(self.width)
+            .map_err(|r| Violation::new("model.width", r))?;
+        Interval::UNIT_OPEN
+            .check(self.dropout)
+            .map_err(|r| Violation::new("model.dropout", r))?;
         Ok(())
     }
 

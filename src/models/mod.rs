@@ -127,7 +127,7 @@ impl ModelConfig {
     }
 
     /// Checks the hyperparameters, naming the first one that breaks a rule.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    pub fn validate(&self) -> Result<(), crate::rules::Violation> {
         match self {
             ModelConfig::Mlp(c) => c.validate(),
             ModelConfig::Cnn(c) => c.validate(),

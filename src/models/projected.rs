@@ -18,6 +18,7 @@ use super::cnn::CnnBackbone;
 use super::mlp::MlpBackbone;
 use super::resnet::ResNetBackbone;
 use super::{ModelConfig, Network};
+use crate::rules::{self, Rule, Violation};
 
 /// Hyperparameters of a projected network (`model.type = "projected"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,31 +68,26 @@ impl ProjectedConfig {
         }
     }
 
-    /// Checks the rules; on error (key, rule).
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    /// Checks the rules; on error the [`crate::rules::Violation`] (key and rule).
+    pub fn validate(&self) -> Result<(), Violation> {
         if !matches!(
             *self.encoder,
             ModelConfig::Mlp(_) | ModelConfig::Cnn(_) | ModelConfig::Resnet(_)
         ) {
-            return Err((
-                "model.encoder".into(),
-                "the encoder is an MLP, the CNN or a ResNet".into(),
-            ));
+            return rules::fail(
+                "model.encoder",
+                Rule::NetworkKind {
+                    role: "encoder",
+                    allowed: "an MLP, the CNN or a ResNet",
+                    got: self.encoder.kind().to_string(),
+                },
+            );
         }
-        if self.outputs == 0 || self.inputs == 0 || self.hidden.contains(&0) {
-            return Err((
-                "model.outputs".into(),
-                format!(
-                    "outputs, inputs and hidden widths must be >= 1, got outputs {}, inputs {}, hidden {:?}",
-                    self.outputs, self.inputs, self.hidden
-                ),
-            ));
-        }
+        rules::at_least(self.outputs, 1).map_err(|r| Violation::new("model.outputs", r))?;
+        rules::at_least(self.inputs, 1).map_err(|r| Violation::new("model.inputs", r))?;
+        rules::every_at_least_one(&self.hidden).map_err(|r| Violation::new("model.hidden", r))?;
         if self.local && (!matches!(*self.encoder, ModelConfig::Cnn(_)) || self.inputs != 1) {
-            return Err((
-                "model.local".into(),
-                "local heads (AMDIM) need a CNN encoder (its feature maps, `--model cnn`) and inputs = 1".into(),
-            ));
+            return rules::fail("model.local", Rule::LocalHeads);
         }
         self.encoder.validate()
     }
@@ -307,15 +303,20 @@ mod tests {
         assert!(names.contains(&"local.1.weight".to_string()), "{names:?}");
         // A CNN encoder only.
         *cfg.encoder = ModelConfig::default();
-        assert_eq!(cfg.validate().unwrap_err().0, "model.local");
+        assert_eq!(cfg.validate().unwrap_err().key, "model.local");
     }
 
     #[test]
     fn rejects_a_nested_projection_and_zero_widths() {
         let mut cfg = ProjectedConfig::new(config("mlp", 1), vec![8], 4, 1);
-        assert_eq!(cfg.validate().unwrap_err().0, "model.encoder");
+        let v = cfg.validate().unwrap_err();
+        assert_eq!(v.key, "model.encoder");
+        assert!(
+            matches!(&v.rule, crate::rules::Rule::NetworkKind { got, .. } if got == "projected"),
+            "{v}"
+        );
         *cfg.encoder = ModelConfig::default();
         cfg.outputs = 0;
-        assert_eq!(cfg.validate().unwrap_err().0, "model.outputs");
+        assert_eq!(cfg.validate().unwrap_err().key, "model.outputs");
     }
 }

@@ -10,6 +10,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::kernels::conv2d;
+use crate::rules::{self, Violation};
 
 /// ResNet hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,16 +41,9 @@ fn conv3x3(i: usize, o: usize, stride: usize, device: &Device) -> Conv2d {
 
 impl ResNetConfig {
     /// Checks the hyperparameters.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        if self.width == 0 || self.blocks.contains(&0) {
-            return Err((
-                "model.width".into(),
-                format!(
-                    "width and every blocks entry must be >= 1, got width {} blocks {:?}",
-                    self.width, self.blocks
-                ),
-            ));
-        }
+    pub fn validate(&self) -> Result<(), Violation> {
+        rules::at_least(self.width, 1).map_err(|r| Violation::new("model.width", r))?;
+        rules::every_at_least_one(&self.blocks).map_err(|r| Violation::new("model.blocks", r))?;
         Ok(())
     }
 

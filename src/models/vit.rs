@@ -25,6 +25,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::kernels::conv2d;
+use crate::rules::{self, Interval, Rule, Violation};
 
 /// Vision transformer hyperparameters (`model.type = "vit"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,31 +65,28 @@ impl Default for VitConfig {
 
 impl VitConfig {
     /// Checks the hyperparameters.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        if self.patch == 0 || self.dim == 0 || self.depth == 0 || self.mlp_ratio == 0 {
-            return Err((
-                "model.patch".into(),
-                format!(
-                    "patch, dim, depth and mlp_ratio must be >= 1, got {}, {}, {}, {}",
-                    self.patch, self.dim, self.depth, self.mlp_ratio
-                ),
-            ));
+    pub fn validate(&self) -> Result<(), Violation> {
+        for (key, v) in [
+            ("model.patch", self.patch),
+            ("model.dim", self.dim),
+            ("model.depth", self.depth),
+            ("model.mlp_ratio", self.mlp_ratio),
+        ] {
+            rules::at_least(v, 1).map_err(|r| Violation::new(key, r))?;
         }
         if self.heads == 0 || !self.dim.is_multiple_of(self.heads) {
-            return Err((
-                "model.heads".into(),
-                format!(
-                    "must be >= 1 and divide dim = {}, got {}",
-                    self.dim, self.heads
-                ),
-            ));
+            return rules::fail(
+                "model.heads",
+                Rule::Divides {
+                    other: "model.dim",
+                    value: self.dim,
+                    got: self.heads,
+                },
+            );
         }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err((
-                "model.dropout".into(),
-                format!("must be in [0, 1), got {}", self.dropout),
-            ));
-        }
+        Interval::UNIT_OPEN
+            .check(self.dropout)
+            .map_err(|r| Violation::new("model.dropout", r))?;
         Ok(())
     }
 
@@ -311,6 +309,15 @@ mod tests {
             heads: 3,
             ..VitConfig::default()
         };
-        assert_eq!(bad.validate().unwrap_err().0, "model.heads");
+        let v = bad.validate().unwrap_err();
+        assert_eq!(v.key, "model.heads");
+        assert_eq!(
+            v.rule,
+            crate::rules::Rule::Divides {
+                other: "model.dim",
+                value: VitConfig::default().dim,
+                got: 3
+            }
+        );
     }
 }

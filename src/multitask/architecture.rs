@@ -41,7 +41,7 @@ impl Architecture {
         };
         columns
             .validate()
-            .map_err(|(k, r)| MultitaskError::Architecture(format!("{k}: {r}")))?;
+            .map_err(|v| MultitaskError::Architecture(v.to_string()))?;
         Ok(SharedNetwork {
             model: ModelConfig::Columns(columns),
             soft_sharing,

@@ -15,6 +15,7 @@ pub mod objective;
 pub mod runner;
 pub mod weighting;
 
+use crate::rules::{self, Interval, Rule, Violation};
 use serde::{Deserialize, Serialize};
 
 pub use benchmark::{MultitaskSet, multi_digits, paired_datasets, with_coarse_task};
@@ -139,36 +140,30 @@ impl MultitaskConfig {
         }
     }
 
-    /// Checks the rules; on error (key, rule).
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    /// Checks the rules; on error the [`crate::rules::Violation`] (key and rule).
+    pub fn validate(&self) -> Result<(), Violation> {
+        let at = |k: &'static str| move |r: Rule| Violation::new(format!("strategy.{k}"), r);
         if (self.benchmark == Benchmark::Datasets) != self.second_dataset.is_some() {
-            return Err((
-                "strategy.second_dataset".into(),
-                "is needed by, and only by, benchmark = \"datasets\"".into(),
-            ));
+            return Err(at("second_dataset")(Rule::OnlyWith {
+                condition: "benchmark = \"datasets\"",
+            }));
         }
         let mut seen = Vec::new();
         for &t in &self.train_tasks {
             if t >= BENCHMARK_TASKS || seen.contains(&t) {
-                return Err((
-                    "strategy.train_tasks".into(),
-                    format!(
-                        "must list distinct tasks below {BENCHMARK_TASKS}, got {:?}",
-                        self.train_tasks
-                    ),
-                ));
+                return Err(at("train_tasks")(Rule::DistinctTasks {
+                    tasks: BENCHMARK_TASKS,
+                    got: self.train_tasks.clone(),
+                }));
             }
             seen.push(t);
         }
         if !self.task_losses.is_empty() && self.task_losses.len() != self.trained().len() {
-            return Err((
-                "strategy.task_losses".into(),
-                format!(
-                    "needs one loss per trained task ({}), got {}",
-                    self.trained().len(),
-                    self.task_losses.len()
-                ),
-            ));
+            return Err(at("task_losses")(Rule::OnePer {
+                per: "trained task",
+                expected: self.trained().len(),
+                got: self.task_losses.len(),
+            }));
         }
         if matches!(self.weighting, WeightingConfig::Gradnorm { .. })
             && self
@@ -176,35 +171,23 @@ impl MultitaskConfig {
                 .iter()
                 .any(|l| *l != crate::losses::HeadLoss::CrossEntropy)
         {
-            return Err((
-                "strategy.weighting".into(),
-                "GradNorm's closed-form gradient norms assume cross-entropy task losses".into(),
-            ));
+            return Err(at("weighting")(Rule::GradnormLosses));
         }
         match &self.architecture {
             Architecture::Hard => {}
             _ if self.trained().len() < 2 => {
-                return Err((
-                    "strategy.architecture".into(),
-                    format!(
-                        "{} sharing needs >= 2 trained tasks (a single-task baseline is hard)",
-                        self.architecture.name()
-                    ),
-                ));
+                return Err(at("architecture")(Rule::SharingTasks {
+                    architecture: self.architecture.name(),
+                }));
             }
-            Architecture::Soft { lambda } if !(lambda.is_finite() && *lambda >= 0.0) => {
-                return Err((
-                    "strategy.architecture.lambda".into(),
-                    format!("must be >= 0, got {lambda}"),
-                ));
+            Architecture::Soft { lambda } => {
+                rules::non_negative(*lambda).map_err(at("architecture.lambda"))?;
             }
-            Architecture::CrossStitch { stitch_self } if !(0.0..=1.0).contains(stitch_self) => {
-                return Err((
-                    "strategy.architecture.stitch_self".into(),
-                    format!("must be in [0, 1], got {stitch_self}"),
-                ));
+            Architecture::CrossStitch { stitch_self } => {
+                Interval::PROBABILITY
+                    .check(*stitch_self)
+                    .map_err(at("architecture.stitch_self"))?;
             }
-            _ => {}
         }
         self.weighting.validate(self.trained().len())
     }

@@ -19,6 +19,7 @@
 //!   the last shared layer's weights (LibMTL's `rep_grad` option); with task columns
 //!   (soft sharing, cross-stitch) on each column's own representation.
 
+use crate::rules::{self, Rule, Violation};
 use serde::{Deserialize, Serialize};
 
 /// How the task losses are weighted (`[strategy.weighting]`).
@@ -89,41 +90,28 @@ impl WeightingConfig {
         }
     }
 
-    /// Checks the rules for `tasks` trained tasks; on error (key, rule).
-    pub fn validate(&self, tasks: usize) -> Result<(), (String, String)> {
+    /// Checks the rules for `tasks` trained tasks; on error the [`crate::rules::Violation`] (key and rule).
+    pub fn validate(&self, tasks: usize) -> Result<(), Violation> {
+        let at =
+            |k: &'static str| move |r: Rule| Violation::new(format!("strategy.weighting.{k}"), r);
         match self {
             WeightingConfig::Fixed { weights } => {
                 if !weights.is_empty() && weights.len() != tasks {
-                    return Err((
-                        "strategy.weighting.weights".into(),
-                        format!(
-                            "needs one weight per trained task ({tasks}), got {}",
-                            weights.len()
-                        ),
-                    ));
+                    return Err(at("weights")(Rule::OnePer {
+                        per: "trained task",
+                        expected: tasks,
+                        got: weights.len(),
+                    }));
                 }
-                if let Some(w) = weights.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
-                    return Err((
-                        "strategy.weighting.weights".into(),
-                        format!("weights must be >= 0, got {w}"),
-                    ));
+                for w in weights {
+                    rules::non_negative(*w).map_err(at("weights"))?;
                 }
             }
             WeightingConfig::Dwa { temperature } => {
-                if !(temperature.is_finite() && *temperature > 0.0) {
-                    return Err((
-                        "strategy.weighting.temperature".into(),
-                        format!("must be > 0, got {temperature}"),
-                    ));
-                }
+                rules::positive(*temperature).map_err(at("temperature"))?;
             }
             WeightingConfig::Uncertainty { lr } | WeightingConfig::Gradnorm { lr, .. } => {
-                if !(lr.is_finite() && *lr > 0.0) {
-                    return Err((
-                        "strategy.weighting.lr".into(),
-                        format!("must be > 0, got {lr}"),
-                    ));
-                }
+                rules::positive(*lr).map_err(at("lr"))?;
             }
         }
         Ok(())
@@ -295,7 +283,14 @@ mod tests {
     #[test]
     fn fixed_weights_are_validated() {
         let w = WeightingConfig::Fixed { weights: vec![1.0] };
-        assert!(w.validate(2).unwrap_err().1.contains("one weight per"));
+        assert_eq!(
+            w.validate(2).unwrap_err().rule,
+            Rule::OnePer {
+                per: "trained task",
+                expected: 2,
+                got: 1
+            }
+        );
         assert_eq!(WeightingConfig::default().weights(3, &[]), vec![1.0; 3]);
         let t = WeightingConfig::Dwa { temperature: 0.0 };
         assert!(t.validate(2).is_err());

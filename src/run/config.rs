@@ -13,6 +13,7 @@ use crate::engine::optim::OptimizerConfig;
 use crate::engine::schedule::ScheduleConfig;
 use crate::engine::{Fingerprint, RunLabel, TrainSpec};
 use crate::models::ModelConfig;
+use crate::rules::{self, Interval, Rule, Violation};
 use crate::run::strategy::StrategyConfig;
 use crate::transfer::InitConfig;
 
@@ -46,21 +47,13 @@ pub enum ConfigError {
     /// A `--set` argument is not of the form `key=value`.
     #[error("--set {0:?}: expected key=value")]
     SetSyntax(String),
-    /// A value breaks a rule (the rule is in the message).
-    #[error("config key `{key}`: {rule}")]
-    Invalid {
-        /// Dotted path of the key.
-        key: String,
-        /// The rule and the offending value.
-        rule: String,
-    },
+    /// A value breaks a rule: the key and the typed [`Rule`].
+    #[error(transparent)]
+    Invalid(#[from] Violation),
 }
 
-fn invalid(key: &str, rule: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        rule: rule.into(),
-    }
+fn invalid(key: impl Into<String>, rule: Rule) -> ConfigError {
+    ConfigError::Invalid(Violation::new(key, rule))
 }
 
 /// Everything that defines a training run.
@@ -237,37 +230,26 @@ impl RunConfig {
 
     /// Checks every rule; the error names the first key that breaks one.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.epochs == 0 {
-            return Err(invalid("epochs", "must be >= 1, got 0"));
-        }
-        if self.batch_size == 0 {
-            return Err(invalid("batch_size", "must be >= 1, got 0"));
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(invalid("lr", format!("must be > 0, got {}", self.lr)));
-        }
+        rules::at_least(self.epochs, 1).map_err(|r| invalid("epochs", r))?;
+        rules::at_least(self.batch_size, 1).map_err(|r| invalid("batch_size", r))?;
+        rules::positive(self.lr).map_err(|r| invalid("lr", r))?;
         let d = &self.data;
-        if !(0.0..1.0).contains(&d.val_fraction) {
-            return Err(invalid(
-                "data.val_fraction",
-                format!("must be in [0, 1), got {}", d.val_fraction),
-            ));
-        }
-        if d.per_class == Some(0) {
-            return Err(invalid("data.per_class", "must be >= 1, got 0"));
+        Interval::UNIT_OPEN
+            .check(d.val_fraction)
+            .map_err(|r| invalid("data.val_fraction", r))?;
+        if let Some(n) = d.per_class {
+            rules::at_least(n, 1).map_err(|r| invalid("data.per_class", r))?;
         }
         if d.classes.as_ref().is_some_and(|c| c.is_empty()) {
-            return Err(invalid("data.classes", "must not be empty"));
+            return Err(invalid("data.classes", Rule::NotEmpty));
         }
-        d.validate_fitting().map_err(|(k, r)| invalid(&k, r))?;
-        d.validate_stream().map_err(|(k, r)| invalid(&k, r))?;
-        self.model.validate().map_err(|(k, r)| invalid(&k, r))?;
-        self.optim.validate().map_err(|(k, r)| invalid(&k, r))?;
-        self.schedule
-            .validate(self.epochs)
-            .map_err(|(k, r)| invalid(&k, r))?;
-        self.init.validate().map_err(|(k, r)| invalid(&k, r))?;
-        self.strategy.validate().map_err(|(k, r)| invalid(&k, r))?;
+        d.validate_fitting()?;
+        d.validate_stream()?;
+        self.model.validate()?;
+        self.optim.validate()?;
+        self.schedule.validate(self.epochs)?;
+        self.init.validate()?;
+        self.strategy.validate()?;
         if let crate::run::strategy::StrategyConfig::SelfSupervised(ssl) = &self.strategy {
             use crate::models::ModelConfig;
             use crate::ssl::SslMethod;
@@ -283,24 +265,18 @@ impl RunConfig {
             };
             if !fits && (ssl.method == SslMethod::Cpc || matches!(self.model, ModelConfig::Cpc(_)))
             {
-                return Err(invalid(
-                    "model",
-                    "CPC (strategy.method = \"cpc\") and a CPC network (model.type = \"cpc\") go together",
-                ));
+                return Err(invalid("model", Rule::CpcPairing));
             }
             if !fits {
                 let (outputs, inputs) = ssl.projection(128);
                 return Err(invalid(
                     "model",
-                    format!(
-                        "{:?} needs a projected network over {inputs} feature vectors with {outputs} outputs (model.type = \"projected\", inputs = {inputs}, outputs = {outputs}){}",
-                        ssl.method,
-                        if ssl.method == crate::ssl::SslMethod::Amdim {
-                            " and local heads on a CNN encoder (local = true)"
-                        } else {
-                            ""
-                        }
-                    ),
+                    Rule::SslNetwork {
+                        method: format!("{:?}", ssl.method),
+                        inputs,
+                        outputs,
+                        local: ssl.method == SslMethod::Amdim,
+                    },
                 ));
             }
         }
@@ -311,38 +287,34 @@ impl RunConfig {
             && v.distillation_token
             && d.hint_weight > 0.0
         {
-            return Err(invalid(
-                "strategy.hint_weight",
-                "a student with a distillation token learns the teacher through its distillation head; FitNets hints are not combined with it (set hint_weight = 0)",
-            ));
+            return Err(invalid("strategy.hint_weight", Rule::TokenWithHints));
         }
         for (i, g) in self.groups.iter().enumerate() {
+            let key = |k: &str| format!("groups[{i}].{k}");
             if g.pattern.is_empty() {
-                return Err(invalid(
-                    &format!("groups[{i}].pattern"),
-                    "must not be empty",
-                ));
+                return Err(invalid(key("pattern"), Rule::NotEmpty));
             }
             if let Some(u) = g.unfreeze_at {
                 if !g.frozen {
                     return Err(invalid(
-                        &format!("groups[{i}].unfreeze_at"),
-                        "needs frozen = true (the group is frozen until then)",
+                        key("unfreeze_at"),
+                        Rule::Needs {
+                            condition: "frozen = true (the group is frozen until then)",
+                        },
                     ));
                 }
                 if u < 2 || u > self.epochs {
                     return Err(invalid(
-                        &format!("groups[{i}].unfreeze_at"),
-                        format!("must be an epoch in 2..={}, got {u}", self.epochs),
+                        key("unfreeze_at"),
+                        Rule::Epoch {
+                            first: 2,
+                            last: self.epochs,
+                            got: u,
+                        },
                     ));
                 }
             }
-            if !(g.lr_mult.is_finite() && g.lr_mult >= 0.0) {
-                return Err(invalid(
-                    &format!("groups[{i}].lr_mult"),
-                    format!("must be >= 0, got {}", g.lr_mult),
-                ));
-            }
+            rules::non_negative(g.lr_mult).map_err(|r| invalid(key("lr_mult"), r))?;
         }
         Ok(())
     }
@@ -489,17 +461,28 @@ mod tests {
         let c = RunConfig::default()
             .with_overrides(&["lr=-1".into()])
             .unwrap();
-        let e = c.validate().unwrap_err().to_string();
-        assert_eq!(e, "config key `lr`: must be > 0, got -1");
+        let e = c.validate().unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid(v) if v.key == "lr" && v.rule == Rule::Positive { got: -1.0 }),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "config key `lr`: must be finite and > 0, got -1"
+        );
         let c = RunConfig::default()
             .with_overrides(&["data.val_fraction=1.5".into()])
             .unwrap();
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("data.val_fraction")
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "config key `data.val_fraction`: must be in [0, 1), got 1.5"
         );
+        // Every group rule names the group's index.
+        let c = RunConfig::default()
+            .with_overrides(&["groups=[{ pattern = \"a.*\", unfreeze_at = 2 }]".into()])
+            .unwrap();
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid(v))
+                if v.key == "groups[0].unfreeze_at" && matches!(v.rule, Rule::Needs { .. })),);
         assert!(
             RunConfig::default()
                 .with_overrides(&["novalue".into()])

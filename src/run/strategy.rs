@@ -42,8 +42,8 @@ impl Default for StrategyConfig {
 }
 
 impl StrategyConfig {
-    /// Checks the strategy's own rules; on error returns (key, rule).
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    /// Checks the strategy's own rules; on error the [`crate::rules::Violation`] (key and rule).
+    pub fn validate(&self) -> Result<(), crate::rules::Violation> {
         match self {
             StrategyConfig::Supervised {} => Ok(()),
             StrategyConfig::Distill(c) => c.validate(),

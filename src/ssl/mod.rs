@@ -35,6 +35,7 @@ use crate::engine::Objective;
 use crate::engine::cache::backbone_features;
 use crate::losses::l2_normalize;
 use crate::models::Network;
+use crate::rules::{self, Interval, Rule, Violation};
 
 pub use amdim::Amdim;
 pub use cpc::ContrastivePredictiveCoding;
@@ -129,47 +130,23 @@ impl Default for SelfSupervisedConfig {
 }
 
 impl SelfSupervisedConfig {
-    /// Checks the rules; on error (key, rule).
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let positive = |k: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                Err((format!("strategy.{k}"), format!("must be > 0, got {v}")))
-            }
-        };
-        positive("temperature", self.temperature)?;
-        positive("knn_temperature", self.knn_temperature)?;
-        if !(0.0..1.0).contains(&self.momentum) {
-            return Err((
-                "strategy.momentum".into(),
-                format!("must be in [0, 1), got {}", self.momentum),
-            ));
+    /// Checks the rules; on error the [`crate::rules::Violation`] (key and rule).
+    pub fn validate(&self) -> Result<(), Violation> {
+        let at = |k: &'static str| move |r: Rule| Violation::new(format!("strategy.{k}"), r);
+        rules::positive(self.temperature).map_err(at("temperature"))?;
+        rules::positive(self.knn_temperature).map_err(at("knn_temperature"))?;
+        Interval::UNIT_OPEN
+            .check(self.momentum)
+            .map_err(at("momentum"))?;
+        if self.method == SslMethod::Moco {
+            rules::at_least(self.queue, 1).map_err(at("queue"))?;
         }
-        if self.method == SslMethod::Moco && self.queue == 0 {
-            return Err(("strategy.queue".into(), "MoCo needs a queue >= 1".into()));
-        }
-        if self.clusters < 2 || self.kmeans_iterations == 0 {
-            return Err((
-                "strategy.clusters".into(),
-                format!(
-                    "DeepCluster needs clusters >= 2 and kmeans_iterations >= 1, got {} and {}",
-                    self.clusters, self.kmeans_iterations
-                ),
-            ));
-        }
-        if self.patch == 0 {
-            return Err(("strategy.patch".into(), "must be >= 1".into()));
-        }
-        if self.knn_k == 0 || self.monitor_examples == 0 {
-            return Err((
-                "strategy.knn_k".into(),
-                "knn_k and monitor_examples must be >= 1".into(),
-            ));
-        }
-        self.augment
-            .validate()
-            .map_err(|(k, r)| (format!("strategy.{k}"), r))
+        rules::at_least(self.clusters, 2).map_err(at("clusters"))?;
+        rules::at_least(self.kmeans_iterations, 1).map_err(at("kmeans_iterations"))?;
+        rules::at_least(self.patch, 1).map_err(at("patch"))?;
+        rules::at_least(self.knn_k, 1).map_err(at("knn_k"))?;
+        rules::at_least(self.monitor_examples, 1).map_err(at("monitor_examples"))?;
+        self.augment.validate().map_err(|v| v.under("strategy."))
     }
 
     /// The projection outputs and inputs the method's network needs, (outputs, inputs),

@@ -26,6 +26,7 @@ use crate::engine::cache::backbone_features;
 use crate::models::Network;
 
 use super::knn_accuracy;
+use crate::rules::{self, Interval, Rule, Violation};
 
 /// How to probe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,20 +65,25 @@ impl Default for ProbeConfig {
 }
 
 impl ProbeConfig {
-    /// Checks the rules; on error a sentence naming the setting.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.fractions.is_empty() || self.fractions.iter().any(|f| !(*f > 0.0 && *f <= 1.0)) {
-            return Err(format!(
-                "label fractions must be in (0, 1], got {:?}",
-                self.fractions
-            ));
+    /// Checks the rules; on error the setting and the rule it breaks.
+    pub fn validate(&self) -> Result<(), Violation> {
+        if self.fractions.is_empty() {
+            return rules::fail("fractions", Rule::NotEmpty);
         }
-        if self.epochs == 0 || self.batch_size == 0 || self.knn_k == 0 {
-            return Err("epochs, batch size and k must be >= 1".into());
+        for f in &self.fractions {
+            Interval::open_closed(0.0, 1.0)
+                .check(*f)
+                .map_err(|r| Violation::new("fractions", r))?;
         }
-        if !(self.lr > 0.0 && self.knn_temperature > 0.0) {
-            return Err("the learning rate and the kNN temperature must be > 0".into());
+        for (key, v) in [
+            ("epochs", self.epochs),
+            ("batch_size", self.batch_size),
+            ("knn_k", self.knn_k),
+        ] {
+            rules::at_least(v, 1).map_err(|r| Violation::new(key, r))?;
         }
+        rules::positive(self.lr).map_err(|r| Violation::new("lr", r))?;
+        rules::positive(self.knn_temperature).map_err(|r| Violation::new("knn_temperature", r))?;
         Ok(())
     }
 }
@@ -195,7 +201,7 @@ pub fn probe(
     test: &Dataset,
     config: &ProbeConfig,
 ) -> Result<Vec<ProbeRow>, String> {
-    config.validate()?;
+    config.validate().map_err(|v| v.to_string())?;
     let train_raw = backbone_features(network, train);
     let test_raw = backbone_features(network, test);
     let mut caches = standardize(&train_raw, &[&test_raw]);

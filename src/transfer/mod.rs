@@ -16,6 +16,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::models::Network;
+use crate::rules::{self, Rule, Violation};
 
 pub use import::{ImportReport, TransferError, import_weights};
 pub use linear_probe::{FeatureStats, LinearProbe, LinearProbeConfig};
@@ -64,28 +65,35 @@ fn is_true(value: &bool) -> bool {
 }
 
 impl InitConfig {
-    /// Checks the rules; on error returns (key, rule).
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        if !self.retrain.is_empty() && self.pretrained.is_none() {
-            return Err((
-                "init.retrain".into(),
-                "needs init.pretrained (there is nothing to keep otherwise)".into(),
-            ));
-        }
-        if self.keep_head && self.pretrained.is_none() {
-            return Err(("init.keep_head".into(), "needs init.pretrained".into()));
-        }
-        if (!self.load_only.is_empty() || !self.key_map.is_empty()) && self.pretrained.is_none() {
-            return Err((
-                "init.load_only".into(),
-                "load_only and key_map need init.pretrained".into(),
-            ));
+    /// Checks the rules; on error the [`crate::rules::Violation`] (key and rule).
+    pub fn validate(&self) -> Result<(), Violation> {
+        let needs_pretrained = |key: &str| {
+            rules::fail(
+                key,
+                Rule::Needs {
+                    condition: "init.pretrained (there is nothing to keep otherwise)",
+                },
+            )
+        };
+        if self.pretrained.is_none() {
+            if !self.retrain.is_empty() {
+                return needs_pretrained("init.retrain");
+            }
+            if self.keep_head {
+                return needs_pretrained("init.keep_head");
+            }
+            if !self.load_only.is_empty() {
+                return needs_pretrained("init.load_only");
+            }
+            if !self.key_map.is_empty() {
+                return needs_pretrained("init.key_map");
+            }
         }
         if let Some(e) = self.key_map.iter().find(|e| !e.contains('=')) {
-            return Err(("init.key_map".into(), format!("entry {e:?} is not FROM=TO")));
+            return rules::fail("init.key_map", Rule::KeyMapEntry { entry: e.clone() });
         }
         if let Some(i) = self.retrain.iter().position(|p| p.is_empty()) {
-            return Err((format!("init.retrain[{i}]"), "must not be empty".into()));
+            return rules::fail(format!("init.retrain[{i}]"), Rule::NotEmpty);
         }
         Ok(())
     }

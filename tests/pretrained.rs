@@ -5,6 +5,8 @@
 //! and the reference's logits for them. The full-size check with the real 18 MB weights
 //! is `--ignored` (see README).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -269,7 +271,7 @@ fn fixture_matches(stem: &str, model: ModelConfig) {
     let (_, expected) = f32_tensor(&io, "logits");
     let input = [shape[1], shape[2], shape[3]];
     let net = load_whole(model.init(input, 10, &device), &weights, &[], &device).unwrap();
-    let got = logits(&net, &shape, inputs);
+    let got = logits(&net, &shape, inputs.clone());
     let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
     // The fixture's output depends on its input (a network whose activations died would
     // give every input the same logits and check little).
@@ -288,6 +290,15 @@ fn fixture_matches(stem: &str, model: ModelConfig) {
     assert!(
         worst <= 1e-4 * scale,
         "{stem}: max |mentor - torchvision| = {worst:e}, largest logit {scale}"
+    );
+    // Exported to ONNX and run by tract (no Burn inside), it gives torchvision's logits too.
+    let onnx = mentor::models::onnx::export_onnx(&net, input, &[])
+        .unwrap_or_else(|e| panic!("{stem}: {e}"));
+    let from_onnx = common::tract_logits(&onnx, [shape[0], shape[1], shape[2], shape[3]], &inputs);
+    let worst = common::max_abs_diff(&from_onnx, &expected);
+    assert!(
+        worst <= 1e-4 * scale,
+        "{stem}: max |tract(ONNX) - torchvision| = {worst:e}, largest logit {scale}"
     );
     let file = pytorch_shapes(&weights);
     let in_file: usize = file

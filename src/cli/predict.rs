@@ -19,9 +19,10 @@ use mentor::transfer::load_whole;
 /// assets/imagenet-classes-LICENSE.txt).
 const IMAGENET_CLASSES: &str = include_str!("../../assets/imagenet-classes.txt");
 
-/// Arguments of `mentor predict`.
+/// Which network to load: pretrained weights of a family, or a mentor run's checkpoint
+/// (shared by `mentor predict` and `mentor export --format onnx`).
 #[derive(Debug, Args)]
-pub struct PredictArgs {
+pub struct NetworkArgs {
     /// Weights of --model (.pth, .pt or .safetensors), with their PyTorch names.
     #[arg(long, required_unless_present = "checkpoint", requires = "model")]
     pretrained: Option<PathBuf>,
@@ -31,7 +32,7 @@ pub struct PredictArgs {
     /// Instead: a checkpoint of a mentor run, with the run's input size, normalisation
     /// and class names.
     #[arg(long, conflicts_with = "pretrained")]
-    checkpoint: Option<PathBuf>,
+    pub(crate) checkpoint: Option<PathBuf>,
     /// With --checkpoint: read the run's data from this folder (its class names, and its
     /// training split's statistics when the run normalised with them).
     #[arg(long, requires = "checkpoint")]
@@ -39,12 +40,22 @@ pub struct PredictArgs {
     /// Set a model key, e.g. --set model.width=0.5.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
-    /// Photos (PNG or JPEG, any size).
-    #[arg(long, required = true, num_args = 1..)]
-    image: Vec<PathBuf>,
     /// Class names, one per line in class-index order (default: ImageNet's 1000).
     #[arg(long)]
     labels: Option<PathBuf>,
+    /// `from=to` prefix rewrites of the file's keys to the model's names.
+    #[arg(long = "key-map", value_name = "FROM=TO")]
+    key_map: Vec<String>,
+}
+
+/// Arguments of `mentor predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    network: NetworkArgs,
+    /// Photos (PNG or JPEG, any size).
+    #[arg(long, required = true, num_args = 1..)]
+    image: Vec<PathBuf>,
     /// How many top classes to print per photo.
     #[arg(long, default_value_t = 5)]
     top: usize,
@@ -60,9 +71,6 @@ pub struct PredictArgs {
     /// Per-channel standard deviation, as R,G,B (or three values apart).
     #[arg(long, value_delimiter = ',', num_args = 1..=3)]
     std: Option<Vec<f32>>,
-    /// `from=to` prefix rewrites of the file's keys to the model's names.
-    #[arg(long = "key-map", value_name = "FROM=TO")]
-    key_map: Vec<String>,
     /// Also write the preprocessed inputs (`inputs`, N x 3 x crop x crop) and the
     /// probabilities (`probabilities`, N x classes) as safetensors, to check a PyTorch
     /// implementation against on the same input (scripts/check-efficientnet.py).
@@ -71,26 +79,36 @@ pub struct PredictArgs {
 }
 
 /// A network ready to predict, with how photos become its input and its class names.
-struct Predictor {
-    network: Network,
+pub(crate) struct Predictor {
+    pub(crate) network: Network,
     /// Input `[C, H, W]`.
-    shape: [usize; 3],
-    transform: PhotoTransform,
-    labels: Vec<String>,
+    pub(crate) shape: [usize; 3],
+    pub(crate) transform: PhotoTransform,
+    pub(crate) labels: Vec<String>,
+    /// The family (`efficientnet-lite0`, `cnn`).
+    pub(crate) family: &'static str,
+}
+
+impl NetworkArgs {
+    /// The network with its preprocessing and class names; `crop` overrides the side of
+    /// a pretrained family's input.
+    pub(crate) fn load(&self, crop: Option<usize>, device: &Device) -> anyhow::Result<Predictor> {
+        let labels = match &self.labels {
+            Some(path) => Some(read_labels(path)?),
+            None => None,
+        };
+        match (&self.pretrained, &self.checkpoint) {
+            (Some(weights), None) => pretrained(self, weights, crop, labels, device),
+            (None, Some(checkpoint)) => from_checkpoint(self, checkpoint, labels, device),
+            _ => anyhow::bail!("give --pretrained FILE --model KIND, or --checkpoint FILE"),
+        }
+    }
 }
 
 /// Runs `mentor predict`: for each photo, its top classes with their probabilities.
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     let device = Device::flex();
-    let labels = match &args.labels {
-        Some(path) => Some(read_labels(path)?),
-        None => None,
-    };
-    let mut p = match (&args.pretrained, &args.checkpoint) {
-        (Some(weights), None) => pretrained(&args, weights, labels, &device)?,
-        (None, Some(checkpoint)) => from_checkpoint(&args, checkpoint, labels, &device)?,
-        _ => anyhow::bail!("give --pretrained FILE --model KIND, or --checkpoint FILE"),
-    };
+    let mut p = args.network.load(args.crop, &device)?;
     let t = &mut p.transform;
     if let Some(r) = args.resize {
         t.resize = r;
@@ -165,8 +183,9 @@ fn read_labels(path: &Path) -> anyhow::Result<Vec<String>> {
 /// 1000 unless `--labels`), every tensor read from the file, the model's published
 /// preprocessing.
 fn pretrained(
-    args: &PredictArgs,
+    args: &NetworkArgs,
     weights: &Path,
+    crop: Option<usize>,
     labels: Option<Vec<String>>,
     device: &Device,
 ) -> anyhow::Result<Predictor> {
@@ -176,7 +195,7 @@ fn pretrained(
     let config = RunConfig::default().with_overrides(&sets)?;
     config.validate()?;
     let transform = mentor::run::init::photo_transform(&config.model);
-    let crop = args.crop.unwrap_or(transform.crop);
+    let crop = crop.unwrap_or(transform.crop);
     let labels = labels.unwrap_or_else(|| IMAGENET_CLASSES.lines().map(str::to_string).collect());
     let shape = [3, crop, crop];
     let network = config.model.init(shape, labels.len(), device);
@@ -186,6 +205,7 @@ fn pretrained(
         shape,
         transform,
         labels,
+        family: config.model.kind(),
     })
 }
 
@@ -193,7 +213,7 @@ fn pretrained(
 /// normalised as its data was (fixed `data.mean`/`data.std`, or its training split's
 /// statistics, which needs its data); class names from `--labels` or its data.
 fn from_checkpoint(
-    args: &PredictArgs,
+    args: &NetworkArgs,
     checkpoint: &Path,
     labels: Option<Vec<String>>,
     device: &Device,
@@ -265,6 +285,7 @@ fn from_checkpoint(
         );
     }
     Ok(Predictor {
+        family: loaded.model.kind(),
         network: loaded.network,
         shape: loaded.input_shape,
         transform,

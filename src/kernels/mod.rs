@@ -22,6 +22,7 @@ mod depthwise;
 mod gemm;
 mod linear;
 mod pool;
+pub mod portable;
 mod relu6;
 mod sgd;
 
@@ -80,10 +81,35 @@ pub fn max_pool2d(pool: &MaxPool2d, input: Tensor<4>) -> Tensor<4> {
 /// ReLU6, `min(max(x, 0), 6)`, through mentor's kernel on f32 CPU tensors (Burn's
 /// `clamp` elsewhere).
 pub fn relu6<const D: usize>(input: Tensor<D>) -> Tensor<D> {
+    if portable::exporting() {
+        return portable::clamp_zero_to(input, 6.0);
+    }
     if !enabled() || input.dtype() != DType::F32 {
         return input.clamp(0.0, 6.0);
     }
     autodiff::relu6(&input).unwrap_or_else(|| input.clamp(0.0, 6.0))
+}
+
+/// The hard sigmoid of MobileNetV3, `clamp(x / 6 + 1/2, 0, 1)` (Burn's `hard_sigmoid`
+/// with alpha 1/6 and beta 1/2; torchvision's `Hardsigmoid`).
+pub fn hard_sigmoid<const D: usize>(input: Tensor<D>) -> Tensor<D> {
+    if portable::exporting() {
+        return portable::clamp_zero_to(input.mul_scalar(1.0 / 6.0).add_scalar(0.5), 1.0);
+    }
+    burn::tensor::activation::hard_sigmoid(input, 1.0 / 6.0, 0.5)
+}
+
+/// The hard swish of MobileNetV3, `x * hard_sigmoid(x)` (torchvision's `Hardswish`).
+pub fn hard_swish<const D: usize>(input: Tensor<D>) -> Tensor<D> {
+    input.clone().mul(hard_sigmoid(input))
+}
+
+/// The mean of each channel over height and width, `[N, C, H, W]` to `[N, C, 1, 1]`.
+pub fn mean_hw(input: Tensor<4>) -> Tensor<4> {
+    if portable::exporting() {
+        return portable::mean_hw(input);
+    }
+    input.mean_dim(3).mean_dim(2)
 }
 
 /// `max_pool2d(pool, conv2d(conv, input))`, fused where mentor's kernels cover both:

@@ -13,7 +13,9 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::activation::{hard_swish, relu};
+use burn::tensor::activation::relu;
+
+use crate::kernels::hard_swish;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 

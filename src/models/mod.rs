@@ -14,6 +14,7 @@ pub mod imagenet_resnet;
 pub mod mlp;
 pub mod mobilenet_v2;
 pub mod mobilenet_v3;
+pub mod onnx;
 pub mod params;
 pub mod projected;
 pub mod resnet;
@@ -44,7 +45,7 @@ pub use vit::{Vit, VitConfig};
 /// convolutional backbone here.
 pub fn global_average_pool(x: Tensor<4>) -> Tensor<2> {
     let [n, c, _, _] = x.dims();
-    x.mean_dim(3).mean_dim(2).reshape([n, c])
+    crate::kernels::mean_hw(x).reshape([n, c])
 }
 
 /// Which network to build, with its hyperparameters (`[model]` in a run config).

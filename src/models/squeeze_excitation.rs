@@ -5,7 +5,7 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::tensor::activation::{hard_sigmoid, relu, sigmoid, silu};
+use burn::tensor::activation::{relu, sigmoid, silu};
 use burn::tensor::{Device, Tensor};
 
 use crate::kernels::conv2d;
@@ -31,13 +31,9 @@ impl SqueezeExcitation {
 
     /// `x` scaled per channel.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let pooled = x.clone().mean_dim(3).mean_dim(2);
+        let pooled = crate::kernels::mean_hw(x.clone());
         let scale = if self.hard {
-            hard_sigmoid(
-                conv2d(&self.fc2, relu(conv2d(&self.fc1, pooled))),
-                1.0 / 6.0,
-                0.5,
-            )
+            crate::kernels::hard_sigmoid(conv2d(&self.fc2, relu(conv2d(&self.fc1, pooled))))
         } else {
             sigmoid(conv2d(&self.fc2, silu(conv2d(&self.fc1, pooled))))
         };

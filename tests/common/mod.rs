@@ -118,3 +118,39 @@ pub fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         }
     }
 }
+
+/// Runs an ONNX model in tract (a runtime independent of Burn) on `inputs` of `shape`
+/// (`[N, C, H, W]`) and returns its first output, flattened.
+pub fn tract_logits(file: &[u8], shape: [usize; 4], inputs: &[f32]) -> Vec<f32> {
+    use tract_onnx::prelude::*;
+    let model = tract_onnx::onnx()
+        .model_for_read(&mut &file[..])
+        .expect("tract reads the file")
+        .with_input_fact(0, f32::fact(shape).into())
+        .expect("the input takes this shape")
+        .into_optimized()
+        .expect("tract optimises the graph")
+        .into_runnable()
+        .expect("tract plans the graph");
+    let input: Tensor = tract_ndarray::Array4::from_shape_vec(
+        (shape[0], shape[1], shape[2], shape[3]),
+        inputs.to_vec(),
+    )
+    .unwrap()
+    .into();
+    let outputs = model
+        .run(tvec!(input.into()))
+        .expect("tract runs the graph");
+    outputs[0]
+        .to_array_view::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect()
+}
+
+/// The largest absolute difference of two equally long slices.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}

@@ -176,6 +176,25 @@ fn mentor_export_writes_a_trained_cnn_as_onnx_with_its_card() {
         &mentor_logits(&run.loaded.network, shape, &x),
     );
     assert!(worst <= 1e-4, "max |tract - mentor| = {worst:e}");
+    // `mentor footprint` gives the export's size beside the weights'.
+    let out = Command::new(env!("CARGO_BIN_EXE_mentor"))
+        .args([
+            "footprint",
+            "run/checkpoints/last.ckpt",
+            "--repeats",
+            "2",
+            "--json",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let size = rows[0]["onnx_bytes"].as_u64().unwrap() as f64;
+    let file = onnx.len() as f64;
+    assert!(
+        size > 0.9 * file && size <= file,
+        "footprint {size} vs file {file}"
+    );
     // Without --checkpoint the safetensors export says what it needs; --format picks.
     let out = Command::new(env!("CARGO_BIN_EXE_mentor"))
         .args([

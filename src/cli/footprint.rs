@@ -1,6 +1,8 @@
 //! `mentor footprint`: what deploying a trained network costs — parameters, weights on
 //! disk, forward MFLOPs, CPU latency per example — beside its test accuracy, for
-//! comparing a teacher with its distilled student.
+//! comparing a teacher with its distilled student; and the size of its ONNX export
+//! (`mentor export --out F.onnx`), whose latency in ONNX Runtime `scripts/check-onnx.py
+//! latency` measures.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -32,6 +34,11 @@ struct Footprint {
     model: String,
     parameters: usize,
     weights_bytes: usize,
+    /// The ONNX file's size (without the card's metadata).
+    onnx_bytes: Option<usize>,
+    /// Why the network does not export to ONNX.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    onnx_refused: Option<String>,
     forward_mflops: f64,
     latency_ms_median: f64,
     test_accuracy: Option<f64>,
@@ -56,6 +63,11 @@ pub fn run(args: FootprintArgs) -> anyhow::Result<()> {
             .into_bytes()
             .map_err(|e| anyhow::anyhow!("encoding {}: {e}", path.display()))?
             .len();
+        let onnx = mentor::models::onnx::export_onnx(&net, loaded.input_shape, &[]);
+        let (onnx_bytes, onnx_refused) = match onnx {
+            Ok(bytes) => (Some(bytes.len()), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         let [c, h, w] = loaded.input_shape;
         let x = Tensor::<4>::zeros([1, c, h, w], &device);
         let mut times = Vec::with_capacity(args.repeats);
@@ -79,6 +91,8 @@ pub fn run(args: FootprintArgs) -> anyhow::Result<()> {
             model: format!("{:?}", loaded.model),
             parameters,
             weights_bytes,
+            onnx_bytes,
+            onnx_refused,
             forward_mflops: loaded
                 .model
                 .forward_flops(loaded.input_shape, loaded.num_classes)
@@ -93,15 +107,17 @@ pub fn run(args: FootprintArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "| checkpoint | parameters | weights KiB | forward MFLOPs | CPU latency ms (median, batch 1) | test accuracy |"
+        "| checkpoint | parameters | weights KiB | ONNX KiB | forward MFLOPs | CPU latency ms (median, batch 1) | test accuracy |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {} | {:.0} | {:.3} | {:.3} | {} |",
+            "| {} | {} | {:.0} | {} | {:.3} | {:.3} | {} |",
             r.checkpoint,
             r.parameters,
             r.weights_bytes as f64 / 1024.0,
+            r.onnx_bytes
+                .map_or("-".into(), |b| format!("{:.0}", b as f64 / 1024.0)),
             r.forward_mflops,
             r.latency_ms_median,
             r.test_accuracy.map_or("-".into(), |a| format!("{a:.4}"))

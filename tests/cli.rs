@@ -760,6 +760,50 @@ fn bad_inputs_give_one_line_and_touch_nothing() {
         (&["eval", "--checkpoint", &zero_s], "at least 1"),
         (&["eval", "--checkpoint", &huge_s], "MENTOR_MEMORY_LIMIT"),
         (
+            &["export", "--checkpoint", &huge_s, "--out", "x.onnx"],
+            "MENTOR_MEMORY_LIMIT",
+        ),
+        (
+            &[
+                "export",
+                "--pretrained",
+                "w.pth",
+                "--model",
+                "resnet18",
+                "--crop",
+                "0",
+                "--out",
+                "x.onnx",
+            ],
+            "--crop: must be >= 1",
+        ),
+        (
+            &[
+                "export",
+                "--pretrained",
+                "w.pth",
+                "--model",
+                "resnet18",
+                "--crop",
+                "100000",
+                "--out",
+                "x.onnx",
+            ],
+            "MENTOR_MEMORY_LIMIT",
+        ),
+        (
+            &[
+                "export",
+                "--checkpoint",
+                &zero_s,
+                "--out",
+                "x.onnx",
+                "--reference",
+                "r.st",
+            ],
+            "--reference goes with --format safetensors",
+        ),
+        (
             &[
                 "train",
                 "--dataset",

@@ -196,6 +196,17 @@ fn pretrained(
     config.validate()?;
     let transform = mentor::run::init::photo_transform(&config.model);
     let crop = crop.unwrap_or(transform.crop);
+    if crop == 0 {
+        anyhow::bail!("--crop: must be >= 1, got 0");
+    }
+    // The forward pass holds a few activations of the network's width at a fraction of
+    // the input's pixels: 32 floats per input value bounds the largest of them for every
+    // family (EfficientNet's 96-channel expansion at half resolution is 24x per value),
+    // for the two images the ONNX capture runs.
+    mentor::data::limits::check_allocation(
+        &format!("a {crop}x{crop} input to {model}"),
+        2 * 3 * 32 * 4 * (crop as u128).pow(2),
+    )?;
     let labels = labels.unwrap_or_else(|| IMAGENET_CLASSES.lines().map(str::to_string).collect());
     let shape = [3, crop, crop];
     let network = config.model.init(shape, labels.len(), device);

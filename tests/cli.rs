@@ -1167,4 +1167,11 @@ fn models_and_params_show_the_families_as_pytorch_has_them() {
     let (code, out, _) = mentor(&["params", "--model", "resnet18", "--classes", "10"]);
     assert_eq!(code, 0);
     assert!(out.contains("fc.bias") && out.contains("[10]"), "{out}");
+    // --input C,H,W as documented (a grey input makes conv1 take one channel).
+    let (code, out, err) = mentor(&["params", "--model", "resnet18", "--input", "1,64,64"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("[64, 1, 7, 7]"), "{out}");
+    let (code, _, err) = mentor(&["params", "--model", "resnet18", "--input", "0,64,64"]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "--input: needs C,H,W");
 }

@@ -19,7 +19,7 @@ pub struct ParamsArgs {
     classes: Option<usize>,
     /// Input channels, height and width as C,H,W (default: the dataset's; an ImageNet
     /// family without --dataset: its card's 3,224,224).
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3)]
     input: Option<Vec<usize>>,
 }
 
@@ -51,8 +51,8 @@ pub fn run(args: ParamsArgs) -> anyhow::Result<()> {
     }
     if let Some(input) = &args.input {
         anyhow::ensure!(
-            input.iter().all(|&d| d >= 1),
-            "--input: every size must be at least 1, got {input:?}"
+            input.len() == 3 && input.iter().all(|&d| d >= 1),
+            "--input: needs C,H,W, each at least 1, got {input:?}"
         );
         shape = [input[0], input[1], input[2]];
     }

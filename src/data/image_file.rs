@@ -15,6 +15,9 @@ pub fn read_image_file(path: &Path) -> Result<Vec<u8>, DataError> {
         source,
     };
     let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        return Err(DataError::format(path, "a folder, not an image file"));
+    }
     if !meta.is_file() {
         return Err(DataError::format(
             path,

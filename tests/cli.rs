@@ -1175,3 +1175,72 @@ fn models_and_params_show_the_families_as_pytorch_has_them() {
     assert_eq!(code, 1);
     assert_one_line_error(&err, "--input: needs C,H,W");
 }
+
+/// A run keeps its class names and fitted statistics in its checkpoints: `predict` and
+/// `export` work from the checkpoint alone after the data are gone.
+#[test]
+fn predict_and_export_need_no_data_once_a_run_is_trained() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("photos");
+    for split in ["train", "test"] {
+        for (class, v) in [("cat", 40u8), ("dog", 200)] {
+            let folder = data.join(split).join(class);
+            std::fs::create_dir_all(&folder).unwrap();
+            for i in 0..6u8 {
+                image::GrayImage::from_fn(8, 8, |x, _| {
+                    image::Luma([v.wrapping_add(i * 3 + x as u8)])
+                })
+                .save(folder.join(format!("{i}.png")))
+                .unwrap();
+            }
+        }
+    }
+    let out = dir.path().join("run");
+    let (code, _, err) = mentor(&[
+        "train",
+        "--dataset",
+        "image-folder",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::rename(&data, dir.path().join("gone")).unwrap();
+    let photo = dir.path().join("x.png");
+    image::GrayImage::from_pixel(16, 16, image::Luma([210]))
+        .save(&photo)
+        .unwrap();
+    let ckpt = out.join("checkpoints/last.ckpt");
+    let (code, stdout, err) = mentor(&[
+        "predict",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--image",
+        photo.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("cat") && stdout.contains("dog"), "{stdout}");
+    let onnx = dir.path().join("m.onnx");
+    let (code, _, err) = mentor(&[
+        "export",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--out",
+        onnx.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let meta: std::collections::HashMap<String, String> =
+        mentor::models::onnx::onnx_metadata(&std::fs::read(&onnx).unwrap())
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert_eq!(meta["mentor.classes"], "cat\ndog");
+    // The training split's statistics, not the identity.
+    let mean: f32 = meta["mentor.mean"].parse().unwrap();
+    assert!(mean > 0.1 && mean < 0.9, "{meta:?}");
+}

@@ -256,8 +256,11 @@ fn from_checkpoint(
             mean: vec![0.0; c],
             std: vec![1.0; c],
         }),
-        _ => None,
+        // The statistics fitted on the training split, as the checkpoint kept them.
+        _ => loaded.normalization.clone(),
     };
+    let labels =
+        labels.or_else(|| (!loaded.class_names.is_empty()).then(|| loaded.class_names.clone()));
     // The run's data is read only when the statistics or the names are not at hand.
     let prepared = if fixed.is_none() || labels.is_none() {
         Some(prepare_data(&data, config.seed).with_context(|| {

@@ -154,6 +154,15 @@ pub trait Splits {
     fn val(&self) -> Option<&dyn Examples>;
     /// Test examples.
     fn test(&self) -> &dyn Examples;
+    /// A name per class, in class-index order (empty when the data has none).
+    fn class_names(&self) -> &[String] {
+        &[]
+    }
+    /// The normalisation the examples went through, when it was fitted or fixed
+    /// outside the network (in-memory data).
+    fn normalization(&self) -> Option<&super::split::Normalization> {
+        None
+    }
 }
 
 impl Splits for PreparedData {
@@ -167,6 +176,14 @@ impl Splits for PreparedData {
 
     fn test(&self) -> &dyn Examples {
         &self.test
+    }
+
+    fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+
+    fn normalization(&self) -> Option<&super::split::Normalization> {
+        self.normalization.as_ref()
     }
 }
 

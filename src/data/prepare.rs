@@ -153,6 +153,10 @@ impl Splits for StreamedData {
     fn test(&self) -> &dyn Examples {
         &self.test
     }
+
+    fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
 }
 
 impl StreamedData {

@@ -90,6 +90,14 @@ pub struct TrainingState {
     /// The run's seed (format 2; `None` in format 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// A name per class of the data it trained on (empty in checkpoints written before
+    /// mentor kept them), so that `predict` and `export` need not read the data again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_names: Vec<String>,
+    /// The normalisation its inputs went through, when the data fitted or fixed one
+    /// outside the network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalization: Option<crate::data::split::Normalization>,
 }
 
 /// A checkpoint read back from disk.
@@ -241,6 +249,8 @@ mod tests {
             mentor_version: "test".into(),
             model: Some(model),
             seed: Some(1),
+            class_names: vec!["zero".into(); 10],
+            normalization: None,
         };
         let path = dir.join("a.ckpt");
         save(&path, &network, &optimizer, &state).unwrap();

@@ -43,6 +43,10 @@ pub struct LoadedNetwork {
     pub num_classes: usize,
     /// Epochs it was trained for.
     pub epochs: usize,
+    /// A name per class (empty when the checkpoint predates mentor keeping them).
+    pub class_names: Vec<String>,
+    /// The normalisation its inputs went through, when the checkpoint records one.
+    pub normalization: Option<crate::data::split::Normalization>,
 }
 
 /// Loads any mentor checkpoint as a network on `device`.
@@ -67,6 +71,8 @@ pub fn load_network(path: &Path, device: &Device) -> Result<LoadedNetwork, Resto
         input_shape,
         num_classes,
         epochs: ckpt.state.epochs_done,
+        class_names: ckpt.state.class_names,
+        normalization: ckpt.state.normalization,
     })
 }
 
@@ -133,6 +139,8 @@ mod tests {
             mentor_version: "0".into(),
             model: None,
             seed: None,
+            class_names: Vec::new(),
+            normalization: None,
         }
     }
 

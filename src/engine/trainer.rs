@@ -268,6 +268,8 @@ pub fn train_observed(
         mentor_version: env!("CARGO_PKG_VERSION").into(),
         model: Some(spec.model.clone()),
         seed: Some(spec.seed),
+        class_names: data.class_names().to_vec(),
+        normalization: data.normalization().cloned(),
     };
     // The group rules are checked before anything is written (resolved again below,
     // once a resumed network's parameters carry the checkpoint's ids).
@@ -300,7 +302,13 @@ pub fn train_observed(
                 path: last_path.clone(),
                 reason: format!("bad optimiser state: {e}"),
             })?;
-        state = ckpt.state;
+        state = TrainingState {
+            // Checkpoints from before mentor kept them take the data's (the fingerprint
+            // says the data are the same).
+            class_names: state.class_names,
+            normalization: state.normalization,
+            ..ckpt.state
+        };
         if extended {
             // More epochs than the run was started with: the config now says so.
             state.config_toml = options.fingerprint.text().to_string();

@@ -450,3 +450,46 @@ fn a_kill_before_the_last_metric_rows_were_written_loses_no_row() {
     train(&cfg, &data, &mut CrossEntropy, &resume).unwrap();
     assert_eq!(std::fs::read_to_string(&csv).unwrap(), whole);
 }
+
+/// `eval.test_every` changes when the test split is scored, never what is trained: the
+/// weights equal an every-epoch run's bit for bit, the test rows appear only on the
+/// scored epochs, the summary's test accuracy is the last epoch's, and the config
+/// round-trips through `config.toml`.
+#[test]
+fn scoring_the_test_split_less_often_changes_no_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    let every = config(&["epochs=3", "data.per_class=20"]);
+    let data = prepare_data(&every.data, every.seed).unwrap();
+    let (s1, a) = train(
+        &every,
+        &data,
+        &mut CrossEntropy,
+        &quiet(&dir.path().join("a")),
+    )
+    .unwrap();
+    let at_end = config(&["epochs=3", "data.per_class=20", "eval.test_every=0"]);
+    let out = dir.path().join("b");
+    let (s2, b) = train(&at_end, &data, &mut CrossEntropy, &quiet(&out)).unwrap();
+    assert_same_weights(&weights(&a), &weights(&b), "test_every = 0");
+    assert_eq!(s1.test_accuracy, s2.test_accuracy);
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let test_epochs: Vec<&str> = csv
+        .lines()
+        .filter(|l| l.contains(",test,"))
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(test_epochs, ["3"], "{csv}");
+    let saved = RunConfig::from_file(&out.join("config.toml")).unwrap();
+    assert_eq!(saved.eval.test_every, 0);
+    // Without a validation split the test split selects checkpoints: refused.
+    let e = RunConfig::default()
+        .with_overrides(&["eval.test_every=2".into(), "data.val_fraction=0".into()])
+        .unwrap()
+        .validate()
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("config key `eval.test_every`: needs a validation split"),
+        "{e}"
+    );
+}

@@ -380,6 +380,8 @@ pub fn train_observed(
         .stop_after
         .map_or(spec.epochs, |s| s.min(spec.epochs));
 
+    // (epoch, loss, accuracy) of the latest test scoring in this process.
+    let mut last_test: Option<(usize, f64, f64)> = None;
     for epoch in state.epochs_done..last_epoch {
         if options
             .max_steps
@@ -488,8 +490,15 @@ pub fn train_observed(
         } else {
             None
         };
-        let (test_loss, test_acc) = evaluate_with(objective, &network, data.test())?;
-        rows.push(row("test", test_loss, test_acc));
+        // Without a validation split the test split selects checkpoints: scored always.
+        let test_now = val_acc.is_none() || spec.eval.tests_after(epoch + 1, spec.epochs);
+        let mut test_acc = f64::NEG_INFINITY;
+        if test_now {
+            let (loss, accuracy) = evaluate_with(objective, &network, data.test())?;
+            rows.push(row("test", loss, accuracy));
+            test_acc = accuracy;
+            last_test = Some((epoch + 1, loss, accuracy));
+        }
         state.history.extend(rows.iter().cloned());
 
         let selection = val_acc.unwrap_or(test_acc);
@@ -513,7 +522,11 @@ pub fn train_observed(
         })?;
     }
 
-    let (test_loss, test_accuracy) = evaluate_with(objective, &network, data.test())?;
+    // The last epoch scored the final network already, unless it ran before a resume.
+    let (test_loss, test_accuracy) = match last_test {
+        Some((epoch, loss, accuracy)) if epoch == state.epochs_done => (loss, accuracy),
+        _ => evaluate_with(objective, &network, data.test())?,
+    };
     let summary = RunSummary {
         denormals: crate::kernels::denormals::on_this_thread(),
         test_accuracy,

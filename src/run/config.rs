@@ -11,7 +11,7 @@ use crate::data::DataConfig;
 use crate::engine::groups::GroupRule;
 use crate::engine::optim::OptimizerConfig;
 use crate::engine::schedule::ScheduleConfig;
-use crate::engine::{Fingerprint, RunLabel, TrainSpec};
+use crate::engine::{EvalConfig, Fingerprint, RunLabel, TrainSpec};
 use crate::models::ModelConfig;
 use crate::rules::{self, Interval, Rule, Violation};
 use crate::run::strategy::StrategyConfig;
@@ -82,6 +82,10 @@ pub struct RunConfig {
     pub init: InitConfig,
     /// What the run minimises: plain supervised training, distillation, ...
     pub strategy: StrategyConfig,
+    /// When the test split is scored (written only when it differs from every epoch, so
+    /// the configs, and resume fingerprints, of earlier runs read the same).
+    #[serde(skip_serializing_if = "EvalConfig::every_epoch")]
+    pub eval: EvalConfig,
 }
 
 impl Default for RunConfig {
@@ -98,6 +102,7 @@ impl Default for RunConfig {
             groups: Vec::new(),
             init: InitConfig::default(),
             strategy: StrategyConfig::default(),
+            eval: EvalConfig::default(),
         }
     }
 }
@@ -149,6 +154,7 @@ impl RunConfig {
                 dataset: self.data.dataset.to_string(),
                 strategy: self.strategy.kind().into(),
             },
+            eval: self.eval.clone(),
         }
     }
 
@@ -242,6 +248,14 @@ impl RunConfig {
         }
         if d.classes.as_ref().is_some_and(|c| c.is_empty()) {
             return Err(invalid("data.classes", Rule::NotEmpty));
+        }
+        if self.eval.test_every != 1 && d.val_fraction == 0.0 {
+            return Err(invalid(
+                "eval.test_every",
+                Rule::Needs {
+                    condition: "a validation split (data.val_fraction > 0): without one the test split selects checkpoints, every epoch",
+                },
+            ));
         }
         d.validate_fitting()?;
         d.validate_stream()?;

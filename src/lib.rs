@@ -20,6 +20,8 @@
 #![warn(missing_docs)]
 
 pub mod continual;
+#[cfg(test)]
+pub(crate) mod damage;
 pub mod data;
 pub mod distill;
 pub mod engine;

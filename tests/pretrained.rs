@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use burn::tensor::{Device, Tensor, TensorData};
+use mentor::models::weights::torch_state;
 use mentor::models::{
     EfficientNetB0Config, EfficientNetLiteConfig, ImageNetResNetConfig, MobileNetV2Config,
     MobileNetV3SmallConfig, ModelConfig, Network, trainable_count,
 };
-use mentor::transfer::exchange::torch_state;
 use mentor::transfer::load_whole;
 use safetensors::SafeTensors;
 

@@ -8,8 +8,9 @@ use burn::tensor::Device;
 use mentor::data::prepare_data;
 use mentor::engine::groups::GroupRule;
 use mentor::engine::{CrossEntropy, load_network};
+use mentor::models::ImportReport;
+use mentor::models::weights::safetensors_bytes;
 use mentor::run::train;
-use mentor::transfer::ImportReport;
 
 fn pretrain(dir: &std::path::Path) -> std::path::PathBuf {
     let cfg = config(&["model.type=\"cnn\"", "epochs=3", "data.classes=[0,1,2,3,4]"]);
@@ -275,7 +276,7 @@ fn advisor_measures_size_and_similarity_and_writes_a_runnable_config() {
     // alone (a weights file names no source data for the distance).
     let file = dir.path().join("source.safetensors");
     let source = load_network(&ckpt, &Device::flex()).unwrap().network;
-    mentor::transfer::exchange::export_safetensors(&source, &file).unwrap();
+    std::fs::write(&file, safetensors_bytes(&source).unwrap()).unwrap();
     let from_file = advise(&file, &target, &data, &cfg, &dir.path().join("probes-file")).unwrap();
     assert_eq!(from_file.evidence.probe_pretrained, e.probe_pretrained);
     assert!(from_file.evidence.feature_distance.is_none());
@@ -283,12 +284,11 @@ fn advisor_measures_size_and_similarity_and_writes_a_runnable_config() {
 
 #[test]
 fn safetensors_export_seeds_a_transfer_with_a_partial_load() {
-    use mentor::transfer::exchange::export_safetensors;
     let dir = tempfile::tempdir().unwrap();
     let ckpt = pretrain(dir.path());
     let source = load_network(&ckpt, &Device::flex()).unwrap().network;
     let file = dir.path().join("source.safetensors");
-    export_safetensors(&source, &file).unwrap();
+    std::fs::write(&file, safetensors_bytes(&source).unwrap()).unwrap();
     let mut cfg = config(&[
         "model.type=\"cnn\"",
         "epochs=1",

@@ -9,7 +9,8 @@ use burn::tensor::Device;
 use clap::Args;
 use mentor::data::prepare_data;
 use mentor::data::{Batch, BatchOrder};
-use mentor::transfer::exchange::export_safetensors;
+use mentor::engine::io::write_atomic;
+use mentor::models::weights::safetensors_bytes;
 
 /// The file formats `mentor export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -58,7 +59,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         loaded,
         config: saved,
     } = mentor::run::restore::load_run(checkpoint, &device)?;
-    export_safetensors(&loaded.network, &args.out)?;
+    write_atomic(&args.out, &safetensors_bytes(&loaded.network)?)?;
     eprintln!("wrote {}", args.out.display());
     if let Some(path) = &args.reference {
         let data = prepare_data(&saved.data, saved.seed).context("loading data")?;
@@ -84,7 +85,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
                 TensorView::new(Dtype::F32, out_shape, &out_bytes)?,
             ),
         ];
-        mentor::engine::io::write_atomic(path, &safetensors::serialize(views, None)?)?;
+        write_atomic(path, &safetensors::serialize(views, None)?)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
@@ -138,8 +139,7 @@ fn export_onnx(args: &ExportArgs) -> anyhow::Result<()> {
         ("mentor.classes".to_string(), p.labels.join("\n")),
     ];
     let bytes = mentor::models::onnx::export_onnx(&p.network, p.shape, &metadata)?;
-    mentor::engine::io::write_atomic(&args.out, &bytes)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    write_atomic(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!(
         "wrote {} ({:.1} MB, {} input {:?}, opset 18)",
         args.out.display(),

@@ -4,7 +4,7 @@
 use burn::tensor::Device;
 use clap::Args;
 use mentor::models::param_infos;
-use mentor::transfer::exchange::pytorch_name;
+use mentor::models::weights::pytorch_name;
 
 use super::args::ConfigArgs;
 

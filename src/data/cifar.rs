@@ -156,7 +156,7 @@ mod tests {
     /// for partial records and out-of-range labels, never panics.
     #[test]
     fn random_bytes_never_panic() {
-        let mut next = crate::data::damage::xorshift(0x51_7cc1_b727_220a);
+        let mut next = crate::damage::xorshift(0x51_7cc1_b727_220a);
         for case in 0..60 {
             let variant = if case % 2 == 0 {
                 CifarVariant::Cifar10

@@ -263,9 +263,7 @@ mod tests {
             .map(|n| std::fs::read(dir.path().join(n)).unwrap())
             .collect();
         for which in 0..2 {
-            for bytes in
-                crate::data::damage::damaged_copies(&good[which], 200, 16, 7 + which as u64)
-            {
+            for bytes in crate::damage::damaged_copies(&good[which], 200, 16, 7 + which as u64) {
                 std::fs::write(dir.path().join(names[which]), &bytes).unwrap();
                 let _ = read_split(dir.path(), true);
             }

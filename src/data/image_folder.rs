@@ -152,7 +152,7 @@ mod tests {
             std::fs::remove_file(&path).unwrap();
         }
         for (seed, (path, good)) in good.iter().enumerate() {
-            for bytes in crate::data::damage::damaged_copies(good, 150, 64, seed as u64 + 1) {
+            for bytes in crate::damage::damaged_copies(good, 150, 64, seed as u64 + 1) {
                 std::fs::write(path, &bytes).unwrap();
                 let _ = read(dir.path());
                 std::fs::remove_file(path).unwrap();

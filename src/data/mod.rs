@@ -7,8 +7,6 @@ pub mod augment;
 pub mod batch;
 pub mod cifar;
 pub mod config;
-#[cfg(test)]
-pub(crate) mod damage;
 pub mod digits;
 pub mod examples;
 pub mod idx;

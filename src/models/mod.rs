@@ -2,6 +2,11 @@
 //! strategies reuse, freeze or distil) followed by a *head* (a linear classifier), and its
 //! parameters carry stable names such as `backbone.conv1.weight` and `head.weight`, which
 //! parameter groups, transfer policies and checkpoints address.
+//!
+//! A model's input and output lives here too, beside the networks it describes:
+//! [`weights`] (safetensors and PyTorch files with PyTorch's names and layouts),
+//! [`import`] (copying named tensors into a network) and [`onnx`] (the whole network for
+//! edge runtimes). Writers return bytes; the caller writes them atomically.
 
 pub mod card;
 pub mod cnn;
@@ -11,6 +16,7 @@ pub mod cpc;
 pub mod efficientnet;
 pub mod efficientnet_b0;
 pub mod imagenet_resnet;
+pub mod import;
 pub mod mlp;
 pub mod mobilenet_v2;
 pub mod mobilenet_v3;
@@ -20,6 +26,7 @@ pub mod projected;
 pub mod resnet;
 pub mod squeeze_excitation;
 pub mod vit;
+pub mod weights;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -32,13 +39,15 @@ pub use cpc::{Cpc, CpcConfig};
 pub use efficientnet::{EfficientNetLite, EfficientNetLiteConfig};
 pub use efficientnet_b0::{EfficientNetB0, EfficientNetB0Config};
 pub use imagenet_resnet::{ImageNetResNet, ImageNetResNetConfig, ResNetDepth};
+pub use import::{ImportError, ImportReport, import_tensors, import_weights, named_tensors};
 pub use mlp::{Mlp, MlpConfig};
 pub use mobilenet_v2::{MobileNetV2, MobileNetV2Config};
 pub use mobilenet_v3::{MobileNetV3Small, MobileNetV3SmallConfig};
-pub use params::{ModulePath, ParamInfo, param_infos, trainable_count};
+pub use params::{ModulePath, ParamInfo, param_infos, pattern_selects, trainable_count};
 pub use projected::{Projected, ProjectedConfig};
 pub use resnet::{ResNet, ResNetConfig};
 pub use vit::{Vit, VitConfig};
+pub use weights::WeightsError;
 
 /// Global average pooling: the mean of each channel over the image, `[B, C, H, W]` to
 /// `[B, C]` (PyTorch's `AdaptiveAvgPool2d(1)` then `flatten(1)`), the end of every

@@ -1,4 +1,5 @@
-//! Listing a network's parameters by their stable names.
+//! Listing a network's parameters by their stable names, and the patterns that select
+//! them (`[[groups]]`, `init.retrain`, `init.load_only`).
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::Tensor;
@@ -114,4 +115,50 @@ pub fn flat_parameters<M: Module>(module: &M) -> Vec<Tensor<1>> {
     let mut flat = Flat(Vec::new());
     module.visit(&mut flat);
     flat.0
+}
+
+/// Glob match with `*` (any run, possibly empty) and `?` (one character).
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Whether a rule's pattern selects a parameter: the glob matches its full name, or a
+/// module above it (`backbone.conv1` selects `backbone.conv1.weight`).
+pub fn pattern_selects(pattern: &str, name: &str) -> bool {
+    glob_match(pattern, name) || glob_match(&format!("{pattern}.*"), name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_semantics() {
+        assert!(glob_match("backbone.conv*", "backbone.conv1.weight"));
+        assert!(glob_match("*.bias", "head.bias"));
+        assert!(!glob_match("*.bias", "head.weight"));
+        assert!(glob_match("backbone.fc.?.weight", "backbone.fc.0.weight"));
+        assert!(pattern_selects("head", "head.weight"));
+        assert!(!pattern_selects("head", "header.weight"));
+    }
 }

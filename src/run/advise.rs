@@ -373,8 +373,8 @@ mod tests {
 
     #[test]
     fn lower_and_upper_split_every_backbone_exactly_once() {
-        use crate::engine::groups::pattern_selects;
         use crate::models::param_infos;
+        use crate::models::pattern_selects;
         let device = burn::tensor::Device::flex();
         for (kind, input) in [
             ("mlp", [1, 8, 8]),

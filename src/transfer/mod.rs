@@ -6,8 +6,6 @@
 //! is re-initialised, and the run says so. See Yosinski et al. (2014), "How transferable
 //! are features in deep neural networks?".
 
-pub mod exchange;
-pub mod import;
 pub mod linear_probe;
 
 use std::path::PathBuf;
@@ -15,11 +13,54 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::models::Network;
+use crate::engine::restore::RestoreError;
+use crate::models::weights::{self, WeightsError};
+use crate::models::{ImportError, ImportReport, Network};
 use crate::rules::{self, Rule, Violation};
 
-pub use import::{ImportReport, TransferError, import_weights};
 pub use linear_probe::{FeatureStats, LinearProbe, LinearProbeConfig};
+
+/// Why pretrained weights cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The pretrained checkpoint could not be loaded.
+    #[error("pretrained: {0}")]
+    Restore(#[from] RestoreError),
+    /// A weights file could not be read.
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    /// The tensors could not be copied.
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    /// A network meant to run as it was pretrained lacks some of its weights in the file.
+    #[error(
+        "{path}: {missing} of the network's {total} tensors are not in the file as they must be, e.g. `{example}`: {reason} (is --model the file's architecture?)"
+    )]
+    Incomplete {
+        /// The weights file.
+        path: std::path::PathBuf,
+        /// How many tensors are missing or mis-shaped.
+        missing: usize,
+        /// How many tensors the network has.
+        total: usize,
+        /// The first of them, by name.
+        example: String,
+        /// Why it could not be copied.
+        reason: String,
+    },
+    /// of classes than the file's (a class-name list of the wrong length, say).
+    #[error(
+        "{path}: the classifier `{example}` does not fit ({reason}): the network was built for another number of classes than these weights have (one per class name given, e.g. --labels, or ImageNet's 1000)"
+    )]
+    ClassCount {
+        /// The weights file.
+        path: std::path::PathBuf,
+        /// The classifier tensor.
+        example: String,
+        /// Its shapes here and in the file.
+        reason: String,
+    },
+}
 
 /// `[init]`: where a run's starting weights come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,14 +174,14 @@ pub fn import_pretrained(
     };
     let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let mut tensors = if extension == "safetensors" {
-        let map = exchange::parse_key_map(&config.key_map)?;
-        exchange::read_safetensors(path, &map, &network)?
+        let map = weights::parse_key_map(&config.key_map)?;
+        weights::read_safetensors(path, &map, &network)?
     } else if extension == "pt" || extension == "pth" {
-        let map = exchange::parse_key_map(&config.key_map)?;
-        exchange::read_pytorch(path, &map, &network)?
+        let map = weights::parse_key_map(&config.key_map)?;
+        weights::read_pytorch(path, &map, &network)?
     } else {
         let source = crate::engine::restore::load_network(path, device)?;
-        import::named_tensors(&source.network)
+        crate::models::named_tensors(&source.network)
     };
     let mut fresh = config.fresh_patterns();
     if !config.load_only.is_empty() {
@@ -152,17 +193,17 @@ pub fn import_pretrained(
                 !config
                     .load_only
                     .iter()
-                    .any(|p| crate::engine::groups::pattern_selects(p, n))
+                    .any(|p| crate::models::pattern_selects(p, n))
             })
             .collect();
         fresh.extend(outside);
     }
     let adapted = if config.adapt_input_conv {
-        import::adapt_input_conv(&network, &mut tensors)
+        crate::models::import::adapt_input_conv(&network, &mut tensors)
     } else {
         None
     };
-    let (network, mut report) = import::import_tensors(network, &tensors, &fresh)?;
+    let (network, mut report) = crate::models::import_tensors(network, &tensors, &fresh)?;
     if let Some(adapted) = adapted.filter(|(name, _)| report.copied.contains(name)) {
         report.adapted.push(adapted);
     }

@@ -19,12 +19,11 @@ use burn::tensor::TensorData;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::import::named_tensors;
-use crate::engine::io::write_atomic;
-use crate::models::{Network, ParamInfo, param_infos};
+use super::{Network, ParamInfo, param_infos};
 
 /// A weights file that cannot be written or read.
 #[derive(Debug, thiserror::Error)]
-pub enum ExchangeError {
+pub enum WeightsError {
     /// File system error.
     #[error("{path}: {source}")]
     Io {
@@ -41,6 +40,9 @@ pub enum ExchangeError {
         /// What is wrong.
         reason: String,
     },
+    /// The network's tensors could not be encoded (a bug to report).
+    #[error("cannot encode the weights as safetensors: {0}")]
+    Encode(String),
     /// A key map entry is not `from=to`.
     #[error("key map entry {0:?}: expected FROM=TO (or the preset timm:tf_efficientnet_lite0)")]
     KeyMap(String),
@@ -116,18 +118,16 @@ pub fn torch_state(network: &Network) -> Vec<(String, Vec<usize>, Vec<u8>, Dtype
     out
 }
 
-/// Writes `network` as a safetensors file with PyTorch names and layouts.
-pub fn export_safetensors(network: &Network, path: &Path) -> Result<(), ExchangeError> {
+/// `network` as the bytes of a safetensors file with PyTorch names and layouts (the
+/// caller writes them, atomically).
+pub fn safetensors_bytes(network: &Network) -> Result<Vec<u8>, WeightsError> {
     let state = torch_state(network);
     let views: Vec<(String, TensorView<'_>)> = state
         .iter()
         .map(|(n, shape, bytes, dtype)| {
             TensorView::new(*dtype, shape.clone(), bytes)
                 .map(|v| (n.clone(), v))
-                .map_err(|e| ExchangeError::Format {
-                    path: path.into(),
-                    reason: e.to_string(),
-                })
+                .map_err(|e| WeightsError::Encode(e.to_string()))
         })
         .collect::<Result<_, _>>()?;
     let mut meta = HashMap::new();
@@ -136,17 +136,10 @@ pub fn export_safetensors(network: &Network, path: &Path) -> Result<(), Exchange
         "producer".to_string(),
         format!("mentor {}", env!("CARGO_PKG_VERSION")),
     );
-    let bytes = safetensors::serialize(views, Some(meta))
+    safetensors::serialize(views, Some(meta))
         .map_err(|e| e.to_string())
         .and_then(canonical_header)
-        .map_err(|reason| ExchangeError::Format {
-            path: path.into(),
-            reason,
-        })?;
-    write_atomic(path, &bytes).map_err(|e| ExchangeError::Format {
-        path: path.into(),
-        reason: e.to_string(),
-    })
+        .map_err(WeightsError::Encode)
 }
 
 /// `bytes` (a safetensors file) with its JSON header's keys sorted at every level, so
@@ -229,7 +222,7 @@ fn timm_lite0_rules() -> Vec<(String, String)> {
 
 /// Parses `from=to` prefix rewrites; the entry [`TIMM_LITE0`] stands for the rules that
 /// read timm's `tf_efficientnet_lite0` names.
-pub fn parse_key_map(entries: &[String]) -> Result<Vec<(String, String)>, ExchangeError> {
+pub fn parse_key_map(entries: &[String]) -> Result<Vec<(String, String)>, WeightsError> {
     let mut rules = Vec::new();
     for e in entries {
         if e.trim() == TIMM_LITE0 {
@@ -238,7 +231,7 @@ pub fn parse_key_map(entries: &[String]) -> Result<Vec<(String, String)>, Exchan
         }
         let (a, b) = e
             .split_once('=')
-            .ok_or_else(|| ExchangeError::KeyMap(e.clone()))?;
+            .ok_or_else(|| WeightsError::KeyMap(e.clone()))?;
         rules.push((a.trim().to_string(), b.trim().to_string()));
     }
     Ok(rules)
@@ -266,12 +259,12 @@ pub fn read_safetensors(
     path: &Path,
     key_map: &[(String, String)],
     target: &Network,
-) -> Result<HashMap<String, TensorData>, ExchangeError> {
-    let bytes = std::fs::read(path).map_err(|source| ExchangeError::Io {
+) -> Result<HashMap<String, TensorData>, WeightsError> {
+    let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
         path: path.into(),
         source,
     })?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| ExchangeError::Format {
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| WeightsError::Format {
         path: path.into(),
         reason: format!("not a safetensors file ({e})"),
     })?;
@@ -297,8 +290,8 @@ pub fn read_pytorch(
     path: &Path,
     key_map: &[(String, String)],
     target: &Network,
-) -> Result<HashMap<String, TensorData>, ExchangeError> {
-    let reader = pytorch_reader::PytorchReader::new(path).map_err(|e| ExchangeError::Format {
+) -> Result<HashMap<String, TensorData>, WeightsError> {
+    let reader = pytorch_reader::PytorchReader::new(path).map_err(|e| WeightsError::Format {
         path: path.into(),
         reason: format!("not a PyTorch checkpoint ({e})"),
     })?;
@@ -307,7 +300,7 @@ pub fn read_pytorch(
         let shape = tensor.shape().to_vec();
         let values = match tensor.dtype() {
             pytorch_reader::DType::F32 => {
-                let bytes = tensor.read().map_err(|e| ExchangeError::Format {
+                let bytes = tensor.read().map_err(|e| WeightsError::Format {
                     path: path.into(),
                     reason: format!("tensor {key}: {e}"),
                 })?;
@@ -327,7 +320,7 @@ fn match_to_target(
     tensors: HashMap<String, FileTensor>,
     key_map: &[(String, String)],
     target: &Network,
-) -> Result<HashMap<String, TensorData>, ExchangeError> {
+) -> Result<HashMap<String, TensorData>, WeightsError> {
     let mut by_key: HashMap<String, FileTensor> = HashMap::new();
     for (key, tensor) in tensors {
         let key = key_map
@@ -350,7 +343,7 @@ fn match_to_target(
         let values = match &tensor.values {
             Ok(values) => values.clone(),
             Err(dtype) => {
-                return Err(ExchangeError::Format {
+                return Err(WeightsError::Format {
                     path: path.into(),
                     reason: format!("tensor for {} is {dtype}; only F32 is supported", info.name),
                 });
@@ -367,7 +360,7 @@ fn match_to_target(
         out.insert(info.name.clone(), data);
     }
     if out.is_empty() {
-        return Err(ExchangeError::Format {
+        return Err(WeightsError::Format {
             path: path.into(),
             reason: names_hint(&by_key, target),
         });
@@ -408,8 +401,12 @@ fn names_hint(by_key: &HashMap<String, FileTensor>, target: &Network) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::import_tensors;
     use crate::models::{ModelConfig, ResNetConfig};
-    use crate::transfer::import::import_tensors;
+
+    fn export(network: &Network, path: &Path) {
+        std::fs::write(path, safetensors_bytes(network).unwrap()).unwrap();
+    }
     use burn::tensor::Device;
 
     #[test]
@@ -423,7 +420,7 @@ mod tests {
             let source = model.init([1, 8, 8], 10, &device);
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("m.safetensors");
-            export_safetensors(&source, &path).unwrap();
+            export(&source, &path);
             let target = model.init([1, 8, 8], 10, &device);
             let tensors = read_safetensors(&path, &[], &target).unwrap();
             let (loaded, report) = import_tensors(target, &tensors, &[]).unwrap();
@@ -448,7 +445,7 @@ mod tests {
         // Each export's metadata map hashes with a fresh seed: without the canonical
         // header, two keys come out in either order.
         for _ in 0..8 {
-            export_safetensors(&net, &path).unwrap();
+            export(&net, &path);
             files.push(std::fs::read(&path).unwrap());
         }
         assert!(files.windows(2).all(|w| w[0] == w[1]), "exports differ");
@@ -468,11 +465,11 @@ mod tests {
         let net = ModelConfig::default().init([1, 8, 8], 10, &Device::flex());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.safetensors");
-        export_safetensors(&net, &path).unwrap();
+        export(&net, &path);
         let good = std::fs::read(&path).unwrap();
         // The first changed byte of each flip lands in the header, where lengths and
         // offsets live.
-        for bytes in crate::data::damage::damaged_copies(&good, 300, 300, 0x1234_5678) {
+        for bytes in crate::damage::damaged_copies(&good, 300, 300, 0x1234_5678) {
             std::fs::write(&path, &bytes).unwrap();
             let _ = read_safetensors(&path, &[], &net);
         }
@@ -534,7 +531,7 @@ mod tests {
         let net = ModelConfig::Cnn(Default::default()).init([1, 8, 8], 10, &device);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.safetensors");
-        export_safetensors(&net, &path).unwrap();
+        export(&net, &path);
         // Pretend the file came from a model whose backbone was called `features`:
         // mapping `backbone` away means nothing of the backbone is found.
         let map = parse_key_map(&["backbone=features".into()]).unwrap();

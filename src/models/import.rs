@@ -6,39 +6,14 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::groups::pattern_selects;
-use crate::engine::restore::RestoreError;
-use crate::models::{ModulePath, Network, ParamInfo, param_infos};
+use super::{ModulePath, Network, ParamInfo, param_infos, pattern_selects};
 
-/// Why pretrained weights cannot be used.
+/// Why pretrained tensors cannot be copied into a network.
 #[derive(Debug, thiserror::Error)]
-pub enum TransferError {
-    /// The pretrained checkpoint could not be loaded.
-    #[error("pretrained: {0}")]
-    Restore(#[from] RestoreError),
-    /// A weights file could not be read.
-    #[error(transparent)]
-    Exchange(#[from] super::exchange::ExchangeError),
+pub enum ImportError {
     /// A retrain pattern names no parameter.
     #[error("init.retrain pattern `{0}` matches no parameter")]
     NoMatch(String),
-    /// A network meant to run as it was pretrained lacks some of its weights in the file.
-    #[error(
-        "{path}: {missing} of the network's {total} tensors are not in the file as they must be, e.g. `{example}`: {reason} (is --model the file's architecture?)"
-    )]
-    Incomplete {
-        /// The weights file.
-        path: std::path::PathBuf,
-        /// How many tensors are missing or mis-shaped.
-        missing: usize,
-        /// How many tensors the network has.
-        total: usize,
-        /// The first of them, by name.
-        example: String,
-        /// Why it could not be copied.
-        reason: String,
-    },
-    /// A tensor to be copied holds a value no trained network has (NaN or infinite; a
     /// negative batch-norm variance), which would make every output NaN.
     #[error(
         "pretrained tensor `{name}` holds {value} at index {index}: the file is damaged or was saved from a diverged run"
@@ -50,19 +25,6 @@ pub enum TransferError {
         value: String,
         /// Its flat index.
         index: usize,
-    },
-    /// Every tensor fits but the classifier's: the network was built for another number
-    /// of classes than the file's (a class-name list of the wrong length, say).
-    #[error(
-        "{path}: the classifier `{example}` does not fit ({reason}): the network was built for another number of classes than these weights have (one per class name given, e.g. --labels, or ImageNet's 1000)"
-    )]
-    ClassCount {
-        /// The weights file.
-        path: std::path::PathBuf,
-        /// The classifier tensor.
-        example: String,
-        /// Its shapes here and in the file.
-        reason: String,
     },
     /// mentor's own invariant broke (a bug to report, never the user's input).
     #[error("internal error, please report: {0}")]
@@ -188,14 +150,14 @@ pub fn adapt_input_conv(
 
 /// Refuses a tensor with a NaN or infinite value, or a batch-norm running variance below
 /// zero.
-fn check_values(name: &str, tensor: &TensorData) -> Result<(), TransferError> {
+fn check_values(name: &str, tensor: &TensorData) -> Result<(), ImportError> {
     let values = tensor.try_to_vec_as::<f32>().unwrap_or_default();
     let variance = name.ends_with("running_var");
     let bad = values
         .iter()
         .position(|v| !v.is_finite() || (variance && *v < 0.0));
     match bad {
-        Some(index) => Err(TransferError::BadValue {
+        Some(index) => Err(ImportError::BadValue {
             name: name.to_string(),
             value: if values[index].is_finite() {
                 format!("the negative variance {}", values[index])
@@ -239,7 +201,7 @@ pub fn import_weights(
     target: Network,
     source: &Network,
     retrain: &[String],
-) -> Result<(Network, ImportReport), TransferError> {
+) -> Result<(Network, ImportReport), ImportError> {
     import_tensors(target, &named_tensors(source), retrain)
 }
 
@@ -248,11 +210,11 @@ pub fn import_tensors(
     target: Network,
     data: &HashMap<String, TensorData>,
     retrain: &[String],
-) -> Result<(Network, ImportReport), TransferError> {
+) -> Result<(Network, ImportReport), ImportError> {
     let target_infos = param_infos(&target);
     for p in retrain {
         if !target_infos.iter().any(|t| pattern_selects(p, &t.name)) {
-            return Err(TransferError::NoMatch(p.clone()));
+            return Err(ImportError::NoMatch(p.clone()));
         }
     }
     let mut report = ImportReport::default();
@@ -265,7 +227,7 @@ pub fn import_tensors(
     if report.copied.is_empty() {
         let mut source_names: Vec<&String> = data.keys().collect();
         source_names.sort();
-        return Err(TransferError::NothingFits {
+        return Err(ImportError::NothingFits {
             source_example: source_names
                 .first()
                 .map(|n| n.to_string())
@@ -292,7 +254,7 @@ pub fn import_tensors(
     // The report is made from the parameters' names, the copy from a walk of the
     // modules: they must agree, or the report would claim weights that were not copied.
     if copier.copied != report.copied {
-        return Err(TransferError::Internal(format!(
+        return Err(ImportError::Internal(format!(
             "the import copied {} tensors but its report lists {}",
             copier.copied.len(),
             report.copied.len()
@@ -384,7 +346,7 @@ mod tests {
         let other = ModelConfig::Cnn(CnnConfig::default()).init([1, 8, 8], 10, &device);
         assert!(matches!(
             import_weights(other, &cnn, &["tail".into()]),
-            Err(TransferError::NoMatch(_))
+            Err(ImportError::NoMatch(_))
         ));
         let err = import_weights(mlp, &cnn, &["head".into()])
             .err()

@@ -13,7 +13,7 @@ fn main() {
     stop_quietly_on_a_closed_pipe();
     let args = cli::Cli::parse();
     cli::interrupt::install();
-    if let Err(err) = cli::run(args) {
+    if let Err(err) = cli::job::join().and_then(|()| cli::run(args)) {
         // One line: the cause chain, skipping causes that a message already quotes.
         let mut line = String::new();
         for cause in err.chain() {
@@ -25,9 +25,14 @@ fn main() {
                 line.push_str(&text);
             }
         }
-        eprintln!("error: {}", line.replace('\n', " "));
-        std::process::exit(1);
+        let line = line.replace('\n', " ");
+        match cli::job::ranks() {
+            Some(r) => eprintln!("error (rank {} of {}): {line}", r.rank(), r.size()),
+            None => eprintln!("error: {line}"),
+        }
+        cli::job::exit(1);
     }
+    cli::job::leave();
 }
 
 /// Restores the default action of SIGPIPE (end the process), as command-line tools do:

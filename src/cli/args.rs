@@ -134,10 +134,23 @@ impl RunArgs {
         if self.stop_after == Some(0) {
             anyhow::bail!("--stop-after 0 trains nothing: give at least 1 (or leave it out)");
         }
+        let ranks = super::job::ranks();
+        if ranks.is_some() && !devices.is_empty() {
+            anyhow::bail!(
+                "--devices cannot be combined with MPI ranks: each rank trains on one device (--device)"
+            );
+        }
+        // Rank 0 reports for the job; the other ranks work quietly.
+        let leads = ranks.as_ref().is_none_or(|r| r.leads());
         Ok(RunOptions {
             resume: self.resume,
             overwrite: self.overwrite,
-            log: self.log_format,
+            log: if leads {
+                self.log_format
+            } else {
+                LogFormat::Quiet
+            },
+            ranks,
             stop_after: self.stop_after,
             device: match devices.first() {
                 Some(first) => first.clone(),
@@ -179,7 +192,8 @@ pub fn run_and_report(
     let options = args.options(baselines)?;
     super::interrupt::set_run_dir(&args.out);
     let (report, _) = mentor::run::run(&config, &options)?;
-    print_report(&report, args.log_format, &args.out);
+    // A job's other ranks run with their progress off, and say nothing at the end either.
+    print_report(&report, options.log, &args.out);
     Ok(report)
 }
 

@@ -8,6 +8,17 @@ use std::sync::Mutex;
 /// The run directory of the run in progress, if any.
 static RUN_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
 
+/// `(rank, ranks)` when this process is a rank of a data-parallel job.
+static JOB: Mutex<Option<(usize, usize)>> = Mutex::new(None);
+
+/// Records that this process is rank `rank` of `ranks`: an interrupt then says so, since
+/// under mpirun a signal usually means another rank ended the job.
+pub fn set_job(rank: usize, ranks: usize) {
+    if let Ok(mut slot) = JOB.lock() {
+        *slot = Some((rank, ranks));
+    }
+}
+
 /// Records `dir` as the run directory that an interrupt should name.
 pub fn set_run_dir(dir: &std::path::Path) {
     if let Ok(mut slot) = RUN_DIR.lock() {
@@ -15,9 +26,10 @@ pub fn set_run_dir(dir: &std::path::Path) {
     }
 }
 
-/// What an interrupt prints for the run in `dir` (`None`: no run started).
-pub fn message(dir: Option<&std::path::Path>) -> String {
-    match dir {
+/// What an interrupt prints for the run in `dir` (`None`: no run started), on rank
+/// `job.0` of `job.1` when the process is one of a job's ranks.
+pub fn message(dir: Option<&std::path::Path>, job: Option<(usize, usize)>) -> String {
+    let what = match dir {
         Some(dir) if dir.join("checkpoints/last.ckpt").is_file() => format!(
             "interrupted: {} keeps the last finished epoch; run the same command with --resume to continue",
             dir.join("checkpoints/last.ckpt").display()
@@ -27,6 +39,12 @@ pub fn message(dir: Option<&std::path::Path>) -> String {
             dir.display()
         ),
         None => "interrupted".to_string(),
+    };
+    match job {
+        Some((rank, ranks)) => format!(
+            "rank {rank} of {ranks}: {what} (mpirun stops every rank when one fails or is stopped: the first error above says why)"
+        ),
+        None => what,
     }
 }
 
@@ -35,7 +53,8 @@ pub fn message(dir: Option<&std::path::Path>) -> String {
 pub fn install() {
     let _ = ctrlc::set_handler(|| {
         let dir = RUN_DIR.lock().ok().and_then(|d| d.clone());
-        eprintln!("\n{}", message(dir.as_deref()));
+        let job = JOB.lock().ok().and_then(|j| *j);
+        eprintln!("\n{}", message(dir.as_deref(), job));
         std::process::exit(130);
     });
 }
@@ -47,11 +66,16 @@ mod tests {
     #[test]
     fn the_message_names_the_checkpoint_when_there_is_one() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(message(Some(dir.path())).contains("before the first checkpoint"));
+        assert!(message(Some(dir.path()), None).contains("before the first checkpoint"));
         std::fs::create_dir(dir.path().join("checkpoints")).unwrap();
         std::fs::write(dir.path().join("checkpoints/last.ckpt"), b"x").unwrap();
-        let m = message(Some(dir.path()));
+        let m = message(Some(dir.path()), None);
         assert!(m.contains("last.ckpt") && m.contains("--resume"), "{m}");
-        assert_eq!(message(None), "interrupted");
+        assert_eq!(message(None, None), "interrupted");
+        let m = message(Some(dir.path()), Some((1, 2)));
+        assert!(
+            m.starts_with("rank 1 of 2: ") && m.contains("first error"),
+            "{m}"
+        );
     }
 }

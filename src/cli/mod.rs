@@ -11,6 +11,7 @@ mod eval;
 mod export;
 mod footprint;
 pub mod interrupt;
+pub mod job;
 mod knn;
 mod models;
 mod multitask;

@@ -217,6 +217,7 @@ pub fn run_continual(
             stop_after: partial,
             device: options.device.clone(),
             devices: Vec::new(),
+            ranks: None,
             start_from: Some(network.clone()),
             start_optimizer: optimizer_state.clone(),
             max_steps: Some(continual.iterations_per_task),

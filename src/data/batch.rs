@@ -38,6 +38,17 @@ impl Batch {
 pub struct BatchOrder {
     indices: Vec<usize>,
     batch_size: usize,
+    /// `(rank, ranks)`: only that rank's shard of every batch.
+    shard: Option<(usize, usize)>,
+}
+
+/// Part `part` of `parts` contiguous shards of `len` items whose sizes differ by at most
+/// one (the first `len % parts` shards are one longer).
+pub fn shard(len: usize, parts: usize, part: usize) -> std::ops::Range<usize> {
+    let parts = parts.max(1);
+    let (base, extra) = (len / parts, len % parts);
+    let start = part * base + part.min(extra);
+    start..start + base + usize::from(part < extra)
 }
 
 impl BatchOrder {
@@ -49,6 +60,7 @@ impl BatchOrder {
         Self {
             indices,
             batch_size: batch_size.max(1),
+            shard: None,
         }
     }
 
@@ -57,17 +69,36 @@ impl BatchOrder {
         Self {
             indices: (0..len).collect(),
             batch_size: batch_size.max(1),
+            shard: None,
+        }
+    }
+
+    /// This order as rank `rank` of `ranks` sees it in data-parallel training: its
+    /// contiguous [`shard`] of every batch. A batch with fewer examples than ranks is left
+    /// out for every rank, since each rank must take part in every step.
+    pub fn sharded(self, rank: usize, ranks: usize) -> Self {
+        Self {
+            shard: Some((rank, ranks.max(1))),
+            ..self
         }
     }
 
     /// The index slices of consecutive batches; the last one may be smaller.
     pub fn batches(&self) -> impl Iterator<Item = &[usize]> {
-        self.indices.chunks(self.batch_size)
+        let cut = self.shard;
+        self.indices
+            .chunks(self.batch_size)
+            .filter_map(move |batch| match cut {
+                None => Some(batch),
+                Some((rank, ranks)) => {
+                    (batch.len() >= ranks).then(|| &batch[shard(batch.len(), ranks, rank)])
+                }
+            })
     }
 
     /// Number of batches.
     pub fn num_batches(&self) -> usize {
-        self.indices.len().div_ceil(self.batch_size)
+        self.batches().count()
     }
 }
 
@@ -85,6 +116,31 @@ mod tests {
         let mut all: Vec<usize> = a.batches().flatten().copied().collect();
         all.sort();
         assert_eq!(all, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn shards_split_every_batch_among_the_ranks() {
+        assert_eq!(
+            (0..3).map(|p| shard(10, 3, p)).collect::<Vec<_>>(),
+            vec![0..4, 4..7, 7..10]
+        );
+        assert_eq!(shard(2, 3, 2), 2..2);
+        let whole = BatchOrder::shuffled(21, 8, 1, 0);
+        let parts: Vec<BatchOrder> = (0..3).map(|r| whole.clone().sharded(r, 3)).collect();
+        // Batches of 8, 8 and 5: every rank has three shards, together the whole batch.
+        for (b, batch) in whole.batches().enumerate() {
+            let joined: Vec<usize> = parts
+                .iter()
+                .flat_map(|p| p.batches().nth(b).unwrap().to_vec())
+                .collect();
+            assert_eq!(joined, batch);
+        }
+        assert!(parts.iter().all(|p| p.num_batches() == 3));
+        // A last batch of 1 with 2 ranks is left out for both.
+        let odd = BatchOrder::shuffled(9, 4, 1, 0);
+        assert_eq!(odd.num_batches(), 3);
+        assert_eq!(odd.clone().sharded(0, 2).num_batches(), 2);
+        assert_eq!(odd.sharded(1, 2).num_batches(), 2);
     }
 
     #[test]

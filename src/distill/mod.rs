@@ -320,6 +320,12 @@ impl Objective for KnowledgeDistillation {
         }
     }
 
+    fn per_process_state(&self) -> Option<&'static str> {
+        self.hint
+            .as_ref()
+            .map(|_| "a FitNets hint regressor it trains itself")
+    }
+
     fn state(&self) -> Option<serde_json::Value> {
         self.hint
             .as_ref()

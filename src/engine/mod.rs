@@ -10,14 +10,18 @@
 
 pub mod cache;
 pub mod checkpoint;
+pub mod collective;
 pub mod device;
 pub mod eval;
 pub mod events;
+pub(crate) mod execution;
 pub mod freeze;
 pub mod groups;
 pub mod init;
 pub mod io;
 pub mod metrics;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod objective;
 pub mod optim;
 pub mod parallel;
@@ -29,6 +33,7 @@ pub mod spec;
 pub mod step;
 pub mod trainer;
 
+pub use collective::{Collective, CollectiveError, Ranks};
 pub use device::{module_device, parse_device, parse_devices};
 pub use eval::{class_probabilities, evaluate, evaluate_examples, evaluate_outputs};
 pub use events::{Event, Observer};

@@ -44,6 +44,14 @@ pub trait Objective {
         None
     }
 
+    /// What this objective keeps and updates in each process from that process's own
+    /// batches (a queue of past keys, a regressor it trains itself), in words; `None`, the
+    /// default, when it keeps nothing of the kind. The ranks of a data-parallel job would
+    /// each keep their own, so such an objective trains as one process.
+    fn per_process_state(&self) -> Option<&'static str> {
+        None
+    }
+
     /// State of the objective's own that a checkpoint must keep for an exact resume
     /// (e.g. a loss history); `None` for stateless objectives.
     fn state(&self) -> Option<serde_json::Value> {

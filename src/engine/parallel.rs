@@ -19,10 +19,13 @@ use burn::optim::ModuleOptimizer;
 use burn::tensor::distributed::{DistributedConfig, DistributedContext, ReduceOperation};
 use burn::tensor::{Device, Tensor};
 
+use super::execution::{Execution, StepError, StepStats};
+use super::freeze::FrozenSet;
 use super::groups::ParamGroups;
 use super::objective::{CrossEntropy, Objective};
 use super::step::train_step;
 use crate::data::HostBatch;
+use crate::data::batch::shard;
 use crate::models::Network;
 
 /// Marks every parameter for gradient synchronisation (what burn-train's `ModuleSharder`
@@ -54,6 +57,8 @@ pub(crate) struct ParallelStep {
 /// Replicas of a network on the devices after the first, which the caller's own network
 /// (on the first device) trains beside. Holding it keeps Burn's sync server running.
 pub(crate) struct DataParallel {
+    /// The caller's device (the first).
+    device: Device,
     replicas: Vec<Replica>,
     // Dropped last: the server must outlive every replica's backward pass.
     _context: DistributedContext,
@@ -94,6 +99,7 @@ impl DataParallel {
             .collect::<Result<_, String>>()?;
         Ok((
             Self {
+                device: devices[0].clone(),
                 replicas,
                 _context: context,
             },
@@ -101,27 +107,11 @@ impl DataParallel {
         ))
     }
 
-    /// Holds `frozen` fixed in every replica, as the caller does in its own network (every
-    /// device must differentiate the same parameters for the all-reduce).
-    pub fn freeze(&mut self, frozen: &super::freeze::FrozenSet) {
-        for replica in &mut self.replicas {
-            replica.network = replica.network.take().map(|n| frozen.apply(n));
-        }
-    }
-
-    /// Seeds every replica's device (dropout masks) as the caller seeds the first.
-    pub fn seed(&self, seed: u64) {
-        for replica in &self.replicas {
-            replica.device.seed(seed);
-        }
-    }
-
     /// One step on all devices at once: the batch split into one contiguous shard per
     /// device; the first shard trains `network` with `objective`, the others their
     /// replicas with cross-entropy (data parallel is for supervised runs). `Err` carries
     /// a non-finite loss, as `train_step`'s does.
-    #[allow(clippy::too_many_arguments)]
-    pub fn step(
+    fn step_all(
         &mut self,
         network: Network,
         optimizer: &mut ModuleOptimizer,
@@ -170,6 +160,52 @@ impl DataParallel {
     }
 }
 
+impl Execution for DataParallel {
+    fn seed(&self, seed: u64) {
+        self.device.seed(seed);
+        for replica in &self.replicas {
+            replica.device.seed(seed);
+        }
+    }
+
+    /// Holds `frozen` fixed in every replica, as the caller does in its own network (every
+    /// device must differentiate the same parameters for the all-reduce).
+    fn freeze(&mut self, frozen: &FrozenSet) {
+        for replica in &mut self.replicas {
+            replica.network = replica.network.take().map(|n| frozen.apply(n));
+        }
+    }
+
+    /// Every device must take part in each step's gradient all-reduce.
+    fn takes(&self, len: usize) -> bool {
+        len > self.replicas.len()
+    }
+
+    fn step(
+        &mut self,
+        network: Network,
+        optimizer: &mut ModuleOptimizer,
+        groups: &ParamGroups,
+        objective: &mut dyn Objective,
+        batch: HostBatch,
+        lr: f64,
+    ) -> Result<(Network, StepStats), StepError> {
+        let examples = batch.len();
+        let (network, step) = self
+            .step_all(network, optimizer, groups, objective, batch, lr)
+            .map_err(StepError::NonFinite)?;
+        Ok((
+            network,
+            StepStats {
+                loss: step.loss,
+                correct: step.correct,
+                predictions: step.predictions,
+                examples,
+            },
+        ))
+    }
+}
+
 impl Replica {
     fn step(
         &mut self,
@@ -200,16 +236,7 @@ impl Replica {
 
 /// `len` items in `parts` contiguous shards whose sizes differ by at most one.
 fn shards(len: usize, parts: usize) -> Vec<Range<usize>> {
-    let parts = parts.max(1);
-    let (base, extra) = (len / parts, len % parts);
-    let mut start = 0;
-    (0..parts)
-        .map(|i| {
-            let size = base + usize::from(i < extra);
-            start += size;
-            start - size..start
-        })
-        .collect()
+    (0..parts.max(1)).map(|p| shard(len, parts, p)).collect()
 }
 
 #[cfg(test)]

@@ -10,8 +10,10 @@ use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, CheckpointError, TrainingState};
+use super::collective::{CollectiveError, Ranks};
 use super::eval::evaluate_with;
 use super::events::{Event, Observer};
+use super::execution::{Execution, OneDevice, RankParallel, StepError};
 use super::freeze::FrozenSet;
 use super::groups::{GroupError, ParamGroups};
 use super::init::{epoch_seed, lock_backend_rng};
@@ -21,7 +23,6 @@ use super::parallel::DataParallel;
 use super::progress::{LogFormat, Progress};
 use super::run_dir::{Fingerprint, RunDir, RunDirError};
 use super::spec::TrainSpec;
-use super::step::train_step;
 use crate::data::{BatchOrder, DataError, Splits};
 use crate::models::{Network, param_infos};
 
@@ -66,6 +67,9 @@ pub enum EngineError {
     /// Data-parallel training could not start.
     #[error("data parallel: {0}")]
     DataParallel(String),
+    /// The ranks of a data-parallel job could not exchange their gradients.
+    #[error("data parallel across ranks: {0}")]
+    Collective(#[from] CollectiveError),
     /// A run directory file could not be written.
     #[error(transparent)]
     Io(#[from] super::io::IoError),
@@ -104,6 +108,10 @@ pub struct TrainOptions {
     /// on `device` alone. The first should be `device`. Supervised runs only: the other
     /// devices' replicas minimise cross-entropy.
     pub devices: Vec<Device>,
+    /// Data parallel across the ranks of a job (MPI processes; see
+    /// [`super::execution::RankParallel`]): each rank trains its shard of every batch on
+    /// `device`, and rank 0 alone writes the run directory. `None` trains alone.
+    pub ranks: Option<Ranks>,
     /// Start from these weights instead of a fresh initialisation (continual learning's
     /// next task starts from the previous task's network); ignored when resuming.
     pub start_from: Option<Network>,
@@ -128,6 +136,7 @@ impl TrainOptions {
             stop_after: None,
             device: Device::flex(),
             devices: Vec::new(),
+            ranks: None,
             start_from: None,
             start_optimizer: None,
             max_steps: None,
@@ -232,6 +241,22 @@ pub fn train_observed(
 ) -> Result<(RunSummary, Network), EngineError> {
     let _rng_guard = lock_backend_rng();
     let wall = Instant::now();
+    // Rank 0 of a job (or a process training alone) writes the run directory; the other
+    // ranks read its checkpoints, train, and write nothing.
+    let leads = options.ranks.as_ref().is_none_or(Ranks::leads);
+    if options.ranks.is_some() {
+        if !options.devices.is_empty() {
+            return Err(EngineError::DataParallel(
+                "--devices cannot be combined with ranks of a job: each rank trains on one device"
+                    .into(),
+            ));
+        }
+        if let Some(what) = objective.per_process_state() {
+            return Err(EngineError::DataParallel(format!(
+                "this objective keeps {what} in each process, which the ranks would not share: train it as one process"
+            )));
+        }
+    }
     let run_dir = RunDir::new(&options.out);
     let ckpt_dir = run_dir.join("checkpoints");
     let last_path = run_dir.last_checkpoint();
@@ -312,9 +337,13 @@ pub fn train_observed(
         if extended {
             // More epochs than the run was started with: the config now says so.
             state.config_toml = options.fingerprint.text().to_string();
-            run_dir.write(super::run_dir::CONFIG_FILE, state.config_toml.as_bytes())?;
+            if leads {
+                run_dir.write(super::run_dir::CONFIG_FILE, state.config_toml.as_bytes())?;
+            }
         }
-        repair_best(&last_path, &best_path, &state)?;
+        if leads {
+            repair_best(&last_path, &best_path, &state)?;
+        }
         if let Some(saved) = &state.objective_state {
             objective
                 .restore(saved)
@@ -333,11 +362,14 @@ pub fn train_observed(
                         reason: format!("bad starting optimiser state: {e}"),
                     })?;
         }
-        run_dir.start(&options.fingerprint)?;
+        if leads {
+            run_dir.start(&options.fingerprint)?;
+        }
     }
     let groups = ParamGroups::resolve(&spec.groups, &param_infos(&network))?;
-    let mut parallel = None;
-    if !options.devices.is_empty() {
+    let mut execution: Box<dyn Execution> = if let Some(ranks) = &options.ranks {
+        Box::new(RankParallel::new(ranks.clone(), &options.device))
+    } else if !options.devices.is_empty() {
         let devices: Vec<Device> = options
             .devices
             .iter()
@@ -347,14 +379,20 @@ pub fn train_observed(
             DataParallel::start(&devices, network, &optimizer, || spec.optim.init())
                 .map_err(EngineError::DataParallel)?;
         network = marked;
-        parallel = Some(replicas);
-    }
-    let shards = options.devices.len().max(1);
+        Box::new(replicas)
+    } else {
+        Box::new(OneDevice {
+            device: device.clone(),
+        })
+    };
 
     let label = format!("[{} {}]", spec.label.model, spec.label.dataset);
     let mut progress = Progress::new(options.log, &label);
     let mut metrics_files = MetricsFiles::new(&options.out);
     let mut emit = |event: Event<'_>| -> Result<(), EngineError> {
+        if !leads {
+            return Ok(());
+        }
         let finished = matches!(event, Event::Finished { .. });
         let own: [&mut dyn Observer; 2] = [&mut progress, &mut metrics_files];
         for observer in own
@@ -389,11 +427,13 @@ pub fn train_observed(
         {
             break;
         }
-        device.seed(epoch_seed(spec.seed, epoch));
-        if let Some(replicas) = &parallel {
-            replicas.seed(epoch_seed(spec.seed, epoch));
-        }
-        let order = BatchOrder::shuffled(data.train().len(), spec.batch_size, spec.seed, epoch);
+        execution.seed(epoch_seed(spec.seed, epoch));
+        let order = execution.order(BatchOrder::shuffled(
+            data.train().len(),
+            spec.batch_size,
+            spec.seed,
+            epoch,
+        ));
         emit(Event::EpochStart {
             epoch: epoch + 1,
             epochs: spec.epochs,
@@ -402,9 +442,7 @@ pub fn train_observed(
         let epoch_groups = groups.at_epoch(epoch + 1);
         let frozen = FrozenSet::of(&epoch_groups, &param_infos(&network));
         network = frozen.apply(network);
-        if let Some(replicas) = &mut parallel {
-            replicas.freeze(&frozen);
-        }
+        execution.freeze(&frozen);
         let started = Instant::now();
         let mut running = Running::default();
         let mut lr = spec.lr;
@@ -425,36 +463,23 @@ pub fn train_observed(
             lr = spec
                 .schedule
                 .lr(spec.lr, progress_epochs, spec.epochs, steps_per_epoch);
-            if host.len() < shards {
-                // Every device must take part in each step's gradient all-reduce.
+            if !execution.takes(host.len()) {
                 continue;
             }
-            let examples = host.len();
-            let step_result = match &mut parallel {
-                Some(replicas) => replicas
-                    .step(network, &mut optimizer, &epoch_groups, objective, host, lr)
-                    .map(|(n, s)| (n, s.loss, s.correct, s.predictions)),
-                None => {
-                    let indices = host.indices.clone();
-                    let batch = host.into_device(&device);
-                    train_step(
-                        network,
-                        &mut optimizer,
-                        &epoch_groups,
-                        objective,
-                        &batch,
-                        &indices,
-                        lr,
-                    )
-                }
-            };
+            let step_result =
+                execution.step(network, &mut optimizer, &epoch_groups, objective, host, lr);
             let loss_value;
             (network, loss_value) = match step_result {
-                Ok((n, l, c, p)) => {
-                    running.add_predictions(l, c, p, examples);
-                    (n, l)
+                Ok((n, stats)) => {
+                    running.add_predictions(
+                        stats.loss,
+                        stats.correct,
+                        stats.predictions,
+                        stats.examples,
+                    );
+                    (n, stats.loss)
                 }
-                Err(value) => {
+                Err(StepError::NonFinite(value)) => {
                     return Err(EngineError::NonFinite {
                         value,
                         epoch: epoch + 1,
@@ -463,6 +488,7 @@ pub fn train_observed(
                         dir: ckpt_dir,
                     });
                 }
+                Err(StepError::Collective(e)) => return Err(e.into()),
             };
             state.steps_done += 1;
             emit(Event::Step { loss: loss_value })?;
@@ -483,37 +509,43 @@ pub fn train_observed(
         };
         let mut rows = vec![row("train", running.loss(), running.accuracy())];
         drop(batches);
-        let val_acc = if let Some(val) = data.val() {
-            let (l, a) = evaluate_with(objective, &network, val)?;
-            rows.push(row("val", l, a));
-            Some(a)
-        } else {
-            None
-        };
-        // Without a validation split the test split selects checkpoints: scored always.
-        let test_now = val_acc.is_none() || spec.eval.tests_after(epoch + 1, spec.epochs);
-        let mut test_acc = f64::NEG_INFINITY;
-        if test_now {
-            let (loss, accuracy) = evaluate_with(objective, &network, data.test())?;
-            rows.push(row("test", loss, accuracy));
-            test_acc = accuracy;
-            last_test = Some((epoch + 1, loss, accuracy));
-        }
-        state.history.extend(rows.iter().cloned());
+        // Only the run directory's writer scores and keeps checkpoints: no decision of
+        // the loop depends on the scores, so the other ranks go on training.
+        if leads {
+            let val_acc = if let Some(val) = data.val() {
+                let (l, a) = evaluate_with(objective, &network, val)?;
+                rows.push(row("val", l, a));
+                Some(a)
+            } else {
+                None
+            };
+            // Without a validation split the test split selects checkpoints: scored
+            // always.
+            let test_now = val_acc.is_none() || spec.eval.tests_after(epoch + 1, spec.epochs);
+            let mut test_acc = f64::NEG_INFINITY;
+            if test_now {
+                let (loss, accuracy) = evaluate_with(objective, &network, data.test())?;
+                rows.push(row("test", loss, accuracy));
+                test_acc = accuracy;
+                last_test = Some((epoch + 1, loss, accuracy));
+            }
+            state.history.extend(rows.iter().cloned());
 
-        let selection = val_acc.unwrap_or(test_acc);
-        let improved = selection > state.best_val_accuracy;
-        if improved {
-            state.best_val_accuracy = selection;
-            state.best_epoch = epoch + 1;
+            let selection = val_acc.unwrap_or(test_acc);
+            let improved = selection > state.best_val_accuracy;
+            if improved {
+                state.best_val_accuracy = selection;
+                state.best_epoch = epoch + 1;
+            }
+            // best.ckpt first: once last.ckpt records a new best, its weights are on
+            // disk. A crash between the two leaves best.ckpt one epoch ahead of
+            // last.ckpt, and the resumed run repeats that epoch bit for bit and rewrites
+            // both.
+            if improved {
+                checkpoint::save(&best_path, &network, &optimizer, &state)?;
+            }
+            checkpoint::save(&last_path, &network, &optimizer, &state)?;
         }
-        // best.ckpt first: once last.ckpt records a new best, its weights are on disk.
-        // A crash between the two leaves best.ckpt one epoch ahead of last.ckpt, and the
-        // resumed run repeats that epoch bit for bit and rewrites both.
-        if improved {
-            checkpoint::save(&best_path, &network, &optimizer, &state)?;
-        }
-        checkpoint::save(&last_path, &network, &optimizer, &state)?;
         emit(Event::EpochEnd {
             epoch: epoch + 1,
             epochs: spec.epochs,
@@ -525,6 +557,7 @@ pub fn train_observed(
     // The last epoch scored the final network already, unless it ran before a resume.
     let (test_loss, test_accuracy) = match last_test {
         Some((epoch, loss, accuracy)) if epoch == state.epochs_done => (loss, accuracy),
+        _ if !leads => (f64::NAN, f64::NAN),
         _ => evaluate_with(objective, &network, data.test())?,
     };
     let summary = RunSummary {

@@ -35,6 +35,9 @@ pub struct InitWeights {
     init: InitConfig,
     device: Device,
     log: LogFormat,
+    /// Whether to leave `transfer.json` and say what was imported (not on the ranks of
+    /// a job that do not write the run directory).
+    records: bool,
 }
 
 impl InitWeights {
@@ -45,7 +48,13 @@ impl InitWeights {
             init: init.clone(),
             device: device.clone(),
             log,
+            records: true,
         }
+    }
+
+    /// The same, leaving no record when `records` is false.
+    pub fn recording(self, records: bool) -> Self {
+        Self { records, ..self }
     }
 }
 
@@ -55,6 +64,9 @@ impl StartWeights for InitWeights {
             return Ok(fresh);
         };
         let (network, report) = import_pretrained(fresh, &self.init, &self.device)?;
+        if !self.records {
+            return Ok(network);
+        }
         crate::engine::io::write_json(&run_dir.join(REPORT_FILE), &report)?;
         let fresh: Vec<&str> = report
             .reinitialized

@@ -25,8 +25,8 @@ use crate::data::{DataError, PreparedData, RunData, Splits};
 use crate::engine::progress::{LogFormat, Progress};
 use crate::engine::run_dir::{Claim, RunDir};
 use crate::engine::{
-    CrossEntropy, EngineError, Objective, RunSummary, StartWeights, TrainOptions, seeded_init,
-    train_observed,
+    CrossEntropy, EngineError, Objective, Ranks, RunSummary, StartWeights, TrainOptions,
+    seeded_init, train_observed,
 };
 use crate::kernels::Denormals;
 use crate::models::Network;
@@ -90,6 +90,9 @@ pub struct RunOptions {
     pub device: Device,
     /// Data-parallel devices (supervised runs only; see [`TrainOptions::devices`]).
     pub devices: Vec<Device>,
+    /// Data parallel across the ranks of a job (see [`TrainOptions::ranks`]): every rank
+    /// calls [`run`] with the same config; rank 0 alone claims and writes `out`.
+    pub ranks: Option<Ranks>,
     /// Single-task runs of the same benchmark, for a multitask run's `Delta_m`.
     pub baselines: Vec<PathBuf>,
     /// What the CPU does with subnormal floats during the run (set on every compute
@@ -108,6 +111,7 @@ impl RunOptions {
             stop_after: None,
             device: Device::flex(),
             devices: Vec::new(),
+            ranks: None,
             baselines: Vec::new(),
             denormals: Denormals::default(),
         }
@@ -120,6 +124,7 @@ impl RunOptions {
             stop_after: self.stop_after,
             device: self.device.clone(),
             devices: self.devices.clone(),
+            ranks: self.ranks.clone(),
             ..TrainOptions::new(&self.out)
         }
     }
@@ -139,13 +144,30 @@ pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Net
             config.strategy.kind()
         )));
     }
+    if options.ranks.is_some()
+        && matches!(
+            config.strategy,
+            StrategyConfig::Continual(_) | StrategyConfig::Multitask(_)
+        )
+    {
+        return Err(RunError::Options(format!(
+            "strategy {:?} does not run data parallel across ranks yet (its runner writes its own files per task); run it as one process",
+            config.strategy.kind()
+        )));
+    }
+    // Rank 0 of a job (or a process training alone) owns the run directory.
+    let leads = options.ranks.as_ref().is_none_or(Ranks::leads);
     let claim = match (options.resume, options.overwrite) {
         (true, _) => Claim::Resume,
         (false, true) => Claim::Overwrite,
         (false, false) => Claim::Fresh,
     };
-    let _lock = RunDir::new(&options.out).claim(claim)?;
-    let start = InitWeights::new(&config.init, &options.device, options.log);
+    let _lock = if leads {
+        Some(RunDir::new(&options.out).claim(claim)?)
+    } else {
+        None
+    };
+    let start = InitWeights::new(&config.init, &options.device, options.log).recording(leads);
     let mut train_options = options.train_options();
     train_options.fingerprint = config.fingerprint();
     let (report, network) = match &config.strategy {
@@ -193,7 +215,11 @@ pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Net
                         &train_options.device,
                     )
                     .map_err(StrategyError::from)?;
-                    if let Err(e) = kd.plot_soft_targets(&data.test, &options.out.join("plots")) {
+                    let plotted = match leads {
+                        true => kd.plot_soft_targets(&data.test, &options.out.join("plots")),
+                        false => Ok(()),
+                    };
+                    if let Err(e) = plotted {
                         Progress::new(options.log, "distill:")
                             .note(&format!("soft-target plot not written: {e}"));
                     }
@@ -244,7 +270,9 @@ pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Net
             (Report::Training(summary), network)
         }
     };
-    report.write(&options.out)?;
+    if leads {
+        report.write(&options.out)?;
+    }
     Ok((report, network))
 }
 

@@ -216,6 +216,10 @@ impl PretextLoss for Moco {
         }
     }
 
+    fn per_process_state(&self) -> Option<&'static str> {
+        Some("a queue of past keys (MoCo; its keys are not gathered across ranks yet)")
+    }
+
     fn state(&self) -> serde_json::Value {
         let key = self.key.as_ref().map(|k| {
             let values: Vec<f32> = flat_parameters(k)

@@ -273,6 +273,12 @@ pub trait PretextLoss {
         views_seed: u64,
     ) -> crate::engine::StepOutput;
 
+    /// What the method keeps per process from its own batches (see
+    /// [`Objective::per_process_state`]); `None` for nothing.
+    fn per_process_state(&self) -> Option<&'static str> {
+        None
+    }
+
     /// State of the method's own that an exact resume needs (MoCo's key encoder and
     /// queue); `Null` for none.
     fn state(&self) -> serde_json::Value {
@@ -329,6 +335,10 @@ impl<M: PretextLoss> Objective for Pretraining<M> {
 
     fn end_epoch(&mut self, epoch: usize) {
         self.epoch = epoch;
+    }
+
+    fn per_process_state(&self) -> Option<&'static str> {
+        self.method.per_process_state()
     }
 
     fn state(&self) -> Option<serde_json::Value> {

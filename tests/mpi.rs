@@ -120,6 +120,7 @@ fn two_ranks_train_the_mlp_as_one_process() {
     let b = args(&two);
     mpirun(2, &b.iter().map(String::as_str).collect::<Vec<_>>());
     let off = max_difference(&network(&one), &network(&two));
+    eprintln!("mlp: 2 ranks vs 1 process, largest weight difference {off:e}");
     assert!(off < 1e-5, "2 ranks differ from 1 process by {off}");
     assert_eq!(files(&one), files(&two));
     let (s1, s2) = (summary(&one), summary(&two));
@@ -164,6 +165,7 @@ fn batch_norm_networks_on_two_ranks_stay_within_a_band() {
     let b = args(&two);
     mpirun(2, &b.iter().map(String::as_str).collect::<Vec<_>>());
     let (a1, a2) = (accuracy(&one), accuracy(&two));
+    eprintln!("resnet: test accuracy 1 process {a1}, 2 ranks {a2}");
     assert!(a1 > 0.9 && a2 > 0.9, "{a1} {a2}");
     assert!((a1 - a2).abs() <= 0.03, "1 process {a1}, 2 ranks {a2}");
 }
@@ -212,6 +214,7 @@ fn distillation_and_simclr_train_on_two_ranks() {
     mpirun(2, &distill(&two).each_ref().map(String::as_str));
     // The MLP student has no batch norm: the same steps as one process.
     let off = max_difference(&network(Path::new(&one)), &network(Path::new(&two)));
+    eprintln!("distill: 2 ranks vs 1 process, largest weight difference {off:e}");
     assert!(off < 1e-5, "distillation on 2 ranks differs by {off}");
 
     let simclr = format!("{d}/simclr");
@@ -236,6 +239,7 @@ fn distillation_and_simclr_train_on_two_ranks() {
     );
     // The kNN monitor's accuracy of the pretrained encoder, far above chance (0.1).
     let knn = accuracy(Path::new(&simclr));
+    eprintln!("simclr: kNN accuracy on 2 ranks {knn}");
     assert!(knn > 0.5, "SimCLR on 2 ranks: kNN accuracy {knn}");
 }
 

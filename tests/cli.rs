@@ -1244,3 +1244,21 @@ fn predict_and_export_need_no_data_once_a_run_is_trained() {
     let mean: f32 = meta["mentor.mean"].parse().unwrap();
     assert!(mean > 0.1 && mean < 0.9, "{meta:?}");
 }
+
+/// `summary.json`'s wall time is the whole run, reading the data included, and says how
+/// long the reading took.
+#[test]
+fn the_wall_time_counts_loading_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    train_digits_mlp(&out, "1");
+    let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    let s: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let (wall, load, train) = (
+        s["wall_seconds"].as_f64().unwrap(),
+        s["load_seconds"].as_f64().unwrap(),
+        s["train_seconds"].as_f64().unwrap(),
+    );
+    assert!(load > 0.0, "{text}");
+    assert!(wall >= load + train, "{text}");
+}

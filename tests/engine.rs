@@ -493,3 +493,61 @@ fn scoring_the_test_split_less_often_changes_no_weight() {
         "{e}"
     );
 }
+
+/// `eval.val_examples = N` scores the validation split on its first N examples: the
+/// weights are those of a run that scores all of it, and each validation row is the
+/// score of those N examples.
+#[test]
+fn the_validation_split_can_be_scored_on_its_first_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = config(&["epochs=2", "data.per_class=30"]);
+    let data = prepare_data(&whole.data, whole.seed).unwrap();
+    let val = data.val.as_ref().unwrap();
+    let n = 7;
+    assert!(val.len() > n);
+    let (_, a) = train(
+        &whole,
+        &data,
+        &mut CrossEntropy,
+        &quiet(&dir.path().join("a")),
+    )
+    .unwrap();
+    let capped = config(&["epochs=2", "data.per_class=30", "eval.val_examples=7"]);
+    let out = dir.path().join("b");
+    let (_, b) = train(&capped, &data, &mut CrossEntropy, &quiet(&out)).unwrap();
+    assert_same_weights(&weights(&a), &weights(&b), "val_examples = 7");
+    let rows = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let last_val: serde_json::Value = rows
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["split"] == "val")
+        .last()
+        .unwrap();
+    let first: Vec<usize> = (0..n).collect();
+    let (loss, accuracy) = mentor::engine::evaluate(&b, &val.select(&first), 100);
+    assert!(
+        (last_val["loss"].as_f64().unwrap() - loss).abs() < 1e-6,
+        "{last_val}"
+    );
+    assert_eq!(last_val["accuracy"].as_f64().unwrap(), accuracy);
+    let (whole_loss, _) = mentor::engine::evaluate(&b, val, 100);
+    assert_ne!(loss, whole_loss, "the cap changed nothing to check");
+    let saved = RunConfig::from_file(&out.join("config.toml")).unwrap();
+    assert_eq!(saved.eval.val_examples, Some(7));
+    for (sets, said) in [
+        (&["eval.val_examples=0"][..], "eval.val_examples"),
+        (
+            &["eval.val_examples=5", "data.val_fraction=0"][..],
+            "needs a validation split",
+        ),
+    ] {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let e = RunConfig::default()
+            .with_overrides(&sets)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(said), "{e}");
+    }
+}

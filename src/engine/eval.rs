@@ -39,7 +39,18 @@ pub fn evaluate_examples(
     batch_size: usize,
     outputs: Option<Range<usize>>,
 ) -> Result<(f64, f64), DataError> {
-    let order = BatchOrder::sequential(data.len(), batch_size);
+    evaluate_first(network, data, data.len(), batch_size, outputs)
+}
+
+/// [`evaluate_examples`] on the first `count` examples of `data`.
+fn evaluate_first(
+    network: &Network,
+    data: &dyn Examples,
+    count: usize,
+    batch_size: usize,
+    outputs: Option<Range<usize>>,
+) -> Result<(f64, f64), DataError> {
+    let order = BatchOrder::sequential(count.min(data.len()), batch_size);
     score(network, data.batches(order, 0), outputs)
 }
 
@@ -105,23 +116,30 @@ pub fn class_probabilities(
     out
 }
 
-/// The objective's own evaluation of `network` on `data` if it has one (for data in
-/// memory), else the classification loss and accuracy on its scored outputs, in batches
-/// of up to 1000 examples and 64 MB.
+/// The objective's own evaluation of `network` on the first `limit` examples of `data`
+/// (all of them with `None`) if it has one (for data in memory), else the classification
+/// loss and accuracy on its scored outputs, in batches of up to 1000 examples and 64 MB.
 pub(crate) fn evaluate_with(
     objective: &dyn Objective,
     network: &Network,
     data: &dyn Examples,
+    limit: Option<usize>,
 ) -> Result<(f64, f64), DataError> {
-    if let Some(own) = data
-        .in_memory()
-        .and_then(|d| objective.evaluate(network, d))
-    {
-        return Ok(own);
+    let count = limit.map_or(data.len(), |n| n.min(data.len()));
+    if let Some(d) = data.in_memory() {
+        let own = if count < d.len() {
+            let first: Vec<usize> = (0..count).collect();
+            objective.evaluate(network, &d.select(&first))
+        } else {
+            objective.evaluate(network, d)
+        };
+        if let Some(own) = own {
+            return Ok(own);
+        }
     }
     let image_bytes = data.shape().iter().product::<usize>() * std::mem::size_of::<f32>();
     let batch_size = (64_000_000 / image_bytes.max(1)).clamp(1, 1000);
-    evaluate_examples(network, data, batch_size, objective.eval_outputs())
+    evaluate_first(network, data, count, batch_size, objective.eval_outputs())
 }
 
 pub(crate) fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> u64 {

@@ -45,18 +45,27 @@ pub struct EvalConfig {
     /// last only. A run without a validation split selects on the test split, so it
     /// needs 1.
     pub test_every: usize,
+    /// Score the validation split (which selects checkpoints) on its first this many
+    /// examples only; `None` (the default) scores all of it. The split is a seeded random
+    /// cut of the training set, so its first examples are a random sample of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_examples: Option<usize>,
 }
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        Self { test_every: 1 }
+        Self {
+            test_every: 1,
+            val_examples: None,
+        }
     }
 }
 
 impl EvalConfig {
-    /// Whether this is the default, the test split scored after every epoch.
-    pub fn every_epoch(&self) -> bool {
-        self.test_every == 1
+    /// Whether this is the default: the test split scored after every epoch, the whole
+    /// validation split scored.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
     }
 
     /// Whether the test split is scored after epoch `epoch` (1-based) of `epochs`.
@@ -73,7 +82,13 @@ mod tests {
     fn the_test_split_is_scored_every_n_epochs_and_after_the_last() {
         let every = |n: usize| {
             (1..=5)
-                .filter(|&e| EvalConfig { test_every: n }.tests_after(e, 5))
+                .filter(|&e| {
+                    EvalConfig {
+                        test_every: n,
+                        val_examples: None,
+                    }
+                    .tests_after(e, 5)
+                })
                 .collect::<Vec<_>>()
         };
         assert_eq!(every(1), [1, 2, 3, 4, 5]);

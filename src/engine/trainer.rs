@@ -181,8 +181,14 @@ pub struct RunSummary {
     pub best_epoch: usize,
     /// Epochs trained.
     pub epochs: usize,
-    /// Wall time of this invocation, seconds (a resumed run counts only its own part).
+    /// Wall time of this invocation, seconds, reading the data included when the run
+    /// went through `run::run` (a resumed run counts only its own part).
     pub wall_seconds: f64,
+    /// Seconds spent reading and preparing the data before training (part of
+    /// `wall_seconds`); 0 in summaries written before mentor recorded it, and when the
+    /// caller handed the engine its data.
+    #[serde(default)]
+    pub load_seconds: f64,
     /// Seconds in training steps over the whole run.
     pub train_seconds: f64,
     /// Training examples per second of training-step time.
@@ -513,7 +519,7 @@ pub fn train_observed(
         // the loop depends on the scores, so the other ranks go on training.
         if leads {
             let val_acc = if let Some(val) = data.val() {
-                let (l, a) = evaluate_with(objective, &network, val)?;
+                let (l, a) = evaluate_with(objective, &network, val, spec.eval.val_examples)?;
                 rows.push(row("val", l, a));
                 Some(a)
             } else {
@@ -524,7 +530,7 @@ pub fn train_observed(
             let test_now = val_acc.is_none() || spec.eval.tests_after(epoch + 1, spec.epochs);
             let mut test_acc = f64::NEG_INFINITY;
             if test_now {
-                let (loss, accuracy) = evaluate_with(objective, &network, data.test())?;
+                let (loss, accuracy) = evaluate_with(objective, &network, data.test(), None)?;
                 rows.push(row("test", loss, accuracy));
                 test_acc = accuracy;
                 last_test = Some((epoch + 1, loss, accuracy));
@@ -558,7 +564,7 @@ pub fn train_observed(
     let (test_loss, test_accuracy) = match last_test {
         Some((epoch, loss, accuracy)) if epoch == state.epochs_done => (loss, accuracy),
         _ if !leads => (f64::NAN, f64::NAN),
-        _ => evaluate_with(objective, &network, data.test())?,
+        _ => evaluate_with(objective, &network, data.test(), None)?,
     };
     let summary = RunSummary {
         denormals: crate::kernels::denormals::on_this_thread(),
@@ -568,6 +574,7 @@ pub fn train_observed(
         best_epoch: state.best_epoch,
         epochs: state.epochs_done,
         wall_seconds: wall.elapsed().as_secs_f64(),
+        load_seconds: 0.0,
         train_seconds: state.train_seconds,
         train_samples_per_second: state.train_samples as f64 / state.train_seconds.max(1e-9),
         data_wait_seconds: state.data_wait_seconds,

@@ -84,7 +84,7 @@ pub struct RunConfig {
     pub strategy: StrategyConfig,
     /// When the test split is scored (written only when it differs from every epoch, so
     /// the configs, and resume fingerprints, of earlier runs read the same).
-    #[serde(skip_serializing_if = "EvalConfig::every_epoch")]
+    #[serde(skip_serializing_if = "EvalConfig::is_default")]
     pub eval: EvalConfig,
 }
 
@@ -256,6 +256,17 @@ impl RunConfig {
                     condition: "a validation split (data.val_fraction > 0): without one the test split selects checkpoints, every epoch",
                 },
             ));
+        }
+        if let Some(n) = self.eval.val_examples {
+            rules::at_least(n, 1).map_err(|r| invalid("eval.val_examples", r))?;
+            if d.val_fraction == 0.0 {
+                return Err(invalid(
+                    "eval.val_examples",
+                    Rule::Needs {
+                        condition: "a validation split (data.val_fraction > 0)",
+                    },
+                ));
+            }
         }
         d.validate_fitting()?;
         d.validate_stream()?;

@@ -137,6 +137,7 @@ impl RunOptions {
 /// trains, writes `summary.json` (the returned [`Report`]) and returns it with the
 /// trained network.
 pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Network), RunError> {
+    let started = std::time::Instant::now();
     crate::kernels::denormals::set_everywhere(options.denormals);
     if !options.devices.is_empty() && !matches!(config.strategy, StrategyConfig::Supervised {}) {
         return Err(RunError::Options(format!(
@@ -199,6 +200,7 @@ pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Net
         }
         _ => {
             let data = RunData::load(&config.data, config.seed)?;
+            let load_seconds = started.elapsed().as_secs_f64();
             let mut objective: Box<dyn Objective> = match (&data, &config.strategy) {
                 (RunData::Memory(data), StrategyConfig::Distill(c)) => {
                     config
@@ -252,6 +254,9 @@ pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Net
             }
             let (mut summary, network) =
                 train_with(config, splits, objective.as_mut(), &train_options, &start)?;
+            // The whole invocation: reading the data and building the objective too.
+            summary.load_seconds = load_seconds;
+            summary.wall_seconds = started.elapsed().as_secs_f64();
             if let RunData::Streamed(streamed) = &data {
                 summary.skipped_files = streamed.skipped();
                 if !summary.skipped_files.is_empty() {

@@ -78,6 +78,7 @@ mod tests {
             best_epoch: 1,
             epochs: 1,
             wall_seconds: 1.0,
+            load_seconds: 0.0,
             train_seconds: 1.0,
             train_samples_per_second: 10.0,
             data_wait_seconds: 0.0,

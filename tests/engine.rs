@@ -520,8 +520,7 @@ fn the_validation_split_can_be_scored_on_its_first_examples() {
     let last_val: serde_json::Value = rows
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|r| r["split"] == "val")
-        .last()
+        .rfind(|r| r["split"] == "val")
         .unwrap();
     let first: Vec<usize> = (0..n).collect();
     let (loss, accuracy) = mentor::engine::evaluate(&b, &val.select(&first), 100);

@@ -1262,3 +1262,45 @@ fn the_wall_time_counts_loading_the_data() {
     assert!(load > 0.0, "{text}");
     assert!(wall >= load + train, "{text}");
 }
+
+/// `mentor data inspect` on a generated folder: counts per class and split, the sizes,
+/// the unreadable file named once, and the same facts as JSON.
+#[test]
+fn data_inspect_describes_an_image_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for (split, class, name, w, h) in [
+        ("train", "a", "1.png", 50, 40),
+        ("train", "a", "2.png", 50, 40),
+        ("train", "b", "3.png", 300, 90),
+        ("test", "a", "4.png", 50, 40),
+        ("test", "b", "5.png", 50, 40),
+    ] {
+        let path = root.join(split).join(class).join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        image::RgbImage::from_pixel(w, h, image::Rgb([9, 99, 199]))
+            .save(&path)
+            .unwrap();
+    }
+    std::fs::write(root.join("train/b/cut.png"), b"\x89PNG\r\n").unwrap();
+    let dir_arg = root.to_str().unwrap();
+    let (code, out, err) = mentor(&["data", "inspect", "--data-dir", dir_arg, "--size", "32"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("train: 4 images in 2 classes"), "{out}");
+    assert!(out.contains("per class: a 2, b 2"), "{out}");
+    assert!(
+        out.contains("sizes: 2 distinct; most common 50x40 (2)"),
+        "{out}"
+    );
+    assert!(out.contains("unreadable: 1"), "{out}");
+    assert_eq!(out.matches("cut.png").count(), 1, "{out}");
+    assert!(out.contains("test: 2 images in 2 classes"), "{out}");
+    let (code, json, err) = mentor(&["data", "inspect", "--data-dir", dir_arg, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["splits"][0]["inspected"], 4);
+    assert_eq!(report["splits"][1]["distinct_sizes"], 1);
+    let (code, _, err) = mentor(&["data", "inspect", "--data-dir", "/nonexistent/photos"]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "/nonexistent/photos");
+}

@@ -5,6 +5,7 @@ mod args;
 mod augment;
 mod bench;
 mod continual;
+mod data;
 mod demo;
 mod distill;
 mod eval;
@@ -72,6 +73,11 @@ enum Command {
         mentor multitask --dataset mnist --data-dir ../shared/datasets --benchmark multi-digits --model cnn --epochs 10 --weighting dwa \\\n    \
         --baseline runs/left --baseline runs/right --out runs/mtl")]
     Multitask(multitask::MultitaskArgs),
+    /// What an image folder holds: classes, counts, sizes, unreadable files, memory, speed.
+    #[command(
+        after_help = "Example:\n  mentor data inspect --dataset image-folder --data-dir photos --limit 500"
+    )]
+    Data(data::DataArgs),
     /// Write a grid of augmented views of training images (check augmentations by eye).
     #[command(after_help = "Examples:\n  \
         mentor augment --dataset digits --out runs/augment.png\n  \
@@ -141,6 +147,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Continual(a) => continual::run(a),
         Command::Multitask(a) => multitask::run(a),
         Command::Augment(a) => augment::run(a),
+        Command::Data(a) => data::run(a),
         Command::Ssl(a) => ssl::run(a),
         Command::Knn(a) => knn::run(a),
         Command::Eval(a) => eval::run(a),

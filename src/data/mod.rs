@@ -12,6 +12,7 @@ pub mod examples;
 pub mod idx;
 pub mod image_file;
 pub mod image_folder;
+pub mod inspect;
 pub mod limits;
 pub mod photo;
 pub mod prepare;

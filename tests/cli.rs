@@ -1304,3 +1304,37 @@ fn data_inspect_describes_an_image_folder() {
     assert_eq!(code, 1);
     assert_one_line_error(&err, "/nonexistent/photos");
 }
+
+/// `mentor bench loader` times the image loader with 1 and 2 workers on a folder, and
+/// without a folder says which option it needs.
+#[test]
+fn bench_loader_reads_an_image_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    for (class, name) in [("a", "1.png"), ("a", "2.png"), ("b", "3.png")] {
+        let path = dir.path().join("train").join(class).join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        image::RgbImage::from_pixel(40, 30, image::Rgb([1, 2, 3]))
+            .save(&path)
+            .unwrap();
+    }
+    let folder = dir.path().to_str().unwrap();
+    let (code, out, err) = mentor(&[
+        "bench",
+        "loader",
+        "--data-dir",
+        folder,
+        "--steps",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows[0]["workload"], "loader/workers-1");
+    assert_eq!(rows[1]["workload"], "loader/workers-2");
+    // Two batches of the 3-image folder: 6 images.
+    assert_eq!(rows[0]["repeats"], 2);
+    assert!(rows[1]["samples_per_second"].as_f64().unwrap() > 0.0);
+    let (code, _, err) = mentor(&["bench", "loader"]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&err, "--data-dir");
+}

@@ -20,7 +20,7 @@ use mentor::transfer::{LinearProbe, LinearProbeConfig};
 use serde::{Deserialize, Serialize};
 
 /// The workloads `mentor bench` knows.
-const WORKLOADS: [&str; 11] = [
+const WORKLOADS: [&str; 12] = [
     "cnn-step",
     "mlp-step",
     "resnet-step",
@@ -32,6 +32,7 @@ const WORKLOADS: [&str; 11] = [
     "efficientnet-lite0-infer",
     "efficientnet-lite0-96-full",
     "efficientnet-lite0-96-head",
+    "loader",
 ];
 
 /// The workloads a plain `mentor bench` runs: the toy-scale ones (the ImageNet-sized
@@ -46,8 +47,14 @@ pub struct BenchArgs {
     /// efficientnet-lite0-step (batch 32, 3x224x224), efficientnet-lite0-infer (forward
     /// only: batch 1 latency and batch 32 throughput), efficientnet-lite0-96-full and
     /// efficientnet-lite0-96-head (transfer at 3x96x96, 10 classes: every layer trained,
-    /// or the head on a frozen backbone).
+    /// or the head on a frozen backbone), loader (an image folder, `--data-dir`, read,
+    /// decoded and put through torchvision's ImageNet training transform at 224 px by 1
+    /// and 2 worker threads, batches of 64; compare with `scripts/bench-loader.py`).
     workloads: Vec<String>,
+    /// The image folder of the `loader` workload (`DIR/train/<class>/...` or
+    /// `DIR/<class>/...`).
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
     /// Timed steps per step workload (after warm-up).
     #[arg(long, default_value_t = 30)]
     steps: usize,
@@ -544,6 +551,74 @@ fn run_simclr_step(steps: usize, warmup: usize) -> anyhow::Result<Vec<BenchResul
     ])
 }
 
+/// The `loader` workload: `args.steps` batches of 64 photos of the folder's training
+/// split (its first pass untimed, to warm the page cache), read, decoded and transformed
+/// (RandomResizedCrop 224, flip, normalise) by 1 and then 2 worker threads while this
+/// thread only takes the batches.
+fn run_loader(args: &BenchArgs) -> anyhow::Result<Vec<BenchResult>> {
+    use mentor::data::Examples;
+    use mentor::data::stream::{ImageFiles, ImageStream, LoaderConfig};
+    use mentor::data::transform::Transform;
+    let dir = args.data_dir.as_deref().context("--data-dir")?;
+    let train = dir.join("train");
+    let root = if train.is_dir() {
+        train
+    } else {
+        dir.to_path_buf()
+    };
+    let files = ImageFiles::scan(&root)?;
+    let classes = files.class_names.len();
+    let transform = Transform::imagenet_train(224);
+    let shape = transform.check()?.shape;
+    let batch = 64;
+    let mut results = Vec::new();
+    for workers in [1, 2] {
+        let stream = ImageStream::new(
+            files.clone(),
+            classes,
+            transform.clone(),
+            shape,
+            1,
+            LoaderConfig {
+                workers,
+                prefetch: 4,
+            },
+            false,
+        );
+        let take = |epoch: usize, count: usize| -> anyhow::Result<usize> {
+            let order = BatchOrder::shuffled(files.len(), batch, 1, epoch);
+            let mut images = 0;
+            for b in stream.batches(order, epoch).take(count) {
+                images += b?.len();
+            }
+            Ok(images)
+        };
+        take(0, files.len().div_ceil(batch))?;
+        let started = Instant::now();
+        let (mut images, mut batches, mut epoch) = (0, 0, 1);
+        while batches < args.steps {
+            let left = args.steps - batches;
+            let count = left.min(files.len().div_ceil(batch));
+            images += take(epoch, count)?;
+            batches += count;
+            epoch += 1;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        results.push(BenchResult {
+            workload: format!("loader/workers-{workers}"),
+            batch_size: batch,
+            repeats: batches,
+            seconds: seconds / batches as f64,
+            samples_per_second: images as f64 / seconds,
+            setup_seconds: 0.0,
+            peak_memory_mib: peak_memory_mib(),
+            threads: workers,
+            kernels: Kernels::Mentor,
+        });
+    }
+    Ok(results)
+}
+
 fn run_worker(name: &str, args: &BenchArgs) -> anyhow::Result<Vec<BenchResult>> {
     mentor::kernels::set_enabled(args.kernels == Kernels::Mentor);
     let mut results = match name {
@@ -562,6 +637,7 @@ fn run_worker(name: &str, args: &BenchArgs) -> anyhow::Result<Vec<BenchResult>> 
         "linear-probe" => run_linear_probe(args.samples),
         "lwf-task" => run_lwf_task(args.samples),
         "simclr-step" => run_simclr_step(args.steps, args.warmup),
+        "loader" => run_loader(args),
         "efficientnet-lite0-infer" => {
             run_inference_workload(name, args.steps, args.warmup, &args.device)
         }
@@ -606,6 +682,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&run_worker(name, &args)?)?);
         return Ok(());
     }
+    if names.iter().any(|n| n == "loader") && args.data_dir.is_none() {
+        bail!("the loader workload reads an image folder: give it with --data-dir");
+    }
     let exe = std::env::current_exe().context("locating the mentor binary")?;
     let mut results: Vec<BenchResult> = Vec::new();
     for name in &names {
@@ -616,6 +695,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             .args(["--samples", &args.samples.to_string()])
             .args(["--device", &args.device])
             .args(["--kernels", kernels_name(args.kernels)])
+            .args(
+                args.data_dir
+                    .iter()
+                    .flat_map(|d| [std::ffi::OsStr::new("--data-dir"), d.as_os_str()]),
+            )
             .output()
             .with_context(|| format!("running the {name} worker"))?;
         if !out.status.success() {

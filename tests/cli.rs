@@ -1338,3 +1338,66 @@ fn bench_loader_reads_an_image_folder() {
     assert_eq!(code, 1);
     assert_one_line_error(&err, "--data-dir");
 }
+
+/// A streamed image folder's peak memory follows the loader's queue, not the folder:
+/// four times the photos (whose f32 copies would take 550 MB) peak within a quarter of
+/// the smaller folder's run, and far below an in-memory load.
+#[test]
+fn a_streamed_folder_trains_in_memory_independent_of_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = |name: &str, per_class: u32| {
+        let root = dir.path().join(name);
+        for (split, count) in [("train", per_class), ("test", 2)] {
+            for class in ["a", "b"] {
+                let d = root.join(split).join(class);
+                std::fs::create_dir_all(&d).unwrap();
+                for i in 0..count {
+                    let img = image::RgbImage::from_fn(800, 600, |x, y| {
+                        image::Rgb([(x / 4) as u8, (y / 3) as u8, (i * 9) as u8])
+                    });
+                    img.save(d.join(format!("{i}.jpg"))).unwrap();
+                }
+            }
+        }
+        root
+    };
+    let peak = |root: &std::path::Path| {
+        let config = root.join("run.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "epochs = 1\nbatch_size = 8\n[model]\ntype = \"cnn\"\n[data]\ndataset = \"image-folder\"\ndata_dir = {:?}\n[data.transform]\ntrain = [{{ op = \"random-resized-crop\", size = 32 }}, {{ op = \"horizontal-flip\" }}, {{ op = \"normalize\", statistics = \"imagenet\" }}]\neval = [{{ op = \"resize\", size = 36 }}, {{ op = \"center-crop\", size = 32 }}, {{ op = \"normalize\", statistics = \"imagenet\" }}]\n",
+                root.display().to_string()
+            ),
+        )
+        .unwrap();
+        let out = root.join("run");
+        let (code, _, err) = mentor(&[
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "--log-format",
+            "quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+        let s: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let peak = s["peak_memory_mib"].as_f64().unwrap();
+        eprintln!("{}: peak {peak:.0} MiB", root.display());
+        peak
+    };
+    let small = peak(&folder("small", 12));
+    let large = peak(&folder("large", 48));
+    // 96 photos of 800x600x3 as f32: 553 MB in memory.
+    let in_memory = 96.0 * 800.0 * 600.0 * 3.0 * 4.0 / 1048576.0;
+    assert!(
+        large < small * 1.25 + 16.0,
+        "{small} MiB for 24 photos, {large} for 96"
+    );
+    assert!(
+        large < in_memory / 2.0,
+        "{large} MiB streamed, {in_memory} in memory"
+    );
+}

@@ -175,15 +175,7 @@ fn step_workload(name: &str) -> anyhow::Result<StepWorkload> {
 }
 
 fn peak_memory_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+    mentor::data::limits::peak_resident_bytes().map_or(f64::NAN, |b| b as f64 / 1048576.0)
 }
 
 fn threads() -> usize {

@@ -21,6 +21,15 @@ pub fn host_memory_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// The most resident memory this process has had so far (Linux's `VmHWM`), in bytes;
+/// `None` where the system does not say.
+pub fn peak_resident_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Parses a byte count: digits with an optional `K`, `M`, `G` or `T` (powers of 1024;
 /// a trailing `B` or `iB` allowed).
 pub fn parse_bytes(text: &str) -> Option<u64> {

@@ -198,6 +198,11 @@ pub struct RunSummary {
     /// before mentor recorded it.
     #[serde(default)]
     pub data_wait_seconds: f64,
+    /// The most memory the process held at once by the end of the run (resident set,
+    /// MiB); absent where the system does not say, and in summaries written before
+    /// mentor recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_memory_mib: Option<f64>,
     /// Photos left out as unreadable (`data.skip_corrupt`); absent when none were.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped_files: Vec<PathBuf>,
@@ -578,6 +583,7 @@ pub fn train_observed(
         train_seconds: state.train_seconds,
         train_samples_per_second: state.train_samples as f64 / state.train_seconds.max(1e-9),
         data_wait_seconds: state.data_wait_seconds,
+        peak_memory_mib: crate::data::limits::peak_resident_bytes().map(|b| b as f64 / 1048576.0),
         skipped_files: Vec::new(),
         parameters: crate::models::trainable_count(&network),
         seed: spec.seed,

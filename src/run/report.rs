@@ -79,6 +79,7 @@ mod tests {
             epochs: 1,
             wall_seconds: 1.0,
             load_seconds: 0.0,
+            peak_memory_mib: None,
             train_seconds: 1.0,
             train_samples_per_second: 10.0,
             data_wait_seconds: 0.0,

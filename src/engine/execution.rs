@@ -12,11 +12,10 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::collective::{CollectiveError, Ranks};
-use super::eval::correct;
 use super::freeze::FrozenSet;
 use super::groups::ParamGroups;
 use super::objective::Objective;
-use super::step::train_step;
+use super::step::{loss_and_gradients, train_step};
 use crate::data::{BatchOrder, HostBatch};
 use crate::models::Network;
 
@@ -167,12 +166,8 @@ impl Execution for RankParallel {
         let examples = batch.len();
         let indices = batch.indices.clone();
         let batch = batch.into_device(&self.device);
-        let output = objective.step(&network, &batch, &indices);
-        let loss = output.loss.clone().into_scalar::<f32>() as f64;
-        let targets = output.targets.unwrap_or_else(|| batch.labels.clone());
-        let predictions = targets.dims()[0];
-        let right = correct(output.logits.detach(), targets);
-        let mut grads = output.loss.backward();
+        let (loss, right, predictions, mut grads) =
+            loss_and_gradients(&network, objective, &batch, &indices);
 
         let trained: Vec<HashSet<ParamId>> = groups
             .trained()

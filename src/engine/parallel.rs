@@ -46,14 +46,6 @@ struct Replica {
     optimizer: ModuleOptimizer,
 }
 
-/// The result of one data-parallel step: the batch's mean loss and its correct and
-/// counted predictions (summed over devices).
-pub(crate) struct ParallelStep {
-    pub loss: f64,
-    pub correct: u64,
-    pub predictions: u64,
-}
-
 /// Replicas of a network on the devices after the first, which the caller's own network
 /// (on the first device) trains beside. Holding it keeps Burn's sync server running.
 pub(crate) struct DataParallel {
@@ -119,7 +111,7 @@ impl DataParallel {
         objective: &mut dyn Objective,
         batch: HostBatch,
         lr: f64,
-    ) -> Result<(Network, ParallelStep), f64> {
+    ) -> Result<(Network, StepStats), f64> {
         let shards = shards(batch.len(), self.replicas.len() + 1);
         let first = batch.slice(shards[0].clone());
         let (mine, others) = std::thread::scope(|scope| {
@@ -144,10 +136,11 @@ impl DataParallel {
             (mine, others)
         });
         let (network, loss, correct, predictions) = mine?;
-        let mut total = ParallelStep {
+        let mut total = StepStats {
             loss: loss * shards[0].len() as f64,
             correct,
             predictions,
+            examples: batch.len(),
         };
         for (result, range) in others.into_iter().zip(&shards[1..]) {
             let (loss, correct, predictions) = result?;
@@ -190,19 +183,8 @@ impl Execution for DataParallel {
         batch: HostBatch,
         lr: f64,
     ) -> Result<(Network, StepStats), StepError> {
-        let examples = batch.len();
-        let (network, step) = self
-            .step_all(network, optimizer, groups, objective, batch, lr)
-            .map_err(StepError::NonFinite)?;
-        Ok((
-            network,
-            StepStats {
-                loss: step.loss,
-                correct: step.correct,
-                predictions: step.predictions,
-                examples,
-            },
-        ))
+        self.step_all(network, optimizer, groups, objective, batch, lr)
+            .map_err(StepError::NonFinite)
     }
 }
 

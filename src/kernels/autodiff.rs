@@ -18,6 +18,7 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 use burn::tensor::{Tensor, TensorData};
 
+use super::batch_norm::{self, Activation, Layout, Normalised};
 use super::conv::{self, ConvGeometry};
 use super::conv_pool;
 use super::depthwise;
@@ -123,22 +124,31 @@ fn run<K: Weighted, const D: usize, const E: usize, const O: usize>(
     bias: Option<&Tensor<1>>,
     geometry: K::Geometry,
 ) -> Option<Tensor<O>> {
+    run_keeping::<K, D, E, O>(input, weight, bias, geometry).map(|(out, _)| out)
+}
+
+/// [`run`], also returning what the kernel kept for its backward.
+fn run_keeping<K: Weighted, const D: usize, const E: usize, const O: usize>(
+    input: &Tensor<D>,
+    weight: &Tensor<E>,
+    bias: Option<&Tensor<1>>,
+    geometry: K::Geometry,
+) -> Option<(Tensor<O>, K::Kept)> {
     if let (Some(x), Some(w)) = (on_autodiff(input), on_autodiff(weight)) {
         let b = match bias {
             Some(b) => Some(on_autodiff(b)?),
             None => None,
         };
-        return Some(Tensor::from_primitive::<Ad>(tracked::<K>(
-            x, w, b, geometry,
-        )));
+        let (out, kept) = tracked::<K>(x, w, b, geometry);
+        return Some((Tensor::from_primitive::<Ad>(out), kept));
     }
     let (x, w) = (on_flex(input)?, on_flex(weight)?);
     let b = match bias {
         Some(b) => Some(on_flex(b)?),
         None => None,
     };
-    let (out, _) = K::forward(&x, &w, b.as_ref(), &geometry);
-    Some(Tensor::from_primitive::<Flex>(out))
+    let (out, kept) = K::forward(&x, &w, b.as_ref(), &geometry);
+    Some((Tensor::from_primitive::<Flex>(out), kept))
 }
 
 fn tracked<K: Weighted>(
@@ -146,7 +156,7 @@ fn tracked<K: Weighted>(
     weight: FloatTensor<Ad>,
     bias: Option<FloatTensor<Ad>>,
     geometry: K::Geometry,
-) -> FloatTensor<Ad> {
+) -> (FloatTensor<Ad>, K::Kept) {
     let (out, kept) = K::forward(
         x.primitive(),
         weight.primitive(),
@@ -157,9 +167,9 @@ fn tracked<K: Weighted>(
         x: x.primitive().clone(),
         weight: weight.primitive().clone(),
         geometry,
-        kept,
+        kept: kept.clone(),
     };
-    match &bias {
+    let out = match &bias {
         Some(b) => match WithBias::<K>(PhantomData)
             .prepare::<NoCheckpointing>([x.node(), weight.node(), b.node()])
             .compute_bound()
@@ -176,7 +186,8 @@ fn tracked<K: Weighted>(
             OpsKind::Tracked(prep) => prep.finish(state(), out),
             OpsKind::UnTracked(prep) => prep.finish(out),
         },
-    }
+    };
+    (out, kept)
 }
 
 /// The convolution through the kernels: `None` when the tensors are not all on flex
@@ -449,6 +460,125 @@ impl Weighted for Linear {
             }
             if let Some(node) = bias_node {
                 grads.register::<Flex>(node, flex_tensor(db, [g.outputs]));
+            }
+        }
+    }
+}
+
+/// A batch norm (its `gamma` the weight, its `beta` the bias) with the activation after
+/// it, through `batch_norm`: `None` as for [`conv2d`]. Returns the statistics it
+/// normalised with (the batch's when `geometry.running` is `None`).
+pub(super) fn batch_norm(
+    input: &Tensor<4>,
+    gamma: &Tensor<1>,
+    beta: &Tensor<1>,
+    geometry: BatchNormGeometry,
+) -> Option<(Tensor<4>, Arc<Normalised>)> {
+    run_keeping::<BatchNorm, 4, 1, 4>(input, gamma, Some(beta), geometry)
+        .map(|(out, kept)| (out, kept.normalised))
+}
+
+/// How a batch norm runs: its layout, epsilon and activation, and the running
+/// statistics when it does not normalise with the batch's own.
+#[derive(Debug, Clone)]
+pub(super) struct BatchNormGeometry {
+    /// The input's `[N, C, H, W]`.
+    pub dims: [usize; 4],
+    pub epsilon: f64,
+    pub activation: Activation,
+    /// `(mean, variance)` to normalise with; `None` in training.
+    pub running: Option<Arc<(Vec<f32>, Vec<f32>)>>,
+}
+
+impl BatchNormGeometry {
+    fn layout(&self) -> Layout {
+        let [batch, channels, height, width] = self.dims;
+        Layout {
+            batch,
+            channels,
+            plane: height * width,
+        }
+    }
+}
+
+/// What a batch norm's backward keeps: its statistics and `beta` (for the activation's
+/// mask).
+#[derive(Debug, Clone)]
+struct BatchNormKept {
+    normalised: Arc<Normalised>,
+    beta: Arc<Vec<f32>>,
+}
+
+#[derive(Debug, Clone)]
+struct BatchNorm;
+
+impl Weighted for BatchNorm {
+    type Geometry = BatchNormGeometry;
+    type Kept = BatchNormKept;
+
+    fn forward(
+        x: &FlexTensor,
+        gamma: &FlexTensor,
+        beta: Option<&FlexTensor>,
+        g: &BatchNormGeometry,
+    ) -> (FlexTensor, BatchNormKept) {
+        let (x, gamma, beta) = operands(x, gamma, beta);
+        let beta = beta.expect("a batch norm has a beta");
+        let x = values(&x);
+        let normalised = match &g.running {
+            None => Normalised::of_batch(x, g.layout(), g.epsilon),
+            Some(running) => {
+                Normalised::of_running(running.0.clone(), running.1.clone(), g.epsilon)
+            }
+        };
+        let (gamma, beta) = (values(&gamma), values(&beta).to_vec());
+        let y = batch_norm::normalise(x, g.layout(), gamma, &beta, &normalised, g.activation);
+        let kept = BatchNormKept {
+            normalised: Arc::new(normalised),
+            beta: Arc::new(beta),
+        };
+        (flex_tensor(y, g.dims), kept)
+    }
+
+    fn backward(
+        state: &Saved<Self>,
+        grad: &FlexTensor,
+        [x_node, gamma_node, beta_node]: [Option<NodeId>; 3],
+        grads: &mut Gradients,
+    ) {
+        let g = &state.geometry;
+        let want = [
+            x_node.is_some(),
+            gamma_node.is_some() || beta_node.is_some(),
+        ];
+        if want == [false, false] {
+            return;
+        }
+        let (grad, x, gamma) = (
+            contiguous(grad),
+            contiguous(&state.x),
+            contiguous(&state.weight),
+        );
+        let result = batch_norm::backward(
+            values(&x),
+            values(&grad),
+            g.layout(),
+            values(&gamma),
+            &state.kept.beta,
+            &state.kept.normalised,
+            g.activation,
+            want,
+        );
+        let channels = g.dims[1];
+        if let (Some(node), Some(dx)) = (x_node, result.input) {
+            grads.register::<Flex>(node, flex_tensor(dx, g.dims));
+        }
+        if let Some((dgamma, dbeta)) = result.affine {
+            if let Some(node) = gamma_node {
+                grads.register::<Flex>(node, flex_tensor(dgamma, [channels]));
+            }
+            if let Some(node) = beta_node {
+                grads.register::<Flex>(node, flex_tensor(dbeta, [channels]));
             }
         }
     }

@@ -15,6 +15,7 @@
 //! (`mentor bench --kernels burn`). A test compares both paths, forward and gradients.
 
 mod autodiff;
+mod batch_norm;
 mod conv;
 mod conv_pool;
 pub mod denormals;
@@ -30,9 +31,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
-use burn::nn::{Linear, PaddingConfig2d};
-use burn::tensor::{DType, Tensor};
+use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
+use burn::tensor::{DType, Tensor, TensorData};
 
+pub use batch_norm::Activation;
 pub(crate) use conv::ConvGeometry;
 pub use denormals::Denormals;
 pub(crate) use pool::PoolGeometry;
@@ -88,6 +90,74 @@ pub fn relu6<const D: usize>(input: Tensor<D>) -> Tensor<D> {
         return input.clamp(0.0, 6.0);
     }
     autodiff::relu6(&input).unwrap_or_else(|| input.clamp(0.0, 6.0))
+}
+
+/// `activation(bn.forward(input))` (Ioffe & Szegedy 2015), through mentor's batch-norm
+/// kernel on f32 CPU tensors: in training (an autodiff device and the layer's training
+/// flag on, as Burn decides) with the batch's statistics, updating the running ones as
+/// Burn does; otherwise with the running statistics. Elsewhere, and while exporting,
+/// Burn's layer then the activation.
+pub fn batch_norm(bn: &BatchNorm, input: Tensor<4>, activation: Activation) -> Tensor<4> {
+    let kernel = (!portable::exporting() && enabled())
+        .then(|| batch_norm_kernel(bn, &input, activation))
+        .flatten();
+    kernel.unwrap_or_else(|| {
+        let y = bn.forward(input);
+        match activation {
+            Activation::Identity => y,
+            Activation::Relu => burn::tensor::activation::relu(y),
+            Activation::Relu6 => relu6(y),
+        }
+    })
+}
+
+/// [`batch_norm`] through the kernel, or `None` where it does not apply.
+fn batch_norm_kernel(
+    bn: &BatchNorm,
+    input: &Tensor<4>,
+    activation: Activation,
+) -> Option<Tensor<4>> {
+    let (gamma, beta) = (bn.gamma.val(), bn.beta.val());
+    let all_f32 = [input.dtype(), gamma.dtype(), beta.dtype()] == [DType::F32; 3];
+    let dims = input.dims();
+    if !all_f32 || gamma.dims() != [dims[1]] {
+        return None;
+    }
+    let device = input.device();
+    let training = device.is_autodiff() && bn.training.is_enabled();
+    let running = if training {
+        None
+    } else {
+        let read = |t: Tensor<1>| t.into_data().try_into_vec::<f32>().ok();
+        let mean = read(bn.running_mean.value())?;
+        let variance = read(bn.running_var.value())?;
+        Some(std::sync::Arc::new((mean, variance)))
+    };
+    let geometry = autodiff::BatchNormGeometry {
+        dims,
+        epsilon: bn.epsilon,
+        activation,
+        running,
+    };
+    let (out, kept) = autodiff::batch_norm(input, &gamma, &beta, geometry)?;
+    if training {
+        // Burn's update: running = running * (1 - momentum) + batch * momentum, with the
+        // batch's biased variance.
+        let m = bn.momentum;
+        let update = |state: &burn::module::RunningState<Tensor<1>>, batch: &[f32]| {
+            let batch = Tensor::<1>::from_data(TensorData::new(batch.to_vec(), [dims[1]]), &device);
+            let running = state.value_sync().to_device(&device);
+            state.update(
+                running
+                    .mul_scalar(1.0 - m)
+                    .add(batch.mul_scalar(m))
+                    .detach(),
+            );
+        };
+        update(&bn.running_mean, &kept.mean);
+        update(&bn.running_var, &kept.variance);
+    }
+    Some(out)
 }
 
 /// The hard sigmoid of MobileNetV3, `clamp(x / 6 + 1/2, 0, 1)` (Burn's `hard_sigmoid`
@@ -689,6 +759,95 @@ mod tests {
         let plain = Tensor::<1>::from_floats([-2.0, 0.5, 9.0], &Device::flex());
         let y = relu6(plain).into_data().try_to_vec::<f32>().expect("f32");
         assert_eq!(y, vec![0.0, 0.5, 6.0]);
+    }
+
+    /// Runs a batch norm (random gamma, beta and running statistics; training flag
+    /// `training`) through the kernel and through Burn's layer then the activation, and
+    /// compares outputs, every gradient and the updated running statistics.
+    fn compare_batch_norm(shape: [usize; 4], activation: Activation, training: bool) {
+        use burn::module::{Param, RunningState};
+        use burn::nn::BatchNormConfig;
+        let device = Device::flex().autodiff();
+        let channels = shape[1];
+        let layer = || {
+            let mut bn = BatchNormConfig::new(channels)
+                .with_momentum(0.3)
+                .init(&device);
+            let seeded = |offset: f32, spread: f32| {
+                let values: Vec<f32> = (0..channels)
+                    .map(|c| offset + spread * (((c * 7919) % 17) as f32 / 17.0))
+                    .collect();
+                Tensor::<1>::from_data(TensorData::new(values, [channels]), &device)
+            };
+            bn.gamma = Param::from_tensor(seeded(0.5, 1.5));
+            bn.beta = Param::from_tensor(seeded(-0.5, 1.0));
+            bn.running_mean = RunningState::new(seeded(-0.2, 0.4));
+            bn.running_var = RunningState::new(seeded(0.5, 2.0));
+            if !training {
+                bn.training = Param::from_bool(false);
+            }
+            bn
+        };
+        // Channel means away from zero and past ReLU6's bounds after scaling.
+        let data = Tensor::<4>::random(shape, Distribution::Normal(1.5, 3.0), &device).into_data();
+        let weights = Tensor::<4>::random(shape, Distribution::Default, &device);
+        let run = |fast: bool| {
+            let bn = layer();
+            let x = Tensor::<4>::from_data(data.clone(), &device).require_grad();
+            let y = if fast {
+                batch_norm_kernel(&bn, &x, activation).expect("the kernel covers it")
+            } else {
+                let y = bn.forward(x.clone());
+                match activation {
+                    Activation::Identity => y,
+                    Activation::Relu => burn::tensor::activation::relu(y),
+                    Activation::Relu6 => y.clamp(0.0, 6.0),
+                }
+            };
+            let grads = (y.clone() * weights.clone()).sum().backward();
+            (
+                y.inner(),
+                x.grad(&grads).expect("dx"),
+                bn.gamma.grad(&grads).expect("d gamma"),
+                bn.beta.grad(&grads).expect("d beta"),
+                bn.running_mean.value_sync().inner(),
+                bn.running_var.value_sync().inner(),
+            )
+        };
+        let (y, dx, dg, db, rm, rv) = run(true);
+        let (y0, dx0, dg0, db0, rm0, rv0) = run(false);
+        let case = format!("{shape:?} {activation:?} training {training}");
+        for (what, error) in [
+            ("output", relative_error(y, y0)),
+            ("input gradient", relative_error(dx, dx0)),
+            ("gamma gradient", relative_error(dg, dg0)),
+            ("beta gradient", relative_error(db, db0)),
+            ("running mean", relative_error(rm, rm0)),
+            ("running variance", relative_error(rv, rv0)),
+        ] {
+            assert!(
+                error < 1e-4,
+                "{case}: {what} differs by {error:e} (relative)"
+            );
+        }
+    }
+
+    #[test]
+    fn batch_norm_matches_burns_layer_and_activation_in_training_and_inference() {
+        for activation in [Activation::Identity, Activation::Relu, Activation::Relu6] {
+            for training in [true, false] {
+                // Odd planes, 1x1 planes (the squeeze of a network's end), one image.
+                compare_batch_norm([4, 3, 9, 7], activation, training);
+                compare_batch_norm([6, 5, 1, 1], activation, training);
+                compare_batch_norm([1, 2, 40, 33], activation, training);
+            }
+        }
+        // Plain flex (no autodiff) runs the running statistics, as Burn's layer does.
+        let device = Device::flex();
+        let bn = burn::nn::BatchNormConfig::new(3).init(&device);
+        let x = Tensor::<4>::random([2, 3, 5, 5], Distribution::Default, &device);
+        let fast = batch_norm(&bn, x.clone(), Activation::Relu6);
+        assert!(relative_error(fast, bn.forward(x).clamp(0.0, 6.0)) < 1e-5);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
-use crate::kernels::conv2d;
+use crate::kernels::{Activation, batch_norm, conv2d};
 
 /// Convolution (`conv`, torchvision's `.0`) and batch norm (`bn`, torchvision's `.1`).
 #[derive(Module, Debug)]
@@ -58,7 +58,12 @@ impl ConvBn {
 
     /// Batch norm of the convolution (no activation).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(conv2d(&self.conv, x))
+        self.forward_then(x, Activation::Identity)
+    }
+
+    /// Batch norm of the convolution, then `activation` in the same pass.
+    pub fn forward_then(&self, x: Tensor<4>, activation: Activation) -> Tensor<4> {
+        batch_norm(&self.bn, conv2d(&self.conv, x), activation)
     }
 }
 

@@ -26,7 +26,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, Linea
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::conv2d;
+use crate::kernels::{Activation, batch_norm, conv2d};
 use crate::rules::{Interval, Violation};
 
 /// One stage of MBConv blocks: `(repeats, kernel, stride, expand ratio, input channels,
@@ -235,10 +235,10 @@ impl EfficientNetLiteConfig {
         EfficientNetLite {
             backbone: EfficientNetLiteBackbone {
                 conv_stem: conv(input[0], stem, 3, 2, 1, device),
-                bn0: batch_norm(stem, self.bn_momentum, device),
+                bn0: new_batch_norm(stem, self.bn_momentum, device),
                 blocks,
                 conv_head: conv(last, head, 1, 1, 1, device),
-                bn1: batch_norm(head, self.bn_momentum, device),
+                bn1: new_batch_norm(head, self.bn_momentum, device),
             },
             dropout: DropoutConfig::new(self.dropout).init(),
             head: LinearConfig::new(head, num_classes).init(device),
@@ -263,7 +263,7 @@ fn conv(
         .init(device)
 }
 
-fn batch_norm(channels: usize, momentum: f64, device: &Device) -> BatchNorm {
+fn new_batch_norm(channels: usize, momentum: f64, device: &Device) -> BatchNorm {
     BatchNormConfig::new(channels)
         .with_epsilon(1e-3)
         .with_momentum(momentum)
@@ -295,11 +295,11 @@ impl MbConv {
         let e = shape.expanded;
         Self {
             expand_conv: expand.then(|| conv(shape.input, e, 1, 1, 1, device)),
-            bn0: expand.then(|| batch_norm(e, bn_momentum, device)),
+            bn0: expand.then(|| new_batch_norm(e, bn_momentum, device)),
             depthwise_conv: conv(e, e, shape.kernel, shape.stride, e, device),
-            bn1: batch_norm(e, bn_momentum, device),
+            bn1: new_batch_norm(e, bn_momentum, device),
             project_conv: conv(e, shape.output, 1, 1, 1, device),
-            bn2: batch_norm(shape.output, bn_momentum, device),
+            bn2: new_batch_norm(shape.output, bn_momentum, device),
             residual: shape.residual(),
         }
     }
@@ -307,10 +307,18 @@ impl MbConv {
     fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let mut x = input.clone();
         if let (Some(c), Some(bn)) = (&self.expand_conv, &self.bn0) {
-            x = relu6(bn.forward(conv2d(c, x)));
+            x = batch_norm(bn, conv2d(c, x), Activation::Relu6);
         }
-        x = relu6(self.bn1.forward(conv2d(&self.depthwise_conv, x)));
-        x = self.bn2.forward(conv2d(&self.project_conv, x));
+        x = batch_norm(
+            &self.bn1,
+            conv2d(&self.depthwise_conv, x),
+            Activation::Relu6,
+        );
+        x = batch_norm(
+            &self.bn2,
+            conv2d(&self.project_conv, x),
+            Activation::Identity,
+        );
         if self.residual { x + input } else { x }
     }
 }
@@ -328,11 +336,15 @@ pub struct EfficientNetLiteBackbone {
 impl EfficientNetLiteBackbone {
     /// Globally average-pooled features `[B, head channels]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = relu6(self.bn0.forward(conv2d(&self.conv_stem, images)));
+        let mut x = batch_norm(
+            &self.bn0,
+            conv2d(&self.conv_stem, images),
+            Activation::Relu6,
+        );
         for block in &self.blocks {
             x = block.forward(x);
         }
-        let x = relu6(self.bn1.forward(conv2d(&self.conv_head, x)));
+        let x = batch_norm(&self.bn1, conv2d(&self.conv_head, x), Activation::Relu6);
         super::global_average_pool(x)
     }
 }

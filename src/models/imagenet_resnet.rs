@@ -22,7 +22,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::{conv2d, max_pool2d};
+use crate::kernels::{Activation, batch_norm, conv2d, max_pool2d};
 use crate::rules::{Interval, Violation};
 
 /// Planes of the four stages at width 1.
@@ -245,7 +245,7 @@ pub struct Downsample {
 
 impl Downsample {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(conv2d(&self.conv, x))
+        batch_norm(&self.bn, conv2d(&self.conv, x), Activation::Identity)
     }
 }
 
@@ -313,13 +313,15 @@ impl Block {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let (out, downsample) = match self {
             Block::Basic(b) => {
-                let out = relu(b.bn1.forward(conv2d(&b.conv1, x.clone())));
-                (b.bn2.forward(conv2d(&b.conv2, out)), &b.downsample)
+                let out = batch_norm(&b.bn1, conv2d(&b.conv1, x.clone()), Activation::Relu);
+                let out = batch_norm(&b.bn2, conv2d(&b.conv2, out), Activation::Identity);
+                (out, &b.downsample)
             }
             Block::Bottleneck(b) => {
-                let out = relu(b.bn1.forward(conv2d(&b.conv1, x.clone())));
-                let out = relu(b.bn2.forward(conv2d(&b.conv2, out)));
-                (b.bn3.forward(conv2d(&b.conv3, out)), &b.downsample)
+                let out = batch_norm(&b.bn1, conv2d(&b.conv1, x.clone()), Activation::Relu);
+                let out = batch_norm(&b.bn2, conv2d(&b.conv2, out), Activation::Relu);
+                let out = batch_norm(&b.bn3, conv2d(&b.conv3, out), Activation::Identity);
+                (out, &b.downsample)
             }
         };
         let identity = match downsample {
@@ -345,7 +347,7 @@ pub struct ImageNetResNetBackbone {
 impl ImageNetResNetBackbone {
     /// Globally average-pooled features `[B, C]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = relu(self.bn1.forward(conv2d(&self.conv1, images)));
+        let x = batch_norm(&self.bn1, conv2d(&self.conv1, images), Activation::Relu);
         let mut x = max_pool2d(&self.maxpool, x);
         for stage in [&self.layer1, &self.layer2, &self.layer3, &self.layer4] {
             for block in stage {

@@ -16,7 +16,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::conv_bn::{ConvBn, torch_index};
-use super::efficientnet::relu6;
+use crate::kernels::Activation;
 use crate::rules::{self, Interval, Violation};
 
 /// The stages: `(expand ratio t, output channels c, repeats n, first stride s)`, as
@@ -207,9 +207,9 @@ impl InvertedResidual {
     fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let mut x = input.clone();
         if let Some(expand) = &self.expand {
-            x = relu6(expand.forward(x));
+            x = expand.forward_then(x, Activation::Relu6);
         }
-        x = relu6(self.depthwise.forward(x));
+        x = self.depthwise.forward_then(x, Activation::Relu6);
         x = self.project.forward(x);
         if self.residual { x + input } else { x }
     }
@@ -226,11 +226,11 @@ pub struct MobileNetV2Backbone {
 impl MobileNetV2Backbone {
     /// Globally average-pooled features `[B, C]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = relu6(self.stem.forward(images));
+        let mut x = self.stem.forward_then(images, Activation::Relu6);
         for block in &self.blocks {
             x = block.forward(x);
         }
-        let x = relu6(self.last.forward(x));
+        let x = self.last.forward_then(x, Activation::Relu6);
         super::global_average_pool(x)
     }
 }

@@ -13,15 +13,14 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::activation::relu;
 
-use crate::kernels::hard_swish;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::conv_bn::{ConvBn, torch_index};
 use super::mobilenet_v2::make_divisible;
 use super::squeeze_excitation::SqueezeExcitation;
+use crate::kernels::{Activation, hard_swish};
 use crate::rules::{Interval, Violation};
 
 /// The blocks: `(input, kernel, expanded, output, squeeze-excitation, hard swish,
@@ -211,20 +210,21 @@ impl InvertedResidualSe {
         }
     }
 
-    fn activation(&self, x: Tensor<4>) -> Tensor<4> {
+    /// `unit` then the block's activation (ReLU in the same pass as the batch norm).
+    fn conv_bn_act(&self, unit: &ConvBn, x: Tensor<4>) -> Tensor<4> {
         if self.hard_swish {
-            hard_swish(x)
+            hard_swish(unit.forward(x))
         } else {
-            relu(x)
+            unit.forward_then(x, Activation::Relu)
         }
     }
 
     fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let mut x = input.clone();
         if let Some(expand) = &self.expand {
-            x = self.activation(expand.forward(x));
+            x = self.conv_bn_act(expand, x);
         }
-        x = self.activation(self.depthwise.forward(x));
+        x = self.conv_bn_act(&self.depthwise, x);
         if let Some(se) = &self.se {
             x = se.forward(x);
         }

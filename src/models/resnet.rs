@@ -9,7 +9,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::conv2d;
+use crate::kernels::{Activation, batch_norm, conv2d};
 use crate::rules::{self, Violation};
 
 /// ResNet hyperparameters.
@@ -107,10 +107,10 @@ impl BasicBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = relu(self.bn1.forward(conv2d(&self.conv1, x.clone())));
-        let y = self.bn2.forward(conv2d(&self.conv2, y));
+        let y = batch_norm(&self.bn1, conv2d(&self.conv1, x.clone()), Activation::Relu);
+        let y = batch_norm(&self.bn2, conv2d(&self.conv2, y), Activation::Identity);
         let s = match &self.shortcut {
-            Some(sc) => sc.bn.forward(conv2d(&sc.conv, x)),
+            Some(sc) => batch_norm(&sc.bn, conv2d(&sc.conv, x), Activation::Identity),
             None => x,
         };
         relu(y + s)
@@ -137,7 +137,7 @@ pub struct ResNet {
 impl ResNetBackbone {
     /// Globally average-pooled features (`4 * width` of them).
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.stem_bn.forward(conv2d(&self.stem, images)));
+        let mut x = batch_norm(&self.stem_bn, conv2d(&self.stem, images), Activation::Relu);
         for block in &self.blocks {
             x = block.forward(x);
         }

@@ -32,6 +32,11 @@ fn on_autodiff<const D: usize>(tensor: &Tensor<D>) -> Option<FloatTensor<Ad>> {
     tensor.clone().try_into_primitive::<Ad>().ok()
 }
 
+/// Whether `tensor` is a flex tensor, with or without autodiff: one the kernels serve.
+pub(super) fn served<const D: usize>(tensor: &Tensor<D>) -> bool {
+    on_autodiff(tensor).is_some() || on_flex(tensor).is_some()
+}
+
 pub(super) fn on_flex<const D: usize>(tensor: &Tensor<D>) -> Option<FlexTensor> {
     tensor.clone().try_into_primitive::<Flex>().ok()
 }

@@ -120,7 +120,8 @@ fn batch_norm_kernel(
     let (gamma, beta) = (bn.gamma.val(), bn.beta.val());
     let all_f32 = [input.dtype(), gamma.dtype(), beta.dtype()] == [DType::F32; 3];
     let dims = input.dims();
-    if !all_f32 || gamma.dims() != [dims[1]] {
+    // On another device the running statistics are not read back (a sync per layer).
+    if !all_f32 || gamma.dims() != [dims[1]] || !autodiff::served(input) {
         return None;
     }
     let device = input.device();

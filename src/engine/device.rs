@@ -21,6 +21,15 @@ pub enum DeviceError {
     /// An empty device list.
     #[error("--devices: give at least one device, e.g. cuda:0,cuda:1")]
     NoDevices,
+    /// The backend is built in but does not work on this machine (no adapter, a broken
+    /// driver): found by a tiny tensor written and read back before any training.
+    #[error("device {name:?} is not usable on this machine: {reason}")]
+    Unusable {
+        /// The requested device.
+        name: String,
+        /// What the probe saw.
+        reason: String,
+    },
     /// The backend exists but this binary was built without it.
     #[error("device {name:?} needs mentor built with `--features {feature}`")]
     NotBuilt {
@@ -88,8 +97,8 @@ pub fn parse_devices(list: &str) -> Result<Vec<Device>, DeviceError> {
 }
 
 #[cfg(feature = "cuda")]
-fn cuda_device(_name: &str, index: usize) -> Result<Device, DeviceError> {
-    Ok(Device::cuda(index))
+fn cuda_device(name: &str, index: usize) -> Result<Device, DeviceError> {
+    probe(name, Device::cuda(index))
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -101,8 +110,64 @@ fn cuda_device(name: &str, _index: usize) -> Result<Device, DeviceError> {
 }
 
 #[cfg(feature = "wgpu")]
-fn wgpu_device(_name: &str) -> Result<Device, DeviceError> {
-    Ok(Device::wgpu(burn::tensor::DeviceKind::default()))
+fn wgpu_device(name: &str) -> Result<Device, DeviceError> {
+    probe(name, Device::wgpu(burn::tensor::DeviceKind::default()))
+}
+
+/// `device` once a tiny tensor was written to it, doubled there and read back intact:
+/// a missing or broken adapter (wgpu with no Vulkan driver, CUDA with no GPU) is one
+/// clear error here instead of a panic inside the first training step. The backend's
+/// panic is caught (its message becomes the reason) and not printed.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn probe(name: &str, device: Device) -> Result<Device, DeviceError> {
+    use std::panic::{AssertUnwindSafe, catch_unwind, set_hook, take_hook};
+    let unusable = |reason: String| DeviceError::Unusable {
+        name: name.into(),
+        reason,
+    };
+    // The backend may fail on its own thread first (no adapter) and then on this one (a
+    // closed channel): every panic's message during the probe is kept, the first named.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let previous = take_hook();
+    let record = seen.clone();
+    set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the backend panicked".into());
+        if let Ok(mut seen) = record.lock() {
+            seen.push(message);
+        }
+    }));
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        burn::tensor::Tensor::<1>::from_floats([1.0, 2.0, 3.0], &device)
+            .mul_scalar(2.0)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+    }));
+    set_hook(previous);
+    match outcome {
+        Ok(Ok(values)) if values == [2.0, 4.0, 6.0] => Ok(device),
+        Ok(Ok(values)) => Err(unusable(format!(
+            "a test tensor [1, 2, 3] doubled came back as {values:?}"
+        ))),
+        Ok(Err(error)) => Err(unusable(format!(
+            "reading a test tensor back failed: {error:?}"
+        ))),
+        Err(_) => {
+            let seen = seen.lock().map(|m| m.clone()).unwrap_or_default();
+            let first = seen
+                .first()
+                .and_then(|m| m.lines().next())
+                .unwrap_or("the backend panicked");
+            Err(unusable(format!(
+                "the backend failed on a test tensor ({first}); for wgpu, is a Vulkan or OpenGL driver installed (`vulkaninfo --summary`; Debian: mesa-vulkan-drivers)?"
+            )))
+        }
+    }
 }
 
 #[cfg(not(feature = "wgpu"))]

@@ -91,9 +91,10 @@ fn networks_give_burns_outputs_and_gradients_with_mentors_kernels() {
 /// Open (issue 39 note, 2026-12-06): on these two families the training-mode logits agree
 /// to 1e-5 but the input gradients differ by 2e-4 (Lite0 at 64 px; 1.9e-2 at 128 px) and
 /// 6e-2 (ResNet-50) of the largest value, spread over the whole image rather than its
-/// border; Burn's layers on wgpu differ from the CPU by as much. Not yet known whether
-/// batch statistics amplify rounding here (small maps, near-constant ReLU channels) or a
-/// kernel's backward is wrong for a case these networks have.
+/// border; Burn's layers on wgpu differ from the CPU by as much. Central finite
+/// differences of the kernels' own forward side with Burn's gradient (Lite0, 128 px, the
+/// worst pixel: -0.0742 vs Burn -0.0739 vs kernels -0.0550): a kernel's backward is wrong
+/// for a case these networks have. Un-ignore once fixed.
 #[test]
 #[ignore = "open discrepancy under investigation: see the doc comment"]
 fn input_gradients_of_lite0_and_resnet50_with_mentors_kernels() {

@@ -4,26 +4,12 @@
 //! weights. The switch is process-wide: the ignored test runs alone (`--ignored`).
 
 mod common;
+use common::{loss_weights, relative_error, seeded_inputs, values};
 
 use burn::tensor::{Device, Tensor, TensorData};
 use mentor::kernels;
-use rand::{Rng, SeedableRng};
 
 const BATCH: usize = 4;
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-}
-
-/// Largest absolute difference over the largest reference magnitude (at least 1).
-fn relative_error(got: &[f32], want: &[f32]) -> f32 {
-    let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
-    let worst = got
-        .iter()
-        .zip(want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    worst / scale
-}
 
 /// Training-mode logits and the input gradient of `sum(logits * w)`.
 fn outputs(sets: &[&str], input: [usize; 3], with_kernels: bool) -> [Vec<f32>; 2] {
@@ -31,22 +17,11 @@ fn outputs(sets: &[&str], input: [usize; 3], with_kernels: bool) -> [Vec<f32>; 2
     device.seed(3);
     let network = common::config(sets).model.init(input, 10, &device);
     let shape = [BATCH, input[0], input[1], input[2]];
-    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    let x: Vec<f32> = (0..shape.iter().product::<usize>())
-        .map(|_| r.random_range(-2.0f32..2.0))
-        .collect();
+    let x = seeded_inputs(shape.iter().product(), 7);
     kernels::set_enabled(with_kernels);
     let images = Tensor::<4>::from_data(TensorData::new(x, shape), &device).require_grad();
     let logits = network.forward(images.clone());
-    let weights = Tensor::<2>::from_data(
-        TensorData::new(
-            (0..BATCH * 10)
-                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 6.0)
-                .collect(),
-            [BATCH, 10],
-        ),
-        &device,
-    );
+    let weights = loss_weights(BATCH, 10, &device);
     let grads = (logits.clone() * weights).sum().backward();
     let dx = images.grad(&grads).expect("input gradient");
     kernels::set_enabled(true);

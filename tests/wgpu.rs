@@ -7,41 +7,23 @@
 #![cfg(feature = "wgpu")]
 
 mod common;
+use common::{loss_weights, relative_error, seeded_inputs, values};
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use mentor::engine::device::parse_device;
 use mentor::models::ModelConfig;
-use rand::{Rng, SeedableRng};
 
 /// Images a batch: four, so that the batch statistics of the last stages (2x2 maps at
 /// 64 px) are over 16 values, not 8, and their gradients not ill-conditioned.
 const BATCH: usize = 4;
-
-/// Largest absolute difference over the largest reference magnitude (at least 1).
-fn relative_error(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len(), "sizes differ");
-    let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
-    let worst = got
-        .iter()
-        .zip(want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    worst / scale
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-}
 
 /// Logits in inference, then logits and the input gradient of `sum(logits * w)` in
 /// training mode, of `model` built once on the CPU and copied to `device`.
 fn outputs(model: &ModelConfig, input: [usize; 3], device: &Device) -> [Vec<f32>; 3] {
     let cpu = Device::flex();
     let shape = [BATCH, input[0], input[1], input[2]];
-    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    let x: Vec<f32> = (0..shape.iter().product::<usize>())
-        .map(|_| r.random_range(-2.0f32..2.0))
-        .collect();
+    let x = seeded_inputs(shape.iter().product(), 7);
     // The same weights everywhere: built with a seeded CPU generator, then copied.
     cpu.seed(3);
     let network = model.init(input, 10, &cpu.clone().autodiff());
@@ -61,15 +43,7 @@ fn outputs(model: &ModelConfig, input: [usize; 3], device: &Device) -> [Vec<f32>
     let images = Tensor::<4>::from_data(TensorData::new(x, shape), &device.clone().autodiff())
         .require_grad();
     let train_logits = training.forward(images.clone());
-    let weights = Tensor::<2>::from_data(
-        TensorData::new(
-            (0..BATCH * 10)
-                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 6.0)
-                .collect(),
-            [BATCH, 10],
-        ),
-        &device.clone().autodiff(),
-    );
+    let weights = loss_weights(BATCH, 10, &device.clone().autodiff());
     let grads = (train_logits.clone() * weights).sum().backward();
     let dx = images.grad(&grads).expect("input gradient");
     [values(logits), values(train_logits.inner()), values(dx)]

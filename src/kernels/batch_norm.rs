@@ -557,26 +557,24 @@ mod tests {
                     dx[i]
                 );
             }
+            // d gamma[c] and d beta[c]: the loss with one parameter moved by +-h.
+            let bumped = |which: usize, c: usize, by: f32| {
+                let (mut g, mut b) = (gamma, beta);
+                [&mut g, &mut b][which][c] += by;
+                loss(&x, &w, layout, &g, &b, act)
+            };
             for c in 0..2 {
-                let bump = |g: [f32; 2], b: [f32; 2]| loss(&x, &w, layout, &g, &b, act);
-                let mut g_up = gamma;
-                g_up[c] += h;
-                let mut g_down = gamma;
-                g_down[c] -= h;
-                let numeric = (bump(g_up, beta) - bump(g_down, beta)) / (2.0 * h as f64);
-                assert!(
-                    (dgamma[c] as f64 - numeric).abs() < 2e-2,
-                    "{act:?} dgamma[{c}]"
-                );
-                let mut b_up = beta;
-                b_up[c] += h;
-                let mut b_down = beta;
-                b_down[c] -= h;
-                let numeric = (bump(gamma, b_up) - bump(gamma, b_down)) / (2.0 * h as f64);
-                assert!(
-                    (dbeta[c] as f64 - numeric).abs() < 2e-2,
-                    "{act:?} dbeta[{c}]"
-                );
+                for (which, (name, got)) in [("dgamma", &dgamma), ("dbeta", &dbeta)]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let numeric = (bumped(which, c, h) - bumped(which, c, -h)) / (2.0 * h as f64);
+                    assert!(
+                        (got[c] as f64 - numeric).abs() < 2e-2,
+                        "{act:?} {name}[{c}]: {} vs {numeric}",
+                        got[c]
+                    );
+                }
             }
         }
     }

@@ -154,3 +154,33 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "lengths differ");
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
 }
+
+/// The largest absolute difference over the largest reference magnitude (at least 1).
+pub fn relative_error(got: &[f32], want: &[f32]) -> f32 {
+    let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+    max_abs_diff(got, want) / scale
+}
+
+/// `len` seeded values in [-2, 2): wide enough that ReLU6 and the hard sigmoid saturate.
+pub fn seeded_inputs(len: usize, seed: u64) -> Vec<f32> {
+    use rand::{Rng, SeedableRng};
+    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..len).map(|_| r.random_range(-2.0f32..2.0)).collect()
+}
+
+/// Fixed weights `[batch, classes]` in [-1, 1] for a loss `sum(logits * w)` whose input
+/// gradient exercises every class.
+pub fn loss_weights(batch: usize, classes: usize, device: &burn::tensor::Device) -> Tensor<2> {
+    let values = (0..batch * classes)
+        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 6.0)
+        .collect();
+    Tensor::from_data(
+        burn::tensor::TensorData::new(values, [batch, classes]),
+        device,
+    )
+}
+
+/// A tensor's values as f32.
+pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}

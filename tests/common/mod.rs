@@ -168,6 +168,56 @@ pub fn seeded_inputs(len: usize, seed: u64) -> Vec<f32> {
     (0..len).map(|_| r.random_range(-2.0f32..2.0)).collect()
 }
 
+/// [`seeded_inputs`] with every value moved by up to 5 millionths of itself, differently
+/// for each `point` (not at all at point 0): points a rounding error apart.
+pub fn seeded_inputs_at(len: usize, seed: u64, point: usize) -> Vec<f32> {
+    let values = seeded_inputs(len, seed);
+    if point == 0 {
+        return values;
+    }
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| v * (1.0 + 1e-6 * (((i + point) * 37 % 11) as f32 - 5.0)))
+        .collect()
+}
+
+/// Checks an input gradient that is not a continuous function of the input at rounding
+/// scale (a training-mode network with a ReLU/ReLU6 input within rounding of a bound:
+/// moving the input by a millionth flips it, and batch statistics spread the flip over
+/// the image), so that two implementations that round differently cannot be compared at
+/// one point. At points 1..=5 near the seeded input (`seeded_inputs_at`), `candidate`'s
+/// gradient is compared with `reference`'s at the same point; the median of those
+/// differences must be below the median change of `reference`'s own gradient from point
+/// 0 to each point. A wrong backward (a flipped sign, a dropped tap) is far outside it.
+pub fn agrees_within_rounding_spread(
+    name: &str,
+    candidate: impl Fn(usize) -> Vec<f32>,
+    reference: impl Fn(usize) -> Vec<f32>,
+) {
+    let at_zero = reference(0);
+    let (mut differences, mut spread) = (Vec::new(), Vec::new());
+    for point in 1..=5 {
+        let want = reference(point);
+        differences.push(relative_error(&candidate(point), &want));
+        spread.push(relative_error(&want, &at_zero));
+    }
+    let (difference, spread) = (median(&mut differences), median(&mut spread));
+    println!(
+        "{name}: input gradient: {difference:.2e} from the reference, whose own spread is {spread:.2e}"
+    );
+    assert!(
+        difference < spread,
+        "{name}: the input gradient differs from the reference by {difference:e}, more than its own spread {spread:e}"
+    );
+}
+
+/// The median of `values` (which it sorts).
+pub fn median(values: &mut [f32]) -> f32 {
+    values.sort_by(f32::total_cmp);
+    values[values.len() / 2]
+}
+
 /// Fixed weights `[batch, classes]` in [-1, 1] for a loss `sum(logits * w)` whose input
 /// gradient exercises every class.
 pub fn loss_weights(batch: usize, classes: usize, device: &burn::tensor::Device) -> Tensor<2> {

@@ -4,8 +4,11 @@
 //! convolution per group and its input gradient as a transposed 3-D convolution; these
 //! loops instead work plane by plane (one image's channel), with the plane and its
 //! filter in cache: for each filter tap, one pass of multiply-adds over an output row,
-//! contiguous at stride 1. Planes (forward, input gradient) and channels (weight
-//! gradient) are spread over rayon.
+//! contiguous at any stride: a strided plane is first split into its column phases
+//! ([`Phases`]). Planes (forward, input gradient) and channels (weight gradient) are
+//! spread over rayon, and each task runs compiled for the best instruction set the CPU
+//! has (`pulp` dispatch: the crate is built for baseline x86-64, whose 4-lane SSE loops
+//! made these the slowest kernels of an EfficientNet).
 
 use rayon::prelude::*;
 
@@ -26,38 +29,228 @@ fn valid_outputs(k: usize, len: usize, before: usize, stride: usize, out: usize)
     (first.min(end), end)
 }
 
+/// An input plane's columns grouped by their phase modulo the stride: column `j` of row
+/// `iy` at `((j % stride) * height + iy) * phase_width + j / stride`. The columns a filter
+/// tap reads at a stride (`first`, `first + stride`, ...) are then contiguous, and the
+/// loops over them vectorise as at stride 1. At stride 1 it is the plane itself.
+#[derive(Debug, Clone, Copy)]
+struct Phases {
+    stride: usize,
+    height: usize,
+    width: usize,
+    phase_width: usize,
+}
+
+impl Phases {
+    fn of(g: &ConvGeometry) -> Self {
+        let stride = g.stride[1];
+        Self {
+            stride,
+            height: g.height,
+            width: g.width,
+            phase_width: g.width.div_ceil(stride),
+        }
+    }
+
+    /// Values a split plane holds (a phase's last columns may be padding).
+    fn len(&self) -> usize {
+        self.stride * self.height * self.phase_width
+    }
+
+    /// Where the run of columns `first, first + stride, ...` of row `iy` starts.
+    fn start(&self, iy: usize, first: usize) -> usize {
+        if self.stride == 1 {
+            return iy * self.width + first;
+        }
+        ((first % self.stride) * self.height + iy) * self.phase_width + first / self.stride
+    }
+
+    /// Each phase's rows: `(phase, row, its place in a split plane)`.
+    #[inline(always)]
+    fn rows(&self) -> impl Iterator<Item = (usize, usize, usize)> + use<> {
+        let Self {
+            stride,
+            height,
+            phase_width,
+            ..
+        } = *self;
+        (0..stride)
+            .flat_map(move |r| (0..height).map(move |iy| (r, iy, (r * height + iy) * phase_width)))
+    }
+
+    /// `plane` split into phases (borrowed as it is at stride 1).
+    #[inline(always)]
+    fn split<'a>(&self, plane: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
+        if self.stride == 1 {
+            return plane.into();
+        }
+        let mut split = vec![0f32; self.len()];
+        for (r, iy, at) in self.rows() {
+            let row = &plane[iy * self.width..(iy + 1) * self.width];
+            let columns = row.iter().skip(r).step_by(self.stride);
+            for (out, &v) in split[at..at + self.phase_width].iter_mut().zip(columns) {
+                *out = v;
+            }
+        }
+        split.into()
+    }
+
+    /// Writes a split plane back into `plane`, column by column (at stride > 1).
+    #[inline(always)]
+    fn merge(&self, split: &[f32], plane: &mut [f32]) {
+        for (r, iy, at) in self.rows() {
+            let row = &mut plane[iy * self.width..(iy + 1) * self.width];
+            let columns = row.iter_mut().skip(r).step_by(self.stride);
+            for (v, &out) in columns.zip(&split[at..at + self.phase_width]) {
+                *v = out;
+            }
+        }
+    }
+}
+
+/// One filter tap over one output row: `len` outputs from `output` (in the output plane)
+/// read `len` inputs from `input` (in the plane split into [`Phases`]) with filter weight
+/// `weight`. The same for every plane: listed once a call.
+#[derive(Debug, Clone, Copy)]
+struct Tap {
+    output: usize,
+    input: usize,
+    len: usize,
+    weight: usize,
+}
+
+/// Every tap of a plane whose inputs are inside the image, row by row.
+fn taps(g: &ConvGeometry, phases: &Phases) -> Vec<Tap> {
+    let [_, ow] = g.out_hw();
+    let columns = tap_columns(g);
+    let mut taps = Vec::new();
+    for_each_tap(g, &columns, |oy, iy, kx, ky, (o0, o1)| {
+        taps.push(Tap {
+            output: oy * ow + o0,
+            input: phases.start(iy, o0 * g.stride[1] + kx - g.padding[1].0),
+            len: o1 - o0,
+            weight: ky * g.kernel[1] + kx,
+        })
+    });
+    taps
+}
+
+/// One plane of the forward pass, as a `pulp` operation: `with_simd` and the loops it runs
+/// are inlined into a function compiled for the CPU's instruction set (a closure would be
+/// called from every instantiation and compiled for none).
+struct ForwardPlane<'a> {
+    x: &'a [f32],
+    filter: &'a [f32],
+    bias: Option<f32>,
+    y: &'a mut [f32],
+    taps: &'a [Tap],
+    phases: Phases,
+}
+
+impl pulp::WithSimd for ForwardPlane<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        if let Some(b) = self.bias {
+            self.y.fill(b);
+        }
+        let x = self.phases.split(self.x);
+        for t in self.taps {
+            let tap = self.filter[t.weight];
+            let out = &mut self.y[t.output..t.output + t.len];
+            for (out, &v) in out.iter_mut().zip(&x[t.input..t.input + t.len]) {
+                *out += tap * v;
+            }
+        }
+    }
+}
+
+/// One plane of the input gradient (see [`ForwardPlane`]).
+struct InputGradPlane<'a> {
+    dy: &'a [f32],
+    filter: &'a [f32],
+    dx: &'a mut [f32],
+    taps: &'a [Tap],
+    phases: Phases,
+}
+
+impl pulp::WithSimd for InputGradPlane<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let strided = self.phases.stride > 1;
+        let mut split = if strided {
+            vec![0f32; self.phases.len()]
+        } else {
+            Vec::new()
+        };
+        let target: &mut [f32] = if strided { &mut split } else { self.dx };
+        for t in self.taps {
+            let tap = self.filter[t.weight];
+            let dy = &self.dy[t.output..t.output + t.len];
+            for (d, &v) in target[t.input..t.input + t.len].iter_mut().zip(dy) {
+                *d += tap * v;
+            }
+        }
+        if strided {
+            self.phases.merge(&split, self.dx);
+        }
+    }
+}
+
+/// One channel of the weight and bias gradients, over the batch (see [`ForwardPlane`]).
+struct WeightGradChannel<'a> {
+    /// The channel's input planes and output-gradient planes, image by image.
+    planes: Vec<(&'a [f32], &'a [f32])>,
+    taps: &'a [Tap],
+    phases: Phases,
+    filter_len: usize,
+}
+
+impl pulp::WithSimd for WeightGradChannel<'_> {
+    type Output = (Vec<f32>, f32);
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> (Vec<f32>, f32) {
+        let mut dw = vec![0f32; self.filter_len];
+        let mut db = 0f32;
+        for (x, dy) in self.planes {
+            let x = self.phases.split(x);
+            db += dot(dy, None);
+            for t in self.taps {
+                let dy = &dy[t.output..t.output + t.len];
+                dw[t.weight] += dot(dy, Some(&x[t.input..t.input + t.len]));
+            }
+        }
+        (dw, db)
+    }
+}
+
 /// The output `[N, C, oh, ow]` of the convolution of `x` `[N, C, H, W]` with `w`
 /// `[C, 1, kh, kw]`, plus `bias` `[C]`.
 pub(super) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry) -> Vec<f32> {
     let [oh, ow] = g.out_hw();
     let (c, plane_in, plane_out) = (g.in_channels, g.height * g.width, oh * ow);
-    let [kh, kw] = g.kernel;
-    let columns = tap_columns(g);
+    let filter_len = g.kernel[0] * g.kernel[1];
+    let phases = Phases::of(g);
+    let taps = taps(g, &phases);
+    let simd = pulp::Arch::new();
     let mut y = vec![0f32; g.batch * c * plane_out];
     y.par_chunks_mut(plane_out)
         .zip(x.par_chunks(plane_in))
         .enumerate()
         .for_each(|(p, (y, x))| {
             let ch = p % c;
-            let filter = &w[ch * kh * kw..(ch + 1) * kh * kw];
-            if let Some(b) = bias {
-                y.fill(b[ch]);
-            }
-            for_each_tap(g, &columns, |oy, iy, kx, ky, (o0, o1)| {
-                let tap = filter[ky * kw + kx];
-                let row = &mut y[oy * ow..(oy + 1) * ow];
-                let input = &x[iy * g.width..(iy + 1) * g.width];
-                let start = o0 * g.stride[1] + kx - g.padding[1].0;
-                if g.stride[1] == 1 {
-                    for (out, &v) in row[o0..o1].iter_mut().zip(&input[start..]) {
-                        *out += tap * v;
-                    }
-                } else {
-                    for (i, out) in row[o0..o1].iter_mut().enumerate() {
-                        *out += tap * input[start + i * g.stride[1]];
-                    }
-                }
-            });
+            simd.dispatch(ForwardPlane {
+                x,
+                filter: &w[ch * filter_len..(ch + 1) * filter_len],
+                bias: bias.map(|b| b[ch]),
+                y,
+                taps: &taps,
+                phases,
+            })
         });
     y
 }
@@ -66,30 +259,23 @@ pub(super) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeomet
 pub(super) fn input_grad(w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
     let [oh, ow] = g.out_hw();
     let (c, plane_in, plane_out) = (g.in_channels, g.height * g.width, oh * ow);
-    let [kh, kw] = g.kernel;
-    let columns = tap_columns(g);
+    let filter_len = g.kernel[0] * g.kernel[1];
+    let phases = Phases::of(g);
+    let taps = taps(g, &phases);
+    let simd = pulp::Arch::new();
     let mut dx = vec![0f32; g.batch * c * plane_in];
     dx.par_chunks_mut(plane_in)
         .zip(dy.par_chunks(plane_out))
         .enumerate()
         .for_each(|(p, (dx, dy))| {
             let ch = p % c;
-            let filter = &w[ch * kh * kw..(ch + 1) * kh * kw];
-            for_each_tap(g, &columns, |oy, iy, kx, ky, (o0, o1)| {
-                let tap = filter[ky * kw + kx];
-                let row = &dy[oy * ow..(oy + 1) * ow];
-                let input = &mut dx[iy * g.width..(iy + 1) * g.width];
-                let start = o0 * g.stride[1] + kx - g.padding[1].0;
-                if g.stride[1] == 1 {
-                    for (d, &v) in input[start..].iter_mut().zip(&row[o0..o1]) {
-                        *d += tap * v;
-                    }
-                } else {
-                    for (i, &v) in row[o0..o1].iter().enumerate() {
-                        input[start + i * g.stride[1]] += tap * v;
-                    }
-                }
-            });
+            simd.dispatch(InputGradPlane {
+                dy,
+                filter: &w[ch * filter_len..(ch + 1) * filter_len],
+                dx,
+                taps: &taps,
+                phases,
+            })
         });
     dx
 }
@@ -98,35 +284,28 @@ pub(super) fn input_grad(w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
 pub(super) fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> (Vec<f32>, Vec<f32>) {
     let [oh, ow] = g.out_hw();
     let (c, plane_in, plane_out) = (g.in_channels, g.height * g.width, oh * ow);
-    let [kh, kw] = g.kernel;
-    let columns = tap_columns(g);
+    let filter_len = g.kernel[0] * g.kernel[1];
+    let phases = Phases::of(g);
+    let taps = taps(g, &phases);
+    let simd = pulp::Arch::new();
     let per_channel: Vec<(Vec<f32>, f32)> = (0..c)
         .into_par_iter()
         .map(|ch| {
-            let mut dw = vec![0f32; kh * kw];
-            let mut db = 0f32;
-            for n in 0..g.batch {
-                let p = n * c + ch;
-                let x = &x[p * plane_in..(p + 1) * plane_in];
-                let dy = &dy[p * plane_out..(p + 1) * plane_out];
-                db += dot(dy, None);
-                for_each_tap(g, &columns, |oy, iy, kx, ky, (o0, o1)| {
-                    let row = &dy[oy * ow..(oy + 1) * ow];
-                    let input = &x[iy * g.width..(iy + 1) * g.width];
-                    let start = o0 * g.stride[1] + kx - g.padding[1].0;
-                    let sum: f32 = if g.stride[1] == 1 {
-                        dot(&row[o0..o1], Some(&input[start..start + (o1 - o0)]))
-                    } else {
-                        row[o0..o1]
-                            .iter()
-                            .enumerate()
-                            .map(|(i, a)| a * input[start + i * g.stride[1]])
-                            .sum()
-                    };
-                    dw[ky * kw + kx] += sum;
-                });
-            }
-            (dw, db)
+            let planes = (0..g.batch)
+                .map(|n| {
+                    let p = n * c + ch;
+                    (
+                        &x[p * plane_in..(p + 1) * plane_in],
+                        &dy[p * plane_out..(p + 1) * plane_out],
+                    )
+                })
+                .collect();
+            simd.dispatch(WeightGradChannel {
+                planes,
+                taps: &taps,
+                phases,
+                filter_len,
+            })
         })
         .collect();
     let db = per_channel.iter().map(|(_, b)| *b).collect();
@@ -136,6 +315,7 @@ pub(super) fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> (Vec<f32>,
 
 /// `sum(a[i] * b[i])` (or `sum(a[i])` without `b`) in 16 independent lanes, which the
 /// compiler vectorises; a plain iterator sum is one sequential chain of additions.
+#[inline(always)]
 fn dot(a: &[f32], b: Option<&[f32]>) -> f32 {
     const LANES: usize = 16;
     let mut acc = [0f32; LANES];
@@ -213,6 +393,40 @@ mod tests {
         assert_eq!(dot(&a, Some(&b)), plain);
         assert_eq!(dot(&a, None), a.iter().sum::<f32>());
         assert_eq!(dot(&[], None), 0.0);
+    }
+
+    #[test]
+    fn phases_put_each_strided_run_together_and_merge_back() {
+        // 3 rows of 7 columns at stride 3: phases of columns {0,3,6}, {1,4}, {2,5}.
+        let plain = ConvGeometry {
+            batch: 1,
+            in_channels: 1,
+            height: 3,
+            width: 7,
+            out_channels: 1,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [(0, 0); 2],
+        };
+        let geometry = ConvGeometry {
+            stride: [2, 3],
+            ..plain
+        };
+        let phases = Phases::of(&geometry);
+        let plane: Vec<f32> = (0..21).map(|v| v as f32).collect();
+        let split = phases.split(&plane);
+        // Row 1's columns 1 and 4, then row 2's columns 0, 3, 6: each run contiguous.
+        let at = phases.start(1, 1);
+        assert_eq!(&split[at..at + 2], &[8.0, 11.0]);
+        let at = phases.start(2, 0);
+        assert_eq!(&split[at..at + 3], &[14.0, 17.0, 20.0]);
+        let mut merged = vec![0f32; 21];
+        phases.merge(&split, &mut merged);
+        assert_eq!(merged, plane);
+        // At stride 1 the split plane is the plane.
+        let phases = Phases::of(&plain);
+        assert_eq!(phases.start(2, 5), 19);
+        assert!(matches!(phases.split(&plane), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! `dz * p + x * q + r` per channel). The arithmetic is Burn's (biased batch variance,
 //! `1 / sqrt(var + eps)`), so only the order of the sums differs.
 
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
@@ -149,28 +150,47 @@ fn lane_sum(values: &[f32], term: impl Fn(usize, f32) -> f32) -> f32 {
 /// `batch_norm_train` returns).
 pub fn batch_statistics(x: &[f32], layout: Layout) -> (Vec<f32>, Vec<f32>) {
     assert_eq!(x.len(), layout.len(), "batch norm: input size");
-    let pixels = layout.plane as f64;
+    let simd = pulp::Arch::new();
     let per_channel: Vec<(f32, f32)> = (0..layout.channels)
         .into_par_iter()
-        .map(|c| {
-            // Chan, Golub & LeVeque's pairwise update: (count, mean, sum of squared
-            // deviations) of the planes so far, merged with the next plane's.
-            let (mut count, mut mean, mut m2) = (0f64, 0f64, 0f64);
-            for n in 0..layout.batch {
-                let plane = layout.plane_of(x, n, c);
-                let plane_mean = lane_sum(plane, |_, v| v) as f64 / pixels;
-                let centre = plane_mean as f32;
-                let plane_m2 = lane_sum(plane, |_, v| (v - centre) * (v - centre)) as f64;
-                let total = count + pixels;
-                let delta = plane_mean - mean;
-                mean += delta * pixels / total;
-                m2 += plane_m2 + delta * delta * count * pixels / total;
-                count = total;
-            }
-            (mean as f32, (m2 / count) as f32)
-        })
+        .map(|channel| simd.dispatch(ChannelStatistics { x, layout, channel }))
         .collect();
     per_channel.into_iter().unzip()
+}
+
+/// One channel's mean and biased variance, as a `pulp` operation: `with_simd` and the
+/// loops it runs are inlined into functions compiled for each instruction set (a closure
+/// handed to `dispatch` is one function, called from every instantiation and compiled
+/// for none: the crate itself is built for baseline x86-64).
+struct ChannelStatistics<'a> {
+    x: &'a [f32],
+    layout: Layout,
+    channel: usize,
+}
+
+impl pulp::WithSimd for ChannelStatistics<'_> {
+    type Output = (f32, f32);
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> (f32, f32) {
+        let Self { x, layout, channel } = self;
+        let pixels = layout.plane as f64;
+        // Chan, Golub & LeVeque's pairwise update: (count, mean, sum of squared
+        // deviations) of the planes so far, merged with the next plane's.
+        let (mut count, mut mean, mut m2) = (0f64, 0f64, 0f64);
+        for n in 0..layout.batch {
+            let plane = layout.plane_of(x, n, channel);
+            let plane_mean = lane_sum(plane, |_, v| v) as f64 / pixels;
+            let centre = plane_mean as f32;
+            let plane_m2 = lane_sum(plane, |_, v| (v - centre) * (v - centre)) as f64;
+            let total = count + pixels;
+            let delta = plane_mean - mean;
+            mean += delta * pixels / total;
+            m2 += plane_m2 + delta * delta * count * pixels / total;
+            count = total;
+        }
+        (mean as f32, (m2 / count) as f32)
+    }
 }
 
 /// `1 / sqrt(variance + epsilon)` per channel, as Burn computes it in f32.
@@ -193,24 +213,73 @@ pub fn normalise(
 ) -> Vec<f32> {
     assert_eq!(x.len(), layout.len(), "batch norm: input size");
     let mut out = unfilled(x.len());
-    with_act!(activation, A => for_planes(&mut out, [x, x], layout, |c, y, [x, _]| {
-        let ch = Channel::of(kept, gamma, beta, c);
-        for (y, &x) in y.iter_mut().zip(x) {
-            y.write(A::apply(ch.z(x)));
-        }
-    }));
-    // SAFETY: `for_planes` hands every plane of `out` to the closure, which writes each
-    // of its values.
+    let affine = Affine { kept, gamma, beta };
+    with_act!(activation, A => for_planes(&mut out, [x, x], layout, &Normalise::<A>(affine, PhantomData)));
+    // SAFETY: `for_planes` hands every plane of `out` to `Normalise`, which writes each of
+    // its values.
     unsafe { filled(out) }
 }
 
-/// Runs `each(channel, out plane, [x plane, y plane])` over every plane, whole planes to
-/// a task, compiled for the best instruction set the CPU has.
+/// The work on one plane of a [`for_planes`] pass: `out` from `inputs`, of `channel`.
+/// A method inlined into the pass's `pulp` instantiations, never a closure (see
+/// [`ChannelStatistics`]).
+trait PlaneOp: Sync {
+    fn plane(&self, channel: usize, out: &mut [MaybeUninit<f32>], inputs: [&[f32]; 2]);
+}
+
+/// A channel's statistics and affine parameters, as the passes read them.
+#[derive(Clone, Copy)]
+struct Affine<'a> {
+    kept: &'a Normalised,
+    gamma: &'a [f32],
+    beta: &'a [f32],
+}
+
+impl Affine<'_> {
+    #[inline(always)]
+    fn channel(&self, c: usize) -> Channel {
+        Channel::of(self.kept, self.gamma, self.beta, c)
+    }
+}
+
+/// The forward pass: `A((x - mean) * inv_std * gamma + beta)`.
+struct Normalise<'a, A>(Affine<'a>, PhantomData<A>);
+
+impl<A: Act> PlaneOp for Normalise<'_, A> {
+    #[inline(always)]
+    fn plane(&self, c: usize, y: &mut [MaybeUninit<f32>], [x, _]: [&[f32]; 2]) {
+        let ch = self.0.channel(c);
+        for (y, &x) in y.iter_mut().zip(x) {
+            y.write(A::apply(ch.z(x)));
+        }
+    }
+}
+
+/// The input gradient, `dz * p + x * q + r` with the channel's `[p, q, r]`.
+struct InputGradient<'a, A> {
+    affine: Affine<'a>,
+    terms: &'a [[f32; 3]],
+    act: PhantomData<A>,
+}
+
+impl<A: Act> PlaneOp for InputGradient<'_, A> {
+    #[inline(always)]
+    fn plane(&self, c: usize, dx: &mut [MaybeUninit<f32>], [x, dy]: [&[f32]; 2]) {
+        let ([p, q, r], ch) = (self.terms[c], self.affine.channel(c));
+        for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+            let (dz, _) = ch.dz::<A>(x, dy);
+            dx.write(dz * p + x * q + r);
+        }
+    }
+}
+
+/// Runs `op` over every plane, whole planes to a task, each task compiled for the best
+/// instruction set the CPU has.
 fn for_planes(
     out: &mut [MaybeUninit<f32>],
     [x, y]: [&[f32]; 2],
     layout: Layout,
-    each: impl Fn(usize, &mut [MaybeUninit<f32>], [&[f32]; 2]) + Sync,
+    op: &impl PlaneOp,
 ) {
     let plane = layout.plane.max(1);
     let planes_per_task = (TASK / plane).max(1);
@@ -220,15 +289,71 @@ fn for_planes(
         .zip(x.par_chunks(task).zip(y.par_chunks(task)))
         .enumerate()
         .for_each(|(t, (out, (x, y)))| {
-            simd.dispatch(|| {
-                let planes = out
-                    .chunks_mut(plane)
-                    .zip(x.chunks(plane).zip(y.chunks(plane)));
-                for (k, (out, (x, y))) in planes.enumerate() {
-                    each((t * planes_per_task + k) % layout.channels, out, [x, y]);
-                }
+            simd.dispatch(Task {
+                op,
+                first: t * planes_per_task,
+                channels: layout.channels,
+                plane,
+                out,
+                inputs: [x, y],
             })
         });
+}
+
+/// A task of [`for_planes`]: consecutive planes from the `first`.
+struct Task<'a, O> {
+    op: &'a O,
+    first: usize,
+    channels: usize,
+    plane: usize,
+    out: &'a mut [MaybeUninit<f32>],
+    inputs: [&'a [f32]; 2],
+}
+
+impl<O: PlaneOp> pulp::WithSimd for Task<'_, O> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let [x, y] = self.inputs;
+        let planes = self
+            .out
+            .chunks_mut(self.plane)
+            .zip(x.chunks(self.plane).zip(y.chunks(self.plane)));
+        for (k, (out, (x, y))) in planes.enumerate() {
+            self.op.plane((self.first + k) % self.channels, out, [x, y]);
+        }
+    }
+}
+
+/// One channel's sums of `dz` and `dz * x_hat` over the batch (see [`ChannelStatistics`]).
+struct ChannelSums<'a, A> {
+    x: &'a [f32],
+    dy: &'a [f32],
+    layout: Layout,
+    channel: usize,
+    affine: Affine<'a>,
+    act: PhantomData<A>,
+}
+
+impl<A: Act> pulp::WithSimd for ChannelSums<'_, A> {
+    type Output = (f64, f64);
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> (f64, f64) {
+        let (layout, c) = (self.layout, self.channel);
+        let (mut sum_dz, mut sum_dzx) = (0f64, 0f64);
+        for n in 0..layout.batch {
+            let (x, dy) = (
+                layout.plane_of(self.x, n, c),
+                layout.plane_of(self.dy, n, c),
+            );
+            let (dz, dzx) = plane_sums::<A>(x, dy, self.affine.channel(c));
+            sum_dz += dz as f64;
+            sum_dzx += dzx as f64;
+        }
+        (sum_dz, sum_dzx)
+    }
 }
 
 /// What the backward of a batch norm needs besides the input and the output gradient.
@@ -285,6 +410,7 @@ struct Channel {
 }
 
 impl Channel {
+    #[inline(always)]
     fn of(kept: &Normalised, gamma: &[f32], beta: &[f32], c: usize) -> Self {
         Self {
             mean: kept.mean[c],
@@ -347,7 +473,7 @@ pub fn backward(
 ) -> Gradients {
     assert_eq!(x.len(), layout.len(), "batch norm: input size");
     assert_eq!(dy.len(), layout.len(), "batch norm: gradient size");
-    let channel = |c: usize| Channel::of(kept, gamma, beta, c);
+    let affine = Affine { kept, gamma, beta };
     // The channel sums of dz and dz * x_hat (dz: the gradient before the activation):
     // the affine gradients, and in training the input gradient's terms.
     let needs_sums = want_affine || (want_input && kept.batch_statistics);
@@ -355,18 +481,15 @@ pub fn backward(
         let simd = pulp::Arch::new();
         (0..layout.channels)
             .into_par_iter()
-            .map(|c| {
-                simd.dispatch(|| {
-                    let (mut sum_dz, mut sum_dzx) = (0f64, 0f64);
-                    for n in 0..layout.batch {
-                        let (x, dy) = (layout.plane_of(x, n, c), layout.plane_of(dy, n, c));
-                        let (dz, dzx) =
-                            with_act!(activation, A => plane_sums::<A>(x, dy, channel(c)));
-                        sum_dz += dz as f64;
-                        sum_dzx += dzx as f64;
-                    }
-                    (sum_dz, sum_dzx)
-                })
+            .map(|channel| {
+                with_act!(activation, A => simd.dispatch(ChannelSums::<A> {
+                    x,
+                    dy,
+                    layout,
+                    channel,
+                    affine,
+                    act: PhantomData,
+                }))
             })
             .collect()
     } else {
@@ -389,14 +512,12 @@ pub fn backward(
             })
             .collect();
         let mut dx = unfilled(x.len());
-        with_act!(activation, A => for_planes(&mut dx, [x, dy], layout, |c, dx, [x, dy]| {
-            let ([p, q, r], ch) = (terms[c], channel(c));
-            for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
-                let (dz, _) = ch.dz::<A>(x, dy);
-                dx.write(dz * p + x * q + r);
-            }
+        with_act!(activation, A => for_planes(&mut dx, [x, dy], layout, &InputGradient::<A> {
+            affine,
+            terms: &terms,
+            act: PhantomData,
         }));
-        // SAFETY: `for_planes` hands every plane of `dx` to the closure, which writes
+        // SAFETY: `for_planes` hands every plane of `dx` to `InputGradient`, which writes
         // each of its values.
         unsafe { filled(dx) }
     });

@@ -426,7 +426,10 @@ mod tests {
         // At stride 1 the split plane is the plane.
         let phases = Phases::of(&plain);
         assert_eq!(phases.start(2, 5), 19);
-        assert!(matches!(phases.split(&plane), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(
+            phases.split(&plane),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

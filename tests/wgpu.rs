@@ -3,7 +3,9 @@
 //! machine has no GPU: every model family's logits from one set of weights on both
 //! devices, in inference (running statistics) and in training mode (batch statistics;
 //! mentor's CPU kernels on one side, Burn's layers on wgpu on the other), and the input
-//! gradient of one backward pass, which runs every layer's backward.
+//! gradient of one backward pass, which runs every layer's backward. One test thread
+//! (`--test-threads 1`, as the script runs it): the seeded CPU generator that draws the
+//! weights is shared by the threads, and two tests at once would draw each other's.
 #![cfg(feature = "wgpu")]
 
 mod common;

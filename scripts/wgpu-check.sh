@@ -58,7 +58,7 @@ runs=(
   # The source's head is kept: a fresh head is drawn by each device's own generator, and
   # 44 Adam steps on frozen features leave the result to that draw (seeds 1-3 on the CPU
   # alone: train loss 0.41, 2.20, 2.16 after one epoch), not to the device.
-  "transfer-frozen|train --dataset digits --model resnet --epochs 2 --set init.pretrained=\"$(cpu_ckpt train-resnet)\" --set init.keep_head=true --set groups=[{pattern=\"backbone\",frozen=true}]"
+  "transfer-frozen|transfer --dataset digits --pretrained $(cpu_ckpt train-resnet) --model resnet --freeze backbone --keep-head --epochs 2"
   "continual-replay|continual --dataset digits --method replay --setting class-il --iterations 100"
   "multitask|multitask --dataset digits --benchmark multi-digits --epochs 2"
   "simclr|ssl pretrain --dataset digits --method simclr --model cnn --epochs 2"
@@ -66,7 +66,6 @@ runs=(
 )
 printf '| run | CPU | wgpu | difference |\n|---|---|---|---|\n' > "$out/strategies.md"
 fail=0
-set -f  # the entries are split into words unquoted: no globbing of `[...]`
 for entry in "${runs[@]}"; do
   name=${entry%%|*}; args=${entry#*|}
   for dev in cpu wgpu; do

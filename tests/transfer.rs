@@ -115,8 +115,10 @@ fn fine_tuned_layers_move_less_than_retrained_ones() {
 fn transfer_cli_reports_bad_patterns_and_trains() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = pretrain(dir.path());
+    let runs = std::cell::Cell::new(0);
     let run = |extra: &[&str]| {
-        let out = dir.path().join(format!("cli-{}", extra.len()));
+        runs.set(runs.get() + 1);
+        let out = dir.path().join(format!("cli-{}", runs.get()));
         let mut args = vec![
             "transfer",
             "--pretrained",
@@ -166,6 +168,24 @@ fn transfer_cli_reports_bad_patterns_and_trains() {
     let (code, err) = run(&["--finetune", "backbone.fc"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("PATTERN=MULT"), "{err}");
+    // `--set init.keep_head=true` is checked after --pretrained is applied (it was
+    // refused as "needs init.pretrained") and keeps the head: nothing re-initialised.
+    let (code, err) = run(&["--set", "init.keep_head=true"]);
+    assert_eq!(code, Some(0), "{err}");
+    let report: ImportReport = serde_json::from_str(
+        &std::fs::read_to_string(
+            dir.path()
+                .join(format!("cli-{}", runs.get()))
+                .join("transfer.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        report.reinitialized.is_empty(),
+        "{:?}",
+        report.reinitialized
+    );
 }
 
 #[test]

@@ -45,11 +45,20 @@ pub struct ConfigArgs {
 impl ConfigArgs {
     /// The resolved, validated config.
     pub fn resolve(&self) -> anyhow::Result<RunConfig> {
+        let config = self.resolve_unchecked()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// [`resolve`](Self::resolve) without the validation, for a command that adds its
+    /// own flags to the config first (a rule such as `init.keep_head` needing
+    /// `init.pretrained` is checked once, on the whole).
+    pub fn resolve_unchecked(&self) -> anyhow::Result<RunConfig> {
         let base = match &self.config {
             Some(path) => RunConfig::from_file(path)?,
             None => RunConfig::default(),
         };
-        self.apply(base)
+        Ok(base.with_overrides(&self.overrides())?)
     }
 
     /// Applies the flags and `--set`s to `base`, then validates.

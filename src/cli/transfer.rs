@@ -52,12 +52,14 @@ pub struct TransferArgs {
 
 /// Runs `mentor transfer`.
 pub fn run(args: TransferArgs) -> anyhow::Result<()> {
-    let mut config = args.config.resolve()?;
+    // The flags add to what the config file and `--set` say (a `--set
+    // init.keep_head=true` or a file's `key_map` stays), and the whole is validated once.
+    let mut config = args.config.resolve_unchecked()?;
     config.init.pretrained = Some(args.pretrained);
     config.init.retrain.extend(args.retrain);
-    config.init.keep_head = args.keep_head;
-    config.init.load_only = args.load_only;
-    config.init.key_map = args.key_map;
+    config.init.keep_head |= args.keep_head;
+    config.init.load_only.extend(args.load_only);
+    config.init.key_map.extend(args.key_map);
     for pattern in args.freeze {
         config.groups.push(GroupRule {
             pattern,

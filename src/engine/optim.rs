@@ -1,14 +1,14 @@
-//! Optimisers (`[optim]`): SGD with momentum and Nesterov (mentor's `FusedSgd`, Burn's
-//! arithmetic in one parallel pass), Adam (Kingma & Ba 2015) and AdamW (Loshchilov &
-//! Hutter 2019), Burn's implementations. The learning rate
+//! Optimisers (`[optim]`): SGD with momentum and Nesterov, Adam (Kingma & Ba 2015) and
+//! AdamW (Loshchilov & Hutter 2019), each Burn's arithmetic run as one parallel pass
+//! per parameter (mentor's `FusedSgd`, `FusedAdam`). The learning rate
 //! is not here: it is the run's `lr`, shaped by the schedule and each group's multiplier.
 
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
+use burn::optim::{ModuleOptimizer, SgdConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::FusedSgd;
+use crate::kernels::{FusedAdam, FusedSgd};
 use crate::rules::{self, Interval, Rule, Violation};
 
 /// SGD hyperparameters.
@@ -102,7 +102,8 @@ impl OptimizerConfig {
         Ok(())
     }
 
-    /// Builds the optimiser: Burn's Adam / AdamW, and SGD as [`FusedSgd`].
+    /// Builds the optimiser: [`FusedSgd`] or [`FusedAdam`], or Burn's own when mentor's
+    /// kernels are switched off.
     pub fn init(&self) -> ModuleOptimizer {
         match self {
             // Burn's SGD arithmetic (bitwise) in one parallel pass per parameter on the
@@ -125,20 +126,23 @@ impl OptimizerConfig {
                     (p.weight_decay > 0.0).then(|| WeightDecayConfig::new(p.weight_decay as f32)),
                 )
                 .init(),
-            OptimizerConfig::Adam(p) => AdamConfig::new()
-                .with_beta_1(p.beta1 as f32)
-                .with_beta_2(p.beta2 as f32)
-                .with_epsilon(p.epsilon as f32)
-                .with_weight_decay(
-                    (p.weight_decay > 0.0).then(|| WeightDecayConfig::new(p.weight_decay as f32)),
-                )
-                .init(),
-            OptimizerConfig::Adamw(p) => AdamWConfig::new()
-                .with_beta_1(p.beta1 as f32)
-                .with_beta_2(p.beta2 as f32)
-                .with_epsilon(p.epsilon as f32)
-                .with_weight_decay(p.weight_decay as f32)
-                .init(),
+            // Burn's Adam / AdamW arithmetic (bitwise) in one parallel pass per parameter
+            // on the CPU, with Burn's state (kernels::FusedAdam); Burn's own optimisers
+            // when mentor's kernels are switched off.
+            OptimizerConfig::Adam(p) | OptimizerConfig::Adamw(p) => {
+                let fused = FusedAdam {
+                    beta1: p.beta1 as f32,
+                    beta2: p.beta2 as f32,
+                    epsilon: p.epsilon as f32,
+                    weight_decay: p.weight_decay as f32,
+                    decoupled: matches!(self, OptimizerConfig::Adamw(_)),
+                };
+                match (crate::kernels::enabled(), fused.decoupled) {
+                    (true, _) => ModuleOptimizer::from(fused),
+                    (false, false) => fused.adam_config().init(),
+                    (false, true) => fused.adamw_config().init(),
+                }
+            }
         }
     }
 }

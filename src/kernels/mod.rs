@@ -14,6 +14,7 @@
 //! being served. [`set_enabled`] switches the kernels off for a comparison run
 //! (`mentor bench --kernels burn`). A test compares both paths, forward and gradients.
 
+mod adam;
 mod autodiff;
 mod batch_norm;
 mod conv;
@@ -34,6 +35,7 @@ use burn::nn::pool::MaxPool2d;
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::{DType, Tensor, TensorData};
 
+pub use adam::FusedAdam;
 pub use batch_norm::Activation;
 pub(crate) use conv::ConvGeometry;
 pub use denormals::Denormals;

@@ -11,12 +11,12 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{
     AdamConfig, AdamState, AdamWConfig, AdamWState, AdaptiveMomentumState, LearningRate, Optimizer,
 };
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{Device, Tensor};
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::autodiff::{contiguous, flex_tensor, on_flex, values};
+use super::autodiff::{f32_on_flex, tensor_on, values};
 use super::gemm::{filled, unfilled};
 
 /// Adam / AdamW hyperparameters, as mentor's `[optim]` gives them.
@@ -246,38 +246,20 @@ impl Optimizer for FusedAdam {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        let momentum = state.as_ref().map(|s| &s.momentum);
-        let moments = momentum.map(|m| (&m.moment_1, &m.moment_2));
-        let all_f32 = [Some(&tensor), Some(&grad)]
-            .into_iter()
-            .chain(moments.into_iter().flat_map(|(a, b)| [Some(a), Some(b)]))
-            .flatten()
-            .all(|t| t.dtype() == DType::F32);
-        let on_cpu = || {
-            let moments = match moments {
-                Some((m1, m2)) => Some((on_flex(m1)?, on_flex(m2)?)),
-                None => None,
-            };
-            Some((on_flex(&tensor)?, on_flex(&grad)?, moments))
-        };
-        let Some((p, g, moments)) = on_cpu().filter(|_| all_f32) else {
+        let mut inputs = vec![&tensor, &grad];
+        if let Some(m) = state.as_ref().map(|s| &s.momentum) {
+            inputs.extend([&m.moment_1, &m.moment_2]);
+        }
+        // The pass reads f32 slices of CPU tensors; anything else takes Burn's step.
+        let Some(flat) = f32_on_flex(&inputs) else {
             return self.burns_step(lr, tensor, grad, state);
         };
-        let (p, g) = (contiguous(&p), contiguous(&g));
-        let moments = moments.map(|(m1, m2)| (contiguous(&m1), contiguous(&m2)));
         let time = state.as_ref().map_or(1, |s| s.momentum.time + 1);
-        let [new_param, m1, m2] = self.update(
-            lr,
-            time,
-            values(&p),
-            values(&g),
-            moments.as_ref().map(|(m1, m2)| (values(m1), values(m2))),
-        );
+        let moments = (flat.len() == 4).then(|| (values(&flat[2]), values(&flat[3])));
+        let [new_param, m1, m2] =
+            self.update(lr, time, values(&flat[0]), values(&flat[1]), moments);
         let (shape, device) = (tensor.dims(), tensor.device());
-        let to_tensor = |values: Vec<f32>| {
-            Tensor::<D>::from_primitive::<burn::backend::flex::Flex>(flex_tensor(values, shape))
-                .to_device(&device)
-        };
+        let to_tensor = |values| tensor_on(values, shape, &device);
         let mut momentum = AdaptiveMomentumState::new(time, to_tensor(m1), to_tensor(m2));
         // AMSGrad's maximum (never written by mentor's optimisers) passes through
         // unused, as in Burn's Adam without AMSGrad.
@@ -293,39 +275,15 @@ impl Optimizer for FusedAdam {
 
 #[cfg(test)]
 mod tests {
-    use burn::nn::{Linear, LinearConfig};
-    use burn::optim::{GradientsParams, ModuleOptimizer};
-    use burn::tensor::Distribution;
+    use burn::nn::LinearConfig;
+    use burn::optim::ModuleOptimizer;
+    use burn::tensor::{DType, Distribution};
 
     use super::*;
+    use crate::kernels::optimiser_steps::{train, weights};
 
-    /// `steps` steps of `optimizer` on a linear layer and a fixed quadratic loss.
-    fn train(
-        mut layer: Linear,
-        optimizer: &mut ModuleOptimizer,
-        x: &Tensor<2>,
-        steps: usize,
-    ) -> Linear {
-        for _ in 0..steps {
-            let loss = layer.forward(x.clone()).powf_scalar(2.0).mean();
-            let grads = GradientsParams::from_grads(loss.backward(), &layer);
-            layer = optimizer.step(3e-3, layer, grads);
-        }
-        layer
-    }
-
-    fn weights(layer: &Linear) -> Vec<f32> {
-        let mut all = layer
-            .weight
-            .val()
-            .into_data()
-            .try_into_vec::<f32>()
-            .expect("f32");
-        if let Some(b) = &layer.bias {
-            all.extend(b.val().into_data().try_into_vec::<f32>().expect("f32"));
-        }
-        all
-    }
+    /// The learning rate of the tests' steps.
+    const LR: f64 = 3e-3;
 
     /// How many elements of `got` differ from `want` in any bit.
     fn differing(got: &[f32], want: &[f32]) -> usize {
@@ -355,29 +313,29 @@ mod tests {
                 false => fused.adam_config().init(),
                 true => fused.adamw_config().init(),
             };
-            let want = train(start.clone(), &mut burns(), &x, 5);
-            let got = train(start.clone(), &mut ModuleOptimizer::from(fused), &x, 5);
+            let want = train(start.clone(), &mut burns(), &x, 5, LR);
+            let got = train(start.clone(), &mut ModuleOptimizer::from(fused), &x, 5, LR);
             assert_ne!(weights(&want), weights(&start), "{case}: the steps move");
             assert_eq!(differing(&weights(&got), &weights(&want)), 0, "{case}");
             // Two steps with Burn's, its state saved and loaded into ours, three more;
             // and the other way round.
             let mut first = burns();
-            let half = train(start.clone(), &mut first, &x, 2);
+            let half = train(start.clone(), &mut first, &x, 2, LR);
             let bytes = first.into_bytes().expect("encodes");
             let mut second = ModuleOptimizer::from(fused)
                 .from_bytes(bytes)
                 .expect("Burn's Adam state loads");
-            let resumed = train(half, &mut second, &x, 3);
+            let resumed = train(half, &mut second, &x, 3, LR);
             assert_eq!(
                 differing(&weights(&resumed), &weights(&want)),
                 0,
                 "{case}: Burn's -> fused"
             );
             let mut first = ModuleOptimizer::from(fused);
-            let half = train(start.clone(), &mut first, &x, 2);
+            let half = train(start.clone(), &mut first, &x, 2, LR);
             let bytes = first.into_bytes().expect("encodes");
             let mut second = burns().from_bytes(bytes).expect("the fused state loads");
-            let resumed = train(half, &mut second, &x, 3);
+            let resumed = train(half, &mut second, &x, 3, LR);
             assert_eq!(
                 differing(&weights(&resumed), &weights(&want)),
                 0,

@@ -55,6 +55,27 @@ pub(super) fn values(tensor: &FlexTensor) -> &[f32] {
         .expect("the kernels take contiguous f32 tensors (dtype checked before dispatch)")
 }
 
+/// Contiguous CPU copies (views where possible) of `tensors`, when every one is an f32
+/// tensor on the CPU: what the fused optimisers read as flat slices.
+pub(super) fn f32_on_flex<const D: usize>(tensors: &[&Tensor<D>]) -> Option<Vec<FlexTensor>> {
+    tensors
+        .iter()
+        .map(|t| {
+            let flex = on_flex(t).filter(|_| t.dtype() == burn::tensor::DType::F32)?;
+            Some(contiguous(&flex))
+        })
+        .collect()
+}
+
+/// A tensor of `shape` holding `values`, built on the CPU and moved to `device`.
+pub(super) fn tensor_on<const D: usize>(
+    values: Vec<f32>,
+    shape: [usize; D],
+    device: &burn::tensor::Device,
+) -> Tensor<D> {
+    Tensor::<D>::from_primitive::<Flex>(flex_tensor(values, shape)).to_device(device)
+}
+
 pub(super) fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }

@@ -23,6 +23,8 @@ pub mod denormals;
 mod depthwise;
 mod gemm;
 mod linear;
+#[cfg(test)]
+mod optimiser_steps;
 mod pool;
 pub mod portable;
 mod relu6;

@@ -12,7 +12,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::autodiff::{contiguous, flex_tensor, on_flex, values};
+use super::autodiff::{f32_on_flex, tensor_on, values};
 use super::gemm::{filled, unfilled};
 
 /// SGD hyperparameters, as mentor's `[optim]` gives them.
@@ -209,30 +209,22 @@ impl Optimizer for FusedSgd {
             .and_then(|s| s.velocity)
             .filter(|_| self.momentum > 0.0);
         // The pass reads f32 slices of CPU tensors; anything else takes the tensor ops.
-        let all_f32 = [Some(&tensor), Some(&grad), velocity.as_ref()]
+        let inputs: Vec<_> = [Some(&tensor), Some(&grad), velocity.as_ref()]
             .into_iter()
             .flatten()
-            .all(|t| t.dtype() == burn::tensor::DType::F32);
-        let on_cpu = || {
-            let v = match &velocity {
-                Some(v) => Some(on_flex(v)?),
-                None => None,
-            };
-            Some((on_flex(&tensor)?, on_flex(&grad)?, v))
-        };
-        let Some((p, g, v)) = on_cpu().filter(|_| all_f32) else {
+            .collect();
+        let Some(flat) = f32_on_flex(&inputs) else {
             let (tensor, state) = self.step_with_tensor_ops(lr, tensor, grad, velocity);
             return (tensor, Some(state));
         };
-        let (p, g, v) = (contiguous(&p), contiguous(&g), v.as_ref().map(contiguous));
-        let shape = tensor.dims();
-        let (new_param, new_velocity) =
-            self.update(lr as f32, values(&p), values(&g), v.as_ref().map(values));
-        let device = tensor.device();
-        let to_tensor = |values: Vec<f32>| {
-            Tensor::<D>::from_primitive::<burn::backend::flex::Flex>(flex_tensor(values, shape))
-                .to_device(&device)
-        };
+        let (new_param, new_velocity) = self.update(
+            lr as f32,
+            values(&flat[0]),
+            values(&flat[1]),
+            flat.get(2).map(values),
+        );
+        let (shape, device) = (tensor.dims(), tensor.device());
+        let to_tensor = |values| tensor_on(values, shape, &device);
         let state = SgdVelocity {
             velocity: new_velocity.map(to_tensor),
         };
@@ -248,13 +240,14 @@ impl Optimizer for FusedSgd {
 
 #[cfg(test)]
 mod tests {
-    use burn::nn::{Linear, LinearConfig};
+    use burn::nn::LinearConfig;
     use burn::optim::decay::WeightDecayConfig;
     use burn::optim::momentum::MomentumConfig;
-    use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+    use burn::optim::{ModuleOptimizer, SgdConfig};
     use burn::tensor::Distribution;
 
     use super::*;
+    use crate::kernels::optimiser_steps::{train, weights};
 
     fn burns(momentum: f64, nesterov: bool, weight_decay: f32) -> ModuleOptimizer {
         SgdConfig::new()
@@ -267,33 +260,8 @@ mod tests {
             .init()
     }
 
-    /// `steps` steps of `optimizer` on a linear layer and a fixed quadratic loss.
-    fn train(
-        mut layer: Linear,
-        optimizer: &mut ModuleOptimizer,
-        x: &Tensor<2>,
-        steps: usize,
-    ) -> Linear {
-        for _ in 0..steps {
-            let loss = layer.forward(x.clone()).powf_scalar(2.0).mean();
-            let grads = GradientsParams::from_grads(loss.backward(), &layer);
-            layer = optimizer.step(0.05, layer, grads);
-        }
-        layer
-    }
-
-    fn weights(layer: &Linear) -> Vec<f32> {
-        let mut all = layer
-            .weight
-            .val()
-            .into_data()
-            .try_into_vec::<f32>()
-            .expect("f32");
-        if let Some(b) = &layer.bias {
-            all.extend(b.val().into_data().try_into_vec::<f32>().expect("f32"));
-        }
-        all
-    }
+    /// The learning rate of the tests' steps.
+    const LR: f64 = 0.05;
 
     #[test]
     fn steps_are_bitwise_burns_sgd_and_its_state_carries_over() {
@@ -312,15 +280,21 @@ mod tests {
                     weight_decay: decay,
                 })
             };
-            let want = train(start.clone(), &mut burns(momentum, nesterov, decay), &x, 4);
-            let got = train(start.clone(), &mut fused(), &x, 4);
+            let want = train(
+                start.clone(),
+                &mut burns(momentum, nesterov, decay),
+                &x,
+                4,
+                LR,
+            );
+            let got = train(start.clone(), &mut fused(), &x, 4, LR);
             assert_eq!(weights(&got), weights(&want), "{case}");
             // Two steps with Burn's, its state saved and loaded into ours, two more.
             let mut first = burns(momentum, nesterov, decay);
-            let half = train(start.clone(), &mut first, &x, 2);
+            let half = train(start.clone(), &mut first, &x, 2, LR);
             let bytes = first.into_bytes().expect("encodes");
             let mut second = fused().from_bytes(bytes).expect("Burn's SGD state loads");
-            let resumed = train(half, &mut second, &x, 2);
+            let resumed = train(half, &mut second, &x, 2, LR);
             assert_eq!(weights(&resumed), weights(&want), "{case}: resumed");
         }
     }

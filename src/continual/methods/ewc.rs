@@ -146,53 +146,91 @@ pub fn anchor_weights(network: &Network) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// The EWC penalty over a set of terms, with the Fisher and anchors held on the training
-/// device once, so each step only adds the penalty's arithmetic.
+/// The EWC penalty over a set of terms, merged into one quadratic and held on the training
+/// device once, so each step pays for one term however many tasks came before. Per
+/// weight, `sum_t F_t (w - a_t)^2 = F (w - a)^2 + C` exactly, with `F = sum_t F_t`, the
+/// Fisher-weighted mean anchor `a = sum_t F_t a_t / F` and the constant `C = sum_t F_t
+/// (a_t - a)^2`: the same value and the same gradient, where summing term by term cost
+/// each step one pass per old task (EWC's fourth task took 2.9x fine-tuning's time).
 pub struct EwcPenalty {
     lambda: f64,
-    /// Per term, per parameter: (fisher, anchor).
-    terms: Vec<Vec<(Tensor<1>, Tensor<1>)>>,
+    /// Per parameter: (summed Fisher, mean anchor); empty without terms.
+    merged: Vec<(Tensor<1>, Tensor<1>)>,
+    /// `sum C` over all weights, in f64.
+    constant: f64,
+}
+
+/// `(F, a, C)` of one parameter's terms (each `(fisher, anchor)`), as [`EwcPenalty`]
+/// defines them; a weight no term cares about (`F = 0`) gets anchor 0.
+fn merge_terms(terms: &[(&[f32], &[f32])]) -> (Vec<f32>, Vec<f32>, f64) {
+    let len = terms.first().map_or(0, |(f, _)| f.len());
+    let (mut fisher, mut anchor, mut constant) = (vec![0f32; len], vec![0f32; len], 0f64);
+    for k in 0..len {
+        let total: f64 = terms.iter().map(|(f, _)| f[k] as f64).sum();
+        if total <= 0.0 {
+            continue;
+        }
+        let mean = terms
+            .iter()
+            .map(|(f, a)| f[k] as f64 * a[k] as f64)
+            .sum::<f64>()
+            / total;
+        constant += terms
+            .iter()
+            .map(|(f, a)| f[k] as f64 * (a[k] as f64 - mean).powi(2))
+            .sum::<f64>();
+        (fisher[k], anchor[k]) = (total as f32, mean as f32);
+    }
+    (fisher, anchor, constant)
 }
 
 impl EwcPenalty {
-    /// Moves `terms` onto `device`.
+    /// Merges `terms` and moves them onto `device`.
     pub fn new(lambda: f64, terms: &[EwcTerm], device: &Device) -> Self {
-        let on =
-            |v: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), device);
+        let on = |v: Vec<f32>| {
+            let len = v.len();
+            Tensor::<1>::from_data(TensorData::new(v, [len]), device)
+        };
+        let parameters = terms.first().map_or(0, |t| t.fisher.len());
+        let mut constant = 0.0;
+        let merged = (0..parameters)
+            .map(|p| {
+                let of_p: Vec<(&[f32], &[f32])> = terms
+                    .iter()
+                    .map(|t| (t.fisher[p].as_slice(), t.anchor[p].as_slice()))
+                    .collect();
+                let (fisher, anchor, c) = merge_terms(&of_p);
+                constant += c;
+                (on(fisher), on(anchor))
+            })
+            .collect();
         Self {
             lambda,
-            terms: terms
-                .iter()
-                .map(|t| {
-                    t.fisher
-                        .iter()
-                        .map(on)
-                        .zip(t.anchor.iter().map(on))
-                        .collect()
-                })
-                .collect(),
+            merged,
+            constant,
         }
     }
 
     /// `lambda/2 * sum_terms sum_k F_k (theta_k - theta*_k)^2` for `network`'s weights;
     /// `None` when there is no term yet.
     pub fn penalty(&self, network: &Network) -> Option<Tensor<1>> {
-        if self.terms.is_empty() {
+        if self.merged.is_empty() {
             return None;
         }
         let params = flat_parameters(network);
         let mut total: Option<Tensor<1>> = None;
-        for term in &self.terms {
-            for (p, (f, a)) in params.iter().zip(term) {
-                let d = p.clone() - a.clone();
-                let s = (f.clone() * d.clone() * d).sum();
-                total = Some(match total {
-                    None => s,
-                    Some(t) => t + s,
-                });
-            }
+        for (p, (f, a)) in params.iter().zip(&self.merged) {
+            let d = p.clone() - a.clone();
+            let s = (f.clone() * d.clone() * d).sum();
+            total = Some(match total {
+                None => s,
+                Some(t) => t + s,
+            });
         }
-        total.map(|t| t.mul_scalar((self.lambda / 2.0) as f32))
+        total.map(|t| {
+            t.add_scalar(self.constant as f32)
+                .mul_scalar((self.lambda / 2.0) as f32)
+        })
     }
 }
 
@@ -420,6 +458,56 @@ mod tests {
             (value - expected).abs() < 1e-3 * expected,
             "{value} vs {expected}"
         );
+    }
+
+    #[test]
+    fn merged_terms_give_the_term_by_term_value_and_gradient() {
+        let device = Device::flex().autodiff();
+        let net = tiny();
+        let weights = anchor_weights(&net);
+        // Three tasks' terms with different Fisher and anchors, some weights unused by
+        // some tasks (Fisher 0) and one by all.
+        let term = |t: usize| EwcTerm {
+            fisher: weights
+                .iter()
+                .map(|w| {
+                    (0..w.len())
+                        .map(|k| [0.0, 0.5 + t as f32, 3.0 / (1 + t) as f32][(k + t) % 3])
+                        .collect()
+                })
+                .collect(),
+            anchor: weights
+                .iter()
+                .map(|w| w.iter().map(|v| v + 0.3 * (t as f32 - 1.0) - 0.1).collect())
+                .collect(),
+        };
+        let terms = [term(0), term(1), term(2)];
+        let merged = EwcPenalty::new(7.0, &terms, &device);
+        let value_and_grads = |penalty: Tensor<1>| {
+            let value = penalty.clone().into_scalar::<f32>() as f64;
+            let grads = penalty.backward();
+            let flat: Vec<f32> = flat_gradients(&net, &grads)
+                .into_iter()
+                .flat_map(to_vec)
+                .collect();
+            (value, flat)
+        };
+        let (got, got_grad) = value_and_grads(merged.penalty(&net).expect("terms"));
+        // Term by term: one penalty per task, added.
+        let mut want = 0.0;
+        let mut want_grad = vec![0f32; got_grad.len()];
+        for t in &terms {
+            let one = EwcPenalty::new(7.0, std::slice::from_ref(t), &device);
+            let (v, g) = value_and_grads(one.penalty(&net).expect("term"));
+            want += v;
+            want_grad.iter_mut().zip(g).for_each(|(w, g)| *w += g);
+        }
+        assert!((got - want).abs() < 1e-5 * want, "{got} vs {want}");
+        let scale = want_grad.iter().fold(0f32, |m, g| m.max(g.abs()));
+        assert!(scale > 0.0);
+        for (g, w) in got_grad.iter().zip(&want_grad) {
+            assert!((g - w).abs() < 1e-5 * scale, "gradient {g} vs {w}");
+        }
     }
 
     #[test]

@@ -166,3 +166,54 @@ fn stream_rules_name_the_key() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_student_distils_from_a_teacher_on_streamed_photos() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("photos");
+    folder(&data, 24);
+    let teacher_run = dir.path().join("teacher");
+    train(&config(&data, ""), &options(&teacher_run));
+    let teacher = teacher_run.join("checkpoints/last.ckpt");
+
+    // lambda = 1: the labels weigh nothing, so the student learns the colours from the
+    // teacher's outputs on each augmented batch alone.
+    let distill = |data: &Path, out: &str| {
+        let cfg = config(data, "").with_overrides(&[
+            "strategy.type=\"distill\"".into(),
+            format!("strategy.teacher={:?}", teacher.display().to_string()),
+            "strategy.lambda=1.0".into(),
+            "strategy.temperature=2.0".into(),
+        ]);
+        run(
+            &cfg.unwrap().check().unwrap(),
+            &options(&dir.path().join(out)),
+        )
+    };
+    let (report, _) = distill(&data, "student").unwrap();
+    let Report::Training(summary) = report else {
+        panic!("distillation reports training");
+    };
+    assert!(summary.test_accuracy > 0.9, "{}", summary.test_accuracy);
+
+    // A teacher for other inputs is refused with one line naming both shapes.
+    let wide = dir.path().join("wide");
+    folder(&wide, 4);
+    let small = r#"[{ op = "resize", size = 10 }, { op = "center-crop", size = 10 }, { op = "normalize", statistics = "imagenet" }]"#;
+    let cfg = config(&wide, "")
+        .with_overrides(&[
+            "strategy.type=\"distill\"".into(),
+            format!("strategy.teacher={:?}", teacher.display().to_string()),
+            format!("data.transform.train={small}"),
+            format!("data.transform.eval={small}"),
+        ])
+        .unwrap();
+    let msg = run(&cfg.check().unwrap(), &options(&dir.path().join("w")))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("[3, 12, 12]") && msg.contains("[3, 10, 10]"),
+        "{msg}"
+    );
+}

@@ -153,6 +153,15 @@ impl KnowledgeDistillation {
             .then(|| ExampleCache::compute(train, &device, |x| teacher.forward(x)));
         let feature_cache = (config.cache_teacher && config.hint_weight > 0.0)
             .then(|| ExampleCache::compute(train, &device, |x| teacher.features(x)));
+        Self::with_caches(teacher, config, cache, feature_cache)
+    }
+
+    fn with_caches(
+        teacher: Network,
+        config: &DistillConfig,
+        cache: Option<ExampleCache>,
+        feature_cache: Option<ExampleCache>,
+    ) -> Self {
         Self {
             teacher,
             cache,
@@ -194,34 +203,22 @@ impl KnowledgeDistillation {
         train: &Dataset,
         device: &Device,
     ) -> Result<Self, DistillError> {
-        let loaded = load_network(&config.teacher, device)?;
-        if loaded.input_shape != train.shape || loaded.num_classes != train.num_classes {
-            return Err(DistillError::Mismatch {
-                path: config.teacher.clone(),
-                teacher_shape: loaded.input_shape,
-                teacher_classes: loaded.num_classes,
-                data_shape: train.shape,
-                data_classes: train.num_classes,
-            });
-        }
-        let outputs = if train.is_empty() {
-            train.num_classes
-        } else {
-            let [c, h, w] = train.shape;
-            let x = Tensor::<4>::from_data(
-                TensorData::new(train.image(0).to_vec(), [1, c, h, w]),
-                device,
-            );
-            loaded.network.forward(x).dims()[1]
-        };
-        if outputs != train.num_classes {
-            return Err(DistillError::NotAClassifier {
-                path: config.teacher.clone(),
-                outputs,
-                classes: train.num_classes,
-            });
-        }
-        Ok(Self::new(loaded.network, config, train))
+        let teacher = load_teacher(config, train.shape, train.num_classes, device)?;
+        Ok(Self::new(teacher, config, train))
+    }
+
+    /// Distillation from the teacher named in `config` on examples read as the run trains
+    /// (photos streamed from disk): `shape` and `classes` are the stream's. The teacher
+    /// runs on every batch whatever `config.cache_teacher` says, since each epoch draws
+    /// new augmentations of the same photo and a cached output would belong to another view.
+    pub fn streamed(
+        config: &DistillConfig,
+        shape: [usize; 3],
+        classes: usize,
+        device: &Device,
+    ) -> Result<Self, DistillError> {
+        let teacher = load_teacher(config, shape, classes, device)?.valid();
+        Ok(Self::with_caches(teacher, config, None, None))
     }
 
     /// The teacher's logits for a batch: from the cache, or by running the teacher.
@@ -273,6 +270,38 @@ impl KnowledgeDistillation {
     pub fn is_cached(&self) -> bool {
         self.cache.is_some()
     }
+}
+
+/// Loads the teacher named in `config` onto `device` and checks that it takes `shape`
+/// images and gives one score per class of the student's `classes`.
+fn load_teacher(
+    config: &DistillConfig,
+    shape: [usize; 3],
+    classes: usize,
+    device: &Device,
+) -> Result<Network, DistillError> {
+    let loaded = load_network(&config.teacher, device)?;
+    if loaded.input_shape != shape || loaded.num_classes != classes {
+        return Err(DistillError::Mismatch {
+            path: config.teacher.clone(),
+            teacher_shape: loaded.input_shape,
+            teacher_classes: loaded.num_classes,
+            data_shape: shape,
+            data_classes: classes,
+        });
+    }
+    // The output width does not depend on the pixels: one blank image tells it.
+    let [c, h, w] = shape;
+    let blank = Tensor::<4>::zeros([1, c, h, w], device);
+    let outputs = loaded.network.forward(blank).dims()[1];
+    if outputs != classes {
+        return Err(DistillError::NotAClassifier {
+            path: config.teacher.clone(),
+            outputs,
+            classes,
+        });
+    }
+    Ok(loaded.network)
 }
 
 impl Objective for KnowledgeDistillation {

@@ -228,8 +228,17 @@ pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Net
                     Box::new(kd)
                 }
                 (RunData::Memory(data), _) => build_objective(config, data, &train_options.device)?,
-                (RunData::Streamed(streamed), StrategyConfig::Supervised {}) => {
+                (RunData::Streamed(streamed), strategy) => {
                     let train = streamed.train();
+                    if !matches!(
+                        strategy,
+                        StrategyConfig::Supervised {} | StrategyConfig::Distill(_)
+                    ) {
+                        return Err(RunError::Options(format!(
+                            "data.transform: photos streamed from disk train strategies \"supervised\" (fine-tuning from [init] included) and \"distill\" so far; strategy {:?} needs its data in memory: remove data.transform and give the folder's images one size",
+                            strategy.kind()
+                        )));
+                    }
                     config
                         .model
                         .check_fits(
@@ -238,13 +247,22 @@ pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Net
                             crate::engine::device::host_memory_bytes(),
                         )
                         .map_err(StrategyError::Model)?;
-                    Box::new(CrossEntropy)
-                }
-                (RunData::Streamed(_), other) => {
-                    return Err(RunError::Options(format!(
-                        "data.transform: photos streamed from disk train strategy \"supervised\" runs so far (fine-tuning from [init] included); strategy {:?} needs its data in memory: remove data.transform and give the folder's images one size",
-                        other.kind()
-                    )));
+                    match strategy {
+                        StrategyConfig::Distill(c) => {
+                            let kd = crate::distill::KnowledgeDistillation::streamed(
+                                c,
+                                train.shape(),
+                                train.num_classes(),
+                                &train_options.device,
+                            )
+                            .map_err(StrategyError::from)?;
+                            Progress::new(options.log, "distill:").note(
+                                "the teacher runs on every batch: streamed photos are augmented anew each epoch, so its outputs are not cached",
+                            );
+                            Box::new(kd)
+                        }
+                        _ => Box::new(CrossEntropy),
+                    }
                 }
             };
             let splits = data.splits();

@@ -217,3 +217,88 @@ fn a_student_distils_from_a_teacher_on_streamed_photos() {
         "{msg}"
     );
 }
+
+/// The epoch-1 training row's loss and accuracy in `run`'s `metrics.csv`.
+fn first_train_row(run: &Path) -> String {
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let row: Vec<&str> = csv
+        .lines()
+        .find(|l| l.starts_with("1,train,"))
+        .unwrap()
+        .split(',')
+        .collect();
+    format!("{} {}", row[col("loss")], row[col("accuracy")])
+}
+
+#[test]
+fn a_run_stopped_within_an_epoch_resumes_from_that_step_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("photos");
+    folder(&data, 24);
+    // A slow learning rate: the colours are learnt within the run, not in its first
+    // steps, so every step still moves the weights.
+    let slow = |extra: &str| {
+        config(&data, extra)
+            .with_overrides(&["lr=2e-4".into()])
+            .unwrap()
+    };
+    let cfg = slow("[checkpoint]\nevery_steps = 1");
+    let (_, straight) = train(&cfg, &options(&dir.path().join("straight")));
+
+    // A photo that cannot be read stops the run where it is needed: within epoch 1 (a
+    // training batch after the first) or at its end (a validation or test photo), after
+    // the checkpoints of the steps before. Put back, `--resume` goes on from that step.
+    let files: Vec<_> = ["train/red", "train/blue"]
+        .iter()
+        .flat_map(|c| std::fs::read_dir(data.join(c)).unwrap().flatten())
+        .map(|e| e.path())
+        .collect();
+    let mut resumed_within = 0;
+    for (i, file) in files.iter().take(6).enumerate() {
+        let out = dir.path().join(format!("stopped-{i}"));
+        let good = std::fs::read(file).unwrap();
+        std::fs::write(file, b"\xff\xd8 cut").unwrap();
+        let err = run(&cfg.clone().check().unwrap(), &options(&out));
+        std::fs::write(file, &good).unwrap();
+        assert!(err.is_err(), "{} is read", file.display());
+        let last = out.join("checkpoints/last.ckpt");
+        let Ok(saved) = mentor::engine::checkpoint::load(&last) else {
+            continue; // stopped by the first batch: nothing written yet
+        };
+        if saved.state.epoch_batches == 0 {
+            continue;
+        }
+        assert_eq!(saved.state.epochs_done, 0);
+        assert!(saved.state.epoch_running.is_some());
+        resumed_within += 1;
+        let (_, resumed) = train(
+            &cfg,
+            &RunOptions {
+                resume: true,
+                ..options(&out)
+            },
+        );
+        assert!(
+            weights(&straight) == weights(&resumed),
+            "other weights when resumed after {} batches",
+            saved.state.epoch_batches
+        );
+        assert_eq!(
+            first_train_row(&dir.path().join("straight")),
+            first_train_row(&out)
+        );
+    }
+    assert!(
+        resumed_within >= 2,
+        "only {resumed_within} stops within an epoch"
+    );
+
+    // Checkpoints within epochs change nothing for a network that draws no random numbers.
+    let (_, plain) = train(&slow(""), &options(&dir.path().join("plain")));
+    assert!(
+        weights(&straight) == weights(&plain),
+        "every_steps changed the weights"
+    );
+}

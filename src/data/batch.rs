@@ -83,6 +83,14 @@ impl BatchOrder {
         }
     }
 
+    /// The rest of this order after its first `done` batches (a run resumed from a
+    /// checkpoint written within an epoch): the same batches that would have followed.
+    pub fn after_batches(mut self, done: usize) -> Self {
+        let cut = done.saturating_mul(self.batch_size).min(self.indices.len());
+        self.indices.drain(..cut);
+        self
+    }
+
     /// The index slices of consecutive batches; the last one may be smaller.
     pub fn batches(&self) -> impl Iterator<Item = &[usize]> {
         let cut = self.shard;
@@ -116,6 +124,21 @@ mod tests {
         let mut all: Vec<usize> = a.batches().flatten().copied().collect();
         all.sort();
         assert_eq!(all, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_rest_of_an_order_is_its_remaining_batches() {
+        let whole = BatchOrder::shuffled(21, 8, 1, 0);
+        let all: Vec<Vec<usize>> = whole.batches().map(<[usize]>::to_vec).collect();
+        for done in 0..=4 {
+            let rest: Vec<Vec<usize>> = whole
+                .clone()
+                .after_batches(done)
+                .batches()
+                .map(<[usize]>::to_vec)
+                .collect();
+            assert_eq!(rest, all[done.min(3)..], "after {done}");
+        }
     }
 
     #[test]

@@ -21,6 +21,16 @@ use super::metrics::MetricRow;
 use crate::models::Network;
 
 const MAGIC: &[u8; 8] = b"MENTORCK";
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Reads a best accuracy that JSON wrote as `null`: minus infinity, "nothing scored yet"
+/// (a checkpoint written within the first epoch, before any scoring).
+fn unscored_as_minus_infinity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
+}
 /// Format 2 adds the network's config and the seed to the state (format 1 kept them
 /// only inside the config text); format 3 adds the trailing checksum. All are read;
 /// formats 1 and 2 have no checksum to verify.
@@ -60,6 +70,7 @@ pub struct TrainingState {
     /// Optimiser steps taken.
     pub steps_done: u64,
     /// Best validation accuracy so far (test accuracy when there is no validation split).
+    #[serde(deserialize_with = "unscored_as_minus_infinity")]
     pub best_val_accuracy: f64,
     /// The epoch (1-based) that reached it.
     pub best_epoch: usize,
@@ -71,6 +82,13 @@ pub struct TrainingState {
     pub data_wait_seconds: f64,
     /// Training examples processed so far.
     pub train_samples: u64,
+    /// Batches of epoch `epochs_done + 1` already trained on when the checkpoint was
+    /// written within that epoch (`[checkpoint] every_steps`); 0 at an epoch's end.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch_batches: usize,
+    /// That epoch's running training metrics so far; `None` at an epoch's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_running: Option<super::metrics::Running>,
     /// Every metric row written so far.
     pub history: Vec<MetricRow>,
     /// The objective's own state (e.g. dynamic task weights), restored on resume.
@@ -236,6 +254,8 @@ mod tests {
         let state = TrainingState {
             epochs_done: 1,
             steps_done: 3,
+            epoch_batches: 0,
+            epoch_running: None,
             best_val_accuracy: 0.5,
             best_epoch: 1,
             train_seconds: 0.1,

@@ -23,6 +23,12 @@ pub(crate) fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ (epoch as u64).wrapping_add(0xA5A5)
 }
 
+/// The device RNG seed from step `step` (> 0) of epoch `epoch` on, in a run that writes
+/// checkpoints within its epochs: a resumed run seeds the same at the step it resumes.
+pub(crate) fn within_epoch_seed(seed: u64, epoch: usize, step: usize) -> u64 {
+    epoch_seed(seed, epoch) ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// Builds `model` with initial weights drawn from the backend RNG seeded with `seed`,
 /// holding the RNG lock so that no concurrent run disturbs the draw. The same `seed`
 /// gives the same weights as the engine's own initialisation of a run with that seed.

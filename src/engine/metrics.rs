@@ -74,8 +74,9 @@ impl super::events::Observer for MetricsFiles {
     }
 }
 
-/// Top-1 accuracy and mean loss accumulated over batches.
-#[derive(Debug, Default, Clone, Copy)]
+/// Top-1 accuracy and mean loss accumulated over batches (kept in a checkpoint written
+/// within an epoch, so the resumed epoch's row counts every batch once).
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Running {
     loss_sum: f64,
     correct: u64,

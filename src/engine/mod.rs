@@ -42,6 +42,6 @@ pub use objective::{CrossEntropy, Objective, StepOutput};
 pub use progress::LogFormat;
 pub use restore::{LoadedNetwork, load_network};
 pub use run_dir::{Fingerprint, RunDir};
-pub use spec::{EvalConfig, RunLabel, TrainSpec};
+pub use spec::{CheckpointConfig, EvalConfig, RunLabel, TrainSpec};
 pub use step::train_step;
 pub use trainer::{EngineError, RunSummary, TrainOptions, train, train_observed};

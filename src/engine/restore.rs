@@ -126,6 +126,8 @@ mod tests {
         TrainingState {
             epochs_done: 0,
             steps_done: 0,
+            epoch_batches: 0,
+            epoch_running: None,
             best_val_accuracy: 0.0,
             best_epoch: 0,
             train_seconds: 0.0,

@@ -33,6 +33,40 @@ pub struct TrainSpec {
     pub label: RunLabel,
     /// When the test split is scored.
     pub eval: EvalConfig,
+    /// When `last.ckpt` is written besides each epoch's end.
+    pub checkpoint: CheckpointConfig,
+}
+
+/// When a run writes its resume point (`[checkpoint]` in a run config). `last.ckpt` is
+/// written after every epoch; on a long epoch (a folder of photos) a killed run would
+/// lose up to a whole epoch, so `every_steps = N` writes it after every N steps within
+/// the epoch too, and `--resume` continues from that step with the same batches, the
+/// same augmentations and the same running epoch metrics. The device's random stream
+/// (dropout) is re-seeded from (seed, epoch, step) at each such step, so that a resumed
+/// run draws what the uninterrupted one drew: a network with dropout trains to other
+/// (equally random) weights than with `every_steps = 0`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Write `last.ckpt` after every this many steps of an epoch as well as at its end;
+    /// 0 (the default): at the end of each epoch only.
+    pub every_steps: usize,
+}
+
+impl CheckpointConfig {
+    /// Whether this is the default: a checkpoint at each epoch's end only.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Whether a checkpoint is written after `steps` steps (1-based, `< steps_per_epoch`:
+    /// the epoch's end writes its own) of an epoch.
+    pub fn within_epoch_after(&self, steps: usize, steps_per_epoch: usize) -> bool {
+        self.every_steps > 0
+            && steps > 0
+            && steps < steps_per_epoch
+            && steps.is_multiple_of(self.every_steps)
+    }
 }
 
 /// When a run scores its test split (`[eval]` in a run config). Checkpoints are
@@ -94,6 +128,19 @@ mod tests {
         assert_eq!(every(1), [1, 2, 3, 4, 5]);
         assert_eq!(every(2), [2, 4, 5]);
         assert_eq!(every(0), [5]);
+    }
+
+    #[test]
+    fn checkpoints_within_an_epoch_fall_every_n_steps_before_its_end() {
+        let after = |n: usize| {
+            (0..=7)
+                .filter(|&s| CheckpointConfig { every_steps: n }.within_epoch_after(s, 7))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(after(0), Vec::<usize>::new());
+        assert_eq!(after(2), [2, 4, 6]);
+        assert_eq!(after(7), Vec::<usize>::new());
+        assert_eq!(after(1), [1, 2, 3, 4, 5, 6]);
     }
 }
 

@@ -16,8 +16,8 @@ use super::events::{Event, Observer};
 use super::execution::{Execution, OneDevice, RankParallel, StepError};
 use super::freeze::FrozenSet;
 use super::groups::{GroupError, ParamGroups};
-use super::init::{epoch_seed, lock_backend_rng};
-use super::metrics::{MetricRow, MetricsFiles, Running};
+use super::init::{epoch_seed, lock_backend_rng, within_epoch_seed};
+use super::metrics::{MetricRow, MetricsFiles};
 use super::objective::Objective;
 use super::parallel::DataParallel;
 use super::progress::{LogFormat, Progress};
@@ -291,6 +291,8 @@ pub fn train_observed(
     let mut state = TrainingState {
         epochs_done: 0,
         steps_done: 0,
+        epoch_batches: 0,
+        epoch_running: None,
         best_val_accuracy: f64::NEG_INFINITY,
         best_epoch: 0,
         train_seconds: 0.0,
@@ -439,12 +441,14 @@ pub fn train_observed(
             break;
         }
         execution.seed(epoch_seed(spec.seed, epoch));
-        let order = execution.order(BatchOrder::shuffled(
-            data.train().len(),
-            spec.batch_size,
-            spec.seed,
-            epoch,
-        ));
+        // A checkpoint written within this epoch: go on after the batches it had seen,
+        // with its running metrics.
+        let first_batch = std::mem::take(&mut state.epoch_batches);
+        let mut running = state.epoch_running.take().unwrap_or_default();
+        let order = execution.order(
+            BatchOrder::shuffled(data.train().len(), spec.batch_size, spec.seed, epoch)
+                .after_batches(first_batch),
+        );
         emit(Event::EpochStart {
             epoch: epoch + 1,
             epochs: spec.epochs,
@@ -454,16 +458,32 @@ pub fn train_observed(
         let frozen = FrozenSet::of(&epoch_groups, &param_infos(&network));
         network = frozen.apply(network);
         execution.freeze(&frozen);
-        let started = Instant::now();
-        let mut running = Running::default();
+        let mut started = Instant::now();
         let mut lr = spec.lr;
         let mut batches = data.train().batches(order, epoch);
-        for step in 0..steps_per_epoch {
+        for step in first_batch..steps_per_epoch {
             if options
                 .max_steps
                 .is_some_and(|m| state.steps_done >= m as u64)
             {
                 break;
+            }
+            if spec.checkpoint.within_epoch_after(step, steps_per_epoch) {
+                if step > first_batch {
+                    state.train_seconds += started.elapsed().as_secs_f64();
+                    started = Instant::now();
+                    if leads {
+                        let within = TrainingState {
+                            epoch_batches: step,
+                            epoch_running: Some(running),
+                            objective_state: objective.state(),
+                            ..state.clone()
+                        };
+                        checkpoint::save(&last_path, &network, &optimizer, &within)?;
+                    }
+                }
+                // Where a resumed run starts drawing dropout masks again.
+                execution.seed(within_epoch_seed(spec.seed, epoch, step));
             }
             let waited = Instant::now();
             let Some(host) = batches.next().transpose()? else {

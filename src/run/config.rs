@@ -11,7 +11,7 @@ use crate::data::DataConfig;
 use crate::engine::groups::GroupRule;
 use crate::engine::optim::OptimizerConfig;
 use crate::engine::schedule::ScheduleConfig;
-use crate::engine::{EvalConfig, Fingerprint, RunLabel, TrainSpec};
+use crate::engine::{CheckpointConfig, EvalConfig, Fingerprint, RunLabel, TrainSpec};
 use crate::models::ModelConfig;
 use crate::rules::{self, Interval, Rule, Violation};
 use crate::run::strategy::StrategyConfig;
@@ -86,6 +86,10 @@ pub struct RunConfig {
     /// the configs, and resume fingerprints, of earlier runs read the same).
     #[serde(skip_serializing_if = "EvalConfig::is_default")]
     pub eval: EvalConfig,
+    /// Checkpoints within an epoch (written only when asked for, so the configs and
+    /// resume fingerprints of earlier runs read the same).
+    #[serde(skip_serializing_if = "CheckpointConfig::is_default")]
+    pub checkpoint: CheckpointConfig,
 }
 
 impl Default for RunConfig {
@@ -103,6 +107,7 @@ impl Default for RunConfig {
             init: InitConfig::default(),
             strategy: StrategyConfig::default(),
             eval: EvalConfig::default(),
+            checkpoint: CheckpointConfig::default(),
         }
     }
 }
@@ -155,6 +160,7 @@ impl RunConfig {
                 strategy: self.strategy.kind().into(),
             },
             eval: self.eval.clone(),
+            checkpoint: self.checkpoint.clone(),
         }
     }
 
@@ -254,6 +260,20 @@ impl RunConfig {
                 "eval.test_every",
                 Rule::Needs {
                     condition: "a validation split (data.val_fraction > 0): without one the test split selects checkpoints, every epoch",
+                },
+            ));
+        }
+        if self.checkpoint.every_steps > 0
+            && matches!(
+                self.strategy,
+                crate::run::strategy::StrategyConfig::Continual(_)
+                    | crate::run::strategy::StrategyConfig::Multitask(_)
+            )
+        {
+            return Err(invalid(
+                "checkpoint.every_steps",
+                Rule::Needs {
+                    condition: "a strategy other than \"continual\" and \"multitask\" (they resume at epoch ends: continual task by task, multitask with per-epoch task-loss sums a checkpoint does not keep)",
                 },
             ));
         }
@@ -416,6 +436,21 @@ mod tests {
         let good = RunConfig::default().check().unwrap();
         assert_eq!(good.epochs, RunConfig::default().epochs);
         assert_eq!(good.into_inner(), RunConfig::default());
+    }
+
+    #[test]
+    fn checkpoints_within_epochs_are_written_to_the_config_only_when_asked_for() {
+        assert!(!RunConfig::default().to_toml().contains("[checkpoint]"));
+        let c = RunConfig::from_toml("[checkpoint]\nevery_steps = 50", "t").unwrap();
+        assert!(c.to_toml().contains("every_steps = 50"));
+        c.validate().unwrap();
+        let continual = RunConfig::from_toml(
+            "[checkpoint]\nevery_steps = 50\n[strategy]\ntype = \"continual\"",
+            "t",
+        )
+        .unwrap();
+        let e = continual.validate().unwrap_err().to_string();
+        assert!(e.contains("checkpoint.every_steps"), "{e}");
     }
 
     #[test]

@@ -415,3 +415,91 @@ fn torchvision_mobilenet_v3_small_loads_by_its_own_names_and_gives_its_logits() 
         }),
     );
 }
+
+/// `mentor transfer --freeze-through layer2` holds a torchvision ResNet-18's stem,
+/// `layer1` and `layer2` at their pretrained values (weights and batch-norm statistics)
+/// and trains `layer3`, `layer4` and the new head; a group the card does not have, or a
+/// network without a card, is refused in one line.
+#[test]
+fn transfer_freezes_a_family_through_a_named_layer_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = fixture("torchvision-resnet18.pth");
+    let out = dir.path().join("r");
+    let run = |extra: &[&str], out: &Path| {
+        let mut args = vec![
+            "transfer",
+            "--pretrained",
+            weights.to_str().unwrap(),
+            "--model",
+            "resnet18",
+            "--set",
+            "model.width=0.0625",
+            "--dataset",
+            "digits",
+            "--set",
+            "data.rgb=true",
+            "--set",
+            "data.resize=32",
+            "--epochs",
+            "1",
+            "--log-format",
+            "quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        mentor(&args)
+    };
+    let (code, _, err) = run(&["--freeze-through", "layer2"], &out);
+    assert_eq!(code, 0, "{err}");
+
+    let device = Device::flex();
+    let model = ModelConfig::Resnet18(ImageNetResNetConfig { width: 1.0 / 16.0 });
+    let pretrained = common::weights_by_name(
+        &load_whole(model.init([3, 32, 32], 10, &device), &weights, &[], &device).unwrap(),
+    );
+    let trained = common::weights_by_name(
+        &mentor::engine::load_network(&out.join("checkpoints/last.ckpt"), &device)
+            .unwrap()
+            .network,
+    );
+    let frozen = [
+        "backbone.conv1",
+        "backbone.bn1",
+        "backbone.layer1",
+        "backbone.layer2",
+    ];
+    let (mut held, mut moved) = (0, 0);
+    for ((name, after), (_, before)) in trained.iter().zip(&pretrained) {
+        if frozen.iter().any(|m| name.starts_with(&format!("{m}."))) {
+            assert!(after == before, "{name} is frozen but changed");
+            held += 1;
+        } else if !name.contains("running_") && name.starts_with("backbone") {
+            moved += usize::from(after != before);
+        }
+    }
+    assert!(held >= 20 && moved >= 10, "held {held}, moved {moved}");
+
+    let (code, _, err) = run(&["--freeze-through", "stage2"], &dir.path().join("s"));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("stage2") && err.contains("stem, layer1, layer2, layer3, layer4, head"),
+        "{err}"
+    );
+    let (code, _, err) = mentor(&[
+        "transfer",
+        "--pretrained",
+        weights.to_str().unwrap(),
+        "--model",
+        "cnn",
+        "--freeze-through",
+        "stem",
+        "--out",
+        dir.path().join("c").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--freeze-through") && err.contains("cnn"),
+        "{err}"
+    );
+}

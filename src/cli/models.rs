@@ -10,7 +10,7 @@ pub struct ModelsArgs {}
 /// Prints each family's parameters, input, preprocessing and where its weights come from.
 pub fn run(_: ModelsArgs) -> anyhow::Result<()> {
     println!(
-        "| model.type | parameters | input | preprocessing | classifier | weights |\n|---|---|---|---|---|---|"
+        "| model.type | parameters | input | preprocessing | classifier | layer groups | weights |\n|---|---|---|---|---|---|---|"
     );
     for model in ModelConfig::families() {
         let Some(card) = model.card() else { continue };
@@ -18,14 +18,16 @@ pub fn run(_: ModelsArgs) -> anyhow::Result<()> {
             .parameter_estimate(card.input, card.classes)
             .map_or("?".to_string(), |n| n.to_string());
         let [c, h, w] = card.input;
+        let groups: Vec<&str> = card.groups.iter().map(|g| g.name.as_str()).collect();
         println!(
-            "| {} | {parameters} | {c}x{h}x{w} | resize {}, centre crop {}, mean {:?}, std {:?} | {} | {} |",
+            "| {} | {parameters} | {c}x{h}x{w} | resize {}, centre crop {}, mean {:?}, std {:?} | {} | {} | {} |",
             card.family,
             card.resize,
             card.crop(),
             card.mean,
             card.std,
             card.head,
+            groups.join(", "),
             card.weights
         );
     }

@@ -11,6 +11,7 @@ use super::args::{ConfigArgs, RunArgs, run_and_report};
 
 /// Arguments of `mentor transfer`.
 #[derive(Debug, Args)]
+#[group(id = "frozen", args = ["freeze", "freeze_through"], multiple = true)]
 pub struct TransferArgs {
     /// The pretrained weights: a mentor checkpoint, or a .safetensors file with PyTorch
     /// names and layouts; copied by name where shapes fit; the head is re-initialised.
@@ -19,16 +20,21 @@ pub struct TransferArgs {
     /// Keep parameters matching this pattern fixed (repeatable), e.g. 'backbone.conv*'.
     #[arg(long, value_name = "PATTERN")]
     freeze: Vec<String>,
+    /// Freeze a family's layers from its stem through this layer group of its model
+    /// card (fastai's `freeze_to`), e.g. 'layer3' of a ResNet or 'stage4' of a MobileNet;
+    /// `mentor models` lists the groups.
+    #[arg(long, value_name = "GROUP")]
+    freeze_through: Option<String>,
     /// Fine-tune parameters matching PATTERN at MULT times the base rate (repeatable),
     /// e.g. 'backbone.fc=0.1'.
     #[arg(long, value_name = "PATTERN=MULT")]
     finetune: Vec<String>,
     /// Gradual unfreezing: the --freeze groups start training at this 1-based epoch.
-    #[arg(long, value_name = "EPOCH", requires = "freeze")]
+    #[arg(long, value_name = "EPOCH", requires = "frozen")]
     unfreeze_at: Option<usize>,
     /// Keep updating the batch-norm running statistics of the --freeze groups from each
     /// batch (by default a frozen batch norm runs in inference mode, statistics fixed).
-    #[arg(long, requires = "freeze")]
+    #[arg(long, requires = "frozen")]
     update_frozen_bn: bool,
     /// Re-initialise parameters matching this pattern and train them at the full rate.
     #[arg(long, value_name = "PATTERN")]
@@ -60,7 +66,20 @@ pub fn run(args: TransferArgs) -> anyhow::Result<()> {
     config.init.keep_head |= args.keep_head;
     config.init.load_only.extend(args.load_only);
     config.init.key_map.extend(args.key_map);
-    for pattern in args.freeze {
+    let mut frozen = args.freeze;
+    if let Some(group) = &args.freeze_through {
+        let card = config.model.card().with_context(|| {
+            format!(
+                "--freeze-through {group}: model.type {:?} has no model card with layer groups (the ImageNet families have: see mentor models); name its layers with --freeze PATTERN",
+                config.model.kind()
+            )
+        })?;
+        let modules = card
+            .modules_through(group)
+            .map_err(|e| anyhow::anyhow!("--freeze-through: {e}"))?;
+        frozen.extend(modules);
+    }
+    for pattern in frozen {
         config.groups.push(GroupRule {
             pattern,
             lr_mult: 1.0,

@@ -107,6 +107,11 @@ impl BlockShape {
 }
 
 impl EfficientNetLiteConfig {
+    /// Blocks in each of the seven stages (`backbone.blocks.<i>` in order).
+    pub fn stage_blocks(&self) -> Vec<usize> {
+        STAGES.iter().map(|s| s.0).collect()
+    }
+
     /// Checks the hyperparameters.
     pub fn validate(&self) -> Result<(), Violation> {
         Interval::open_closed(0.0, 8.0)

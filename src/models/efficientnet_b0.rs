@@ -105,6 +105,11 @@ impl EfficientNetB0Config {
         4 * self.channels(STAGES[6].4)
     }
 
+    /// Blocks in each of the seven stages (`backbone.blocks.<i>` in order).
+    pub fn stage_blocks(&self) -> Vec<usize> {
+        STAGES.iter().map(|s| self.repeats(s.5)).collect()
+    }
+
     /// Blocks in each stage: `ceil(n * depth)`.
     fn repeats(&self, n: usize) -> usize {
         (n as f64 * self.depth).ceil() as usize

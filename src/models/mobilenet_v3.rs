@@ -75,6 +75,12 @@ struct BlockShape {
 }
 
 impl MobileNetV3SmallConfig {
+    /// Blocks in each stage (`backbone.blocks.<i>` in order): a stage is a run of blocks
+    /// with the same output channels, as timm's feature stages (16, 24, 40, 48, 96).
+    pub fn stage_blocks(&self) -> Vec<usize> {
+        BLOCKS.chunk_by(|a, b| a.3 == b.3).map(<[_]>::len).collect()
+    }
+
     /// Checks the hyperparameters.
     pub fn validate(&self) -> Result<(), Violation> {
         Interval::open_closed(0.0, 8.0)

@@ -6,9 +6,10 @@ camera would give, flipped at random, saved as a quality-90 JPEG; one class per 
 photo.
 
     V/bin/pip download --no-deps scikit-image -d W && (cd W && unzip -q *.whl 'skimage/data/*')
-    V/bin/python scripts/photo-folder.py W/skimage/data OUT [--count 400] [--seed 0]
+    V/bin/python scripts/photo-folder.py W/skimage/data OUT [--count 400] [--seed 0] [--mixed]
 
-writes OUT/train/<photo>/<i>.jpg. Needs Pillow (torchvision's venv has it).
+writes OUT/train/<photo>/<i>.jpg; with --mixed each photo's long side is drawn from
+320..1024 pixels instead of 500. Needs Pillow (torchvision's venv has it).
 """
 
 import argparse
@@ -36,6 +37,7 @@ def main():
     parser.add_argument("out")
     parser.add_argument("--count", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mixed", action="store_true", help="long sides 320..1024")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     sources = [(os.path.splitext(p)[0], Image.open(os.path.join(args.photos, p)).convert("RGB")) for p in PHOTOS]
@@ -50,7 +52,9 @@ def main():
         ch = min(h, round(cw / ratio))
         cw = min(cw, round(ch * ratio))
         x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
-        size = (375, 500) if portrait else (500, 375)
+        long = rng.randint(320, 1024) if args.mixed else 500
+        short = round(long * 3 / 4)
+        size = (short, long) if portrait else (long, short)
         img = photo.crop((x, y, x + cw, y + ch)).resize(size, Image.BICUBIC)
         if rng.random() < 0.5:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)

@@ -151,20 +151,17 @@ fn stream_rules_name_the_key() {
         "{msg}"
     );
 
-    // A strategy that needs its data in memory says so.
-    folder(&dir.path().join("photos"), 4);
-    let mut probe = config(&dir.path().join("photos"), "");
-    probe = probe
-        .with_overrides(&["strategy.type=\"linear-probe\"".into()])
-        .unwrap();
-    let msg = run(&probe.check().unwrap(), &options(&dir.path().join("p")))
-        .map(|_| ())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("data.transform") && msg.contains("in memory"),
-        "{msg}"
-    );
+    // A strategy that needs its data in memory says so, before anything is read.
+    for strategy in ["self-supervised", "continual", "multitask"] {
+        let cfg = config(dir.path(), "")
+            .with_overrides(&[format!("strategy.type={strategy:?}")])
+            .unwrap();
+        let msg = key(cfg);
+        assert!(
+            msg.contains("data.transform") && msg.contains("in memory"),
+            "{strategy}: {msg}"
+        );
+    }
 }
 
 #[test]
@@ -300,5 +297,57 @@ fn a_run_stopped_within_an_epoch_resumes_from_that_step_exactly() {
     assert!(
         weights(&straight) == weights(&plain),
         "every_steps changed the weights"
+    );
+}
+
+#[test]
+fn a_linear_probe_trains_the_head_on_streamed_photos_and_leaves_the_backbone() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("photos");
+    folder(&data, 24);
+    // A slow rate: at the usual 0.01 this tiny source ends where fine-tuning from it
+    // leaves the backbone's bits unchanged too, and the test could not tell the two apart.
+    let slow = || {
+        config(&data, "")
+            .with_overrides(&["lr=2e-4".into()])
+            .unwrap()
+    };
+    let (_, source) = train(&slow(), &options(&dir.path().join("source")));
+    let ckpt = dir.path().join("source/checkpoints/last.ckpt");
+    let from_source = |strategy: &str, out: &str| {
+        let cfg = slow()
+            .with_overrides(&[
+                format!("strategy.type={strategy:?}"),
+                format!("init.pretrained={:?}", ckpt.display().to_string()),
+            ])
+            .unwrap();
+        train(&cfg, &options(&dir.path().join(out)))
+    };
+    let (report, probe) = from_source("linear-probe", "probe");
+    let Report::Training(summary) = report else {
+        panic!("a probe reports training");
+    };
+    assert!(summary.test_accuracy > 0.9, "{}", summary.test_accuracy);
+    // Fine-tuning from the same weights moves the backbone; the probe leaves every bit.
+    let (_, tuned) = from_source("supervised", "tuned");
+    let part = |n: &mentor::models::Network, prefix: &str| -> Vec<Vec<u32>> {
+        common::weights_by_name(n)
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(_, w)| w)
+            .collect()
+    };
+    assert!(!part(&source, "backbone").is_empty());
+    assert!(
+        part(&tuned, "backbone") != part(&source, "backbone"),
+        "fine-tuning moves it"
+    );
+    assert!(
+        part(&probe, "backbone") == part(&source, "backbone"),
+        "the probe's backbone moved"
+    );
+    assert!(
+        part(&probe, "head") != part(&source, "head"),
+        "the head was re-initialised"
     );
 }

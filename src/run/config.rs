@@ -277,6 +277,21 @@ impl RunConfig {
                 },
             ));
         }
+        if self.data.transform.is_some()
+            && matches!(
+                self.strategy,
+                crate::run::strategy::StrategyConfig::Continual(_)
+                    | crate::run::strategy::StrategyConfig::Multitask(_)
+                    | crate::run::strategy::StrategyConfig::SelfSupervised(_)
+            )
+        {
+            return Err(invalid(
+                "data.transform",
+                Rule::Needs {
+                    condition: "a strategy that trains on photos streamed from disk: supervised, distill or linear-probe (continual, multitask and self-supervised runs need their data in memory: remove data.transform and give the folder's images one size)",
+                },
+            ));
+        }
         if let Some(n) = self.eval.val_examples {
             rules::at_least(n, 1).map_err(|r| invalid("eval.val_examples", r))?;
             if d.val_fraction == 0.0 {

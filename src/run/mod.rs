@@ -232,10 +232,12 @@ pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Net
                     let train = streamed.train();
                     if !matches!(
                         strategy,
-                        StrategyConfig::Supervised {} | StrategyConfig::Distill(_)
+                        StrategyConfig::Supervised {}
+                            | StrategyConfig::Distill(_)
+                            | StrategyConfig::LinearProbe(_)
                     ) {
                         return Err(RunError::Options(format!(
-                            "data.transform: photos streamed from disk train strategies \"supervised\" (fine-tuning from [init] included) and \"distill\" so far; strategy {:?} needs its data in memory: remove data.transform and give the folder's images one size",
+                            "data.transform: photos streamed from disk train strategies \"supervised\" (fine-tuning from [init] included), \"distill\" and \"linear-probe\" so far; strategy {:?} needs its data in memory: remove data.transform and give the folder's images one size",
                             strategy.kind()
                         )));
                     }
@@ -260,6 +262,9 @@ pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Net
                                 "the teacher runs on every batch: streamed photos are augmented anew each epoch, so its outputs are not cached",
                             );
                             Box::new(kd)
+                        }
+                        StrategyConfig::LinearProbe(c) => {
+                            Box::new(crate::transfer::LinearProbe::streamed(c))
                         }
                         _ => Box::new(CrossEntropy),
                     }

@@ -11,6 +11,10 @@
 //! validation and test splits are scored on their features computed once too: after the
 //! first epoch only the head runs (a probe on EfficientNet-Lite0 spent 81 of its 85 s
 //! running the frozen backbone over the test split every epoch).
+//!
+//! On photos streamed from disk ([`LinearProbe::streamed`]) each epoch draws new
+//! augmentations, so the frozen backbone runs on every batch (inference mode, outside
+//! the graph: no backward pass through it) and only the head trains.
 
 use std::cell::RefCell;
 
@@ -70,6 +74,17 @@ impl LinearProbe {
             scored: RefCell::new(Vec::new()),
         }
     }
+
+    /// A probe on examples read as the run trains (augmented photos): the backbone's
+    /// features are computed for every batch instead of once.
+    pub fn streamed(config: &LinearProbeConfig) -> Self {
+        Self {
+            train: None,
+            loss: config.loss,
+            cache: None,
+            scored: RefCell::new(Vec::new()),
+        }
+    }
 }
 
 impl Objective for LinearProbe {
@@ -79,10 +94,15 @@ impl Objective for LinearProbe {
         {
             self.cache = Some(backbone_features(network, &train));
         }
-        let Some(cache) = &self.cache else {
-            unreachable!("the cache is filled on the first step")
+        let features = match &self.cache {
+            Some(cache) => cache.rows(indices, &batch.images.device()),
+            // Streamed: the frozen backbone in inference mode on this batch, a constant
+            // in the head's graph.
+            None => network
+                .valid()
+                .features(batch.images.clone().inner())
+                .autodiff(),
         };
-        let features = cache.rows(indices, &batch.images.device());
         let logits = network.head_forward(features);
         let loss = head_loss(self.loss, logits.clone(), batch.labels.clone());
         StepOutput {

@@ -24,6 +24,7 @@ use super::conv_pool;
 use super::depthwise;
 use super::linear::{self, LinearGeometry};
 use super::pool::{self, PoolGeometry};
+use super::quadratic;
 
 /// Flex under Burn's autodiff, as `Device::flex().autodiff()` builds it.
 type Ad = Autodiff<Flex, NoCheckpointing>;
@@ -740,4 +741,79 @@ fn tracked_relu6<const D: usize>(x: FloatTensor<Ad>, shape: [usize; D]) -> Float
         }
         OpsKind::UnTracked(prep) => prep.finish(out),
     }
+}
+
+/// What the weighted squared distance's backward needs: the parameter, the weights and
+/// the anchor (tensors shared, not copied).
+#[derive(Debug, Clone)]
+struct QuadraticState {
+    p: FlexTensor,
+    f: FlexTensor,
+    a: FlexTensor,
+}
+
+/// The backward node of [`weighted_squared_distance`] (one parent: the parameter).
+#[derive(Debug)]
+struct Quadratic;
+
+impl Backward<Flex, 1> for Quadratic {
+    type State = QuadraticState;
+
+    fn backward(self, ops: Ops<QuadraticState, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents.map(|node| node.map(|node| node.id));
+        let grad = grads.consume::<Flex>(&ops.node);
+        let Some(node) = node else { return };
+        let scale = values(&contiguous(&grad))[0];
+        let s = &ops.state;
+        let (p, f, a) = (contiguous(&s.p), contiguous(&s.f), contiguous(&s.a));
+        let g = quadratic::gradient(values(&p), values(&f), values(&a), scale);
+        let len = g.len();
+        grads.register::<Flex>(node, flex_tensor(g, [len]));
+    }
+}
+
+/// `sum_k f_k (p_k - a_k)^2` as a one-element tensor, with its gradient to `p` when `p`
+/// is tracked (`f` and `a` are constants): `None` when the three are not f32 flex
+/// tensors (with or without autodiff), for the caller to use tensor operations.
+pub(super) fn weighted_squared_distance(
+    p: &Tensor<1>,
+    f: &Tensor<1>,
+    a: &Tensor<1>,
+) -> Option<Tensor<1>> {
+    // The weights and the anchor are constants: their values, on autodiff or not.
+    let f32_flex = |t: &Tensor<1>| {
+        on_flex(t)
+            .or_else(|| on_autodiff(t).map(|x| x.primitive().clone()))
+            .filter(|_| t.dtype() == burn::tensor::DType::F32)
+            .map(|t| contiguous(&t))
+    };
+    let (f, a) = (f32_flex(f)?, f32_flex(a)?);
+    if p.dtype() != burn::tensor::DType::F32 {
+        return None;
+    }
+    let sum = |p: &FlexTensor| {
+        let p = contiguous(p);
+        let v = quadratic::value(values(&p), values(&f), values(&a)) as f32;
+        flex_tensor(vec![v], [1])
+    };
+    if let Some(tracked) = on_autodiff(p) {
+        let out = sum(tracked.primitive());
+        let out = match Quadratic
+            .prepare::<NoCheckpointing>([tracked.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(
+                QuadraticState {
+                    p: tracked.primitive().clone(),
+                    f,
+                    a,
+                },
+                out,
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        };
+        return Some(Tensor::from_primitive::<Ad>(out));
+    }
+    Some(Tensor::from_primitive::<Flex>(sum(&on_flex(p)?)))
 }

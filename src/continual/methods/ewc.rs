@@ -220,8 +220,7 @@ impl EwcPenalty {
         let params = flat_parameters(network);
         let mut total: Option<Tensor<1>> = None;
         for (p, (f, a)) in params.iter().zip(&self.merged) {
-            let d = p.clone() - a.clone();
-            let s = (f.clone() * d.clone() * d).sum();
+            let s = crate::kernels::weighted_squared_distance(p.clone(), f, a);
             total = Some(match total {
                 None => s,
                 Some(t) => t + s,

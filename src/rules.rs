@@ -201,6 +201,12 @@ pub enum Rule {
         /// The value given.
         got: f64,
     },
+    /// A kernel size that must be odd (so that it has a centre tap).
+    #[error("must be odd, got {got}")]
+    Odd {
+        /// The value given.
+        got: u64,
+    },
     /// A rate, temperature or scale that must be finite and > 0.
     #[error("must be finite and > 0, got {got}")]
     Positive {

@@ -92,6 +92,13 @@ pub trait Examples: Sync {
     /// Number of classes the labels range over.
     fn num_classes(&self) -> usize;
 
+    /// Augmented views per example (1 but for the views of contrastive methods, see
+    /// [`super::stream::ImageStream::with_views`]): host batches stack them along the
+    /// channels, `[B, views * C, H, W]`, while [`Examples::shape`] stays one view's.
+    fn views(&self) -> usize {
+        1
+    }
+
     /// The batches of `order`, in its order, for the 0-based `epoch` (which seeds any
     /// augmentation, so a batch depends on the run's seed, the epoch and its examples
     /// alone).

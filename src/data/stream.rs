@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use serde::{Deserialize, Serialize};
 
 use super::examples::{Examples, HostBatch, HostBatches};
-use super::transform::{Transform, example_rng};
+use super::transform::{Transform, example_view_rng};
 use super::{BatchOrder, DataError};
 use crate::rules::{self, Rule, Violation};
 
@@ -183,6 +183,8 @@ struct Inner {
     transform: Transform,
     shape: [usize; 3],
     seed: u64,
+    /// Augmented views per photo (see [`ImageStream::with_views`]).
+    views: usize,
     loader: LoaderConfig,
     skip_corrupt: bool,
     /// Split positions of the files skipped as unreadable so far.
@@ -221,12 +223,51 @@ impl ImageStream {
                 transform,
                 shape,
                 seed,
+                views: 1,
                 loader,
                 skip_corrupt,
                 skipped: Mutex::new(BTreeSet::new()),
                 peak_ahead: AtomicUsize::new(0),
             }),
         }
+    }
+
+    /// The same photos, each made `views` times by the transform from its own random
+    /// stream (`(seed, epoch, index, view)`; view 0 is what a one-view stream makes), for
+    /// methods that compare views of one image (SimCLR, MoCo). A host batch stacks an
+    /// example's views along the channels (`[B, views * C, H, W]`, view after view); the
+    /// photo is read and decoded once for all of them.
+    pub fn with_views(&self, views: usize) -> ImageStream {
+        let inner = &self.inner;
+        ImageStream {
+            inner: Arc::new(Inner {
+                files: inner.files.clone(),
+                num_classes: inner.num_classes,
+                transform: inner.transform.clone(),
+                shape: inner.shape,
+                seed: inner.seed,
+                views: views.max(1),
+                loader: inner.loader,
+                skip_corrupt: inner.skip_corrupt,
+                skipped: Mutex::new(BTreeSet::new()),
+                peak_ahead: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// The same transform and settings over other files (a subset of these, say).
+    pub fn over(&self, files: ImageFiles) -> ImageStream {
+        let inner = &self.inner;
+        ImageStream::new(
+            files,
+            inner.num_classes,
+            inner.transform.clone(),
+            inner.shape,
+            inner.seed,
+            inner.loader,
+            inner.skip_corrupt,
+        )
+        .with_views(inner.views)
     }
 
     /// The files.
@@ -253,7 +294,7 @@ impl ImageStream {
 impl Inner {
     /// The batch of the examples at `indices` for `epoch`.
     fn batch(&self, indices: &[usize], epoch: usize) -> Result<HostBatch, DataError> {
-        let per = self.shape.iter().product::<usize>();
+        let per = self.views * self.shape.iter().product::<usize>();
         let mut pixels = vec![0f32; indices.len() * per];
         let mut kept = 0;
         let mut labels = Vec::with_capacity(indices.len());
@@ -262,9 +303,11 @@ impl Inner {
             let path = &self.files.paths[i];
             let out = &mut pixels[kept * per..(kept + 1) * per];
             let read = super::image_file::read_image_file(path).and_then(|bytes| {
-                let mut r = example_rng(self.seed, epoch, i);
+                let mut rngs: Vec<_> = (0..self.views)
+                    .map(|v| example_view_rng(self.seed, epoch, i, v))
+                    .collect();
                 self.transform
-                    .apply(&bytes, &mut r, out)
+                    .apply_views(&bytes, &mut rngs, out)
                     .map_err(|reason| DataError::format(path, reason))
             });
             match read {
@@ -281,11 +324,12 @@ impl Inner {
             }
         }
         pixels.truncate(kept * per);
+        let [c, h, w] = self.shape;
         Ok(HostBatch {
             pixels,
             labels,
             indices: positions,
-            shape: self.shape,
+            shape: [self.views * c, h, w],
         })
     }
 }
@@ -301,6 +345,10 @@ impl Examples for ImageStream {
 
     fn num_classes(&self) -> usize {
         self.inner.num_classes
+    }
+
+    fn views(&self) -> usize {
+        self.inner.views
     }
 
     fn batches(&self, order: BatchOrder, epoch: usize) -> HostBatches<'_> {
@@ -322,8 +370,12 @@ impl Examples for ImageStream {
 
     fn describe(&self) -> String {
         let f32_bytes = self.len() * self.inner.shape.iter().product::<usize>() * 4;
+        let views = match self.inner.views {
+            1 => String::new(),
+            k => format!(", {k} augmented views of each"),
+        };
         format!(
-            "{} photos streamed from disk by {} worker(s), {} batch(es) ahead (in memory as f32 they would take {:.1} GB)",
+            "{} photos streamed from disk{views} by {} worker(s), {} batch(es) ahead (in memory as f32 they would take {:.1} GB)",
             self.len(),
             self.inner.loader.workers,
             self.inner.loader.prefetch,
@@ -574,6 +626,30 @@ mod tests {
             }
         }
         assert_ne!(pass(&serial, 0), pass(&serial, 1));
+    }
+
+    #[test]
+    fn views_stack_along_channels_and_view_0_is_the_single_view() {
+        let dir = folder(6);
+        let single = stream(dir.path(), 0, 1, false);
+        for (workers, prefetch) in [(0, 1), (2, 2)] {
+            let views = stream(dir.path(), workers, prefetch, false).with_views(2);
+            assert_eq!(Examples::views(&views), 2);
+            assert_eq!(Examples::shape(&views), [3, 8, 8]);
+            for (one, two) in pass(&single, 1).iter().zip(pass(&views, 1)) {
+                assert_eq!(two.shape, [6, 8, 8]);
+                assert_eq!((&two.labels, &two.indices), (&one.labels, &one.indices));
+                for k in 0..one.len() {
+                    let ex = &two.pixels[k * 384..(k + 1) * 384];
+                    assert!(ex[..192] == one.pixels[k * 192..(k + 1) * 192]);
+                    assert!(ex[..192] != ex[192..], "both views drew alike");
+                }
+            }
+        }
+        // A subset keeps the views and the transform.
+        let views = single.with_views(3);
+        let sub = views.over(views.files().select(&[0, 5]));
+        assert_eq!((Examples::len(&sub), Examples::views(&sub)), (2, 3));
     }
 
     #[test]

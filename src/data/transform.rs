@@ -19,13 +19,19 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::augment::{Image, color_jitter, view_rng};
+use super::augment::{Image, color_jitter, grayscale, view_rng};
 use crate::rules::{self, Interval, Rule, Violation};
 
 /// The random stream of example `index` in epoch `epoch` of a run seeded `seed`.
 pub fn example_rng(seed: u64, epoch: usize, index: usize) -> ChaCha8Rng {
+    example_view_rng(seed, epoch, index, 0)
+}
+
+/// The random stream of view `view` of example `index` in epoch `epoch` of a run seeded
+/// `seed` (view 0 is [`example_rng`]'s).
+pub fn example_view_rng(seed: u64, epoch: usize, index: usize, view: usize) -> ChaCha8Rng {
     let epoch_seed = seed ^ (epoch as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-    view_rng(epoch_seed, index, 0)
+    view_rng(epoch_seed, index, view)
 }
 
 /// A size: one number (for `resize`, the shorter side, the longer one keeping the aspect
@@ -82,6 +88,18 @@ fn half() -> f64 {
     0.5
 }
 
+fn one() -> f64 {
+    1.0
+}
+
+fn tenth() -> f64 {
+    0.1
+}
+
+fn default_sigma() -> [f64; 2] {
+    [0.1, 2.0]
+}
+
 /// One step of a transform, named as torchvision names it (kebab-case).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
@@ -126,7 +144,7 @@ pub enum Step {
     /// `ColorJitter(brightness, contrast, saturation, hue)`: factors drawn from `[1 - s,
     /// 1 + s]`, a hue shift from `[-hue, hue]` of a turn, applied in a random order (see
     /// [`color_jitter`]: the hue turns the YIQ chroma plane, where torchvision shifts
-    /// HSV hue).
+    /// HSV hue); with `p` below 1, torchvision's `RandomApply([ColorJitter(...)], p)`.
     ColorJitter {
         /// Brightness strength, in `[0, 1]`.
         #[serde(default)]
@@ -140,6 +158,30 @@ pub enum Step {
         /// Hue strength, in `[0, 0.5]`.
         #[serde(default)]
         hue: f64,
+        /// Probability that the jitter is applied at all (1, the default, always).
+        #[serde(default = "one")]
+        p: f64,
+    },
+    /// `RandomGrayscale(p)`: with probability `p`, every channel becomes the luma (ITU-R
+    /// 601), so the image keeps its channel count.
+    RandomGrayscale {
+        /// Probability of the conversion (torchvision's default 0.1).
+        #[serde(default = "tenth")]
+        p: f64,
+    },
+    /// `GaussianBlur(kernel_size, sigma)`: a separable Gaussian of `kernel_size` taps with
+    /// a standard deviation drawn uniformly from `sigma` (pixels), edges reflected as
+    /// torchvision pads them; with `p` below 1, `RandomApply([GaussianBlur(...)], p)` (as
+    /// SimCLR's recipe applies it with p 0.5).
+    GaussianBlur {
+        /// Taps of the kernel (odd).
+        kernel_size: usize,
+        /// Range of the standard deviation, in pixels (torchvision's default 0.1-2).
+        #[serde(default = "default_sigma")]
+        sigma: [f64; 2],
+        /// Probability that the blur is applied at all (1, the default, always).
+        #[serde(default = "one")]
+        p: f64,
     },
     /// `Normalize(mean, std)`: `(x - mean) / std` per channel, with named `statistics` or
     /// explicit `mean` and `std` (one value per channel).
@@ -167,6 +209,8 @@ impl Step {
             Step::RandomResizedCrop { .. } => "random-resized-crop",
             Step::HorizontalFlip { .. } => "horizontal-flip",
             Step::ColorJitter { .. } => "color-jitter",
+            Step::RandomGrayscale { .. } => "random-grayscale",
+            Step::GaussianBlur { .. } => "gaussian-blur",
             Step::Normalize { .. } => "normalize",
         }
     }
@@ -313,7 +357,11 @@ impl Transform {
                     contrast,
                     saturation,
                     hue,
+                    p,
                 } => {
+                    if let Err(r) = Interval::PROBABILITY.check(*p) {
+                        return parameter("p", r);
+                    }
                     for (key, v, hi) in [
                         ("brightness", brightness, 1.0),
                         ("contrast", contrast, 1.0),
@@ -326,6 +374,35 @@ impl Transform {
                     }
                     random = true;
                     colour_seen = Some("color-jitter");
+                }
+                Step::RandomGrayscale { p } => {
+                    if let Err(r) = Interval::PROBABILITY.check(*p) {
+                        return parameter("p", r);
+                    }
+                    random |= *p > 0.0;
+                    colour_seen = Some("random-grayscale");
+                }
+                Step::GaussianBlur {
+                    kernel_size,
+                    sigma,
+                    p,
+                } => {
+                    if kernel_size % 2 == 0 {
+                        return parameter(
+                            "kernel_size",
+                            Rule::Odd {
+                                got: *kernel_size as u64,
+                            },
+                        );
+                    }
+                    if let Err(r) = range(*sigma, Interval::open_closed(0.0, 1e3)) {
+                        return parameter("sigma", r);
+                    }
+                    if let Err(r) = Interval::PROBABILITY.check(*p) {
+                        return parameter("p", r);
+                    }
+                    random = true;
+                    colour_seen = Some("gaussian-blur");
                 }
                 Step::Normalize {
                     statistics,
@@ -381,6 +458,18 @@ impl Transform {
     /// output's `C * H * W` floats, CHW), drawing from `r`. The error says why the bytes
     /// are not a usable image.
     pub fn apply(&self, bytes: &[u8], r: &mut ChaCha8Rng, out: &mut [f32]) -> Result<(), String> {
+        self.apply_views(bytes, std::slice::from_mut(r), out)
+    }
+
+    /// [`Transform::apply`] once per random stream of `rngs` on one decoding of `bytes`:
+    /// the views a contrastive method compares, one after the other in `out`
+    /// (`rngs.len() * C * H * W` floats).
+    pub fn apply_views(
+        &self,
+        bytes: &[u8],
+        rngs: &mut [ChaCha8Rng],
+        out: &mut [f32],
+    ) -> Result<(), String> {
         let image =
             image::load_from_memory(bytes).map_err(|e| format!("not a PNG or JPEG image ({e})"))?;
         if image.width() == 0 || image.height() == 0 {
@@ -389,12 +478,43 @@ impl Transform {
         let grey = self.steps.first() == Some(&Step::ToGrey);
         let (width, height) = (image.width() as usize, image.height() as usize);
         let rgb = image.into_rgb8().into_raw();
-        let mut pixels = Pixels {
+        let decoded = Pixels {
             data: if grey { pil_luma(&rgb) } else { rgb },
             width,
             height,
             channels: if grey { 1 } else { 3 },
         };
+        let per = out.len() / rngs.len().max(1);
+        if per * rngs.len() != out.len() {
+            return Err(format!(
+                "{} values do not split into {} views (unchecked transform)",
+                out.len(),
+                rngs.len()
+            ));
+        }
+        let last = rngs.len().saturating_sub(1);
+        let mut decoded = Some(decoded);
+        for (v, (r, out)) in rngs.iter_mut().zip(out.chunks_mut(per.max(1))).enumerate() {
+            // The last view takes the decoded photo itself, the others a copy.
+            let pixels = match v == last {
+                true => decoded.take(),
+                false => decoded.clone(),
+            };
+            let Some(pixels) = pixels else {
+                unreachable!("the photo is taken by the last view only")
+            };
+            self.transform_decoded(pixels, r, out)?;
+        }
+        Ok(())
+    }
+
+    /// The steps on one decoded photo, into `out`.
+    fn transform_decoded(
+        &self,
+        mut pixels: Pixels,
+        r: &mut ChaCha8Rng,
+        out: &mut [f32],
+    ) -> Result<(), String> {
         let mut tensor: Option<Image> = None;
         for step in &self.steps {
             match step {
@@ -424,13 +544,36 @@ impl Transform {
                     contrast,
                     saturation,
                     hue,
+                    p,
                 } => {
                     let img = tensor.take().unwrap_or_else(|| pixels.to_unit_floats());
-                    tensor = Some(color_jitter(
-                        &img,
-                        [*brightness, *contrast, *saturation, *hue],
-                        r,
-                    ));
+                    // p = 1 draws nothing, so a plain jitter's stream is what it was.
+                    tensor = Some(if *p >= 1.0 || r.random_bool(*p) {
+                        color_jitter(&img, [*brightness, *contrast, *saturation, *hue], r)
+                    } else {
+                        img
+                    });
+                }
+                Step::RandomGrayscale { p } => {
+                    let img = tensor.take().unwrap_or_else(|| pixels.to_unit_floats());
+                    tensor = Some(if r.random_bool(*p) {
+                        grayscale(&img)
+                    } else {
+                        img
+                    });
+                }
+                Step::GaussianBlur {
+                    kernel_size,
+                    sigma,
+                    p,
+                } => {
+                    let img = tensor.take().unwrap_or_else(|| pixels.to_unit_floats());
+                    tensor = Some(if *p >= 1.0 || r.random_bool(*p) {
+                        let s = r.random_range(sigma[0]..=sigma[1]);
+                        gaussian_blur_reflect(&img, *kernel_size, s as f32)
+                    } else {
+                        img
+                    });
                 }
                 Step::Normalize {
                     statistics,
@@ -465,6 +608,50 @@ impl Transform {
         }
         out.copy_from_slice(&img.pixels);
         Ok(())
+    }
+}
+
+/// torchvision's `gaussian_blur`: a normalised kernel of `size` taps `exp(-x^2 / 2
+/// sigma^2)` at `x = -(size - 1) / 2 ..= (size - 1) / 2`, along rows then columns, with
+/// reflected edges (`reflect` padding: the edge pixel is not repeated).
+fn gaussian_blur_reflect(img: &Image, size: usize, sigma: f32) -> Image {
+    let half = (size / 2) as isize;
+    let kernel: Vec<f32> = (-half..=half)
+        .map(|x| (-0.5 * (x as f32 / sigma).powi(2)).exp())
+        .collect();
+    let total: f32 = kernel.iter().sum();
+    let kernel: Vec<f32> = kernel.iter().map(|k| k / total).collect();
+    let reflect = |i: isize, n: usize| -> usize {
+        if n == 1 {
+            return 0;
+        }
+        let period = 2 * (n as isize - 1);
+        let i = i.rem_euclid(period);
+        (if i < n as isize { i } else { period - i }) as usize
+    };
+    let [c, h, w] = img.shape;
+    let mut across = vec![0f32; img.pixels.len()];
+    for (src, dst) in img.pixels.chunks(w).zip(across.chunks_mut(w)) {
+        for (x, d) in dst.iter_mut().enumerate() {
+            *d = (kernel.iter().zip(-half..=half))
+                .map(|(k, o)| k * src[reflect(x as isize + o, w)])
+                .sum();
+        }
+    }
+    let mut out = vec![0f32; img.pixels.len()];
+    for ch in 0..c {
+        let plane = &across[ch * h * w..(ch + 1) * h * w];
+        for y in 0..h {
+            for x in 0..w {
+                out[(ch * h + y) * w + x] = (kernel.iter().zip(-half..=half))
+                    .map(|(k, o)| k * plane[reflect(y as isize + o, h) * w + x])
+                    .sum();
+            }
+        }
+    }
+    Image {
+        pixels: out,
+        shape: img.shape,
     }
 }
 
@@ -538,6 +725,7 @@ fn pil_luma(rgb: &[u8]) -> Vec<u8> {
 }
 
 /// A decoded 8-bit image, interleaved (`H x W x C`).
+#[derive(Clone)]
 struct Pixels {
     data: Vec<u8>,
     width: usize,
@@ -829,6 +1017,123 @@ mod tests {
         assert!((out[16] - 2.0 * 9.0 / 255.0).abs() < 1e-6);
         let err = t.apply(b"not an image", &mut rng(0), &mut out).unwrap_err();
         assert!(err.contains("PNG or JPEG"), "{err}");
+    }
+
+    #[test]
+    fn simclr_colour_steps_parse_check_and_apply() {
+        let t = parse(
+            r#"t = [
+                { op = "center-crop", size = 6 },
+                { op = "color-jitter", brightness = 0.4, p = 0.8 },
+                { op = "random-grayscale", p = 1.0 },
+                { op = "gaussian-blur", kernel_size = 3 },
+            ]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            t.steps[3],
+            Step::GaussianBlur {
+                kernel_size: 3,
+                sigma: [0.1, 2.0],
+                p: 1.0
+            }
+        );
+        assert_eq!(
+            parse(r#"t = [{ op = "random-grayscale" }]"#).unwrap().steps[0],
+            Step::RandomGrayscale { p: 0.1 }
+        );
+        assert_eq!(t.check().unwrap().shape, [3, 6, 6]);
+        // Grey with three equal channels, colours mixed into the luma.
+        let photo = image::RgbImage::from_fn(6, 6, |x, _| image::Rgb([x as u8 * 40, 90, 30]));
+        let mut out = vec![0f32; 108];
+        t.apply(&png(photo), &mut rng(4), &mut out).unwrap();
+        assert!(out[..36].iter().zip(&out[36..72]).all(|(a, b)| a == b));
+        assert!(out[..36].iter().zip(&out[72..]).all(|(a, b)| a == b));
+        assert!(out[0] != out[5], "blur flattened the ramp");
+        // A jitter applied with p 0 leaves the image; with p 1 it draws what p-less did.
+        let jitter = |p: f64| Transform {
+            steps: vec![
+                Step::CenterCrop {
+                    size: Size::Side(4),
+                },
+                Step::ColorJitter {
+                    brightness: 0.9,
+                    contrast: 0.0,
+                    saturation: 0.0,
+                    hue: 0.0,
+                    p,
+                },
+            ],
+        };
+        let bytes = png(image::RgbImage::from_pixel(
+            4,
+            4,
+            image::Rgb([100, 100, 100]),
+        ));
+        let mut a = vec![0f32; 48];
+        jitter(0.0).apply(&bytes, &mut rng(1), &mut a).unwrap();
+        assert!(a.iter().all(|v| (v * 255.0 - 100.0).abs() < 1e-3));
+        jitter(1.0).apply(&bytes, &mut rng(1), &mut a).unwrap();
+        assert!(a.iter().all(|v| (v * 255.0 - 100.0).abs() > 1e-3));
+        // Rules: an even kernel, sigma out of range, p above 1.
+        let blur = |kernel_size: usize, sigma: [f64; 2], p: f64| Transform {
+            steps: vec![
+                Step::CenterCrop {
+                    size: Size::Side(4),
+                },
+                Step::GaussianBlur {
+                    kernel_size,
+                    sigma,
+                    p,
+                },
+            ],
+        };
+        let v = blur(4, [0.1, 2.0], 1.0).check().unwrap_err();
+        assert_eq!(v.key, "[1] gaussian-blur");
+        assert!(
+            v.to_string().contains("kernel_size") && v.to_string().contains("odd"),
+            "{v}"
+        );
+        let v = blur(3, [2.0, 0.1], 1.0).check().unwrap_err();
+        assert!(v.to_string().contains("sigma"), "{v}");
+        let v = blur(3, [0.1, 2.0], 1.5).check().unwrap_err();
+        assert!(v.to_string().contains("p"), "{v}");
+        // Geometry after a blur is refused (the blur works on floats).
+        let mut late = blur(3, [0.1, 2.0], 1.0);
+        late.steps.push(Step::HorizontalFlip { p: 0.5 });
+        assert!(late.check().is_err());
+    }
+
+    #[test]
+    fn gaussian_blur_matches_torchvision_weights_with_reflected_edges() {
+        // torchvision 0.29: F.gaussian_blur(x, [3, 3], [1.0, 1.0]) of this 1x3x3 image
+        // (reflect padding: the first column sees column 1 on its left).
+        let img = Image {
+            pixels: vec![0.0, 3.0, 0.0, 1.0, 0.0, 2.0, 0.0, 0.0, 4.0],
+            shape: [1, 3, 3],
+        };
+        let want = [
+            0.990_731_2,
+            1.063_221_5,
+            1.238_414,
+            0.654_861_6,
+            1.043_502_8,
+            1.354_407_2,
+            0.247_682_8,
+            0.946_047_3,
+            1.312_085_4,
+        ];
+        let out = gaussian_blur_reflect(&img, 3, 1.0);
+        for (a, b) in out.pixels.iter().zip(want) {
+            assert!((a - b).abs() < 1e-5, "{:?} vs {want:?}", out.pixels);
+        }
+        // A constant stays constant; a kernel wider than the image still reflects.
+        let flat = Image {
+            pixels: vec![0.25; 2 * 2 * 3],
+            shape: [3, 2, 2],
+        };
+        let out = gaussian_blur_reflect(&flat, 9, 2.0);
+        assert!(out.pixels.iter().all(|v| (v - 0.25).abs() < 1e-6));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::data::{Batch, BatchOrder, Dataset};
+use crate::data::{Batch, BatchOrder, DataError, Dataset, Examples};
 use crate::models::Network;
 
 /// `len x width` floats, one row per example, in dataset order.
@@ -67,6 +67,36 @@ impl ExampleCache {
         &self.values
     }
 }
+/// `network`'s backbone features (inference mode) for every example of `data`, in memory
+/// or streamed, with the label of each (a streamed split may skip unreadable photos),
+/// in batches of up to 1,000 examples and 64 MB as [`backbone_features`] runs them.
+pub fn labelled_backbone_features(
+    network: &Network,
+    data: &dyn Examples,
+) -> Result<(ExampleCache, Vec<usize>), DataError> {
+    let model = network.valid();
+    let device = super::module_device(&model);
+    let image_bytes = data.views() * data.shape().iter().product::<usize>() * 4;
+    let batch_size = (64_000_000 / image_bytes.max(1)).clamp(1, 1000);
+    let (mut values, mut labels, mut width) = (Vec::new(), Vec::new(), 0);
+    for host in data.batches(BatchOrder::sequential(data.len(), batch_size), 0) {
+        let host = host?;
+        if host.is_empty() {
+            continue;
+        }
+        labels.extend_from_slice(&host.labels);
+        let out = model.features(host.into_device(&device).images);
+        width = out.dims()[1];
+        values.extend(
+            out.into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap_or_default(),
+        );
+    }
+    Ok((ExampleCache { values, width }, labels))
+}
+
 /// `network`'s backbone features (inference mode) for every example of `data`.
 pub fn backbone_features(network: &Network, data: &Dataset) -> ExampleCache {
     let model = network.valid();

@@ -126,20 +126,54 @@ pub(crate) fn evaluate_with(
     limit: Option<usize>,
 ) -> Result<(f64, f64), DataError> {
     let count = limit.map_or(data.len(), |n| n.min(data.len()));
-    if let Some(d) = data.in_memory() {
-        let own = if count < d.len() {
+    let own = match data.in_memory() {
+        Some(d) if count < d.len() => {
             let first: Vec<usize> = (0..count).collect();
             objective.evaluate(network, &d.select(&first))
-        } else {
-            objective.evaluate(network, d)
-        };
-        if let Some(own) = own {
-            return Ok(own);
         }
+        Some(d) => objective.evaluate(network, d),
+        None if count < data.len() => objective.evaluate(network, &First { data, count }),
+        None => objective.evaluate(network, data),
+    };
+    if let Some(own) = own {
+        return own;
     }
     let image_bytes = data.shape().iter().product::<usize>() * std::mem::size_of::<f32>();
     let batch_size = (64_000_000 / image_bytes.max(1)).clamp(1, 1000);
     evaluate_first(network, data, count, batch_size, objective.eval_outputs())
+}
+
+/// The first `count` examples of a split.
+struct First<'a> {
+    data: &'a dyn Examples,
+    count: usize,
+}
+
+impl Examples for First<'_> {
+    fn len(&self) -> usize {
+        self.count.min(self.data.len())
+    }
+
+    fn shape(&self) -> [usize; 3] {
+        self.data.shape()
+    }
+
+    fn num_classes(&self) -> usize {
+        self.data.num_classes()
+    }
+
+    fn views(&self) -> usize {
+        self.data.views()
+    }
+
+    /// `order` ranges over the first examples only, so the split's own batches serve.
+    fn batches(&self, order: BatchOrder, epoch: usize) -> crate::data::examples::HostBatches<'_> {
+        self.data.batches(order, epoch)
+    }
+
+    fn describe(&self) -> String {
+        format!("the first {} of {}", self.len(), self.data.describe())
+    }
 }
 
 pub(crate) fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> u64 {

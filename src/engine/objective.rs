@@ -6,7 +6,7 @@ use std::ops::Range;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Int, Tensor};
 
-use crate::data::{Batch, Dataset};
+use crate::data::{Batch, DataError, Examples};
 use crate::models::Network;
 
 /// The result of one step's forward pass.
@@ -37,10 +37,15 @@ pub trait Objective {
     /// update here).
     fn end_epoch(&mut self, _epoch: usize) {}
 
-    /// Loss and accuracy of `network` on `data` when the engine's classification
-    /// evaluation does not apply (a self-supervised network has no class outputs: its
-    /// objective scores it with a kNN probe); `None`, the default, keeps the engine's.
-    fn evaluate(&self, _network: &Network, _data: &Dataset) -> Option<(f64, f64)> {
+    /// Loss and accuracy of `network` on `data` (in memory or streamed) when the
+    /// engine's classification evaluation does not apply (a self-supervised network has
+    /// no class outputs: its objective scores it with a kNN probe); `None`, the default,
+    /// keeps the engine's. An error names an example that could not be read.
+    fn evaluate(
+        &self,
+        _network: &Network,
+        _data: &dyn Examples,
+    ) -> Option<Result<(f64, f64), DataError>> {
         None
     }
 

@@ -282,15 +282,34 @@ impl RunConfig {
                 self.strategy,
                 crate::run::strategy::StrategyConfig::Continual(_)
                     | crate::run::strategy::StrategyConfig::Multitask(_)
-                    | crate::run::strategy::StrategyConfig::SelfSupervised(_)
             )
         {
             return Err(invalid(
                 "data.transform",
                 Rule::Needs {
-                    condition: "a strategy that trains on photos streamed from disk: supervised, distill or linear-probe (continual, multitask and self-supervised runs need their data in memory: remove data.transform and give the folder's images one size)",
+                    condition: "a strategy that trains on photos streamed from disk: supervised, distill, linear-probe or self-supervised (continual and multitask runs need their data in memory: remove data.transform and give the folder's images one size)",
                 },
             ));
+        }
+        if let (Some(_), crate::run::strategy::StrategyConfig::SelfSupervised(c)) =
+            (&self.data.transform, &self.strategy)
+        {
+            if !c.method.streams() {
+                return Err(invalid(
+                    "strategy.method",
+                    Rule::Needs {
+                        condition: "images in memory for relative-position, deep-cluster and cpc (they need every image at once): remove data.transform, or stream photos with simclr, moco or amdim",
+                    },
+                ));
+            }
+            if c.augment != crate::data::augment::AugmentConfig::default() {
+                return Err(invalid(
+                    "strategy.augment",
+                    Rule::Needs {
+                        condition: "images in memory: the views of streamed photos are data.transform.train applied twice (color-jitter with p, random-grayscale, gaussian-blur), so remove strategy.augment",
+                    },
+                ));
+            }
         }
         if let Some(n) = self.eval.val_examples {
             rules::at_least(n, 1).map_err(|r| invalid("eval.val_examples", r))?;

@@ -199,7 +199,14 @@ pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Net
             (Report::Multitask(summary), network)
         }
         _ => {
-            let data = RunData::load(&config.data, config.seed)?;
+            let mut data = RunData::load(&config.data, config.seed)?;
+            if let (RunData::Streamed(s), StrategyConfig::SelfSupervised(_)) =
+                (&mut data, &config.strategy)
+            {
+                // The contrastive methods compare two views of each photo: the pipeline
+                // makes both from one read of the file.
+                s.train = s.train.with_views(2);
+            }
             let load_seconds = started.elapsed().as_secs_f64();
             let mut objective: Box<dyn Objective> = match (&data, &config.strategy) {
                 (RunData::Memory(data), StrategyConfig::Distill(c)) => {
@@ -235,9 +242,10 @@ pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Net
                         StrategyConfig::Supervised {}
                             | StrategyConfig::Distill(_)
                             | StrategyConfig::LinearProbe(_)
+                            | StrategyConfig::SelfSupervised(_)
                     ) {
                         return Err(RunError::Options(format!(
-                            "data.transform: photos streamed from disk train strategies \"supervised\" (fine-tuning from [init] included), \"distill\" and \"linear-probe\" so far; strategy {:?} needs its data in memory: remove data.transform and give the folder's images one size",
+                            "data.transform: photos streamed from disk train strategies \"supervised\" (fine-tuning from [init] included), \"distill\", \"linear-probe\" and \"self-supervised\"; strategy {:?} needs its data in memory: remove data.transform and give the folder's images one size",
                             strategy.kind()
                         )));
                     }
@@ -265,6 +273,19 @@ pub fn run(config: &ValidRunConfig, options: &RunOptions) -> Result<(Report, Net
                         }
                         StrategyConfig::LinearProbe(c) => {
                             Box::new(crate::transfer::LinearProbe::streamed(c))
+                        }
+                        StrategyConfig::SelfSupervised(c) => {
+                            let objective = crate::ssl::build_streamed_objective(
+                                c,
+                                &streamed.train,
+                                &streamed.test,
+                                config.seed,
+                            )
+                            .map_err(StrategyError::from)?;
+                            Progress::new(options.log, "self-supervised:").note(
+                                "two views of each photo by data.transform.train; the kNN monitor reads training photos through data.transform.eval",
+                            );
+                            objective
                         }
                         _ => Box::new(CrossEntropy),
                     }

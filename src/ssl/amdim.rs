@@ -92,7 +92,7 @@ impl PretextLoss for Amdim {
     ) -> StepOutput {
         let device = batch.images.device();
         let n = indices.len();
-        let views = self.views.both(indices, seed, &device);
+        let views = self.views.both(batch, indices, seed);
         // Checked when the run was validated: AMDIM needs a projected network with local
         // heads.
         let Network::Projected(projected) = network else {

@@ -219,7 +219,7 @@ impl PretextLoss for DeepCluster {
             .collect();
         let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), &device);
         let weights = Tensor::<1>::from_data(TensorData::new(weights, [n]), &device);
-        let logits = network.forward(self.views.images(indices, 0, seed, &device));
+        let logits = network.forward(self.views.view(batch, indices, 0, seed, &device));
         StepOutput {
             loss: weighted_cross_entropy(logits.clone(), targets.clone(), weights),
             logits,

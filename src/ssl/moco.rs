@@ -192,8 +192,8 @@ impl PretextLoss for Moco {
         let query_inner = network.valid();
         let inner_device = crate::engine::module_device(&query_inner);
         let key = self.advance_key(query_inner);
-        let q = network.forward(self.views.images(indices, 0, seed, &device));
-        let k_inner = key.forward(self.views.images(indices, 1, seed, &inner_device));
+        let q = network.forward(self.views.view(batch, indices, 0, seed, &device));
+        let k_inner = key.forward(self.views.view(batch, indices, 1, seed, &inner_device));
         self.key = Some(key);
         let k_inner = crate::losses::l2_normalize(k_inner);
         let [n, dim] = k_inner.dims();

@@ -28,11 +28,12 @@ pub mod simclr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::Dataset;
 use crate::data::augment::AugmentConfig;
 use crate::data::split::Normalization;
+use crate::data::stream::ImageStream;
+use crate::data::{DataError, Dataset, Examples};
 use crate::engine::Objective;
-use crate::engine::cache::backbone_features;
+use crate::engine::cache::{ExampleCache, labelled_backbone_features};
 use crate::losses::l2_normalize;
 use crate::models::Network;
 use crate::rules::{self, Interval, Rule, Violation};
@@ -206,22 +207,71 @@ pub fn build_objective(
     })
 }
 
+/// Builds the objective of `config` over training photos streamed from disk: `train`
+/// makes two views of each photo (its transform, [`ImageStream::with_views`]) and the kNN
+/// monitor's bank reads training photos through `eval`'s transform. SimCLR, MoCo and
+/// AMDIM, which only compare views, stream; the methods that need every image at once
+/// (relative position's patches, DeepCluster's k-means, CPC) need them in memory.
+pub fn build_streamed_objective(
+    config: &SelfSupervisedConfig,
+    train: &ImageStream,
+    eval: &ImageStream,
+    seed: u64,
+) -> Result<Box<dyn Objective>, SslError> {
+    let views = Examples::views(train);
+    if views < 2 {
+        return Err(SslError::Data(format!(
+            "the training stream makes {views} view of each photo; {:?} compares two",
+            config.method
+        )));
+    }
+    let monitor = KnnMonitor::streamed(config, train, eval, seed);
+    let in_batch = || ViewSource::InBatch { views };
+    Ok(match config.method {
+        SslMethod::Simclr => Box::new(Pretraining::new(
+            Simclr::new(config, in_batch()),
+            seed,
+            monitor,
+        )),
+        SslMethod::Moco => Box::new(Pretraining::new(
+            Moco::new(config, in_batch(), seed),
+            seed,
+            monitor,
+        )),
+        SslMethod::Amdim => Box::new(Pretraining::new(Amdim::new(in_batch()), seed, monitor)),
+        other => {
+            return Err(SslError::Data(format!(
+                "strategy.method {other:?} needs its images in memory (remove data.transform); photos streamed from disk train simclr, moco and amdim"
+            )));
+        }
+    })
+}
+
+impl SslMethod {
+    /// Whether the method can train on photos streamed from disk: it only compares
+    /// views of each image, which the pipeline makes (SimCLR, MoCo, AMDIM).
+    pub fn streams(self) -> bool {
+        matches!(self, SslMethod::Simclr | SslMethod::Moco | SslMethod::Amdim)
+    }
+}
+
 /// The seed of epoch `epoch`'s views (each epoch draws new augmentations).
 pub(crate) fn epoch_views_seed(seed: u64, epoch: usize) -> u64 {
     seed ^ (epoch as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93)
 }
 
 /// The per-epoch evaluation of a self-supervised run: weighted kNN accuracy (and the
-/// vote loss, [`knn_evaluate`]) of the backbone features, with the first
-/// `monitor_examples` training examples as the labelled bank.
+/// vote loss, [`knn_evaluate`]) of the backbone features, with a labelled bank of
+/// training examples: the first `monitor_examples` of a split in memory, or a spread
+/// subset of streamed photos through the evaluation transform.
 pub struct KnnMonitor {
-    bank: Dataset,
+    bank: Box<dyn Examples>,
     k: usize,
     temperature: f64,
-    /// The bank's features and the epoch they were computed after: the network only
-    /// changes between epochs, so the validation and test evaluations of one epoch share
-    /// them.
-    cached: std::cell::RefCell<Option<(usize, crate::engine::cache::ExampleCache)>>,
+    /// The bank's features and labels and the epoch they were computed after: the
+    /// network only changes between epochs, so the validation and test evaluations of
+    /// one epoch share them.
+    cached: std::cell::RefCell<Option<(usize, ExampleCache, Vec<usize>)>>,
 }
 
 impl KnnMonitor {
@@ -229,6 +279,11 @@ impl KnnMonitor {
     pub fn new(config: &SelfSupervisedConfig, train: &Dataset) -> Self {
         let n = config.monitor_examples.clamp(1, train.len().max(1));
         let bank = train.select(&(0..n.min(train.len())).collect::<Vec<_>>());
+        Self::over(config, Box::new(bank))
+    }
+
+    /// A monitor whose bank is `bank` (labelled examples without augmentation).
+    pub fn over(config: &SelfSupervisedConfig, bank: Box<dyn Examples>) -> Self {
         Self {
             bank,
             k: config.knn_k,
@@ -237,27 +292,58 @@ impl KnnMonitor {
         }
     }
 
+    /// A monitor over up to `config.monitor_examples` of the streamed training photos
+    /// `train`, drawn evenly (seeded by `seed`; the files are in class order) and read
+    /// through `eval`'s transform, one view each.
+    pub fn streamed(
+        config: &SelfSupervisedConfig,
+        train: &ImageStream,
+        eval: &ImageStream,
+        seed: u64,
+    ) -> Self {
+        let n = train.files().len();
+        let mut chosen: Vec<usize> = (0..n).collect();
+        if config.monitor_examples < n {
+            use rand::seq::SliceRandom;
+            chosen.shuffle(&mut crate::data::split::rng(seed ^ 0x5EED_0003));
+            chosen.truncate(config.monitor_examples.max(1));
+            chosen.sort_unstable();
+        }
+        let bank = eval.over(train.files().select(&chosen)).with_views(1);
+        Self::over(config, Box::new(bank))
+    }
+
+    /// Examples in the bank.
+    pub fn bank_len(&self) -> usize {
+        self.bank.len()
+    }
+
     /// (kNN vote loss, kNN accuracy) of `network`'s features on `data`, after `epoch`
     /// epochs (the bank's features are computed once per epoch).
-    pub fn evaluate(&self, network: &Network, data: &Dataset, epoch: usize) -> (f64, f64) {
-        let bank = &self.bank;
+    pub fn evaluate(
+        &self,
+        network: &Network,
+        data: &dyn Examples,
+        epoch: usize,
+    ) -> Result<(f64, f64), DataError> {
         let mut cached = self.cached.borrow_mut();
-        if cached.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            *cached = Some((epoch, backbone_features(network, bank)));
+        if cached.as_ref().is_none_or(|(e, _, _)| *e != epoch) {
+            let (features, labels) = labelled_backbone_features(network, self.bank.as_ref())?;
+            *cached = Some((epoch, features, labels));
         }
-        let Some((_, train)) = cached.as_ref() else {
+        let Some((_, train, train_labels)) = cached.as_ref() else {
             unreachable!("filled above")
         };
-        let test = backbone_features(network, data);
-        knn_evaluate(
+        let (test, test_labels) = labelled_backbone_features(network, data)?;
+        Ok(knn_evaluate(
             train,
-            &bank.labels,
+            train_labels,
             &test,
-            &data.labels,
-            data.num_classes.max(bank.num_classes),
+            &test_labels,
+            data.num_classes().max(self.bank.num_classes()),
             self.k,
             self.temperature,
-        )
+        ))
     }
 }
 
@@ -329,7 +415,11 @@ impl<M: PretextLoss> Objective for Pretraining<M> {
         self.method.step(network, batch, indices, seed)
     }
 
-    fn evaluate(&self, network: &Network, data: &Dataset) -> Option<(f64, f64)> {
+    fn evaluate(
+        &self,
+        network: &Network,
+        data: &dyn Examples,
+    ) -> Option<Result<(f64, f64), DataError>> {
         Some(self.monitor.evaluate(network, data, self.epoch))
     }
 
@@ -355,16 +445,81 @@ impl<M: PretextLoss> Objective for Pretraining<M> {
     }
 }
 
-/// Where SimCLR's and MoCo's views come from: the training images in pixel units (the
-/// run's normalisation undone, since colour jitter works on, and clamps to, [0, 1]),
-/// augmented, then normalised again as the network expects.
-pub struct ViewSource {
+/// Where SimCLR's, MoCo's and AMDIM's views come from: made here from training images
+/// held in memory, or made by the data pipeline as it streams photos.
+pub enum ViewSource {
+    /// Augmented here from images in memory ([`MemoryViews`]).
+    Memory(Box<MemoryViews>),
+    /// Made by the pipeline: every batch holds `views` views of each example stacked
+    /// along the channels (see [`crate::data::stream::ImageStream::with_views`]).
+    InBatch {
+        /// Views per example in a batch.
+        views: usize,
+    },
+}
+
+impl ViewSource {
+    /// Views made from `train` (normalised with `normalization`, if any) under `augment`.
+    pub fn new(
+        train: &Dataset,
+        augment: &AugmentConfig,
+        normalization: Option<&Normalization>,
+    ) -> Self {
+        ViewSource::Memory(Box::new(MemoryViews::new(train, augment, normalization)))
+    }
+
+    /// View `view` of the examples of `batch` (at training positions `indices`), seeded
+    /// by `seed`, as images on `device` (the batch's, or its inner device for a network
+    /// outside the graph).
+    pub fn view(
+        &self,
+        batch: &crate::data::Batch,
+        indices: &[usize],
+        view: usize,
+        seed: u64,
+        device: &burn::tensor::Device,
+    ) -> burn::tensor::Tensor<4> {
+        match self {
+            ViewSource::Memory(m) => m.images(indices, view, seed, device),
+            ViewSource::InBatch { views } => {
+                let channels = batch.images.dims()[1] / views;
+                let images = batch.images.clone().narrow(1, view * channels, channels);
+                match device.is_autodiff() {
+                    true => images.autodiff(),
+                    false => images.inner(),
+                }
+            }
+        }
+    }
+
+    /// Views 0 and 1 of the examples of `batch` stacked in one batch `[2B, C, H, W]`
+    /// (view 0 first), for one forward pass over both.
+    pub fn both(
+        &self,
+        batch: &crate::data::Batch,
+        indices: &[usize],
+        seed: u64,
+    ) -> burn::tensor::Tensor<4> {
+        let device = batch.images.device();
+        burn::tensor::Tensor::cat(
+            (0..2)
+                .map(|v| self.view(batch, indices, v, seed, &device))
+                .collect(),
+            0,
+        )
+    }
+}
+
+/// Views of training images held in memory: the images in pixel units (the run's
+/// normalisation undone, since colour jitter works on, and clamps to, [0, 1]), augmented,
+/// then normalised again as the network expects.
+pub struct MemoryViews {
     raw: Dataset,
     augment: AugmentConfig,
     normalization: Option<Normalization>,
 }
 
-impl ViewSource {
+impl MemoryViews {
     /// Views of `train` (normalised with `normalization`, if any) under `augment`.
     pub fn new(
         train: &Dataset,
@@ -397,22 +552,6 @@ impl ViewSource {
         }
         let all: Vec<usize> = (0..views.len()).collect();
         crate::data::Batch::gather(&views, &all, device).images
-    }
-
-    /// Views 0 and 1 of the examples at `indices` stacked in one batch `[2B, C, H, W]`
-    /// (view 0 first), for one forward pass over both.
-    pub fn both(
-        &self,
-        indices: &[usize],
-        seed: u64,
-        device: &burn::tensor::Device,
-    ) -> burn::tensor::Tensor<4> {
-        burn::tensor::Tensor::cat(
-            (0..2)
-                .map(|v| self.images(indices, v, seed, device))
-                .collect(),
-            0,
-        )
     }
 }
 
@@ -462,6 +601,33 @@ mod tests {
     use crate::data::split::Normalization;
 
     #[test]
+    fn views_made_by_the_pipeline_are_split_off_the_channels() {
+        // Two examples of two views of a 1x1x2 image: example e, view v holds 10e + v.
+        let pixels: Vec<f32> = [0.0, 0.0, 1.0, 1.0, 10.0, 10.0, 11.0, 11.0].to_vec();
+        let device = burn::tensor::Device::flex();
+        let batch = crate::data::HostBatch {
+            pixels,
+            labels: vec![0, 1],
+            indices: vec![4, 9],
+            shape: [2, 1, 2],
+        }
+        .into_device(&device);
+        let source = ViewSource::InBatch { views: 2 };
+        let both = source.both(&batch, &[4, 9], 0);
+        assert_eq!(both.dims(), [4, 1, 1, 2]);
+        let got: Vec<f32> = both.into_data().convert::<f32>().try_into_vec().unwrap();
+        // View 0 of both examples, then view 1.
+        assert_eq!(got, [0.0, 0.0, 10.0, 10.0, 1.0, 1.0, 11.0, 11.0]);
+        let one: Vec<f32> = source
+            .view(&batch, &[4, 9], 1, 0, &device)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .unwrap();
+        assert_eq!(one, [1.0, 1.0, 11.0, 11.0]);
+    }
+
+    #[test]
     fn views_are_made_in_pixel_units_and_normalised_again() {
         let pixels: Vec<f32> = (0..4 * 16).map(|i| (i % 7) as f32 / 6.0).collect();
         let raw = Dataset::new(pixels, vec![0, 1, 0, 1], [1, 4, 4], 2).unwrap();
@@ -482,7 +648,7 @@ mod tests {
             blur: 0.0,
             ..AugmentConfig::default()
         };
-        let source = ViewSource::new(&normalized, &identity, Some(&norm));
+        let source = MemoryViews::new(&normalized, &identity, Some(&norm));
         let got = values(source.images(&[0, 1, 2, 3], 0, 1, &device));
         for (a, b) in got.iter().zip(&normalized.images) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
@@ -494,7 +660,7 @@ mod tests {
             jitter: [0.9, 0.9, 0.0, 0.0],
             ..identity
         };
-        let source = ViewSource::new(&normalized, &jitter, Some(&norm));
+        let source = MemoryViews::new(&normalized, &jitter, Some(&norm));
         let got = values(source.images(&[0, 1, 2, 3], 1, 2, &device));
         let (m, s) = (norm.mean[0], norm.std[0]);
         assert!(

@@ -38,9 +38,8 @@ impl PretextLoss for Simclr {
         indices: &[usize],
         seed: u64,
     ) -> StepOutput {
-        let device = batch.images.device();
         let n = indices.len();
-        let views = self.views.both(indices, seed, &device);
+        let views = self.views.both(batch, indices, seed);
         // Both views in one forward pass.
         let z = network.forward(views);
         let z1 = z.clone().narrow(0, 0, n);

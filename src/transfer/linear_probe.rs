@@ -23,7 +23,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Batch, Dataset};
+use crate::data::{Batch, DataError, Dataset, Examples};
 use crate::engine::cache::{ExampleCache, backbone_features};
 use crate::engine::{Objective, StepOutput};
 use crate::losses::{HeadLoss, head_loss};
@@ -113,8 +113,14 @@ impl Objective for LinearProbe {
     }
 
     /// Cross-entropy and accuracy of the head (inference mode) on `data`'s backbone
-    /// features, computed on the first evaluation of that split and kept.
-    fn evaluate(&self, network: &Network, data: &Dataset) -> Option<(f64, f64)> {
+    /// features, computed on the first evaluation of that split and kept (data in
+    /// memory; streamed photos are augmented anew, so the engine scores them whole).
+    fn evaluate(
+        &self,
+        network: &Network,
+        data: &dyn Examples,
+    ) -> Option<Result<(f64, f64), DataError>> {
+        let data = data.in_memory()?;
         let key = digest(data);
         let mut scored = self.scored.borrow_mut();
         if !scored.iter().any(|(k, _)| *k == key) {
@@ -140,7 +146,7 @@ impl Objective for LinearProbe {
             right += predicted.equal(labels).int().sum().into_scalar::<i64>() as u64;
         }
         let n = data.len().max(1) as f64;
-        Some((loss / n, right as f64 / n))
+        Some(Ok((loss / n, right as f64 / n)))
     }
 }
 
@@ -214,7 +220,7 @@ mod tests {
         let probe = LinearProbe::new(&LinearProbeConfig::default(), &toy(20, 0));
         let (val, test) = (toy(30, 1), toy(50, 2));
         for data in [&val, &test, &val.clone(), &test] {
-            let (loss, accuracy) = probe.evaluate(&network, data).unwrap();
+            let (loss, accuracy) = probe.evaluate(&network, data).unwrap().unwrap();
             let (want_loss, want_accuracy) = crate::engine::evaluate(&network, data, 100);
             assert!((loss - want_loss).abs() < 1e-5, "{loss} vs {want_loss}");
             assert_eq!(accuracy, want_accuracy);
@@ -224,7 +230,7 @@ mod tests {
             2,
             "a copy of a split is the split"
         );
-        probe.evaluate(&network, &toy(10, 3)).unwrap();
+        probe.evaluate(&network, &toy(10, 3)).unwrap().unwrap();
         let kept: Vec<u64> = probe.scored.borrow().iter().map(|(k, _)| *k).collect();
         assert_eq!(kept, [digest(&test), digest(&toy(10, 3))]);
     }

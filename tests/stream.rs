@@ -215,6 +215,27 @@ fn contrastive_pretraining_streams_two_views_of_each_photo() {
         assert!(log.lines().count() > 2, "{log}");
     }
 
+    // `ssl eval` probes a streamed run's features: the training photos (not the test
+    // photos) through the evaluation transform, at each fraction of their labels.
+    let checkpoint = dir.path().join("simclr/checkpoints/last.ckpt");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_mentor"))
+        .args(["ssl", "eval", "--checkpoint"])
+        .arg(&checkpoint)
+        .args(["--fractions", "0.5,1", "--epochs", "5"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    let train_photos = 2 * (24 - 5); // val_fraction 0.2 holds out round(4.8) of each class
+    assert_eq!(
+        rows[1]["labels"].as_u64(),
+        Some(train_photos as u64),
+        "{json}"
+    );
+    assert!(rows[1]["knn_accuracy"].as_f64().unwrap() > 0.9, "{json}");
+
     // Methods that need every image at once, and in-memory augmentations, are refused.
     let msg = ssl("deep-cluster", "").check().unwrap_err().to_string();
     assert!(

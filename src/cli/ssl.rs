@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use burn::tensor::Device;
 use clap::{Args, Subcommand};
+use mentor::data::Examples;
 use mentor::data::Pretext;
-use mentor::data::prepare_data;
+use mentor::data::prepare::RunData;
 use mentor::engine::{LogFormat, seeded_init};
 use mentor::models::{CpcConfig, ModelConfig, ProjectedConfig};
 use mentor::run::config::RunConfig;
@@ -186,13 +187,21 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let mut config = saved.with_overrides(&sets)?;
     config.data.pretext = Pretext::None;
     config.validate()?;
-    let data = prepare_data(&config.data, config.seed).context("loading data")?;
+    let data = RunData::load(&config.data, config.seed).context("loading data")?;
+    // The probes read the training photos without augmentation: streamed photos go
+    // through the evaluation transform, as the test photos do.
+    let (train, test): (Box<dyn Examples>, Box<dyn Examples>) = match data {
+        RunData::Memory(d) => (Box::new(d.train), Box::new(d.test)),
+        RunData::Streamed(s) => (
+            Box::new(s.test.over(s.train.files().clone())),
+            Box::new(s.test),
+        ),
+    };
     let network = if args.random_init {
-        let shape = data.train.shape;
         seeded_init(
             &saved.model,
-            shape,
-            data.train.num_classes,
+            train.shape(),
+            train.num_classes(),
             &device,
             args.seed,
         )
@@ -205,7 +214,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
         seed: args.seed,
         ..ProbeConfig::default()
     };
-    let rows = probe(&network, &data.train, &data.test, &probe_config)
+    let rows = probe(&network, train.as_ref(), test.as_ref(), &probe_config)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     for r in &rows {
         eprintln!(

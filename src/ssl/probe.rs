@@ -19,10 +19,9 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::data::split::per_class_indices;
-use crate::data::{BatchOrder, Dataset};
-use crate::engine::cache::ExampleCache;
-use crate::engine::cache::backbone_features;
+use crate::data::split::per_class_label_indices;
+use crate::data::{BatchOrder, Examples};
+use crate::engine::cache::{ExampleCache, labelled_backbone_features};
 use crate::models::Network;
 
 use super::knn_accuracy;
@@ -194,43 +193,46 @@ fn linear_classifier(
     correct as f64 / test_labels.len().max(1) as f64
 }
 
-/// Probes `network`'s backbone features: one [`ProbeRow`] per label fraction.
+/// Probes `network`'s backbone features on `train` and `test` (in memory, or photos
+/// streamed through an evaluation transform): one [`ProbeRow`] per label fraction. The
+/// error says which setting or photo failed.
 pub fn probe(
     network: &Network,
-    train: &Dataset,
-    test: &Dataset,
+    train: &dyn Examples,
+    test: &dyn Examples,
     config: &ProbeConfig,
 ) -> Result<Vec<ProbeRow>, String> {
     config.validate().map_err(|v| v.to_string())?;
-    let train_raw = backbone_features(network, train);
-    let test_raw = backbone_features(network, test);
+    let (train_raw, train_labels) =
+        labelled_backbone_features(network, train).map_err(|e| e.to_string())?;
+    let (test_raw, test_labels) =
+        labelled_backbone_features(network, test).map_err(|e| e.to_string())?;
     let mut caches = standardize(&train_raw, &[&test_raw]);
     let test_f = caches.pop().unwrap_or_else(|| test_raw.clone());
     let train_f = caches.pop().unwrap_or_else(|| train_raw.clone());
-    let classes = train.num_classes.max(test.num_classes);
+    let classes = train.num_classes().max(test.num_classes());
     let mut rows = Vec::new();
     for &fraction in &config.fractions {
-        let per_class = ((fraction * train.len() as f64) / classes as f64)
-            .round()
-            .max(1.0) as usize;
+        let n = train_labels.len();
+        let per_class = ((fraction * n as f64) / classes as f64).round().max(1.0) as usize;
         let subset: Vec<usize> = if fraction >= 1.0 {
-            (0..train.len()).collect()
+            (0..n).collect()
         } else {
-            per_class_indices(train, per_class, config.seed)
+            per_class_label_indices(&train_labels, train.num_classes(), per_class, config.seed)
         };
         let features = train_f.select(&subset);
-        let labels: Vec<usize> = subset.iter().map(|&i| train.labels[i]).collect();
+        let labels: Vec<usize> = subset.iter().map(|&i| train_labels[i]).collect();
         let knn = knn_accuracy(
             &features,
             &labels,
             &test_f,
-            &test.labels,
+            &test_labels,
             classes,
             config.knn_k,
             config.knn_temperature,
         );
         let started = Instant::now();
-        let linear = linear_classifier(&features, &labels, &test_f, &test.labels, classes, config);
+        let linear = linear_classifier(&features, &labels, &test_f, &test_labels, classes, config);
         rows.push(ProbeRow {
             fraction,
             labels: subset.len(),

@@ -122,7 +122,10 @@ pub fn on_this_thread() -> Option<Denormals> {
 /// thread it starts later has it too; threads started by other means are not changed.
 pub fn set_everywhere(mode: Denormals) {
     // Fails (harmlessly) if the pool was already built; the broadcast covers that case.
+    // 8 MiB stacks, the main thread's: commands run on a worker (see the binary's
+    // `on_the_pool`).
     let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(8 << 20)
         .start_handler(move |_| set_on_this_thread(mode))
         .build_global();
     rayon::broadcast(|_| set_on_this_thread(mode));

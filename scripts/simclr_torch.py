@@ -18,7 +18,7 @@ images as the bank scores the validation and the test images.
 Prints one JSON object: wall_seconds (from the start of main, imports excluded, as
 mentor's summary counts from its start), the last step's loss and the kNN test accuracy.
 
-usage: V/bin/python scripts/simclr_torch.py DATA_DIR [THREADS] [SEED] [WORKERS]
+usage: [ABLATE=jitter|blur] V/bin/python scripts/simclr_torch.py DATA_DIR [THREADS] [SEED] [WORKERS]
 """
 import json
 import os
@@ -39,12 +39,14 @@ SIDE = 28
 class Views(torch.utils.data.Dataset):
     def __init__(self, images, mean, std):
         self.images, self.mean, self.std = images, mean, std
-        self.augment = v2.Compose([
-            v2.RandomResizedCrop(SIDE, scale=(0.2, 1.0), antialias=True),
-            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-            v2.RandomGrayscale(0.2),
-            v2.RandomApply([v2.GaussianBlur(3, sigma=(0.1 / 224 * SIDE, 2.0 / 224 * SIDE))], p=0.5),
-        ])
+        left_out = os.environ.get("ABLATE", "")  # "jitter" or "blur": leave that step out
+        steps = [v2.RandomResizedCrop(SIDE, scale=(0.2, 1.0), antialias=True)]
+        if left_out != "jitter":
+            steps.append(v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8))
+        steps.append(v2.RandomGrayscale(0.2))
+        if left_out != "blur":
+            steps.append(v2.RandomApply([v2.GaussianBlur(3, sigma=(0.1 / 224 * SIDE, 2.0 / 224 * SIDE))], p=0.5))
+        self.augment = v2.Compose(steps)
 
     def __len__(self):
         return len(self.images)

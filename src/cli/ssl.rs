@@ -193,7 +193,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let (train, test): (Box<dyn Examples>, Box<dyn Examples>) = match data {
         RunData::Memory(d) => (Box::new(d.train), Box::new(d.test)),
         RunData::Streamed(s) => (
-            Box::new(s.test.over(s.train.files().clone())),
+            Box::new(s.test.over(s.train.files().clone(), 1)),
             Box::new(s.test),
         ),
     };

@@ -216,19 +216,23 @@ impl ImageStream {
         loader: LoaderConfig,
         skip_corrupt: bool,
     ) -> Self {
+        Self::from_inner(Inner {
+            files,
+            num_classes,
+            transform,
+            shape,
+            seed,
+            views: 1,
+            loader,
+            skip_corrupt,
+            skipped: Mutex::new(BTreeSet::new()),
+            peak_ahead: AtomicUsize::new(0),
+        })
+    }
+
+    fn from_inner(inner: Inner) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                files,
-                num_classes,
-                transform,
-                shape,
-                seed,
-                views: 1,
-                loader,
-                skip_corrupt,
-                skipped: Mutex::new(BTreeSet::new()),
-                peak_ahead: AtomicUsize::new(0),
-            }),
+            inner: Arc::new(inner),
         }
     }
 
@@ -238,36 +242,25 @@ impl ImageStream {
     /// example's views along the channels (`[B, views * C, H, W]`, view after view); the
     /// photo is read and decoded once for all of them.
     pub fn with_views(&self, views: usize) -> ImageStream {
-        let inner = &self.inner;
-        ImageStream {
-            inner: Arc::new(Inner {
-                files: inner.files.clone(),
-                num_classes: inner.num_classes,
-                transform: inner.transform.clone(),
-                shape: inner.shape,
-                seed: inner.seed,
-                views: views.max(1),
-                loader: inner.loader,
-                skip_corrupt: inner.skip_corrupt,
-                skipped: Mutex::new(BTreeSet::new()),
-                peak_ahead: AtomicUsize::new(0),
-            }),
-        }
+        self.over(self.inner.files.clone(), views)
     }
 
-    /// The same transform and settings over other files (a subset of these, say).
-    pub fn over(&self, files: ImageFiles) -> ImageStream {
+    /// The same transform and settings over other `files` (a subset of these, say),
+    /// `views` views of each (see [`ImageStream::with_views`]).
+    pub fn over(&self, files: ImageFiles, views: usize) -> ImageStream {
         let inner = &self.inner;
-        ImageStream::new(
+        Self::from_inner(Inner {
             files,
-            inner.num_classes,
-            inner.transform.clone(),
-            inner.shape,
-            inner.seed,
-            inner.loader,
-            inner.skip_corrupt,
-        )
-        .with_views(inner.views)
+            num_classes: inner.num_classes,
+            transform: inner.transform.clone(),
+            shape: inner.shape,
+            seed: inner.seed,
+            views: views.max(1),
+            loader: inner.loader,
+            skip_corrupt: inner.skip_corrupt,
+            skipped: Mutex::new(BTreeSet::new()),
+            peak_ahead: AtomicUsize::new(0),
+        })
     }
 
     /// The files.
@@ -648,7 +641,7 @@ mod tests {
         }
         // A subset keeps the views and the transform.
         let views = single.with_views(3);
-        let sub = views.over(views.files().select(&[0, 5]));
+        let sub = views.over(views.files().select(&[0, 5]), 3);
         assert_eq!((Examples::len(&sub), Examples::views(&sub)), (2, 3));
     }
 

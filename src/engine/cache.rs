@@ -21,14 +21,7 @@ impl ExampleCache {
         let mut values = Vec::new();
         let mut width = 0;
         for idx in BatchOrder::sequential(data.len(), 1000).batches() {
-            let out = f(Batch::gather(data, idx, device).images);
-            width = out.dims()[1];
-            values.extend(
-                out.into_data()
-                    .convert::<f32>()
-                    .try_into_vec::<f32>()
-                    .unwrap_or_default(),
-            );
+            width = append_rows(&mut values, f(Batch::gather(data, idx, device).images));
         }
         Self { values, width }
     }
@@ -85,16 +78,24 @@ pub fn labelled_backbone_features(
             continue;
         }
         labels.extend_from_slice(&host.labels);
-        let out = model.features(host.into_device(&device).images);
-        width = out.dims()[1];
-        values.extend(
-            out.into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .unwrap_or_default(),
+        width = append_rows(
+            &mut values,
+            model.features(host.into_device(&device).images),
         );
     }
     Ok((ExampleCache { values, width }, labels))
+}
+
+/// Appends the rows of `out` `[B, width]` to `values`; returns the width.
+fn append_rows(values: &mut Vec<f32>, out: Tensor<2>) -> usize {
+    let width = out.dims()[1];
+    values.extend(
+        out.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap_or_default(),
+    );
+    width
 }
 
 /// `network`'s backbone features (inference mode) for every example of `data`.

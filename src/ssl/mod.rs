@@ -309,13 +309,8 @@ impl KnnMonitor {
             chosen.truncate(config.monitor_examples.max(1));
             chosen.sort_unstable();
         }
-        let bank = eval.over(train.files().select(&chosen)).with_views(1);
+        let bank = eval.over(train.files().select(&chosen), 1);
         Self::over(config, Box::new(bank))
-    }
-
-    /// Examples in the bank.
-    pub fn bank_len(&self) -> usize {
-        self.bank.len()
     }
 
     /// (kNN vote loss, kNN accuracy) of `network`'s features on `data`, after `epoch`
